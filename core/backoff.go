@@ -1,0 +1,77 @@
+package core
+
+import (
+	"math/rand/v2"
+	"sync"
+	"time"
+)
+
+// Backoff says how long to wait before the next retry, and whether to retry
+// at all. It has the method set of github.com/sethvargo/go-retry's Backoff, so
+// a go-retry backoff can be handed to the coordinator as it is. A Backoff
+// keeps state: the coordinator builds a fresh one for every node of every
+// operation.
+type Backoff interface {
+	// Next returns the next delay, or false to stop retrying.
+	Next() (time.Duration, bool)
+}
+
+// BackoffFunc adapts a function to Backoff.
+type BackoffFunc func() (time.Duration, bool)
+
+// Next calls f.
+func (f BackoffFunc) Next() (time.Duration, bool) { return f() }
+
+// Exponential returns a Backoff that waits base, 2*base, 4*base, ... capped at
+// max, each delay drawn uniformly from its upper half ("equal jitter") using
+// rng, for at most retries retries (retries < 0: no limit). A nil rng means no
+// jitter. An rng shared between goroutines must be safe for concurrent use,
+// as one over NewLockedSource is.
+func Exponential(base, max time.Duration, retries int, rng *rand.Rand) Backoff {
+	return &exponential{base: base, max: max, left: retries, rng: rng}
+}
+
+type exponential struct {
+	base, max time.Duration
+	left      int
+	next      time.Duration
+	rng       *rand.Rand
+}
+
+func (b *exponential) Next() (time.Duration, bool) {
+	if b.left == 0 {
+		return 0, false
+	}
+	if b.left > 0 {
+		b.left--
+	}
+	if b.next == 0 {
+		b.next = b.base
+	}
+	d := min(b.next, b.max)
+	if b.next < b.max {
+		b.next *= 2
+	}
+	if b.rng != nil && d > 1 {
+		d = d/2 + time.Duration(b.rng.Int64N(int64(d/2)+1))
+	}
+	return d, true
+}
+
+// NewLockedSource returns a seeded random source that is safe for concurrent
+// use, so one seeded *rand.Rand can serve every goroutine of a run and the run
+// stays reproducible from its seed.
+func NewLockedSource(seed uint64) rand.Source {
+	return &lockedSource{src: rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)}
+}
+
+type lockedSource struct {
+	mu  sync.Mutex
+	src rand.Source
+}
+
+func (s *lockedSource) Uint64() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.src.Uint64()
+}

@@ -1,0 +1,66 @@
+package core
+
+import (
+	"context"
+	"iter"
+	"sync"
+)
+
+// Report sums up a bulk job.
+type Report struct {
+	Command    string  `json:"command"`
+	Requested  int     `json:"requested"`   // ids taken from the input
+	Done       int     `json:"done"`        // operations done
+	Unchanged  int     `json:"unchanged"`   // ids already in the wanted state
+	RolledBack int     `json:"rolled_back"` // operations undone everywhere
+	Pending    int     `json:"pending"`     // operations left for Recover
+	Requests   int     `json:"requests"`    // requests sent to nodes
+	Retries    int     `json:"retries"`     // requests that repeated a failed one
+	Seconds    float64 `json:"seconds"`     // wall time
+	// PendingIDs lists the ids whose operations are pending.
+	PendingIDs []GroupID `json:"pending_ids,omitempty"`
+}
+
+// Add counts res into the report.
+func (r *Report) Add(res Result) {
+	switch res.Outcome {
+	case Done:
+		r.Done++
+	case Unchanged:
+		r.Unchanged++
+	case RolledBack:
+		r.RolledBack++
+	case Pending:
+		r.Pending++
+		r.PendingIDs = append(r.PendingIDs, res.ID)
+	}
+	r.Requests += res.Requests
+	r.Retries += res.Retries
+}
+
+// Bulk runs op (OpCreate or OpDelete) for every id on at most concurrency
+// goroutines (DefaultConcurrency if < 1) and reports the sum. If each is not
+// nil it is called with every result, one at a time. Ids must be valid; an
+// invalid one ends rolled back. Once ctx ends no new operation starts;
+// Requested counts the ids that were started.
+func (c *Coordinator) Bulk(ctx context.Context, op Op, ids iter.Seq[GroupID], concurrency int, each func(Result)) Report {
+	run := c.Create
+	if op == OpDelete {
+		run = c.Delete
+	}
+	start := c.cfg.Clock.Now()
+	rep := Report{Command: string(op)}
+	var mu sync.Mutex
+	taken := forEach(ctx, ids, concurrency, func(id GroupID) {
+		res, _ := run(ctx, id)
+		mu.Lock()
+		defer mu.Unlock()
+		rep.Add(res)
+		if each != nil {
+			each(res)
+		}
+	})
+	rep.Requested = taken
+	rep.Seconds = c.cfg.Clock.Now().Sub(start).Seconds()
+	return rep
+}

@@ -1,0 +1,103 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Code classifies an error. The coordinator decides what to do from the code
+// alone, so every Node implementation maps its failures onto these.
+type Code string
+
+// Error codes.
+const (
+	// EExists: the node already holds a record with that id (and another token).
+	EExists Code = "exists"
+	// ENotFound: the node holds no such record (or none with that token).
+	ENotFound Code = "not_found"
+	// ERejected: the node refused the request as invalid; retrying cannot help.
+	ERejected Code = "rejected"
+	// ETransient: the request failed in a way that may pass (500, 408, 429,
+	// timeouts, reset connections). The write may or may not have happened:
+	// the outcome is ambiguous.
+	ETransient Code = "transient"
+	// EUnavailable: the request certainly never reached the node (connection
+	// refused, node down). Worth retrying, and certainly not applied.
+	EUnavailable Code = "unavailable"
+	// EInvalid: the caller's input is invalid (an id, a flag, a config).
+	EInvalid Code = "invalid"
+	// EInternal: anything else, such as a storage failure.
+	EInternal Code = "internal"
+)
+
+// Error is the error type of rops. Match it by class with errors.Is against
+// the sentinels (ErrExists, ErrNotFound, ...) or read it with errors.As.
+type Error struct {
+	Code    Code
+	Message string // the whole text, for a person; never parsed
+	Status  int    // the HTTP status that carried it, if any
+	Err     error  // the cause, if any, for errors.Is and errors.As
+}
+
+// Error returns the message; without one, the code and the cause.
+func (e *Error) Error() string {
+	switch {
+	case e.Message != "":
+		return e.Message
+	case e.Err != nil:
+		return string(e.Code) + ": " + e.Err.Error()
+	}
+	return string(e.Code)
+}
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Is reports whether target is the sentinel of e's class.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Message == "" && t.Err == nil && t.Status == 0 && t.Code == e.Code
+}
+
+// Sentinels, one per class, for errors.Is.
+var (
+	ErrExists      = &Error{Code: EExists}
+	ErrNotFound    = &Error{Code: ENotFound}
+	ErrRejected    = &Error{Code: ERejected}
+	ErrTransient   = &Error{Code: ETransient}
+	ErrUnavailable = &Error{Code: EUnavailable}
+	ErrInvalid     = &Error{Code: EInvalid}
+)
+
+// Errorf returns an *Error with the given code and formatted message. A %w
+// verb sets the cause.
+func Errorf(code Code, format string, args ...any) error {
+	err := fmt.Errorf(format, args...)
+	return &Error{Code: code, Message: err.Error(), Err: errors.Unwrap(err)}
+}
+
+// ErrorCode returns the code of the first *Error in err's chain, "" for nil,
+// and EInternal for an error that carries no code.
+func ErrorCode(err error) Code {
+	if err == nil {
+		return ""
+	}
+	if e, ok := errors.AsType[*Error](err); ok {
+		return e.Code
+	}
+	return EInternal
+}
+
+// IsRetryable reports whether retrying the request that returned err may
+// succeed: true for ETransient and EUnavailable.
+func IsRetryable(err error) bool {
+	c := ErrorCode(err)
+	return c == ETransient || c == EUnavailable
+}
+
+// IsAmbiguous reports whether a write that returned err may have been applied:
+// true for ETransient and for errors that carry no code.
+func IsAmbiguous(err error) bool {
+	c := ErrorCode(err)
+	return c == ETransient || c == EInternal
+}

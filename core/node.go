@@ -1,0 +1,71 @@
+package core
+
+import "context"
+
+// Store is one node's storage of group records: no faults, no network.
+// Implementations are safe for concurrent use.
+type Store interface {
+	// Create stores a record for id with token. It returns nil if the record
+	// is new or is a replay (the node already holds id with the same token),
+	// and ErrExists if the node holds id with another token.
+	Create(ctx context.Context, id GroupID, token Token) error
+	// Delete removes the record for id. A non-empty token makes the delete
+	// conditional: only a record holding that token is removed. It returns
+	// ErrNotFound if there is no such record.
+	Delete(ctx context.Context, id GroupID, token Token) error
+	// Get returns the record for id, or ErrNotFound.
+	Get(ctx context.Context, id GroupID) (Record, error)
+	// List returns up to limit records with ids greater than after, sorted by
+	// id (bytewise), for paging through a node. An empty after starts at the
+	// beginning; a short or empty page means the end.
+	List(ctx context.Context, after GroupID, limit int) ([]Record, error)
+	// Count returns the number of records held.
+	Count(ctx context.Context) (int, error)
+}
+
+// Node is a Store as the coordinator sees it: through something that can
+// fail. Its calls may also return ETransient (the outcome is unknown) or
+// EUnavailable (the request never arrived) errors, and ERejected.
+type Node interface {
+	// Name returns the node's name, such as "node01".
+	Name() string
+	Store
+}
+
+// Op names the kind of an operation.
+type Op string
+
+// Operations.
+const (
+	OpCreate Op = "create"
+	OpDelete Op = "delete"
+)
+
+// Intent is the journal's record of one unfinished operation: enough to roll
+// it back after a crash.
+type Intent struct {
+	Op    Op       `json:"op"`
+	ID    GroupID  `json:"id"`
+	Token Token    `json:"token"` // the operation's token; the journal's key
+	Nodes []string `json:"nodes"` // the nodes the operation may touch
+	// PreImage holds, for a delete, the token each node held before the
+	// operation (nodes that held nothing are absent). Empty for a create.
+	PreImage map[string]Token `json:"pre_image,omitempty"`
+}
+
+// Journal is the coordinator's durable log of unfinished operations. The
+// coordinator writes an intent before it touches any node and finishes it
+// once the operation is committed or fully compensated, so that after a crash
+// Recover can roll back whatever was left half-done. Implementations are safe
+// for concurrent use.
+type Journal interface {
+	// Begin records a new intent durably before it returns.
+	Begin(ctx context.Context, in Intent) error
+	// Update replaces the intent with the same token.
+	Update(ctx context.Context, in Intent) error
+	// Finish removes the intent with token; finishing an unknown token is
+	// not an error.
+	Finish(ctx context.Context, token Token) error
+	// Pending returns the unfinished intents, oldest first.
+	Pending(ctx context.Context) ([]Intent, error)
+}

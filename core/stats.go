@@ -1,0 +1,140 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// Stats defaults.
+const (
+	DefaultPageSize     = 1000
+	DefaultMaxDivergent = 100
+)
+
+// StatsOptions tunes Stats.
+type StatsOptions struct {
+	// PageSize is how many records one List request asks for.
+	PageSize int
+	// MaxDivergent bounds the divergent ids returned (0: DefaultMaxDivergent,
+	// negative: none); all are counted.
+	MaxDivergent int
+}
+
+// NodeCount is how many records one node holds.
+type NodeCount struct {
+	Node  string `json:"node"`
+	Count int    `json:"count"`
+}
+
+// Divergence is an id that not every node holds.
+type Divergence struct {
+	ID GroupID `json:"groupId"`
+	// On maps each node that holds the id to the token it holds there.
+	On map[string]Token `json:"on"`
+}
+
+// Stats is what the nodes hold, compared as sets of ids.
+type Stats struct {
+	Nodes      []NodeCount `json:"nodes"`
+	Consistent bool        `json:"consistent"`
+	// Divergent lists, in id order, up to MaxDivergent ids that some
+	// nodes hold and others do not.
+	Divergent []Divergence `json:"divergent"`
+	// DivergentCount counts all such ids.
+	DivergentCount int `json:"divergent_count"`
+}
+
+// cursor pages through one node's records in id order.
+type cursor struct {
+	node  Node
+	page  []Record
+	after GroupID
+	done  bool
+	count int
+}
+
+// Stats reads every node's records page by page, merges them in id order and
+// reports per-node counts and the ids that differ. Memory stays bounded by
+// PageSize per node however many records there are. Reads are retried like
+// writes; a node that cannot be read fails the call.
+func (c *Coordinator) Stats(ctx context.Context, opts StatsOptions) (Stats, error) {
+	if opts.PageSize < 1 {
+		opts.PageSize = DefaultPageSize
+	}
+	if opts.MaxDivergent == 0 {
+		opts.MaxDivergent = DefaultMaxDivergent
+	}
+	r := &opRun{c: c}
+	curs := make([]*cursor, len(c.cfg.Nodes))
+	for i, n := range c.cfg.Nodes {
+		curs[i] = &cursor{node: n}
+	}
+	st := Stats{Divergent: []Divergence{}}
+	for {
+		if err := r.refill(ctx, curs, opts.PageSize); err != nil {
+			return Stats{}, err
+		}
+		// The smallest id at the head of any cursor, and who holds it.
+		var low GroupID
+		found := false
+		for _, cur := range curs {
+			if len(cur.page) > 0 && (!found || cur.page[0].ID < low) {
+				low, found = cur.page[0].ID, true
+			}
+		}
+		if !found {
+			break
+		}
+		on := make(map[string]Token, len(curs))
+		for _, cur := range curs {
+			if len(cur.page) > 0 && cur.page[0].ID == low {
+				on[cur.node.Name()] = cur.page[0].Token
+				cur.page = cur.page[1:]
+				cur.count++
+			}
+		}
+		if len(on) < len(curs) {
+			st.DivergentCount++
+			if len(st.Divergent) < opts.MaxDivergent {
+				st.Divergent = append(st.Divergent, Divergence{ID: low, On: on})
+			}
+		}
+	}
+	for _, cur := range curs {
+		st.Nodes = append(st.Nodes, NodeCount{Node: cur.node.Name(), Count: cur.count})
+	}
+	st.Consistent = st.DivergentCount == 0
+	return st, nil
+}
+
+// refill fetches the next page, in parallel, of every cursor whose page is
+// used up.
+func (r *opRun) refill(ctx context.Context, curs []*cursor, limit int) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(curs))
+	for i, cur := range curs {
+		if cur.done || len(cur.page) > 0 {
+			continue
+		}
+		wg.Go(func() {
+			var page []Record
+			err := r.retry(ctx, cur.node, r.c.cfg.NewBackoff(), func(ctx context.Context) error {
+				var err error
+				page, err = cur.node.List(ctx, cur.after, limit)
+				return err
+			}, nil)
+			if err != nil {
+				errs[i] = fmt.Errorf("cannot list the records of %s: %w", cur.node.Name(), err)
+				return
+			}
+			cur.page, cur.done = page, len(page) < limit
+			if len(page) > 0 {
+				cur.after = page[len(page)-1].ID
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
