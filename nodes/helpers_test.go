@@ -1,0 +1,154 @@
+package nodes_test
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/reliable-ops/rops/core"
+)
+
+// mapStore is a minimal core.Store that counts the calls that reach it, so
+// tests can tell whether a fault let a call through.
+type mapStore struct {
+	mu    sync.Mutex
+	recs  map[core.GroupID]core.Token
+	calls int
+}
+
+func newMapStore() *mapStore { return &mapStore{recs: map[core.GroupID]core.Token{}} }
+
+func (s *mapStore) Create(_ context.Context, id core.GroupID, token core.Token) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls++
+	if t, ok := s.recs[id]; ok && t != token {
+		return core.Errorf(core.EExists, "group %q exists", id)
+	}
+	s.recs[id] = token
+	return nil
+}
+
+func (s *mapStore) Delete(_ context.Context, id core.GroupID, token core.Token) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls++
+	if t, ok := s.recs[id]; !ok || token != "" && t != token {
+		return core.Errorf(core.ENotFound, "no group record found with id %q", id)
+	}
+	delete(s.recs, id)
+	return nil
+}
+
+func (s *mapStore) Get(_ context.Context, id core.GroupID) (core.Record, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls++
+	t, ok := s.recs[id]
+	if !ok {
+		return core.Record{}, core.Errorf(core.ENotFound, "no group record found with id %q", id)
+	}
+	return core.Record{ID: id, Token: t}, nil
+}
+
+func (s *mapStore) List(_ context.Context, after core.GroupID, limit int) ([]core.Record, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls++
+	var recs []core.Record
+	for id, t := range s.recs {
+		if id > after {
+			recs = append(recs, core.Record{ID: id, Token: t})
+		}
+	}
+	slices.SortFunc(recs, func(a, b core.Record) int { return cmp.Compare(a.ID, b.ID) })
+	return recs[:min(limit, len(recs))], nil
+}
+
+func (s *mapStore) Count(context.Context) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls++
+	return len(s.recs), nil
+}
+
+// callCount returns how many calls reached the store.
+func (s *mapStore) callCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls
+}
+
+// has reports whether the store holds id.
+func (s *mapStore) has(id core.GroupID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.recs[id]
+	return ok
+}
+
+// fakeClock records the sleeps asked of it and returns at once, unless the
+// context has ended.
+type fakeClock struct {
+	mu     sync.Mutex
+	sleeps []time.Duration
+}
+
+func (c *fakeClock) Now() time.Time { return time.Unix(1633806680, 0) }
+
+func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
+	c.mu.Lock()
+	c.sleeps = append(c.sleeps, d)
+	c.mu.Unlock()
+	return ctx.Err()
+}
+
+func (c *fakeClock) slept() []time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.sleeps)
+}
+
+// mockNode is a core.Node whose calls run the functions set; a test sets
+// only those it needs.
+type mockNode struct {
+	name     string
+	CreateFn func(ctx context.Context, id core.GroupID, token core.Token) error
+	DeleteFn func(ctx context.Context, id core.GroupID, token core.Token) error
+	GetFn    func(ctx context.Context, id core.GroupID) (core.Record, error)
+	ListFn   func(ctx context.Context, after core.GroupID, limit int) ([]core.Record, error)
+	CountFn  func(ctx context.Context) (int, error)
+}
+
+func (m *mockNode) Name() string { return m.name }
+func (m *mockNode) Create(ctx context.Context, id core.GroupID, token core.Token) error {
+	return m.CreateFn(ctx, id, token)
+}
+func (m *mockNode) Delete(ctx context.Context, id core.GroupID, token core.Token) error {
+	return m.DeleteFn(ctx, id, token)
+}
+func (m *mockNode) Get(ctx context.Context, id core.GroupID) (core.Record, error) {
+	return m.GetFn(ctx, id)
+}
+func (m *mockNode) List(ctx context.Context, after core.GroupID, limit int) ([]core.Record, error) {
+	return m.ListFn(ctx, after, limit)
+}
+func (m *mockNode) Count(ctx context.Context) (int, error) { return m.CountFn(ctx) }
+
+// doneSpy is a context that signals the first time someone waits on it.
+type doneSpy struct {
+	context.Context
+	once    sync.Once
+	waiting chan struct{}
+}
+
+func newDoneSpy(ctx context.Context) *doneSpy {
+	return &doneSpy{Context: ctx, waiting: make(chan struct{})}
+}
+
+func (s *doneSpy) Done() <-chan struct{} {
+	s.once.Do(func() { close(s.waiting) })
+	return s.Context.Done()
+}

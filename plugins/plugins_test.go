@@ -1,0 +1,351 @@
+package plugins
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/reliable-ops/rops/core"
+	"github.com/reliable-ops/rops/nodes"
+	"github.com/reliable-ops/rops/nodes/badger"
+	"github.com/reliable-ops/rops/nodes/memory"
+)
+
+func TestSchemes(t *testing.T) {
+	got := Schemes()
+	if !slices.IsSorted(got) {
+		t.Fatalf("Schemes()=%v, not sorted", got)
+	}
+	for _, want := range []string{"badger", "memory"} {
+		if !slices.Contains(got, want) {
+			t.Fatalf("Schemes()=%v, want it to hold %s", got, want)
+		}
+	}
+}
+
+func TestRegisterPanics(t *testing.T) {
+	d := func(context.Context, *url.URL, Env) (core.Node, io.Closer, error) { return nil, nil, nil }
+	for _, tc := range []struct {
+		name   string
+		scheme string
+		d      Driver
+	}{
+		{"empty", "", d},
+		{"upper case", "Mem", d},
+		{"starts with digit", "9p", d},
+		{"nil driver", "fine", nil},
+		{"duplicate", "memory", d},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &registry{}
+			r.register("memory", openMemory)
+			defer func() {
+				if recover() == nil {
+					t.Fatalf("register(%q) did not panic", tc.scheme)
+				}
+			}()
+			r.register(tc.scheme, tc.d)
+		})
+	}
+}
+
+func TestOpenMemory(t *testing.T) {
+	var log bytes.Buffer
+	env := Env{Seed: 3, Faults: nodes.Faults{ErrorRate: 0.5}, Log: &log}
+	n, c, err := Open(t.Context(), "memory://node01?error_rate=0", env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c != nil {
+		t.Fatalf("memory node has a closer %T; it holds nothing to release", c)
+	}
+	if got, want := n.Name(), "node01"; got != want {
+		t.Fatalf("Name()=%q, want %q", got, want)
+	}
+	if err := n.Create(t.Context(), "5", "1633806680.000001"); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := log.String(), "node01 create groupId=5 timestamp=1633806680.000001\nnode01 create groupId=5 -> created\n"; got != want {
+		t.Fatalf("log=%q, want %q", got, want)
+	}
+	fn, ok := nodes.Faulty(n)
+	if !ok {
+		t.Fatal("Faulty(Open(memory://...)) found no *nodes.Node")
+	}
+	if got, want := fn.Faults(), (nodes.Faults{}); got != want {
+		t.Fatalf("Faults()=%v, want %v", got, want)
+	}
+}
+
+// runOf returns which of n Gets on the node of spec failed, as a string.
+func runOf(t *testing.T, spec string, env Env, n int) string {
+	t.Helper()
+	node, _, err := Open(t.Context(), spec, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for i := range n {
+		_, err := node.Get(t.Context(), core.GroupID(strconv.Itoa(i)))
+		if core.ErrorCode(err) == core.ETransient {
+			b.WriteByte('x')
+		} else {
+			b.WriteByte('.')
+		}
+	}
+	return b.String()
+}
+
+func TestSeedsAreReproduciblePerNode(t *testing.T) {
+	env := Env{Seed: 99, Faults: nodes.Faults{ErrorRate: 0.5}}
+	a1, a2 := runOf(t, "memory://node01", env, 64), runOf(t, "memory://node01", env, 64)
+	if a1 != a2 {
+		t.Fatalf("seed %d: node01 ran differently twice:\n%s\n%s", env.Seed, a1, a2)
+	}
+	if b := runOf(t, "memory://node02", env, 64); a1 == b {
+		t.Fatalf("seed %d: node01 and node02 failed in lockstep: %s", env.Seed, a1)
+	}
+	// An explicit seed is the node's seed, whatever its name.
+	if x, y := runOf(t, "memory://x?seed=5", env, 64), runOf(t, "memory://y?seed=5", env, 64); x != y {
+		t.Fatalf("seed=5 gave different runs for x and y:\n%s\n%s", x, y)
+	}
+}
+
+func TestOpenBadger(t *testing.T) {
+	data := t.TempDir()
+	env := Env{DataDir: data}
+	n, c, err := Open(t.Context(), "badger://node01", env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Create(t.Context(), "5", "1633806680.000001"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(data, "node01")); err != nil {
+		t.Fatalf("no data directory for node01: %v", err)
+	}
+	// The record outlives the node.
+	n, c, err = Open(t.Context(), "badger://node01", env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rec, err := n.Get(t.Context(), "5")
+	if err != nil {
+		t.Fatalf("Get after reopening: %v", err)
+	}
+	if got, want := rec.Token, core.Token("1633806680.000001"); got != want {
+		t.Fatalf("token=%q, want %q", got, want)
+	}
+}
+
+func TestOpenBadgerDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "elsewhere")
+	_, c, err := Open(t.Context(), "badger://node01?dir="+url.QueryEscape(dir), Env{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("dir= was not used: %v", err)
+	}
+}
+
+func TestOpenBadgerLocked(t *testing.T) {
+	env := Env{DataDir: t.TempDir()}
+	_, c, err := Open(t.Context(), "badger://node01", env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, _, err = Open(t.Context(), "badger://node01", env)
+	if !errors.Is(err, badger.ErrLocked) {
+		t.Fatalf("second Open of one directory=%v, want badger.ErrLocked", err)
+	}
+	if !strings.Contains(err.Error(), `node spec "badger://node01": `) {
+		t.Fatalf("err=%q, want it to name the spec", err)
+	}
+}
+
+func TestOpenTarget(t *testing.T) {
+	env := Env{DataDir: t.TempDir(), Seed: 1}
+	target, err := OpenTarget(t.Context(), []string{"badger://node01", "memory://node02", "badger://node03?error_rate=0.1"}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, n := range target.Nodes {
+		names = append(names, n.Name())
+	}
+	if got, want := strings.Join(names, ","), "node01,node02,node03"; got != want {
+		t.Fatalf("nodes=%s, want %s", got, want)
+	}
+	if err := target.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := target.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}
+
+// TestOpenTargetClosesOnFailure proves that a target that fails to open
+// leaves no directory locked: the same directories open again at once.
+func TestOpenTargetClosesOnFailure(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		specs []string
+		want  string
+	}{
+		{"bad spec last", []string{"badger://node01", "badger://node02", "memory://bad name"}, "is not a URL"},
+		{"duplicate name", []string{"badger://node01", "badger://node02", "memory://node01"},
+			`node node01 appears twice in the target (specs "badger://node01" and "memory://node01")`},
+		{"same directory", []string{"badger://node01", "badger://node02", "badger://node01"}, `node spec "badger://node01"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := Env{DataDir: t.TempDir()}
+			_, err := OpenTarget(t.Context(), tc.specs, env)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("OpenTarget(%q)=%v, want an error containing %q", tc.specs, err, tc.want)
+			}
+			target, err := OpenTarget(t.Context(), []string{"badger://node01", "badger://node02"}, env)
+			if err != nil {
+				t.Fatalf("reopening after a failed OpenTarget: %v", err)
+			}
+			if err := target.Close(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestOpenTargetEmpty(t *testing.T) {
+	_, err := OpenTarget(t.Context(), nil, Env{})
+	if got, want := core.ErrorCode(err), core.EInvalid; got != want {
+		t.Fatalf("ErrorCode=%q, want %q (err=%v)", got, want, err)
+	}
+}
+
+// closerFunc adapts a function to io.Closer.
+type closerFunc func() error
+
+func (f closerFunc) Close() error { return f() }
+
+func TestDriverErrors(t *testing.T) {
+	disk := errors.New("disk on fire")
+	var closed []string
+	r := &registry{}
+	r.register("broken", func(context.Context, *url.URL, Env) (core.Node, io.Closer, error) {
+		return nil, closerFunc(func() error { closed = append(closed, "broken"); return nil }), disk
+	})
+	r.register("empty", func(context.Context, *url.URL, Env) (core.Node, io.Closer, error) { return nil, nil, nil })
+	r.register("badname", func(context.Context, *url.URL, Env) (core.Node, io.Closer, error) {
+		return nodes.New("bad name", memory.New(), nodes.Options{}), nil, nil
+	})
+	r.register("leaky", func(_ context.Context, u *url.URL, _ Env) (core.Node, io.Closer, error) {
+		return nodes.New(u.Host, memory.New(), nodes.Options{}),
+			closerFunc(func() error { closed = append(closed, u.Host); return errors.New("cannot close " + u.Host) }), nil
+	})
+
+	_, _, err := r.open(t.Context(), "broken://x", Env{})
+	if !errors.Is(err, disk) {
+		t.Fatalf("err=%v, want it to wrap the driver's error", err)
+	}
+	if got, want := err.Error(), `node spec "broken://x": disk on fire`; got != want {
+		t.Fatalf("err=%q, want %q", got, want)
+	}
+	if got, want := core.ErrorCode(err), core.EInternal; got != want {
+		t.Fatalf("ErrorCode=%q, want %q", got, want)
+	}
+	if got, want := strings.Join(closed, ","), "broken"; got != want {
+		t.Fatalf("closed %s, want %s: a failed open must release what it got", got, want)
+	}
+	if _, _, err := r.open(t.Context(), "empty://x", Env{}); core.ErrorCode(err) != core.EInternal {
+		t.Fatalf("driver returning no node: err=%v, want EInternal", err)
+	}
+	if _, _, err := r.open(t.Context(), "badname://x", Env{}); core.ErrorCode(err) != core.EInvalid {
+		t.Fatalf("driver returning an invalid name: err=%v, want EInvalid", err)
+	}
+
+	closed = nil
+	target, err := r.openTarget(t.Context(), []string{"leaky://a", "leaky://b"}, Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = target.Close()
+	if got, want := strings.Join(closed, ","), "b,a"; got != want {
+		t.Fatalf("closed %s, want %s", got, want)
+	}
+	if err == nil || !strings.Contains(err.Error(), "cannot close a") || !strings.Contains(err.Error(), "cannot close b") {
+		t.Fatalf("Close()=%v, want both errors", err)
+	}
+}
+
+func TestOpenTargetCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := OpenTarget(ctx, []string{"memory://node01"}, Env{}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("OpenTarget with an ended context=%v, want context.Canceled", err)
+	}
+}
+
+// FuzzOpenSpec checks that no spec makes Open panic, and that every spec it
+// refuses gets an EInvalid error naming it. Only the memory driver is
+// registered, so no input writes to disk.
+func FuzzOpenSpec(f *testing.F) {
+	for _, s := range []string{
+		"memory://node01",
+		"memory://node01?error_rate=0.2&seed=7",
+		"memory://node01?latency=15ms&jitter=1ms&hang_rate=0.1&down&ambiguous_rate=1",
+		"memory://",
+		"memory:node01",
+		"memory://n%41me",
+		"memory://[::1]:80/x?y#z",
+		"memory://u:p@node01",
+		"badger://node01?dir=/tmp",
+		"://",
+		"%",
+		"memory://node01?error_rate=%zz",
+		"memory://node01?seed=18446744073709551616",
+		" MEMORY://node01 ",
+	} {
+		f.Add(s)
+	}
+	r := &registry{}
+	r.register("memory", openMemory)
+	f.Fuzz(func(t *testing.T, spec string) {
+		n, c, err := r.open(context.Background(), spec, Env{Seed: 1})
+		if err != nil {
+			if got, want := core.ErrorCode(err), core.EInvalid; got != want {
+				t.Fatalf("Open(%q): ErrorCode=%q, want %q (err=%v)", spec, got, want, err)
+			}
+			if s := strings.TrimSpace(spec); s != "" && !strings.Contains(err.Error(), quote(s)) {
+				t.Fatalf("Open(%q)=%q, does not name the spec", spec, err)
+			}
+			return
+		}
+		if c != nil {
+			t.Fatalf("Open(%q): memory node with a closer", spec)
+		}
+		if err := ValidateNodeName(n.Name()); err != nil {
+			t.Fatalf("Open(%q) gave node name %q: %v", spec, n.Name(), err)
+		}
+		fn, ok := nodes.Faulty(n)
+		if !ok {
+			t.Fatalf("Open(%q): no *nodes.Node", spec)
+		}
+		if err := fn.Faults().Validate(); err != nil {
+			t.Fatalf("Open(%q) gave invalid faults: %v", spec, err)
+		}
+	})
+}

@@ -1,0 +1,178 @@
+package plugins
+
+import (
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/reliable-ops/rops/core"
+	"github.com/reliable-ops/rops/nodes"
+)
+
+func TestParseNodeSpec(t *testing.T) {
+	ms := nodes.Duration(time.Millisecond)
+	env := Env{Seed: 42, Faults: nodes.Faults{ErrorRate: 0.2, Latency: 5 * ms}}
+	for _, tc := range []struct {
+		name       string
+		spec       string
+		driverKeys []string
+		wantName   string
+		want       nodes.Faults
+		wantSeed   uint64 // 0: derived from env.Seed and the name
+		wantQuery  url.Values
+	}{
+		{name: "bare", spec: "memory://node01", wantName: "node01", want: env.Faults},
+		{name: "trailing slash", spec: "memory://node01/", wantName: "node01", want: env.Faults},
+		{name: "name characters", spec: "memory://Node-1_a.b", wantName: "Node-1_a.b", want: env.Faults},
+		{name: "one override keeps the rest", spec: "memory://node01?ambiguous_rate=0.1",
+			wantName: "node01", want: nodes.Faults{ErrorRate: 0.2, AmbiguousRate: 0.1, Latency: 5 * ms}},
+		{name: "explicit zero overrides", spec: "memory://node01?error_rate=0&latency=0s",
+			wantName: "node01", want: nodes.Faults{}},
+		{name: "every setting", spec: "memory://node01?error_rate=0.3&ambiguous_rate=0.1&hang_rate=0.05&latency=15ms&jitter=2ms&down=true&seed=7",
+			wantName: "node01", want: nodes.Faults{ErrorRate: 0.3, AmbiguousRate: 0.1, HangRate: 0.05, Latency: 15 * ms, Jitter: 2 * ms, Down: true}, wantSeed: 7},
+		{name: "down alone", spec: "memory://node01?down", wantName: "node01",
+			want: nodes.Faults{ErrorRate: 0.2, Latency: 5 * ms, Down: true}},
+		{name: "down false", spec: "memory://node01?down=false", wantName: "node01", want: env.Faults},
+		{name: "driver key", spec: "badger://node01?dir=/tmp/x&error_rate=0.5", driverKeys: []string{"dir"},
+			wantName: "node01", want: nodes.Faults{ErrorRate: 0.5, Latency: 5 * ms}, wantQuery: url.Values{"dir": {"/tmp/x"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u, err := url.Parse(tc.spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := ParseNodeSpec(u, env, tc.driverKeys...)
+			if err != nil {
+				t.Fatalf("ParseNodeSpec(%s): %v", tc.spec, err)
+			}
+			if got.Name != tc.wantName {
+				t.Fatalf("Name=%q, want %q", got.Name, tc.wantName)
+			}
+			if got.Options.Faults != tc.want {
+				t.Fatalf("Faults=%v, want %v", got.Options.Faults, tc.want)
+			}
+			wantSeed := tc.wantSeed
+			if wantSeed == 0 {
+				wantSeed = deriveSeed(env.Seed, tc.wantName)
+			}
+			if got.Options.Seed != wantSeed {
+				t.Fatalf("Seed=%d, want %d", got.Options.Seed, wantSeed)
+			}
+			if got, want := got.Query.Encode(), tc.wantQuery.Encode(); got != want {
+				t.Fatalf("Query=%s, want %s", got, want)
+			}
+		})
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	env := Env{Seed: 1}
+	for _, tc := range []struct {
+		name string
+		spec string
+		want string // part of the message
+	}{
+		{"empty", "", "empty node spec: write SCHEME://NAME"},
+		{"blank", "   ", "empty node spec"},
+		{"no scheme", "node01", `node spec "node01" has no scheme: write SCHEME://NAME, such as memory://node01 (known schemes are `},
+		{"unknown scheme", "badgr://node01", `unknown scheme "badgr" in node spec "badgr://node01": known schemes are ` + strings.Join(Schemes(), ", ")},
+		{"not a URL", "://node01", `node spec "://node01" is not a URL (missing protocol scheme)`},
+		{"bad host escape", "memory://no%zzde", "is not a URL"},
+		{"opaque", "memory:node01", "write the node name after '//': memory://node01"},
+		{"no name", "memory://", "no node name: write memory://NAME?key=value&..., such as memory://node01"},
+		{"no name with settings", "memory://?seed=1", "no node name"},
+		{"port", "memory://node01:80", `invalid node name "node01:80": ':' at byte 6 is not allowed`},
+		{"user", "memory://me@node01", "takes no user"},
+		{"path", "memory://node01/data", `unexpected path "/data"`},
+		{"fragment", "memory://node01#x", `unexpected fragment "#x"`},
+		{"long name", "memory://" + strings.Repeat("n", MaxNodeNameLen+1), "bytes long: the limit is 64"},
+		{"unknown setting", "memory://node01?colour=red", `unknown setting "colour": memory nodes take error_rate, ambiguous_rate, latency, jitter, hang_rate, down, seed`},
+		{"dir is badger's", "memory://node01?dir=/tmp", `unknown setting "dir"`},
+		{"repeated setting", "memory://node01?seed=1&seed=2", `setting "seed" is given 2 times`},
+		{"bad query escape", "memory://node01?error_rate=%zz", "cannot read the settings after '?'"},
+		{"rate not a number", "memory://node01?error_rate=lots", "error_rate=lots is not a number: give a probability from 0 to 1, such as error_rate=0.2"},
+		{"rate out of range", "memory://node01?hang_rate=1.5", "hang_rate is 1.5; give a probability from 0 to 1"},
+		{"rate NaN", "memory://node01?ambiguous_rate=NaN", "ambiguous_rate is NaN"},
+		{"duration without unit", "memory://node01?latency=15", "latency=15 is not a duration: give a number with a unit, such as latency=15ms"},
+		{"negative duration", "memory://node01?jitter=-1s", "jitter is -1s; give a duration of 0 or more"},
+		{"bad bool", "memory://node01?down=maybe", "down=maybe is not true or false"},
+		{"bad seed", "memory://node01?seed=-1", "seed=-1 is not a seed"},
+		{"badger without directory", "badger://node01", "no directory for node node01: set a data directory (--data) or give one with dir=/path"},
+		{"badger empty dir", "badger://node01?dir=", "dir= is empty"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n, c, err := Open(t.Context(), tc.spec, env)
+			if err == nil {
+				if c != nil {
+					c.Close()
+				}
+				t.Fatalf("Open(%q)=%s, want an error", tc.spec, n.Name())
+			}
+			if got, want := core.ErrorCode(err), core.EInvalid; got != want {
+				t.Fatalf("ErrorCode=%q, want %q (err=%v)", got, want, err)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Open(%q)=%q, want it to contain %q", tc.spec, err, tc.want)
+			}
+			if spec := strings.TrimSpace(tc.spec); spec != "" && !strings.Contains(err.Error(), quote(spec)) {
+				t.Fatalf("Open(%q)=%q, want it to name the spec", tc.spec, err)
+			}
+		})
+	}
+}
+
+func TestEnvFaultsInvalid(t *testing.T) {
+	_, _, err := Open(t.Context(), "memory://node01", Env{Faults: nodes.Faults{ErrorRate: 2}})
+	if got, want := core.ErrorCode(err), core.EInvalid; got != want {
+		t.Fatalf("ErrorCode=%q, want %q (err=%v)", got, want, err)
+	}
+	// A spec can fix what env got wrong.
+	if _, _, err := Open(t.Context(), "memory://node01?error_rate=0.2", Env{Faults: nodes.Faults{ErrorRate: 2}}); err != nil {
+		t.Fatalf("Open with an override of a bad env: %v", err)
+	}
+}
+
+func TestDeriveSeed(t *testing.T) {
+	if got, want := deriveSeed(1, "node01"), deriveSeed(1, "node01"); got != want {
+		t.Fatalf("deriveSeed(1, node01) gave %d then %d", got, want)
+	}
+	seen := map[uint64]string{}
+	for _, seed := range []uint64{0, 1, 2, 42} {
+		for _, name := range []string{"node01", "node02", "node03"} {
+			s := deriveSeed(seed, name)
+			if prev, dup := seen[s]; dup {
+				t.Fatalf("deriveSeed(%d, %s)=%d, the same as for %s", seed, name, s, prev)
+			}
+			seen[s] = name
+		}
+	}
+}
+
+func TestValidateNodeName(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		valid bool
+	}{
+		{"node01", true},
+		{"a", true},
+		{"A.b-c_9", true},
+		{strings.Repeat("n", MaxNodeNameLen), true},
+		{"", false},
+		{strings.Repeat("n", MaxNodeNameLen+1), false},
+		{"node 01", false},
+		{"node/01", false},
+		{"nöde", false},
+		{"node:1", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := ValidateNodeName(tc.name)
+			if got, want := err == nil, tc.valid; got != want {
+				t.Fatalf("ValidateNodeName(%q)=%v, want valid=%v", tc.name, err, want)
+			}
+			if err != nil && core.ErrorCode(err) != core.EInvalid {
+				t.Fatalf("ValidateNodeName(%q)=%v, want EInvalid", tc.name, err)
+			}
+		})
+	}
+}
