@@ -12,15 +12,16 @@ import (
 // keeps state: the coordinator builds a fresh one for every node of every
 // operation.
 type Backoff interface {
-	// Next returns the next delay, or false to stop retrying.
-	Next() (time.Duration, bool)
+	// Next returns the next delay, or stop = true to stop retrying (as in
+	// go-retry, the second result means stop, not ok).
+	Next() (next time.Duration, stop bool)
 }
 
 // BackoffFunc adapts a function to Backoff.
 type BackoffFunc func() (time.Duration, bool)
 
 // Next calls f.
-func (f BackoffFunc) Next() (time.Duration, bool) { return f() }
+func (f BackoffFunc) Next() (next time.Duration, stop bool) { return f() }
 
 // Exponential returns a Backoff that waits base, 2*base, 4*base, ... capped at
 // max, each delay drawn uniformly from its upper half ("equal jitter") using
@@ -38,9 +39,9 @@ type exponential struct {
 	rng       *rand.Rand
 }
 
-func (b *exponential) Next() (time.Duration, bool) {
+func (b *exponential) Next() (next time.Duration, stop bool) {
 	if b.left == 0 {
-		return 0, false
+		return 0, true
 	}
 	if b.left > 0 {
 		b.left--
@@ -55,7 +56,7 @@ func (b *exponential) Next() (time.Duration, bool) {
 	if b.rng != nil && d > 1 {
 		d = d/2 + time.Duration(b.rng.Int64N(int64(d/2)+1))
 	}
-	return d, true
+	return d, false
 }
 
 // NewLockedSource returns a seeded random source that is safe for concurrent

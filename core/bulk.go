@@ -17,6 +17,8 @@ type Report struct {
 	Requests   int     `json:"requests"`    // requests sent to nodes
 	Retries    int     `json:"retries"`     // requests that repeated a failed one
 	Seconds    float64 `json:"seconds"`     // wall time
+	// RolledBackIDs lists the ids whose operations were rolled back.
+	RolledBackIDs []GroupID `json:"rolled_back_ids,omitempty"`
 	// PendingIDs lists the ids whose operations are pending.
 	PendingIDs []GroupID `json:"pending_ids,omitempty"`
 }
@@ -30,6 +32,7 @@ func (r *Report) Add(res Result) {
 		r.Unchanged++
 	case RolledBack:
 		r.RolledBack++
+		r.RolledBackIDs = append(r.RolledBackIDs, res.ID)
 	case Pending:
 		r.Pending++
 		r.PendingIDs = append(r.PendingIDs, res.ID)

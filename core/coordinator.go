@@ -227,8 +227,8 @@ func (r *opRun) retry(ctx context.Context, node Node, bo Backoff, f func(ctx con
 		if ctx.Err() != nil {
 			return err
 		}
-		d, ok := bo.Next()
-		if !ok {
+		d, stop := bo.Next()
+		if stop {
 			return fmt.Errorf("%w (retries exhausted)", err)
 		}
 		if r.c.cfg.Clock.Sleep(ctx, d) != nil {

@@ -1,0 +1,112 @@
+// Package cli is the rops command line: kong commands over core, with
+// targets opened through plugins.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/reliable-ops/rops/core"
+)
+
+// Exit codes, as DESIGN.md gives them.
+const (
+	ExitOK           = 0 // every operation done, or already so
+	ExitRolledBack   = 1 // some operations were rolled back
+	ExitUsage        = 2 // bad flags, ids, config or input
+	ExitInconsistent = 3 // some operations pending, or the nodes disagree
+)
+
+// CLI is the whole command line.
+type CLI struct {
+	Globals
+
+	Create    CreateCmd    `cmd:"" help:"Create many group records on every node (default ids 0-99, like the original job)."`
+	CreateOne CreateOneCmd `cmd:"" name:"create-one" help:"Create one group record on every node."`
+	Delete    DeleteCmd    `cmd:"" help:"Delete many group records from every node (default ids 0-99)."`
+	DeleteOne DeleteOneCmd `cmd:"" name:"delete-one" help:"Delete one group record from every node."`
+	Stats     StatsCmd     `cmd:"" help:"Show how many records each node holds and whether they agree."`
+}
+
+// IO is where a command reads input and writes output.
+type IO struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+}
+
+// exitError carries an exit code out of a command.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// usageError marks err as the user's to fix: exit code 2.
+func usageError(err error) error { return &exitError{code: ExitUsage, err: err} }
+
+// Main runs rops with args (without the program name) and returns the exit
+// code. It stops operations cleanly on SIGINT or SIGTERM.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return Run(ctx, args, IO{Stdin: stdin, Stdout: stdout, Stderr: stderr})
+}
+
+// Run is Main with a context and no signal handling, for tests and
+// embedders.
+func Run(ctx context.Context, args []string, io IO) int {
+	var cli CLI
+	exit := -1
+	parser, err := kong.New(&cli,
+		kong.Name("rops"),
+		kong.Description("Reliable operations on an unreliable cluster: create and delete group records on every node as one all-or-nothing operation."),
+		kong.Writers(io.Stdout, io.Stderr),
+		kong.Exit(func(code int) { exit = code }),
+		kong.DefaultEnvars("ROPS"),
+		kong.UsageOnError(),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+		kong.BindTo(ctx, (*context.Context)(nil)),
+		kong.Bind(&cli.Globals, &io),
+	)
+	if err != nil {
+		fmt.Fprintf(io.Stderr, "rops: internal error: %v\n", err)
+		return ExitUsage
+	}
+	kctx, err := parser.Parse(args)
+	if exit >= 0 { // --help and friends
+		return exit
+	}
+	if err != nil {
+		fmt.Fprintf(io.Stderr, "rops: %v\n", err)
+		return ExitUsage
+	}
+	if err := kctx.Run(); err != nil {
+		return report(io.Stderr, err)
+	}
+	return ExitOK
+}
+
+// report prints err and returns its exit code.
+func report(w io.Writer, err error) int {
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintf(w, "rops: %v\n", ee.err)
+		}
+		return ee.code
+	}
+	fmt.Fprintf(w, "rops: %v\n", err)
+	if core.ErrorCode(err) == core.EInvalid {
+		return ExitUsage
+	}
+	return ExitInconsistent
+}

@@ -1,0 +1,133 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+
+
+	"github.com/sethvargo/go-retry"
+
+	"github.com/reliable-ops/rops/core"
+	"github.com/reliable-ops/rops/nodes"
+	"github.com/reliable-ops/rops/plugins"
+)
+
+// Globals are the flags every command takes. Each also reads the ROPS_*
+// environment variable named in its help.
+type Globals struct {
+	Target         string  `short:"t" default:"local" help:"Nodes to work on: 'local' runs three embedded badger nodes node01..03 under --data."`
+	Data           string  `type:"path" placeholder:"DIR" help:"Data directory of the local target (default: $XDG_DATA_HOME/rops, or ~/.local/share/rops)."`
+	RandomBehavior float64 `default:"0.2" help:"Local nodes fail each request with probability P (500 or 408), like the original's RANDOM_BEHAVIOR."`
+	AmbiguousRate  float64 `default:"0" help:"Local nodes apply a request, then fail it anyway, with probability P (the acknowledgement is lost)."`
+	Seed           uint64  `placeholder:"N" help:"Seed of the fault and backoff random numbers, for reproducible runs (0: a new one each run, shown with -v)."`
+	Retries        int     `default:"10" help:"Retries per request before an operation is rolled back."`
+	Concurrency    int     `default:"16" help:"Operations run at once by bulk commands."`
+	Output         string  `short:"o" enum:"text,json" default:"text" help:"Output format: text or json."`
+	Verbose        bool    `short:"v" help:"Log every request and response to stderr."`
+}
+
+// Validate checks the flags' ranges; kong calls it after parsing.
+func (g *Globals) Validate() error {
+	for _, p := range []struct {
+		flag string
+		v    float64
+	}{{"--random-behavior", g.RandomBehavior}, {"--ambiguous-rate", g.AmbiguousRate}} {
+		if p.v < 0 || p.v > 1 {
+			return fmt.Errorf("%s %v is out of range: give a probability from 0 to 1", p.flag, p.v)
+		}
+	}
+	if g.Retries < 0 {
+		return fmt.Errorf("--retries %d is negative: give 0 or more", g.Retries)
+	}
+	if g.Concurrency < 1 {
+		return fmt.Errorf("--concurrency %d is too small: give 1 or more", g.Concurrency)
+	}
+	return nil
+}
+
+// dataDir returns --data or the default under the user's XDG data dir.
+func (g *Globals) dataDir() (string, error) {
+	if g.Data != "" {
+		return g.Data, nil
+	}
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "rops"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", usageError(fmt.Errorf("no data directory: set --data DIR or ROPS_DATA (%v)", err))
+	}
+	return filepath.Join(home, ".local", "share", "rops"), nil
+}
+
+// localSpecs are the node specs of the local target.
+var localSpecs = []string{"badger://node01", "badger://node02", "badger://node03"}
+
+// cluster is an opened target with its coordinator.
+type cluster struct {
+	*core.Coordinator
+	target *plugins.Target
+}
+
+// open opens the target named by --target and builds a coordinator over
+// it. The caller must Close it.
+func (g *Globals) open(ctx context.Context, stderr io.Writer) (*cluster, error) {
+	seed := g.Seed
+	if seed == 0 {
+		seed = rand.Uint64()
+	}
+	env := plugins.Env{
+		Seed:   seed,
+		Faults: nodes.Faults{ErrorRate: g.RandomBehavior, AmbiguousRate: g.AmbiguousRate},
+	}
+	if g.Verbose {
+		env.Log = stderr
+		fmt.Fprintf(stderr, "seed %d\n", seed)
+	}
+	var specs []string
+	switch g.Target {
+	case "local":
+		dir, err := g.dataDir()
+		if err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, usageError(fmt.Errorf("cannot create data directory: %w; choose another with --data DIR", err))
+		}
+		env.DataDir, specs = dir, localSpecs
+	default:
+		return nil, usageError(fmt.Errorf("unknown target %q: the targets are 'local'", g.Target))
+	}
+	target, err := plugins.OpenTarget(ctx, specs, env)
+	if err != nil {
+		return nil, usageError(err)
+	}
+	rng := rand.New(core.NewLockedSource(seed))
+	coord, err := core.New(core.Config{
+		Nodes:      target.Nodes,
+		Rand:       rng,
+		NewBackoff: g.backoff,
+	})
+	if err != nil {
+		target.Close()
+		return nil, usageError(err)
+	}
+	return &cluster{Coordinator: coord, target: target}, nil
+}
+
+// backoff is the retry policy of one node in one operation: exponential
+// from 10 ms, capped at 500 ms, with jitter, --retries times.
+func (g *Globals) backoff() core.Backoff {
+	b := retry.NewExponential(core.DefaultBackoffBase)
+	b = retry.WithJitterPercent(50, b)
+	b = retry.WithCappedDuration(core.DefaultBackoffCap, b)
+	return retry.WithMaxRetries(uint64(g.Retries), b)
+}
+
+// Close closes the target's nodes.
+func (c *cluster) Close() error { return c.target.Close() }
+

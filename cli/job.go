@@ -1,0 +1,153 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/reliable-ops/rops/core"
+)
+
+// CreateCmd creates many group records.
+type CreateCmd struct {
+	IDSource
+}
+
+// Run creates every id.
+func (c *CreateCmd) Run(ctx context.Context, g *Globals, io *IO) error {
+	return runBulk(ctx, g, io, core.OpCreate, &c.IDSource)
+}
+
+// DeleteCmd deletes many group records.
+type DeleteCmd struct {
+	IDSource
+}
+
+// Run deletes every id.
+func (c *DeleteCmd) Run(ctx context.Context, g *Globals, io *IO) error {
+	return runBulk(ctx, g, io, core.OpDelete, &c.IDSource)
+}
+
+// CreateOneCmd creates one group record.
+type CreateOneCmd struct {
+	ID string `arg:"" help:"The group id: 1 to 128 printable characters, no '/' or spaces."`
+}
+
+// Run creates the id.
+func (c *CreateOneCmd) Run(ctx context.Context, g *Globals, io *IO) error {
+	return runOne(ctx, g, io, core.OpCreate, c.ID)
+}
+
+// DeleteOneCmd deletes one group record.
+type DeleteOneCmd struct {
+	ID string `arg:"" help:"The group id."`
+}
+
+// Run deletes the id.
+func (c *DeleteOneCmd) Run(ctx context.Context, g *Globals, io *IO) error {
+	return runOne(ctx, g, io, core.OpDelete, c.ID)
+}
+
+func runBulk(ctx context.Context, g *Globals, io *IO, op core.Op, src *IDSource) error {
+	ids, err := src.resolve(io.Stdin)
+	if err != nil {
+		return err
+	}
+	cl, err := g.open(ctx, io.Stderr)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	progress := newProgress(io.Stderr, op, ids.len())
+	rep := cl.Bulk(ctx, op, ids.all(), g.Concurrency, progress.add)
+	progress.done()
+	if err := printReport(io.Stdout, g.Output, rep); err != nil {
+		return err
+	}
+	return jobError(ctx, rep)
+}
+
+func runOne(ctx context.Context, g *Globals, io *IO, op core.Op, arg string) error {
+	id, err := core.ParseGroupID(arg)
+	if err != nil {
+		return usageError(err)
+	}
+	cl, err := g.open(ctx, io.Stderr)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	rep := core.Report{Command: string(op), Requested: 1}
+	start := time.Now()
+	res, _ := runOp(ctx, cl.Coordinator, op, id)
+	rep.Add(res)
+	rep.Seconds = time.Since(start).Seconds()
+	if g.Output == "json" {
+		if err := printReport(io.Stdout, g.Output, rep); err != nil {
+			return err
+		}
+	} else {
+		printResult(io.Stdout, res)
+	}
+	return jobError(ctx, rep)
+}
+
+func runOp(ctx context.Context, c *core.Coordinator, op core.Op, id core.GroupID) (core.Result, error) {
+	if op == core.OpDelete {
+		return c.Delete(ctx, id)
+	}
+	return c.Create(ctx, id)
+}
+
+// jobError turns a report into the command's exit code.
+func jobError(ctx context.Context, rep core.Report) error {
+	switch {
+	case rep.Pending > 0:
+		return &exitError{code: ExitInconsistent}
+	case ctx.Err() != nil:
+		return &exitError{code: ExitInconsistent, err: fmt.Errorf("interrupted after %d ids", rep.Requested)}
+	case rep.RolledBack > 0:
+		return &exitError{code: ExitRolledBack}
+	}
+	return nil
+}
+
+// progress shows a bulk job's progress on stderr when it is a terminal.
+type progress struct {
+	w     io.Writer
+	op    core.Op
+	total int
+	n     int
+	last  time.Time
+}
+
+func newProgress(w io.Writer, op core.Op, total int) *progress {
+	if f, ok := w.(*os.File); !ok || !isTerminal(f) {
+		return &progress{}
+	}
+	return &progress{w: w, op: op, total: total}
+}
+
+func (p *progress) add(core.Result) {
+	if p.w == nil {
+		return
+	}
+	p.n++
+	if now := time.Now(); now.Sub(p.last) > 100*time.Millisecond || p.n == p.total {
+		p.last = now
+		fmt.Fprintf(p.w, "\r%s: %d/%d", p.op, p.n, p.total)
+	}
+}
+
+func (p *progress) done() {
+	if p.w != nil && p.n > 0 {
+		fmt.Fprint(p.w, "\r\033[K")
+	}
+}
+
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}

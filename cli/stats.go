@@ -1,0 +1,90 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/reliable-ops/rops/core"
+)
+
+// StatsCmd shows what each node holds.
+type StatsCmd struct {
+	Diff bool `help:"List the ids that are not on every node, and where each one is."`
+}
+
+// statsJSON is the JSON shape of stats: the original's [consistent, counts]
+// as an object.
+type statsJSON struct {
+	Consistent     bool             `json:"consistent"`
+	Nodes          map[string]int   `json:"nodes"`
+	Divergent      []divergenceJSON `json:"divergent"`
+	DivergentCount int              `json:"divergent_count"`
+}
+
+type divergenceJSON struct {
+	ID      core.GroupID `json:"groupId"`
+	On      []string     `json:"on"`
+	Missing []string     `json:"missing"`
+}
+
+// Run prints the stats; the exit code is 3 if the nodes disagree.
+func (c *StatsCmd) Run(ctx context.Context, g *Globals, io *IO) error {
+	cl, err := g.open(ctx, io.Stderr)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	st, err := cl.Stats(ctx, core.StatsOptions{})
+	if err != nil {
+		return &exitError{code: ExitInconsistent, err: err}
+	}
+	out := statsJSON{Consistent: st.Consistent, Nodes: map[string]int{}, Divergent: []divergenceJSON{}, DivergentCount: st.DivergentCount}
+	all := make([]string, len(st.Nodes))
+	for i, n := range st.Nodes {
+		out.Nodes[n.Node] = n.Count
+		all[i] = n.Node
+	}
+	for _, d := range st.Divergent {
+		on := slices.Sorted(maps.Keys(d.On))
+		missing := slices.DeleteFunc(slices.Clone(all), func(n string) bool { _, ok := d.On[n]; return ok })
+		out.Divergent = append(out.Divergent, divergenceJSON{ID: d.ID, On: on, Missing: missing})
+	}
+	if g.Output == "json" {
+		err = writeJSON(io.Stdout, out)
+	} else {
+		printStats(io.Stdout, out, st.Nodes, c.Diff)
+	}
+	if err != nil {
+		return err
+	}
+	if !st.Consistent {
+		return &exitError{code: ExitInconsistent}
+	}
+	return nil
+}
+
+func printStats(w io.Writer, st statsJSON, nodes []core.NodeCount, diff bool) {
+	for _, n := range nodes {
+		fmt.Fprintf(w, "%-8s %d\n", n.Node, n.Count)
+	}
+	if st.Consistent {
+		fmt.Fprintln(w, "consistent: every node holds the same ids")
+		return
+	}
+	fmt.Fprintf(w, "inconsistent: %d ids are not on every node", st.DivergentCount)
+	if !diff {
+		fmt.Fprintln(w, " (see them with stats --diff)")
+		return
+	}
+	fmt.Fprintln(w)
+	for _, d := range st.Divergent {
+		fmt.Fprintf(w, "  %s on %s, missing on %s\n", d.ID, strings.Join(d.On, ", "), strings.Join(d.Missing, ", "))
+	}
+	if n := st.DivergentCount - len(st.Divergent); n > 0 {
+		fmt.Fprintf(w, "  and %d more\n", n)
+	}
+}

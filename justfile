@@ -1,0 +1,23 @@
+# rops tasks. CI does not need just: see .ci/run.
+
+# Build the rops binary.
+build:
+    go build -o rops .
+
+# Run the tests, as README.md and CI do.
+test:
+    go test -race -count=1 ./...
+
+# Run the default job on the embedded cluster.
+run *ARGS:
+    go run . {{ARGS}}
+
+# Benchmarks; figures go to BENCHMARKS.md.
+bench:
+    go test -run '^$' -bench . -benchmem ./...
+
+# Vet, format check, and repeated code.
+lint:
+    go vet ./...
+    test -z "$(gofmt -l .)"
+    -duplicates
