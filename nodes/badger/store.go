@@ -1,0 +1,329 @@
+// Package badger keeps group records on disk in a badger database
+// (github.com/dgraph-io/badger/v4), so that embedded nodes keep their state
+// between commands. One directory holds one node's database; only one
+// process at a time may open it.
+package badger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+
+	badgerdb "github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+
+	"github.com/reliable-ops/rops/core"
+)
+
+// ErrLocked is the class of the error Open returns when another process, or
+// another Store in this process, has the directory open. Match it with
+// errors.Is; the error is also of class core.ErrInvalid, a usage error: the
+// user chose a data dir that is in use.
+var ErrLocked = errors.New("data dir in use")
+
+// recordPrefix starts the key of every group record ("g/" + id, value: the
+// token), leaving room for other kinds of keys in the same database.
+const recordPrefix = "g/"
+
+// conflictRetries bounds how often a write transaction is retried when badger
+// reports a conflict with a concurrent one on the same key. A retry reads the
+// winner's write and so does not conflict again; the bound only guards
+// against a livelock that should not happen.
+const conflictRetries = 16
+
+// Store is a core.Store in a badger database. Every write is synced to disk
+// before it returns. It is safe for concurrent use.
+type Store struct {
+	db        *badgerdb.DB
+	dir       string
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ core.Store = (*Store)(nil)
+
+// Option configures Open.
+type Option func(*config)
+
+type config struct {
+	logger     *slog.Logger
+	syncWrites bool
+}
+
+// WithLogger routes badger's warnings and errors to l; its informational
+// chatter goes to l at debug level. Without it badger logs nothing.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) { c.logger = l }
+}
+
+// Open opens the Store in dir, creating dir and the database if need be. It
+// fails with an ErrLocked error if the directory is in use.
+func Open(dir string, opts ...Option) (*Store, error) {
+	cfg := config{syncWrites: true}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	db, err := badgerdb.Open(badgerOptions(dir, cfg))
+	if err != nil {
+		if isLocked(err) {
+			return nil, lockedError(dir)
+		}
+		return nil, core.Errorf(core.EInternal, "cannot open the badger database in %s: %w", dir, err)
+	}
+	return &Store{db: db, dir: dir}, nil
+}
+
+// badgerOptions tunes badger for a short-lived CLI that opens three
+// databases per command and stores a few dozen bytes per record. Open and
+// Close cost about 1 ms more per MiB of memtable (badger sets up a memtable
+// and its log file at every Open), so the memtable and the value log files
+// are as small as badger allows; a flush every 1 MiB is cheap next to the
+// synced writes. Every value stays in the LSM tree next to its key, so reads
+// never touch the value log. Nothing is compressed, so no block cache is
+// needed.
+func badgerOptions(dir string, cfg config) badgerdb.Options {
+	opt := badgerdb.DefaultOptions(dir).
+		WithSyncWrites(cfg.syncWrites).
+		WithMemTableSize(1 << 20).
+		WithValueLogFileSize(1 << 20).
+		// At most 15% of the memtable, as badger requires.
+		WithValueThreshold(64 << 10).
+		WithNumVersionsToKeep(1).
+		WithCompression(options.None).
+		WithBlockCacheSize(0).
+		WithIndexCacheSize(0).
+		WithMetricsEnabled(false).
+		// Two is the fewest badger allows short of none, and none would
+		// stall writes for good once level 0 fills under `rops serve`.
+		WithNumCompactors(2).
+		WithLogger(nil)
+	// Conflict detection stays on: Create and Delete read, then write, and
+	// must not both succeed against each other.
+	if cfg.logger != nil {
+		opt = opt.WithLogger(slogLogger{cfg.logger.With("dir", dir)})
+	}
+	return opt
+}
+
+// isLocked reports whether err is badger's failure to lock its directory.
+// badger flattens the cause into the message (y.Wrapf outside its debug
+// mode), so the message is all there is to go by; TestOpenLocked pins it.
+func isLocked(err error) bool {
+	return strings.Contains(err.Error(), "Cannot acquire directory lock")
+}
+
+// lockFile is the file in which badger writes the pid of the process that
+// holds the directory.
+const lockFile = "LOCK"
+
+// lockedError says who holds dir, as far as badger's lock file tells, and
+// what the user can do about it.
+func lockedError(dir string) error {
+	who := "another process (another rops command, or `rops serve`?)"
+	b, err := os.ReadFile(filepath.Join(dir, lockFile))
+	if pid, perr := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && perr == nil {
+		who = fmt.Sprintf("another process (pid %d: another rops command, or `rops serve`?)", pid)
+		if pid == os.Getpid() {
+			who = "this process, which has it open already"
+		}
+	}
+	return &core.Error{Code: core.EInvalid, Err: ErrLocked, Message: fmt.Sprintf(
+		"data dir %s is in use by %s: wait for it to finish, or use another --data dir", dir, who)}
+}
+
+// Close closes the database, flushing it to disk. Later calls do nothing and
+// return the first call's error.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		if err := s.db.Close(); err != nil {
+			s.closeErr = core.Errorf(core.EInternal, "cannot close the badger database in %s: %w", s.dir, err)
+		}
+	})
+	return s.closeErr
+}
+
+// Create stores a record for id with token. It returns nil if the record is
+// new or a replay with the same token, and an ErrExists error if id is held
+// with another token.
+func (s *Store) Create(ctx context.Context, id core.GroupID, token core.Token) error {
+	return s.update(ctx, "create", id, func(txn *badgerdb.Txn) error {
+		held, ok, err := get(txn, id)
+		switch {
+		case err != nil:
+			return err
+		case !ok:
+			return txn.Set(key(id), []byte(token))
+		case held != token:
+			return core.Errorf(core.EExists, "group record %q exists with another token", id)
+		}
+		return nil
+	})
+}
+
+// Delete removes the record for id; a non-empty token makes it conditional on
+// the record holding that token. It returns an ErrNotFound error if there is
+// no such record.
+func (s *Store) Delete(ctx context.Context, id core.GroupID, token core.Token) error {
+	return s.update(ctx, "delete", id, func(txn *badgerdb.Txn) error {
+		held, ok, err := get(txn, id)
+		switch {
+		case err != nil:
+			return err
+		case !ok:
+			return core.Errorf(core.ENotFound, "no group record %q", id)
+		case token != "" && held != token:
+			return core.Errorf(core.ENotFound, "no group record %q with token %q", id, token)
+		}
+		return txn.Delete(key(id))
+	})
+}
+
+// Get returns the record for id, or an ErrNotFound error.
+func (s *Store) Get(ctx context.Context, id core.GroupID) (core.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return core.Record{}, err
+	}
+	var rec core.Record
+	err := s.view("get", id, func(txn *badgerdb.Txn) error {
+		held, ok, err := get(txn, id)
+		switch {
+		case err != nil:
+			return err
+		case !ok:
+			return core.Errorf(core.ENotFound, "no group record %q", id)
+		}
+		rec = core.Record{ID: id, Token: held}
+		return nil
+	})
+	return rec, err
+}
+
+// List returns up to limit records with ids greater than after, sorted
+// bytewise by id. A limit below 1 means core.DefaultPageSize, so a caller
+// that does not care still gets bounded pages.
+func (s *Store) List(ctx context.Context, after core.GroupID, limit int) ([]core.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if limit < 1 {
+		limit = core.DefaultPageSize
+	}
+	var page []core.Record
+	err := s.view("list after", after, func(txn *badgerdb.Txn) error {
+		// Tokens are far below badger's value threshold, so they live in
+		// the LSM tree next to their keys: prefetching them would only add
+		// goroutines.
+		it := txn.NewIterator(badgerdb.IteratorOptions{Prefix: []byte(recordPrefix)})
+		defer it.Close()
+		start := key(after)
+		for it.Seek(start); it.Valid() && len(page) < limit; it.Next() {
+			item := it.Item()
+			id := core.GroupID(item.Key()[len(recordPrefix):])
+			if id == after {
+				continue
+			}
+			var token core.Token
+			if err := item.Value(func(v []byte) error { token = core.Token(v); return nil }); err != nil {
+				return err
+			}
+			page = append(page, core.Record{ID: id, Token: token})
+		}
+		return nil
+	})
+	return page, err
+}
+
+// Count returns the number of records held. It reads every key, so it costs
+// time in proportion to the number of records.
+func (s *Store) Count(ctx context.Context) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	n := 0
+	err := s.view("count", "", func(txn *badgerdb.Txn) error {
+		it := txn.NewIterator(badgerdb.IteratorOptions{Prefix: []byte(recordPrefix)})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+// update runs f in a read-write transaction and commits it, retrying on a
+// conflict with a concurrent transaction. Errors of f that are *core.Error
+// pass through; the rest are badger's and become EInternal.
+func (s *Store) update(ctx context.Context, op string, id core.GroupID, f func(txn *badgerdb.Txn) error) error {
+	for range conflictRetries {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		err := s.db.Update(f)
+		if _, ok := errors.AsType[*core.Error](err); ok || err == nil {
+			return err
+		}
+		if !errors.Is(err, badgerdb.ErrConflict) {
+			return s.internal(op, id, err)
+		}
+	}
+	// A conflicting transaction is discarded whole, so nothing was written:
+	// say so with EUnavailable, which the coordinator retries without
+	// counting the write as possibly applied.
+	return core.Errorf(core.EUnavailable, "badger %s: %s %q: %d transaction conflicts in a row, nothing written", s.dir, op, id, conflictRetries)
+}
+
+// view runs f in a read-only transaction. Errors of f that are *core.Error
+// pass through; the rest are badger's and become EInternal.
+func (s *Store) view(op string, id core.GroupID, f func(txn *badgerdb.Txn) error) error {
+	err := s.db.View(f)
+	if _, ok := errors.AsType[*core.Error](err); ok || err == nil {
+		return err
+	}
+	return s.internal(op, id, err)
+}
+
+// internal wraps a storage failure of badger.
+func (s *Store) internal(op string, id core.GroupID, err error) error {
+	return core.Errorf(core.EInternal, "badger %s: %s %q: %w", s.dir, op, id, err)
+}
+
+// get reads id's token within txn; ok is false if there is no record.
+func get(txn *badgerdb.Txn, id core.GroupID) (token core.Token, ok bool, err error) {
+	item, err := txn.Get(key(id))
+	if errors.Is(err, badgerdb.ErrKeyNotFound) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	err = item.Value(func(v []byte) error { token = core.Token(v); return nil })
+	return token, err == nil, err
+}
+
+func key(id core.GroupID) []byte {
+	return append([]byte(recordPrefix), id...)
+}
+
+// slogLogger adapts a *slog.Logger to badger's Logger.
+type slogLogger struct{ l *slog.Logger }
+
+func (s slogLogger) Errorf(format string, args ...any) { s.log(slog.LevelError, format, args) }
+
+func (s slogLogger) Warningf(format string, args ...any) { s.log(slog.LevelWarn, format, args) }
+
+// Infof logs at debug level: badger's informational messages (replaying the
+// log, compactions) mean nothing to a rops user.
+func (s slogLogger) Infof(format string, args ...any) { s.log(slog.LevelDebug, format, args) }
+
+func (s slogLogger) Debugf(format string, args ...any) { s.log(slog.LevelDebug, format, args) }
+
+func (s slogLogger) log(level slog.Level, format string, args []any) {
+	s.l.Log(context.Background(), level, strings.TrimSpace(fmt.Sprintf(format, args...)), "component", "badger")
+}

@@ -1,0 +1,252 @@
+package badger_test
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/reliable-ops/rops/core"
+	"github.com/reliable-ops/rops/nodes/badger"
+	"github.com/reliable-ops/rops/nodes/storetest"
+)
+
+// holdEnv, when set to a directory, makes the test binary a helper process
+// that opens a Store there, says "ready" and holds it until stdin closes.
+const holdEnv = "ROPS_BADGER_TEST_HOLD"
+
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(holdEnv); dir != "" {
+		os.Exit(hold(dir))
+	}
+	goleak.VerifyTestMain(m)
+}
+
+func hold(dir string) int {
+	s, err := badger.Open(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println("ready")
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	if err := s.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// mustOpen opens a Store in dir and closes it when the test ends.
+func mustOpen(tb testing.TB, dir string, opts ...badger.Option) *badger.Store {
+	tb.Helper()
+	s, err := badger.Open(dir, opts...)
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			tb.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+func TestStore(t *testing.T) {
+	storetest.Run(t, func(tb testing.TB) core.Store { return mustOpen(tb, tb.TempDir()) })
+}
+
+// TestReopen checks that records, deletes included, survive Close.
+func TestReopen(t *testing.T) {
+	dir := t.TempDir()
+	s, err := badger.Open(dir)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	for _, id := range []core.GroupID{"a", "b", "c"} {
+		if err := s.Create(t.Context(), id, "1.000001"); err != nil {
+			t.Fatalf("Create(%s): %v", id, err)
+		}
+	}
+	if err := s.Delete(t.Context(), "b", ""); err != nil {
+		t.Fatalf("Delete(b): %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	s = mustOpen(t, dir)
+	page, err := s.List(t.Context(), "", 10)
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	want := []core.Record{{ID: "a", Token: "1.000001"}, {ID: "c", Token: "1.000001"}}
+	if got := fmt.Sprint(page); got != fmt.Sprint(want) {
+		t.Fatalf("List after reopen=%v, want %v", got, want)
+	}
+	if err := s.Create(t.Context(), "a", "2.000001"); !errors.Is(err, core.ErrExists) {
+		t.Fatalf("Create(a) after reopen: err=%v, want %v", err, core.ErrExists)
+	}
+}
+
+// TestOpenLocked opens a directory that this process holds already.
+func TestOpenLocked(t *testing.T) {
+	dir := t.TempDir()
+	s, err := badger.Open(dir)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	_, err = badger.Open(dir)
+	checkLocked(t, err, dir, "this process")
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	mustOpen(t, dir) // released by Close
+}
+
+// TestOpenLockedByOtherProcess opens a directory that a helper process
+// holds, as a second rops command would.
+func TestOpenLockedByOtherProcess(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), holdEnv+"="+dir)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting the helper: %v", err)
+	}
+	defer func() {
+		stdin.Close()
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("helper: %v", err)
+		}
+	}()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if got, want := line, "ready\n"; err != nil || got != want {
+		t.Fatalf("helper said %q (%v), want %q", got, err, want)
+	}
+
+	_, err = badger.Open(dir)
+	checkLocked(t, err, dir, fmt.Sprintf("pid %d", cmd.Process.Pid))
+}
+
+func checkLocked(t *testing.T, err error, dir, who string) {
+	t.Helper()
+	if !errors.Is(err, badger.ErrLocked) {
+		t.Fatalf("Open of a held dir: err=%v, want %v", err, badger.ErrLocked)
+	}
+	if !errors.Is(err, core.ErrInvalid) {
+		t.Fatalf("Open of a held dir: err=%v, want class %v", err, core.ErrInvalid)
+	}
+	for _, want := range []string{dir, who, "--data"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Fatalf("Open of a held dir: err=%q, want it to mention %q", err, want)
+		}
+	}
+}
+
+func TestOpenFails(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	_, err := badger.Open(file)
+	if got, want := core.ErrorCode(err), core.EInternal; got != want {
+		t.Fatalf("Open(a file): code of %v=%q, want %q", err, got, want)
+	}
+	if errors.Is(err, badger.ErrLocked) {
+		t.Fatalf("Open(a file): err=%v, want no %v", err, badger.ErrLocked)
+	}
+}
+
+func TestCloseTwice(t *testing.T) {
+	s, err := badger.Open(t.TempDir())
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}
+
+// TestWithLogger checks badger's messages reach the logger; badger reports
+// at every Open how many tables it opened.
+func TestWithLogger(t *testing.T) {
+	var buf bytes.Buffer
+	l := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	mustOpen(t, t.TempDir(), badger.WithLogger(l))
+	if got, want := buf.String(), "component=badger"; !strings.Contains(got, want) {
+		t.Fatalf("log=%q, want it to contain %q", got, want)
+	}
+}
+
+func BenchmarkCreate(b *testing.B) {
+	storetest.BenchCreate(b, func(tb testing.TB) core.Store { return mustOpen(tb, tb.TempDir()) })
+}
+
+// BenchmarkCreateNoSync shows what synced writes cost, against
+// BenchmarkCreate.
+func BenchmarkCreateNoSync(b *testing.B) {
+	storetest.BenchCreate(b, func(tb testing.TB) core.Store { return mustOpen(tb, tb.TempDir(), badger.WithoutSync()) })
+}
+
+func BenchmarkList(b *testing.B) {
+	storetest.BenchList(b, func(tb testing.TB) core.Store { return mustOpen(tb, tb.TempDir()) }, 100_000, core.DefaultPageSize)
+}
+
+// BenchmarkOpenClose measures what a CLI command pays per node to open and
+// close a Store: a new one, and an existing one that holds records.
+func BenchmarkOpenClose(b *testing.B) {
+	b.Run("new", func(b *testing.B) {
+		root := b.TempDir()
+		i := 0
+		for b.Loop() {
+			i++
+			openClose(b, filepath.Join(root, fmt.Sprint(i)))
+		}
+	})
+	b.Run("existing", func(b *testing.B) {
+		dir := b.TempDir()
+		s := mustOpen(b, dir)
+		for i := range 1000 {
+			if err := s.Create(b.Context(), core.GroupID(fmt.Sprint(i)), "1.000001"); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			openClose(b, dir)
+		}
+	})
+}
+
+func openClose(b *testing.B, dir string) {
+	s, err := badger.Open(dir)
+	if err != nil {
+		b.Fatalf("Open: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		b.Fatalf("Close: %v", err)
+	}
+}
