@@ -51,7 +51,12 @@ func (b *exponential) Next() (next time.Duration, stop bool) {
 	}
 	d := min(b.next, b.max)
 	if b.next < b.max {
-		b.next *= 2
+		// Doubling past max/2 would only be capped, and may overflow.
+		if b.next > b.max/2 {
+			b.next = b.max
+		} else {
+			b.next *= 2
+		}
 	}
 	if b.rng != nil && d > 1 {
 		d = d/2 + time.Duration(b.rng.Int64N(int64(d/2)+1))

@@ -60,6 +60,7 @@ type Config struct {
 type Coordinator struct {
 	cfg   Config
 	locks keyedMutex
+	book  ledger
 }
 
 // New returns a Coordinator for cfg, filling in defaults. It fails with
@@ -132,7 +133,7 @@ const (
 	StateDeleted  NodeState = "deleted"  // the record is gone
 	StateAbsent   NodeState = "absent"   // there was no record and is none
 	StateRestored NodeState = "restored" // compensation put the node back as it was
-	StateUnknown  NodeState = "unknown"  // compensation could not confirm: pending
+	StateUnknown  NodeState = "unknown"  // the node could not be read, or compensation could not confirm
 )
 
 // NodeResult is one node's part in an operation.
@@ -161,6 +162,8 @@ type opRun struct {
 	token    Token
 	requests atomic.Int64
 	retries  atomic.Int64
+	intent   *Intent // the intent begun in the journal, if any
+	finished bool    // the journal finished intent
 }
 
 // nodeRun is one node's state within an operation.
@@ -197,9 +200,18 @@ func (r *opRun) result(op Op, out Outcome, nodes []*nodeRun, err error) (Result,
 
 // call sends one request to a node under the request timeout and classifies
 // a failure caused by a deadline or cancellation as ETransient: the request
-// may have been applied.
-func (r *opRun) call(ctx context.Context, node Node, f func(ctx context.Context) error) error {
+// may have been applied. Once ctx has ended it sends nothing and returns
+// EUnavailable: a request never sent was certainly not applied, so it does
+// not make the node one to compensate. retry says whether the request
+// repeats a failed one.
+func (r *opRun) call(ctx context.Context, node Node, retry bool, f func(ctx context.Context) error) error {
+	if err := ctx.Err(); err != nil {
+		return &Error{Code: EUnavailable, Message: fmt.Sprintf("%s: request not sent: %v", node.Name(), err), Err: err}
+	}
 	r.requests.Add(1)
+	if retry {
+		r.retries.Add(1)
+	}
 	rctx, cancel := context.WithTimeout(ctx, r.c.cfg.RequestTimeout)
 	defer cancel()
 	err := f(rctx)
@@ -216,8 +228,8 @@ func (r *opRun) call(ctx context.Context, node Node, f func(ctx context.Context)
 // stop, or ctx ends. onRetryable sees every retryable failure, so writes can
 // note that they may have been applied.
 func (r *opRun) retry(ctx context.Context, node Node, bo Backoff, f func(ctx context.Context) error, onRetryable func(error)) error {
-	for {
-		err := r.call(ctx, node, f)
+	for attempt := 0; ; attempt++ {
+		err := r.call(ctx, node, attempt > 0, f)
 		if err == nil || !IsRetryable(err) {
 			return err
 		}
@@ -231,10 +243,10 @@ func (r *opRun) retry(ctx context.Context, node Node, bo Backoff, f func(ctx con
 		if stop {
 			return fmt.Errorf("%w (retries exhausted)", err)
 		}
+		d = max(d, retryAfter(err))
 		if r.c.cfg.Clock.Sleep(ctx, d) != nil {
 			return err
 		}
-		r.retries.Add(1)
 	}
 }
 
@@ -260,20 +272,28 @@ func each(ctx context.Context, nodes []*nodeRun, f func(ctx context.Context, n *
 // Create creates id on every node as one operation. It returns a nil error
 // for Done and Unchanged; otherwise the error says why the result is
 // RolledBack or Pending. A cancelled ctx stops the operation; whatever it
-// touched is then left Pending for Recover.
+// touched is then left Pending for Recover, and nothing more is sent. If an
+// earlier operation on id was left pending, Create first rolls it back (its
+// requests count in the result); if it cannot, Create reports Pending
+// without starting.
 func (c *Coordinator) Create(ctx context.Context, id GroupID) (Result, error) {
 	r, nodes := c.start(OpCreate, id)
 	if err := id.Validate(); err != nil {
 		return r.result(OpCreate, RolledBack, nodes, err)
 	}
-	unlock := c.locks.lock(id)
+	unlock, out, err := c.prepare(ctx, r, nodes)
+	if err != nil {
+		return r.result(OpCreate, out, nodes, err)
+	}
 	defer unlock()
 	intent := Intent{Op: OpCreate, ID: id, Token: r.token, Nodes: names(c.cfg.Nodes)}
-	if err := c.begin(ctx, intent); err != nil {
+	err = c.begin(ctx, r, intent)
+	defer c.book.end(r)
+	if err != nil {
 		return r.result(OpCreate, RolledBack, nodes, err)
 	}
 	fctx, cancel := context.WithTimeout(ctx, c.cfg.OperationTimeout)
-	err := each(fctx, nodes, func(ctx context.Context, n *nodeRun) error {
+	err = each(fctx, nodes, func(ctx context.Context, n *nodeRun) error {
 		n.err = r.createOn(ctx, n)
 		return n.err
 	})
@@ -288,9 +308,9 @@ func (c *Coordinator) Create(ctx context.Context, id GroupID) (Result, error) {
 		}
 		if out == Unchanged {
 			// Nothing was written; no intent to keep.
-			return r.result(OpCreate, out, nodes, c.finish(ctx, r.token))
+			return r.result(OpCreate, out, nodes, r.finish(ctx))
 		}
-		if ferr := c.finish(ctx, r.token); ferr != nil {
+		if ferr := r.finish(ctx); ferr != nil {
 			// Committed on every node but not recorded: Recover will undo
 			// it, so it must not be reported done.
 			return r.result(OpCreate, Pending, nodes, ferr)
@@ -351,20 +371,23 @@ func (r *opRun) get(ctx context.Context, node Node) (Record, error) {
 }
 
 // Delete deletes id from every node as one operation. It reads each node's
-// record first so that a failure can restore exactly what was there. Errors
-// and cancellation are as for Create.
+// record first so that a failure can restore exactly what was there. Errors,
+// cancellation and earlier pending operations are as for Create.
 func (c *Coordinator) Delete(ctx context.Context, id GroupID) (Result, error) {
 	r, nodes := c.start(OpDelete, id)
 	if err := id.Validate(); err != nil {
 		return r.result(OpDelete, RolledBack, nodes, err)
 	}
-	unlock := c.locks.lock(id)
+	unlock, out, err := c.prepare(ctx, r, nodes)
+	if err != nil {
+		return r.result(OpDelete, out, nodes, err)
+	}
 	defer unlock()
 	fctx, cancel := context.WithTimeout(ctx, c.cfg.OperationTimeout)
 	defer cancel()
 	// Read the pre-image; nothing is touched yet, so a failure here is a
 	// clean rollback.
-	err := each(fctx, nodes, func(ctx context.Context, n *nodeRun) error {
+	err = each(fctx, nodes, func(ctx context.Context, n *nodeRun) error {
 		rec, err := r.get(ctx, n.node)
 		switch {
 		case err == nil:
@@ -377,10 +400,14 @@ func (c *Coordinator) Delete(ctx context.Context, id GroupID) (Result, error) {
 	})
 	held := 0
 	for _, n := range nodes {
-		n.state = StateAbsent
-		if n.held {
+		switch {
+		case n.held:
 			n.state = StateExisted
 			held++
+		case n.err != nil:
+			n.state = StateUnknown // not read: it may hold the record
+		default:
+			n.state = StateAbsent
 		}
 	}
 	if err != nil {
@@ -395,7 +422,9 @@ func (c *Coordinator) Delete(ctx context.Context, id GroupID) (Result, error) {
 			intent.PreImage[n.node.Name()] = n.restoreToken(r.token)
 		}
 	}
-	if err := c.begin(ctx, intent); err != nil {
+	err = c.begin(ctx, r, intent)
+	defer c.book.end(r)
+	if err != nil {
 		return r.result(OpDelete, RolledBack, nodes, err)
 	}
 	err = each(fctx, nodes, func(ctx context.Context, n *nodeRun) error {
@@ -407,7 +436,7 @@ func (c *Coordinator) Delete(ctx context.Context, id GroupID) (Result, error) {
 	})
 	cancel()
 	if err == nil {
-		if ferr := c.finish(ctx, r.token); ferr != nil {
+		if ferr := r.finish(ctx); ferr != nil {
 			return r.result(OpDelete, Pending, nodes, ferr)
 		}
 		return r.result(OpDelete, Done, nodes, nil)
@@ -460,7 +489,7 @@ func (r *opRun) compensate(ctx context.Context, op Op, nodes []*nodeRun, cause e
 	if err := r.c.undo(ctx, r, in, visit); err != nil {
 		return r.result(op, Pending, nodes, fmt.Errorf("%w; then could not undo it: %w", cause, err))
 	}
-	if err := r.c.finish(ctx, r.token); err != nil {
+	if err := r.finish(ctx); err != nil {
 		return r.result(op, Pending, nodes, err)
 	}
 	return r.result(op, RolledBack, nodes, cause)
@@ -510,14 +539,93 @@ func (c *Coordinator) undo(ctx context.Context, r *opRun, in Intent, nodes []*no
 	return errors.Join(errs...)
 }
 
-func (c *Coordinator) begin(ctx context.Context, in Intent) error {
+// prepare takes r.id's lock and rolls back what earlier operations on the
+// id left pending (see ledger). On failure it returns how to report r: rolled
+// back if nothing was touched, pending if the id still has an operation that
+// could not be undone.
+func (c *Coordinator) prepare(ctx context.Context, r *opRun, nodes []*nodeRun) (unlock func(), out Outcome, err error) {
+	if err := c.book.load(ctx, c.cfg.Journal, false); err != nil {
+		return nil, RolledBack, err
+	}
+	unlock, err = c.locks.lock(ctx, r.id)
+	if err != nil {
+		return nil, RolledBack, err
+	}
+	if err := c.settle(ctx, r); err != nil {
+		unlock()
+		for _, n := range nodes {
+			n.state = StateUnknown
+		}
+		return nil, Pending, err
+	}
+	return unlock, "", nil
+}
+
+// settle rolls back, newest first, the intents left on r.id, counting its
+// requests in r. Call it with the id's lock held.
+func (c *Coordinator) settle(ctx context.Context, r *opRun) error {
+	for {
+		in, ok := c.book.newest(r.id)
+		if !ok {
+			return nil
+		}
+		if _, err := c.rollback(ctx, r, in); err != nil {
+			return fmt.Errorf("an earlier %s of %q (token %s) is still pending and could not be rolled back: %w", in.Op, in.ID, in.Token, err)
+		}
+	}
+}
+
+// rollback undoes in on the nodes it names, finishes it in the journal and
+// drops it from the ledger. It returns the nodes it visited, with their
+// states.
+func (c *Coordinator) rollback(ctx context.Context, r *opRun, in Intent) ([]*nodeRun, error) {
+	byName := make(map[string]Node, len(c.cfg.Nodes))
+	for _, n := range c.cfg.Nodes {
+		byName[n.Name()] = n
+	}
+	var nodes []*nodeRun
+	for _, name := range in.Nodes {
+		if _, held := in.PreImage[name]; in.Op == OpDelete && !held {
+			continue
+		}
+		n, ok := byName[name]
+		if !ok {
+			return nodes, Errorf(EInvalid,
+				"intent %s for %q names node %q, which this target does not have: recover with the target the job ran on", in.Token, in.ID, name)
+		}
+		nodes = append(nodes, &nodeRun{node: n})
+	}
+	if err := c.undo(ctx, r, in, nodes); err != nil {
+		return nodes, err
+	}
+	if err := c.finish(ctx, in.Token); err != nil {
+		return nodes, err
+	}
+	c.book.drop(in)
+	return nodes, nil
+}
+
+// begin records in as r's intent, in the ledger and then in the journal. If
+// the journal fails, it tries to finish the intent in case it was written
+// anyway; an intent it cannot finish stays in the ledger, to be settled.
+func (c *Coordinator) begin(ctx context.Context, r *opRun, in Intent) error {
+	r.intent = &in
+	c.book.begin(in.Token)
 	if c.cfg.Journal == nil {
 		return nil
 	}
 	if err := c.cfg.Journal.Begin(ctx, in); err != nil {
+		_ = r.finish(ctx)
 		return fmt.Errorf("journal: cannot record intent for %q: %w", in.ID, err)
 	}
 	return nil
+}
+
+// finish finishes r's intent in the journal.
+func (r *opRun) finish(ctx context.Context) error {
+	err := r.c.finish(ctx, r.token)
+	r.finished = err == nil
+	return err
 }
 
 func (c *Coordinator) finish(ctx context.Context, token Token) error {
@@ -537,38 +645,4 @@ func names(nodes []Node) []string {
 		s[i] = n.Name()
 	}
 	return s
-}
-
-// keyedMutex serializes operations on the same id.
-type keyedMutex struct {
-	mu    sync.Mutex
-	locks map[GroupID]*idLock
-}
-
-type idLock struct {
-	mu   sync.Mutex
-	refs int
-}
-
-func (k *keyedMutex) lock(id GroupID) (unlock func()) {
-	k.mu.Lock()
-	if k.locks == nil {
-		k.locks = make(map[GroupID]*idLock)
-	}
-	l := k.locks[id]
-	if l == nil {
-		l = &idLock{}
-		k.locks[id] = l
-	}
-	l.refs++
-	k.mu.Unlock()
-	l.mu.Lock()
-	return func() {
-		l.mu.Unlock()
-		k.mu.Lock()
-		if l.refs--; l.refs == 0 {
-			delete(k.locks, id)
-		}
-		k.mu.Unlock()
-	}
 }

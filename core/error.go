@@ -3,6 +3,7 @@ package core
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Code classifies an error. The coordinator decides what to do from the code
@@ -24,6 +25,8 @@ const (
 	// EUnavailable: the request certainly never reached the node (connection
 	// refused, node down). Worth retrying, and certainly not applied.
 	EUnavailable Code = "unavailable"
+	// EUnsupported: the node does not offer that call (an older server).
+	EUnsupported Code = "unsupported"
 	// EInvalid: the caller's input is invalid (an id, a flag, a config).
 	EInvalid Code = "invalid"
 	// EInternal: anything else, such as a storage failure.
@@ -37,6 +40,10 @@ type Error struct {
 	Message string // the whole text, for a person; never parsed
 	Status  int    // the HTTP status that carried it, if any
 	Err     error  // the cause, if any, for errors.Is and errors.As
+	// RetryAfter is how long the node asked the caller to wait before
+	// retrying (an HTTP Retry-After header); the coordinator waits at
+	// least that long.
+	RetryAfter time.Duration
 }
 
 // Error returns the message; without one, the code and the cause.
@@ -56,7 +63,7 @@ func (e *Error) Unwrap() error { return e.Err }
 // Is reports whether target is the sentinel of e's class.
 func (e *Error) Is(target error) bool {
 	t, ok := target.(*Error)
-	return ok && t.Message == "" && t.Err == nil && t.Status == 0 && t.Code == e.Code
+	return ok && t.Message == "" && t.Err == nil && t.Status == 0 && t.RetryAfter == 0 && t.Code == e.Code
 }
 
 // Sentinels, one per class, for errors.Is.
@@ -66,6 +73,7 @@ var (
 	ErrRejected    = &Error{Code: ERejected}
 	ErrTransient   = &Error{Code: ETransient}
 	ErrUnavailable = &Error{Code: EUnavailable}
+	ErrUnsupported = &Error{Code: EUnsupported}
 	ErrInvalid     = &Error{Code: EInvalid}
 )
 
@@ -100,4 +108,12 @@ func IsRetryable(err error) bool {
 func IsAmbiguous(err error) bool {
 	c := ErrorCode(err)
 	return c == ETransient || c == EInternal
+}
+
+// retryAfter returns the wait the node asked for in err, if any.
+func retryAfter(err error) time.Duration {
+	if e, ok := errors.AsType[*Error](err); ok {
+		return e.RetryAfter
+	}
+	return 0
 }

@@ -5,58 +5,77 @@ import (
 	"fmt"
 )
 
-// Recover rolls back every operation left in the journal, by an earlier run
-// that crashed or by compensation that could not finish: a create is deleted
-// where it holds its token, a delete is re-created with its pre-image. It
-// returns one result per intent: RolledBack, or Pending if a node could not
-// be reached in time (the intent stays for the next run). Without a journal
-// it does nothing. Run it before new operations; it takes each id's lock.
+// Recover rolls back every operation left pending: by an earlier run that
+// crashed (read from the journal) or by this coordinator's operations whose
+// compensation could not finish. A create is deleted where it holds its
+// token, a delete is re-created with its pre-image; the intents on one id are
+// undone newest first. It returns one result per intent, grouped by id:
+// RolledBack, or Pending if a node could not be reached in time (the intent
+// stays for the next run, or for the next operation on the id, which settles
+// it first). If ctx ends, the intents not yet tried are reported Pending and
+// ctx.Err() is returned. Without a journal only this coordinator's own
+// leftovers are rolled back. It takes each id's lock, so it may run while
+// operations do; it never touches a running operation's intent.
 func (c *Coordinator) Recover(ctx context.Context, concurrency int) ([]Result, error) {
-	if c.cfg.Journal == nil {
-		return nil, nil
+	if err := c.book.load(ctx, c.cfg.Journal, true); err != nil {
+		return nil, err
 	}
-	intents, err := c.cfg.Journal.Pending(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("journal: cannot read pending intents: %w", err)
-	}
-	results := make([]Result, len(intents))
-	forEach(ctx, indexes(len(intents)), concurrency, func(i int) {
-		results[i] = c.recoverOne(ctx, intents[i])
+	ids := c.book.ids()
+	per := make([][]Result, len(ids))
+	forEach(ctx, indexes(len(ids)), concurrency, func(i int) {
+		per[i] = c.recoverID(ctx, ids[i])
 	})
+	var results []Result
+	for i, rs := range per {
+		if rs == nil {
+			rs = c.pendingResults(ids[i], ctx.Err())
+		}
+		results = append(results, rs...)
+	}
 	return results, ctx.Err()
 }
 
-func (c *Coordinator) recoverOne(ctx context.Context, in Intent) Result {
-	unlock := c.locks.lock(in.ID)
+// recoverID rolls back the intents left on id, newest first, and stops at
+// the first that cannot be: the older ones wait for it.
+func (c *Coordinator) recoverID(ctx context.Context, id GroupID) []Result {
+	unlock, err := c.locks.lock(ctx, id)
+	if err != nil {
+		return c.pendingResults(id, err)
+	}
 	defer unlock()
-	r := &opRun{c: c, id: in.ID, token: in.Token}
-	byName := make(map[string]Node, len(c.cfg.Nodes))
-	for _, n := range c.cfg.Nodes {
-		byName[n.Name()] = n
-	}
-	var nodes []*nodeRun
-	for _, name := range in.Nodes {
-		if _, held := in.PreImage[name]; in.Op == OpDelete && !held {
-			continue
-		}
-		n, ok := byName[name]
+	results := []Result{}
+	for {
+		in, ok := c.book.newest(id)
 		if !ok {
-			res, _ := r.result(in.Op, Pending, nodes, Errorf(EInvalid,
-				"intent %s for %q names node %q, which this target does not have: recover with the target the job ran on", in.Token, in.ID, name))
-			return res
+			return results
 		}
-		nodes = append(nodes, &nodeRun{node: n})
+		r := &opRun{c: c, id: in.ID, token: in.Token}
+		nodes, err := c.rollback(ctx, r, in)
+		if err != nil {
+			res, _ := r.result(in.Op, Pending, nodes, err)
+			results = append(results, res)
+			for _, older := range c.book.intents(id)[1:] {
+				r := &opRun{c: c, id: older.ID, token: older.Token}
+				res, _ := r.result(older.Op, Pending, nil,
+					fmt.Errorf("intent %s on %q must be rolled back first: %w", in.Token, id, err))
+				results = append(results, res)
+			}
+			return results
+		}
+		res, _ := r.result(in.Op, RolledBack, nodes, nil)
+		results = append(results, res)
 	}
-	if err := c.undo(ctx, r, in, nodes); err != nil {
-		res, _ := r.result(in.Op, Pending, nodes, err)
-		return res
+}
+
+// pendingResults reports every intent left on id as Pending for err.
+func (c *Coordinator) pendingResults(id GroupID, err error) []Result {
+	var results []Result
+	for _, in := range c.book.intents(id) {
+		r := &opRun{c: c, id: in.ID, token: in.Token}
+		res, _ := r.result(in.Op, Pending, nil, err)
+		results = append(results, res)
 	}
-	if err := c.finish(ctx, in.Token); err != nil {
-		res, _ := r.result(in.Op, Pending, nodes, err)
-		return res
-	}
-	res, _ := r.result(in.Op, RolledBack, nodes, nil)
-	return res
+	return results
 }
 
 func indexes(n int) func(yield func(int) bool) {

@@ -44,6 +44,9 @@ type Stats struct {
 	Divergent []Divergence `json:"divergent"`
 	// DivergentCount counts all such ids.
 	DivergentCount int `json:"divergent_count"`
+	// CountsOnly is set when a node cannot list its records (the original
+	// server has no listing): then only the counts were compared.
+	CountsOnly bool `json:"counts_only,omitempty"`
 }
 
 // cursor pages through one node's records in id order.
@@ -73,7 +76,9 @@ func (c *Coordinator) Stats(ctx context.Context, opts StatsOptions) (Stats, erro
 	}
 	st := Stats{Divergent: []Divergence{}}
 	for {
-		if err := r.refill(ctx, curs, opts.PageSize); err != nil {
+		if err := r.refill(ctx, curs, opts.PageSize); errors.Is(err, ErrUnsupported) {
+			return r.counts(ctx)
+		} else if err != nil {
 			return Stats{}, err
 		}
 		// The smallest id at the head of any cursor, and who holds it.
@@ -129,6 +134,17 @@ func (r *opRun) refill(ctx context.Context, curs []*cursor, limit int) error {
 				errs[i] = fmt.Errorf("cannot list the records of %s: %w", cur.node.Name(), err)
 				return
 			}
+			// A page must advance past the last one in id order; a node
+			// that repeats or misorders records would make Stats loop
+			// forever or miscount.
+			prev := cur.after
+			for j, rec := range page {
+				if (j > 0 || prev != "") && rec.ID <= prev {
+					errs[i] = Errorf(EInternal, "cannot list the records of %s: it listed %q after %q; records must come sorted by id, after the one asked for", cur.node.Name(), rec.ID, prev)
+					return
+				}
+				prev = rec.ID
+			}
 			cur.page, cur.done = page, len(page) < limit
 			if len(page) > 0 {
 				cur.after = page[len(page)-1].ID
@@ -137,4 +153,24 @@ func (r *opRun) refill(ctx context.Context, curs []*cursor, limit int) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// counts is Stats for nodes that cannot list their records: each node's
+// count, consistent if all are equal.
+func (r *opRun) counts(ctx context.Context) (Stats, error) {
+	st := Stats{Divergent: []Divergence{}, CountsOnly: true, Consistent: true}
+	for _, n := range r.c.cfg.Nodes {
+		var count int
+		err := r.retry(ctx, n, r.c.cfg.NewBackoff(), func(ctx context.Context) error {
+			var err error
+			count, err = n.Count(ctx)
+			return err
+		}, nil)
+		if err != nil {
+			return Stats{}, fmt.Errorf("cannot count the records of %s: %w", n.Name(), err)
+		}
+		st.Consistent = st.Consistent && (len(st.Nodes) == 0 || st.Nodes[0].Count == count)
+		st.Nodes = append(st.Nodes, NodeCount{Node: n.Name(), Count: count})
+	}
+	return st, nil
 }

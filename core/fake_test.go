@@ -1,0 +1,439 @@
+package core
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// fault is what the fake node does to one call.
+type fault int
+
+const (
+	pass       fault = iota // answer normally
+	errBefore               // fail with 500 before doing anything (ETransient)
+	errAfter                // do the call, then fail with 500: the acknowledgement is lost
+	hangBefore              // never answer and do nothing; the caller's deadline ends it
+	hangAfter               // do the call, then never answer
+	down                    // connection refused (EUnavailable): certainly not applied
+	reject                  // 4xx (ERejected): retrying cannot help
+)
+
+func (f fault) String() string {
+	return [...]string{"pass", "errBefore", "errAfter", "hangBefore", "hangAfter", "down", "reject"}[f]
+}
+
+// fakeNode is a map-backed Store with core.Store semantics behind a scripted
+// fault layer. Faults come, in this order of precedence, from: down (every
+// call refused), downFor (the next k calls refused), script (per method, the
+// fault of call k is script[method][k-1]), queue (the next calls, whatever
+// the method), and fn. Set fields before the node is used, or under mu.
+type fakeNode struct {
+	name string
+
+	mu         sync.Mutex
+	recs       map[GroupID]Token
+	noReplay   bool // Create with the record's own token answers ErrExists (the original server)
+	hideTokens bool // Get and List return records without their token (the original server)
+	down       bool
+	downFor    int
+	script     map[string][]fault
+	queue      []fault
+	fn         func(c call) fault
+	onCall     func(c call) // called with every call, before its fault applies
+	calls      map[string]int
+	callsID    map[string]int // by method and id
+	total      int
+}
+
+// call is one call a fake node receives.
+type call struct {
+	Method string
+	ID     GroupID
+	K      int // 1 for the node's first call of Method
+	KID    int // 1 for the node's first call of Method on ID
+}
+
+var _ Node = (*fakeNode)(nil)
+
+func newFakeNode(name string) *fakeNode {
+	return &fakeNode{name: name, recs: map[GroupID]Token{}, calls: map[string]int{}, callsID: map[string]int{}}
+}
+
+func (n *fakeNode) Name() string { return n.name }
+
+// next counts a call and returns its fault.
+func (n *fakeNode) next(method string, id GroupID) fault {
+	n.mu.Lock()
+	n.calls[method]++
+	n.callsID[method+" "+string(id)]++
+	n.total++
+	k := n.calls[method]
+	c := call{Method: method, ID: id, K: k, KID: n.callsID[method+" "+string(id)]}
+	f := pass
+	switch s := n.script[method]; {
+	case n.down:
+		f = down
+	case n.downFor > 0:
+		n.downFor--
+		f = down
+	case k <= len(s):
+		f = s[k-1]
+	case len(n.queue) > 0:
+		f, n.queue = n.queue[0], n.queue[1:]
+	case n.fn != nil:
+		f = n.fn(c)
+	}
+	hook := n.onCall
+	n.mu.Unlock()
+	if hook != nil {
+		hook(c)
+	}
+	return f
+}
+
+// do runs op under the fault of this call.
+func (n *fakeNode) do(ctx context.Context, method string, id GroupID, op func() error) error {
+	f := n.next(method, id)
+	switch f {
+	case down:
+		return &Error{Code: EUnavailable, Message: n.name + ": connection refused"}
+	case reject:
+		return &Error{Code: ERejected, Status: 406, Message: n.name + ": 406 rejected"}
+	case errBefore:
+		return &Error{Code: ETransient, Status: 500, Message: n.name + ": 500 before"}
+	case hangBefore:
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	// A request whose caller already gave up is never sent, as over HTTP.
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	err := op()
+	n.mu.Unlock()
+	switch f {
+	case errAfter:
+		return &Error{Code: ETransient, Status: 500, Message: n.name + ": 500 after"}
+	case hangAfter:
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return err
+}
+
+func (n *fakeNode) Create(ctx context.Context, id GroupID, token Token) error {
+	return n.do(ctx, "Create", id, func() error {
+		if t, ok := n.recs[id]; ok {
+			if t == token && !n.noReplay {
+				return nil
+			}
+			return Errorf(EExists, "%s: %q exists", n.name, id)
+		}
+		n.recs[id] = token
+		return nil
+	})
+}
+
+func (n *fakeNode) Delete(ctx context.Context, id GroupID, token Token) error {
+	return n.do(ctx, "Delete", id, func() error {
+		if t, ok := n.recs[id]; !ok || token != "" && t != token {
+			return Errorf(ENotFound, "%s: no %q with token %q", n.name, id, token)
+		}
+		delete(n.recs, id)
+		return nil
+	})
+}
+
+func (n *fakeNode) Get(ctx context.Context, id GroupID) (Record, error) {
+	var rec Record
+	err := n.do(ctx, "Get", id, func() error {
+		t, ok := n.recs[id]
+		if !ok {
+			return Errorf(ENotFound, "%s: no %q", n.name, id)
+		}
+		rec = Record{ID: id, Token: t}
+		if n.hideTokens {
+			rec.Token = ""
+		}
+		return nil
+	})
+	return rec, err
+}
+
+func (n *fakeNode) List(ctx context.Context, after GroupID, limit int) ([]Record, error) {
+	var page []Record
+	err := n.do(ctx, "List", after, func() error {
+		ids := slices.Sorted(maps.Keys(n.recs))
+		i := sort.Search(len(ids), func(i int) bool { return ids[i] > after })
+		for _, id := range ids[i:min(i+limit, len(ids))] {
+			rec := Record{ID: id, Token: n.recs[id]}
+			if n.hideTokens {
+				rec.Token = ""
+			}
+			page = append(page, rec)
+		}
+		return nil
+	})
+	return page, err
+}
+
+func (n *fakeNode) Count(ctx context.Context) (int, error) {
+	var c int
+	err := n.do(ctx, "Count", "", func() error { c = len(n.recs); return nil })
+	return c, err
+}
+
+// heal turns every fault off.
+func (n *fakeNode) heal() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.down, n.downFor, n.script, n.queue, n.fn, n.onCall = false, 0, nil, nil, nil, nil
+}
+
+func (n *fakeNode) snapshot() map[GroupID]Token {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return maps.Clone(n.recs)
+}
+
+func (n *fakeNode) token(id GroupID) (Token, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	t, ok := n.recs[id]
+	return t, ok
+}
+
+func (n *fakeNode) put(id GroupID, t Token) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.recs[id] = t
+}
+
+func (n *fakeNode) callCount(method string) int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.calls[method]
+}
+
+func (n *fakeNode) totalCalls() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.total
+}
+
+// fakeCluster is a set of fake nodes.
+type fakeCluster []*fakeNode
+
+func newCluster(size int) fakeCluster {
+	c := make(fakeCluster, size)
+	for i := range c {
+		c[i] = newFakeNode(fmt.Sprintf("node%02d", i+1))
+	}
+	return c
+}
+
+func (c fakeCluster) nodes() []Node {
+	ns := make([]Node, len(c))
+	for i, n := range c {
+		ns[i] = n
+	}
+	return ns
+}
+
+func (c fakeCluster) byName(name string) *fakeNode {
+	for _, n := range c {
+		if n.name == name {
+			return n
+		}
+	}
+	panic("no node " + name)
+}
+
+func (c fakeCluster) heal() {
+	for _, n := range c {
+		n.heal()
+	}
+}
+
+func (c fakeCluster) totalCalls() int {
+	s := 0
+	for _, n := range c {
+		s += n.totalCalls()
+	}
+	return s
+}
+
+// holders returns, for id, the token each node holds (nodes without it are
+// absent from the map).
+func (c fakeCluster) holders(id GroupID) map[string]Token {
+	m := map[string]Token{}
+	for _, n := range c {
+		if t, ok := n.token(id); ok {
+			m[n.name] = t
+		}
+	}
+	return m
+}
+
+// ids returns every id any node holds, sorted.
+func (c fakeCluster) ids() []GroupID {
+	set := map[GroupID]bool{}
+	for _, n := range c {
+		for id := range n.snapshot() {
+			set[id] = true
+		}
+	}
+	return slices.Sorted(maps.Keys(set))
+}
+
+// agree reports whether every node holds id or none does.
+func (c fakeCluster) agree(id GroupID) bool {
+	h := len(c.holders(id))
+	return h == 0 || h == len(c)
+}
+
+func (c fakeCluster) String() string {
+	var b strings.Builder
+	for _, n := range c {
+		snap := n.snapshot()
+		fmt.Fprintf(&b, "%s:", n.name)
+		for _, id := range slices.Sorted(maps.Keys(snap)) {
+			fmt.Fprintf(&b, " %s=%s", id, snap[id])
+		}
+		b.WriteString("; ")
+	}
+	return b.String()
+}
+
+// fakeJournal is an in-memory Journal whose calls can be made to fail.
+type fakeJournal struct {
+	mu         sync.Mutex
+	intents    []Intent
+	failBegin  error
+	failFinish error
+	failList   error
+	finished   []Token
+}
+
+var _ Journal = (*fakeJournal)(nil)
+
+func (j *fakeJournal) Begin(ctx context.Context, in Intent) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.failBegin != nil {
+		return j.failBegin
+	}
+	in.Nodes = slices.Clone(in.Nodes)
+	in.PreImage = maps.Clone(in.PreImage)
+	j.intents = append(j.intents, in)
+	return nil
+}
+
+func (j *fakeJournal) Update(ctx context.Context, in Intent) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for i := range j.intents {
+		if j.intents[i].Token == in.Token {
+			j.intents[i] = in
+			return nil
+		}
+	}
+	return Errorf(ENotFound, "no intent %s", in.Token)
+}
+
+func (j *fakeJournal) Finish(ctx context.Context, token Token) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.failFinish != nil {
+		return j.failFinish
+	}
+	j.finished = append(j.finished, token)
+	j.intents = slices.DeleteFunc(j.intents, func(in Intent) bool { return in.Token == token })
+	return nil
+}
+
+func (j *fakeJournal) Pending(ctx context.Context) ([]Intent, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.failList != nil {
+		return nil, j.failList
+	}
+	return slices.Clone(j.intents), nil
+}
+
+func (j *fakeJournal) left() []Intent {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return slices.Clone(j.intents)
+}
+
+// leftIDs returns the ids of the intents left in the journal.
+func (j *fakeJournal) leftIDs() map[GroupID]bool {
+	m := map[GroupID]bool{}
+	for _, in := range j.left() {
+		m[in.ID] = true
+	}
+	return m
+}
+
+// repeat returns n copies of f.
+func repeat(f fault, n int) []fault { return slices.Repeat([]fault{f}, n) }
+
+// TestFakeNodeIsAStore checks the fake itself against the Store contract, so
+// that the coordinator's tests rest on a fake that behaves like a Store.
+func TestFakeNodeIsAStore(t *testing.T) {
+	ctx := t.Context()
+	n := newFakeNode("node01")
+	if err := n.Create(ctx, "a", "1"); err != nil {
+		t.Fatalf("Create new: %v", err)
+	}
+	if err := n.Create(ctx, "a", "1"); err != nil {
+		t.Fatalf("Create replay: %v", err)
+	}
+	if err := n.Create(ctx, "a", "2"); ErrorCode(err) != EExists {
+		t.Fatalf("Create other token: %v, want exists", err)
+	}
+	if err := n.Delete(ctx, "a", "2"); ErrorCode(err) != ENotFound {
+		t.Fatalf("Delete other token: %v, want not_found", err)
+	}
+	if rec, err := n.Get(ctx, "a"); err != nil || rec.Token != "1" {
+		t.Fatalf("Get = %v, %v", rec, err)
+	}
+	for _, id := range []GroupID{"c", "b", "d"} {
+		_ = n.Create(ctx, id, "x")
+	}
+	page, _ := n.List(ctx, "a", 2)
+	if got, want := fmt.Sprint(page), "[{b x} {c x}]"; got != want {
+		t.Fatalf("List = %s, want %s", got, want)
+	}
+	if err := n.Delete(ctx, "a", ""); err != nil {
+		t.Fatalf("unconditional Delete: %v", err)
+	}
+	if c, _ := n.Count(ctx); c != 3 {
+		t.Fatalf("Count = %d, want 3", c)
+	}
+	n.noReplay = true
+	if err := n.Create(ctx, "b", "x"); ErrorCode(err) != EExists {
+		t.Fatalf("Create replay on a node without replay: %v, want exists", err)
+	}
+	n.queue = []fault{errAfter, errBefore}
+	if err := n.Delete(ctx, "b", "x"); ErrorCode(err) != ETransient {
+		t.Fatalf("Delete with errAfter: %v", err)
+	}
+	if _, ok := n.token("b"); ok {
+		t.Fatalf("errAfter did not apply the delete")
+	}
+	if err := n.Delete(ctx, "c", "x"); ErrorCode(err) != ETransient {
+		t.Fatalf("Delete with errBefore: %v", err)
+	}
+	if _, ok := n.token("c"); !ok {
+		t.Fatalf("errBefore applied the delete")
+	}
+}

@@ -1,0 +1,178 @@
+package core
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+)
+
+// ledger is the coordinator's view of the journal: the intents of running
+// operations (live) and, by id, the intents left behind by operations that
+// ended pending or by an earlier process (left).
+//
+// An operation on an id first rolls back what is left on it (settle), so the
+// journal never holds an intent older than a reported operation on the same
+// id: otherwise Recover would later undo the older operation over the newer
+// one, deleting a record that a done create wrote or bringing back one that
+// a done delete removed. Recover in turn never touches a live intent.
+type ledger struct {
+	mu     sync.Mutex
+	loaded bool
+	seq    int
+	live   map[Token]bool
+	left   map[GroupID][]leftIntent // oldest first
+}
+
+type leftIntent struct {
+	Intent
+	seq int // order of arrival, for Recover's order of ids
+}
+
+// load merges the journal's pending intents into the ledger: once, or again
+// if force. The ledger's lock is held across the read, and intents are
+// removed from the ledger only after the journal finished them, so an intent
+// finished meanwhile is either not read or still known, and never comes back.
+func (b *ledger) load(ctx context.Context, j Journal, force bool) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if j == nil || b.loaded && !force {
+		b.loaded = true
+		return nil
+	}
+	intents, err := j.Pending(ctx)
+	if err != nil {
+		return fmt.Errorf("journal: cannot read pending intents: %w", err)
+	}
+	for _, in := range intents {
+		if !b.live[in.Token] && !b.knows(in) {
+			b.add(in)
+		}
+	}
+	b.loaded = true
+	return nil
+}
+
+func (b *ledger) knows(in Intent) bool {
+	return slices.ContainsFunc(b.left[in.ID], func(l leftIntent) bool { return l.Token == in.Token })
+}
+
+func (b *ledger) add(in Intent) {
+	if b.left == nil {
+		b.left = make(map[GroupID][]leftIntent)
+	}
+	b.seq++
+	b.left[in.ID] = append(b.left[in.ID], leftIntent{Intent: in, seq: b.seq})
+}
+
+// begin notes a running operation's token; call it before Journal.Begin.
+func (b *ledger) begin(token Token) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.live == nil {
+		b.live = make(map[Token]bool)
+	}
+	b.live[token] = true
+}
+
+// end notes that r is over; its intent stays in the ledger unless the
+// journal finished it. Call it after the last journal call of r.
+func (b *ledger) end(r *opRun) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.live, r.token)
+	if r.intent != nil && !r.finished {
+		b.add(*r.intent)
+	}
+}
+
+// newest returns the newest intent left on id.
+func (b *ledger) newest(id GroupID) (Intent, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	l := b.left[id]
+	if len(l) == 0 {
+		return Intent{}, false
+	}
+	return l[len(l)-1].Intent, true
+}
+
+// intents returns the intents left on id, newest first.
+func (b *ledger) intents(id GroupID) []Intent {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var ins []Intent
+	for _, l := range slices.Backward(b.left[id]) {
+		ins = append(ins, l.Intent)
+	}
+	return ins
+}
+
+// drop forgets in; call it after the journal finished it.
+func (b *ledger) drop(in Intent) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	l := slices.DeleteFunc(b.left[in.ID], func(l leftIntent) bool { return l.Token == in.Token })
+	if len(l) == 0 {
+		delete(b.left, in.ID)
+		return
+	}
+	b.left[in.ID] = l
+}
+
+// ids returns the ids with intents left, in the order the oldest of each
+// arrived.
+func (b *ledger) ids() []GroupID {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ids := make([]GroupID, 0, len(b.left))
+	for id := range b.left {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(x, y GroupID) int { return b.left[x][0].seq - b.left[y][0].seq })
+	return ids
+}
+
+// keyedMutex serializes operations on the same id. Waiting for an id's lock
+// ends with the caller's context.
+type keyedMutex struct {
+	mu    sync.Mutex
+	locks map[GroupID]*idLock
+}
+
+type idLock struct {
+	held chan struct{} // holds one value while the lock is taken
+	refs int
+}
+
+// lock takes id's lock, or returns ctx.Err() if ctx ends first.
+func (k *keyedMutex) lock(ctx context.Context, id GroupID) (unlock func(), err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = make(map[GroupID]*idLock)
+	}
+	l := k.locks[id]
+	if l == nil {
+		l = &idLock{held: make(chan struct{}, 1)}
+		k.locks[id] = l
+	}
+	l.refs++
+	k.mu.Unlock()
+	release := func() {
+		k.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(k.locks, id)
+		}
+		k.mu.Unlock()
+	}
+	select {
+	case l.held <- struct{}{}:
+		return func() { <-l.held; release() }, nil
+	case <-ctx.Done():
+		release()
+		return nil, ctx.Err()
+	}
+}
