@@ -21,8 +21,8 @@ import (
 	"github.com/reliable-ops/rops/core"
 )
 
-// ErrLocked is the class of the error Open returns when another process, or
-// another Store in this process, has the directory open. Match it with
+// ErrLocked is the class of the error Open and OpenJournal return when
+// another process, or this one, has the directory open. Match it with
 // errors.Is; the error is also of class core.ErrInvalid, a usage error: the
 // user chose a data dir that is in use.
 var ErrLocked = errors.New("data dir in use")
@@ -65,6 +65,17 @@ func WithLogger(l *slog.Logger) Option {
 // Open opens the Store in dir, creating dir and the database if need be. It
 // fails with an ErrLocked error if the directory is in use.
 func Open(dir string, opts ...Option) (*Store, error) {
+	db, err := openDB(dir, "data dir", opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{db: db, dir: dir}, nil
+}
+
+// openDB opens the badger database in dir with the options every rops
+// database shares (the Store's and the Journal's). what names dir in errors
+// ("data dir", "journal"); a directory in use is an ErrLocked error.
+func openDB(dir, what string, opts []Option) (*badgerdb.DB, error) {
 	cfg := config{syncWrites: true}
 	for _, o := range opts {
 		o(&cfg)
@@ -72,15 +83,16 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	db, err := badgerdb.Open(badgerOptions(dir, cfg))
 	if err != nil {
 		if isLocked(err) {
-			return nil, lockedError(dir)
+			return nil, lockedError(what, dir)
 		}
-		return nil, core.Errorf(core.EInternal, "cannot open the badger database in %s: %w", dir, err)
+		return nil, core.Errorf(core.EInternal, "cannot open the badger database of the %s %s: %w", what, dir, err)
 	}
-	return &Store{db: db, dir: dir}, nil
+	return db, nil
 }
 
-// badgerOptions tunes badger for a short-lived CLI that opens three
-// databases per command and stores a few dozen bytes per record. Open and
+// badgerOptions tunes badger for a short-lived CLI that opens a database
+// per node and one for the journal at every command, and stores a few dozen
+// bytes per record (a few hundred per intent). Open and
 // Close cost about 1 ms more per MiB of memtable (badger sets up a memtable
 // and its log file at every Open), so the memtable and the value log files
 // are as small as badger allows; a flush every 1 MiB is cheap next to the
@@ -122,9 +134,9 @@ func isLocked(err error) bool {
 // holds the directory.
 const lockFile = "LOCK"
 
-// lockedError says who holds dir, as far as badger's lock file tells, and
-// what the user can do about it.
-func lockedError(dir string) error {
+// lockedError says who holds dir, the what of openDB, as far as badger's
+// lock file tells, and what the user can do about it.
+func lockedError(what, dir string) error {
 	who := "another process (another rops command, or `rops serve`?)"
 	b, err := os.ReadFile(filepath.Join(dir, lockFile))
 	if pid, perr := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && perr == nil {
@@ -134,7 +146,7 @@ func lockedError(dir string) error {
 		}
 	}
 	return &core.Error{Code: core.EInvalid, Err: ErrLocked, Message: fmt.Sprintf(
-		"data dir %s is in use by %s: wait for it to finish, or use another --data dir", dir, who)}
+		"%s %s is in use by %s: wait for it to finish, or use another --data dir", what, dir, who)}
 }
 
 // Close closes the database, flushing it to disk. Later calls do nothing and

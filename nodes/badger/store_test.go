@@ -21,18 +21,28 @@ import (
 )
 
 // holdEnv, when set to a directory, makes the test binary a helper process
-// that opens a Store there, says "ready" and holds it until stdin closes.
-const holdEnv = "ROPS_BADGER_TEST_HOLD"
+// that opens a Store there (a Journal, if holdJournalEnv is set too), says
+// "ready" and holds it until stdin closes.
+const (
+	holdEnv        = "ROPS_BADGER_TEST_HOLD"
+	holdJournalEnv = "ROPS_BADGER_TEST_HOLD_JOURNAL"
+)
 
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(holdEnv); dir != "" {
-		os.Exit(hold(dir))
+		os.Exit(hold(dir, os.Getenv(holdJournalEnv) != ""))
 	}
 	goleak.VerifyTestMain(m)
 }
 
-func hold(dir string) int {
-	s, err := badger.Open(dir)
+func hold(dir string, journal bool) int {
+	var s io.Closer
+	var err error
+	if journal {
+		s, err = badger.OpenJournal(dir)
+	} else {
+		s, err = badger.Open(dir)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -117,8 +127,17 @@ func TestOpenLocked(t *testing.T) {
 // holds, as a second rops command would.
 func TestOpenLockedByOtherProcess(t *testing.T) {
 	dir := t.TempDir()
+	pid := startHolder(t, dir)
+	_, err := badger.Open(dir)
+	checkLocked(t, err, dir, fmt.Sprintf("pid %d", pid))
+}
+
+// startHolder starts a helper process that holds a Store in dir until the
+// test ends, and returns its pid. env adds to the helper's environment.
+func startHolder(t *testing.T, dir string, env ...string) int {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), holdEnv+"="+dir)
+	cmd.Env = append(append(os.Environ(), holdEnv+"="+dir), env...)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -131,19 +150,17 @@ func TestOpenLockedByOtherProcess(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting the helper: %v", err)
 	}
-	defer func() {
+	t.Cleanup(func() {
 		stdin.Close()
 		if err := cmd.Wait(); err != nil {
 			t.Errorf("helper: %v", err)
 		}
-	}()
+	})
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if got, want := line, "ready\n"; err != nil || got != want {
 		t.Fatalf("helper said %q (%v), want %q", got, err, want)
 	}
-
-	_, err = badger.Open(dir)
-	checkLocked(t, err, dir, fmt.Sprintf("pid %d", cmd.Process.Pid))
+	return cmd.Process.Pid
 }
 
 func checkLocked(t *testing.T, err error, dir, who string) {

@@ -386,7 +386,10 @@ func RunJournal(t *testing.T, open func(tb testing.TB) core.Journal) {
 		{"Update", testJournalUpdate},
 		{"UpdateUnknown", testJournalUpdateUnknown},
 		{"FinishUnknown", testJournalFinishUnknown},
+		{"BeginDuplicate", testJournalBeginDuplicate},
 		{"Isolated", testJournalIsolated},
+		{"Concurrent", testJournalConcurrent},
+		{"CancelledContext", testJournalCancelledContext},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, open(t)) })
 	}
@@ -449,6 +452,83 @@ func testJournalFinishUnknown(t *testing.T, j core.Journal) {
 	mustFinish(t, j, token(0))
 	if got, want := len(mustPending(t, j)), 0; got != want {
 		t.Fatalf("len(Pending)=%d, want %d", got, want)
+	}
+}
+
+// testJournalBeginDuplicate: a token names one operation, so a second Begin
+// with it is refused and leaves the first intent as it was.
+func testJournalBeginDuplicate(t *testing.T, j core.Journal) {
+	mustBegin(t, j, intent(0))
+	dup := intent(1)
+	dup.Token = token(0)
+	wantErr(t, j.Begin(t.Context(), dup), core.ErrInvalid, "second Begin with one token")
+	if got := mustPending(t, j); len(got) != 1 || !equal(got[0], intent(0)) {
+		t.Fatalf("Pending=%+v, want %+v", got, []core.Intent{intent(0)})
+	}
+}
+
+// testJournalConcurrent runs whole operations' worth of Begin, Update and
+// Finish from many goroutines at once, as a bulk job's workers do, and
+// leaves every third intent unfinished.
+func testJournalConcurrent(t *testing.T, j core.Journal) {
+	const workers, each = 16, 20
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				in := intent(w*each + i)
+				if err := j.Begin(t.Context(), in); err != nil {
+					t.Errorf("Begin(%s): %v", in.Token, err)
+					return
+				}
+				in.Nodes = in.Nodes[:2]
+				if err := j.Update(t.Context(), in); err != nil {
+					t.Errorf("Update(%s): %v", in.Token, err)
+					return
+				}
+				if i%3 == 0 {
+					continue
+				}
+				if err := j.Finish(t.Context(), in.Token); err != nil {
+					t.Errorf("Finish(%s): %v", in.Token, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	var want []core.Token
+	for i := range workers * each {
+		if i%each%3 == 0 {
+			want = append(want, token(i))
+		}
+	}
+	got := mustPending(t, j)
+	for _, in := range got {
+		if gotNodes, wantNodes := len(in.Nodes), 2; gotNodes != wantNodes {
+			t.Fatalf("Pending %s has %d nodes, want %d (the update)", in.Token, gotNodes, wantNodes)
+		}
+	}
+	// Concurrent Begins have no order among themselves.
+	if got := slices.Sorted(slices.Values(tokens(got))); !slices.Equal(got, want) {
+		t.Fatalf("Pending tokens=%v, want %v", got, want)
+	}
+}
+
+// testJournalCancelledContext: a write whose context has ended must fail
+// and must not be recorded.
+func testJournalCancelledContext(t *testing.T, j core.Journal) {
+	mustBegin(t, j, intent(0))
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := j.Begin(ctx, intent(1)); err == nil {
+		t.Fatalf("Begin with a cancelled context: err=nil, want an error")
+	}
+	if got, want := tokens(mustPending(t, j)), []core.Token{token(0)}; !slices.Equal(got, want) {
+		t.Fatalf("Pending tokens=%v, want %v", got, want)
 	}
 }
 

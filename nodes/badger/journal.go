@@ -1,0 +1,509 @@
+package badger
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	badgerdb "github.com/dgraph-io/badger/v4"
+
+	"github.com/reliable-ops/rops/core"
+)
+
+// ErrCorrupt is the class of the *CorruptError that Pending returns when
+// journal entries cannot be read. Match it with errors.Is.
+var ErrCorrupt = errors.New("corrupt journal entry")
+
+// intentPrefix starts the key of every intent: "j/" and the sequence number
+// of its Begin in 20 decimal digits. The digits make keys sort oldest first,
+// as Pending must return them, and keep them printable, so that an error can
+// name a corrupt entry by the key that Discard takes.
+const intentPrefix = "j/"
+
+// seqDigits is the most digits a uint64 takes in decimal.
+const seqDigits = 20
+
+// crcSize is the length of the CRC32-C checksum that precedes each intent's
+// JSON in its value.
+const crcSize = 4
+
+// castagnoli is the CRC32-C table: the polynomial with hardware support.
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Journal is a core.Journal in a badger database of its own, so that
+// intents survive a crash of the process. Begin, Update, Finish and Discard
+// return once their write is synced to disk. It is safe for concurrent use;
+// only one Journal at a time, in any process, may have a directory open.
+//
+// Group commit: badger syncs its write-ahead log once per transaction, even
+// for transactions that reach its write pipeline together (it shares only
+// the value log's sync among them), so callers that each committed their
+// own transaction would each pay a sync. Instead every write goes to one
+// committer goroutine, which takes all the writes queued while its previous
+// commit was syncing, applies them in one transaction, syncs once for all
+// of them and wakes their callers. It never waits for more writes to come:
+// a lone caller pays one sync, and a bulk job's workers share one. Measured
+// on this 2-core machine's ext4 disk (BenchmarkJournal, BenchmarkTxnPerWrite),
+// a Begin+Finish pair costs 0.4-0.6 ms from one goroutine and 40-55 µs from
+// each of 16, which share a commit about 14 writes at a time; 16 goroutines
+// each committing their own transactions pay 250 µs a pair. Counted with
+// strace over 4000 writes: 8004 msyncs serially (a commit syncs the log and
+// the value log), 604 from 16 goroutines, and 4609 with a transaction each.
+//
+// Space: Finish deletes the intent, so the journal holds only unfinished
+// operations. An intent is far below the value threshold, so it lives in
+// the LSM tree next to its key and never in the value log: compaction
+// reclaims deleted intents, and value log GC would have nothing to do.
+type Journal struct {
+	db  *badgerdb.DB
+	dir string
+
+	mu      sync.Mutex
+	queue   []*journalOp  // writes waiting for the committer
+	closed  bool          // no more writes are queued
+	wake    chan struct{} // holds a token while the queue may be non-empty
+	stopped chan struct{} // closed when the committer has returned
+
+	// Owned by the committer goroutine once OpenJournal returns.
+	index  map[core.Token]uint64 // the sequence number of each readable intent
+	next   uint64                // the sequence number of the next Begin
+	failed error                 // set by a failed commit: later writes fail too
+
+	commits   atomic.Uint64 // transactions committed, for benchmarks
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ core.Journal = (*Journal)(nil)
+
+// opKind names what a journalOp does.
+type opKind int
+
+const (
+	opBegin opKind = iota
+	opUpdate
+	opFinish
+	opDiscard
+)
+
+// journalOp is one write waiting for the committer.
+type journalOp struct {
+	ctx   context.Context
+	kind  opKind
+	token core.Token // Begin, Update, Finish
+	value []byte     // Begin, Update: the encoded intent
+	key   string     // Discard
+	wrote bool       // set by apply if the op wrote into the transaction
+	err   error      // the outcome, set before done is closed
+	done  chan struct{}
+}
+
+// OpenJournal opens the Journal in dir, creating dir and the database if
+// need be. It fails with an ErrLocked error if the directory is in use. An
+// entry that cannot be read does not stop it: Pending reports it.
+func OpenJournal(dir string, opts ...Option) (*Journal, error) {
+	db, err := openDB(dir, "journal", opts)
+	if err != nil {
+		return nil, err
+	}
+	j := &Journal{
+		db:      db,
+		dir:     dir,
+		wake:    make(chan struct{}, 1),
+		stopped: make(chan struct{}),
+		index:   make(map[core.Token]uint64),
+		next:    1,
+	}
+	// Only this process has the directory open, so the index built here
+	// stays true as long as every write goes through the committer.
+	err = j.scan(func(key, _ []byte, in core.Intent, bad error) {
+		if seq, ok := parseKey(key); ok {
+			j.next = max(j.next, seq+1)
+			if bad == nil {
+				j.index[in.Token] = seq
+			}
+		}
+	})
+	if err != nil {
+		_ = db.Close()
+		return nil, j.internal("cannot read the journal", err)
+	}
+	go j.commit()
+	return j, nil
+}
+
+// Close waits for the writes in progress and closes the database. Later
+// calls do nothing and return the first call's error; writes after Close
+// fail.
+func (j *Journal) Close() error {
+	j.closeOnce.Do(func() {
+		j.mu.Lock()
+		j.closed = true
+		close(j.wake)
+		j.mu.Unlock()
+		<-j.stopped
+		if err := j.db.Close(); err != nil {
+			j.closeErr = j.internal("cannot close the journal", err)
+		}
+	})
+	return j.closeErr
+}
+
+// Begin records in durably. It returns an ErrInvalid error if an intent
+// with the same token is already recorded (tokens name one operation each)
+// or if in has no token or an unknown Op.
+func (j *Journal) Begin(ctx context.Context, in core.Intent) error {
+	value, err := encode(in)
+	if err != nil {
+		return err
+	}
+	return j.do(&journalOp{ctx: ctx, kind: opBegin, token: in.Token, value: value})
+}
+
+// Update replaces the intent with in's token durably, keeping its place in
+// Pending. It returns an ErrNotFound error if there is none, and an
+// ErrInvalid error for an intent Begin would refuse.
+func (j *Journal) Update(ctx context.Context, in core.Intent) error {
+	value, err := encode(in)
+	if err != nil {
+		return err
+	}
+	return j.do(&journalOp{ctx: ctx, kind: opUpdate, token: in.Token, value: value})
+}
+
+// Finish removes the intent with token durably; an unknown token is not an
+// error.
+func (j *Journal) Finish(ctx context.Context, token core.Token) error {
+	return j.do(&journalOp{ctx: ctx, kind: opFinish, token: token})
+}
+
+// Discard removes the entry under key durably, whatever it holds: it is how
+// an operator clears a corrupt entry that Pending reported (by its key, in a
+// *CorruptError), after checking what the operation it recorded left on the
+// nodes. It returns an ErrInvalid error for a key that is not a journal
+// entry's and an ErrNotFound error if there is no entry under key.
+func (j *Journal) Discard(ctx context.Context, key string) error {
+	if !strings.HasPrefix(key, intentPrefix) {
+		return core.Errorf(core.EInvalid, "%q is not the key of a journal entry: those start with %q", key, intentPrefix)
+	}
+	return j.do(&journalOp{ctx: ctx, kind: opDiscard, key: key})
+}
+
+// Pending returns the unfinished intents, oldest first. If some entries
+// cannot be read (torn, corrupted on disk, or not intents), it returns the
+// readable intents together with a *CorruptError (class ErrCorrupt) that
+// names every other entry: they stay in the journal until Discard removes
+// them, so that no half-done operation is forgotten in silence.
+func (j *Journal) Pending(ctx context.Context) ([]core.Intent, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var intents []core.Intent
+	var corrupt []CorruptEntry
+	err := j.scan(func(key, value []byte, in core.Intent, bad error) {
+		if bad != nil {
+			corrupt = append(corrupt, CorruptEntry{Key: string(key), Value: bytes.Clone(value), Err: bad})
+			return
+		}
+		intents = append(intents, in)
+	})
+	if err != nil {
+		return nil, j.internal("cannot read the journal", err)
+	}
+	if len(corrupt) > 0 {
+		return intents, &CorruptError{Dir: j.dir, Entries: corrupt}
+	}
+	return intents, nil
+}
+
+// scan calls f with every entry under intentPrefix in key order: its key
+// and value, and its intent or why it cannot be read. The key and the value
+// are valid only during f.
+func (j *Journal) scan(f func(key, value []byte, in core.Intent, bad error)) error {
+	return j.db.View(func(txn *badgerdb.Txn) error {
+		it := txn.NewIterator(badgerdb.IteratorOptions{Prefix: []byte(intentPrefix)})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			err := item.Value(func(v []byte) error {
+				in, bad := decode(v)
+				if _, ok := parseKey(item.Key()); !ok {
+					bad = errors.New("not a journal key")
+				}
+				f(item.Key(), v, in, bad)
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// do queues op for the committer and waits for its outcome. Once queued, an
+// op is not abandoned when ctx ends, which would leave its outcome unknown:
+// the committer skips it if ctx has ended by the time it gets there, and
+// otherwise the wait is at most two commits.
+func (j *Journal) do(op *journalOp) error {
+	if err := op.ctx.Err(); err != nil {
+		return err
+	}
+	op.done = make(chan struct{})
+	j.mu.Lock()
+	if j.closed {
+		j.mu.Unlock()
+		return core.Errorf(core.EInternal, "journal %s is closed", j.dir)
+	}
+	j.queue = append(j.queue, op)
+	select {
+	case j.wake <- struct{}{}:
+	default: // the committer is awake already
+	}
+	j.mu.Unlock()
+	<-op.done
+	return op.err
+}
+
+// commit is the committer goroutine: it writes the queued ops a batch at a
+// time until Close, then writes what is left and returns.
+func (j *Journal) commit() {
+	defer close(j.stopped)
+	for range j.wake {
+		for {
+			// Let the callers that the last commit woke queue their next
+			// writes first: without this yield the committer, woken by
+			// the first of them, takes one or two writes and the rest wait
+			// a whole sync for the next batch.
+			runtime.Gosched()
+			j.mu.Lock()
+			batch := j.queue
+			j.queue = nil
+			j.mu.Unlock()
+			if len(batch) == 0 {
+				break
+			}
+			j.commitBatch(batch)
+		}
+	}
+}
+
+// commitBatch applies batch in one transaction, or in as few as badger's
+// transaction size limit allows, and ends each op with its outcome.
+func (j *Journal) commitBatch(batch []*journalOp) {
+	txn := j.db.NewTransaction(true)
+	// The ops applied to txn end when it commits, even those that wrote
+	// nothing: their outcome may rest on the ones before them (a Begin
+	// refused as a duplicate of one in txn).
+	var ops []*journalOp
+	writes := 0
+	flush := func() {
+		var err error
+		if writes > 0 {
+			err = txn.Commit()
+			j.commits.Add(1)
+		}
+		txn.Discard()
+		if err != nil && j.failed == nil {
+			// What badger holds is now unknown, and the index may not
+			// match it: refuse every later write rather than guess.
+			j.failed = j.internal("cannot write to the journal; it refuses writes until reopened", err)
+		}
+		for _, op := range ops {
+			if err != nil && op.wrote {
+				op.err = j.failed
+			}
+			close(op.done)
+		}
+		ops, writes = ops[:0], 0
+	}
+	for _, op := range batch {
+		if j.failed != nil {
+			op.err = j.failed
+			close(op.done)
+			continue
+		}
+		if err := op.ctx.Err(); err != nil {
+			op.err = err
+			close(op.done)
+			continue
+		}
+		err := j.apply(txn, op)
+		if errors.Is(err, badgerdb.ErrTxnTooBig) && writes > 0 {
+			flush()
+			txn = j.db.NewTransaction(true)
+			err = j.apply(txn, op)
+		}
+		if errors.Is(err, badgerdb.ErrTxnTooBig) {
+			err = core.Errorf(core.EInvalid, "journal %s: an intent of %d bytes is too large", j.dir, len(op.value))
+		} else if _, ok := errors.AsType[*core.Error](err); err != nil && !ok {
+			err = j.internal("cannot write to the journal", err)
+		}
+		op.err = err
+		if op.wrote {
+			writes++
+		}
+		ops = append(ops, op)
+	}
+	flush()
+}
+
+// apply writes op into txn, sets op.wrote if it did, and brings the index
+// up to date. On an error, neither txn nor the index has changed.
+func (j *Journal) apply(txn *badgerdb.Txn, op *journalOp) error {
+	switch op.kind {
+	case opBegin:
+		if seq, ok := j.index[op.token]; ok {
+			return core.Errorf(core.EInvalid, "journal %s: intent %s is recorded already, under %s", j.dir, op.token, keyOf(seq))
+		}
+		if err := txn.Set([]byte(keyOf(j.next)), op.value); err != nil {
+			return err
+		}
+		j.index[op.token] = j.next
+		j.next++
+	case opUpdate:
+		seq, ok := j.index[op.token]
+		if !ok {
+			return core.Errorf(core.ENotFound, "journal %s: no intent %s to update", j.dir, op.token)
+		}
+		if err := txn.Set([]byte(keyOf(seq)), op.value); err != nil {
+			return err
+		}
+	case opFinish:
+		seq, ok := j.index[op.token]
+		if !ok {
+			return nil
+		}
+		if err := txn.Delete([]byte(keyOf(seq))); err != nil {
+			return err
+		}
+		delete(j.index, op.token)
+	case opDiscard:
+		if _, err := txn.Get([]byte(op.key)); errors.Is(err, badgerdb.ErrKeyNotFound) {
+			return core.Errorf(core.ENotFound, "journal %s: no entry %s", j.dir, op.key)
+		} else if err != nil {
+			return err
+		}
+		if err := txn.Delete([]byte(op.key)); err != nil {
+			return err
+		}
+		if seq, ok := parseKey([]byte(op.key)); ok {
+			for token, s := range j.index {
+				if s == seq {
+					delete(j.index, token)
+				}
+			}
+		}
+	}
+	op.wrote = true
+	return nil
+}
+
+// internal wraps a storage failure of badger.
+func (j *Journal) internal(what string, err error) error {
+	return core.Errorf(core.EInternal, "journal %s: %s: %w", j.dir, what, err)
+}
+
+// keyOf returns the key of the intent with sequence number seq.
+func keyOf(seq uint64) string {
+	return fmt.Sprintf("%s%0*d", intentPrefix, seqDigits, seq)
+}
+
+// parseKey returns the sequence number in an intent's key; ok is false if
+// key is not one.
+func parseKey(key []byte) (seq uint64, ok bool) {
+	digits, found := bytes.CutPrefix(key, []byte(intentPrefix))
+	if !found || len(digits) != seqDigits {
+		return 0, false
+	}
+	seq, err := strconv.ParseUint(string(digits), 10, 64)
+	return seq, err == nil
+}
+
+// encode returns in's value: the CRC32-C of its JSON, big-endian, then the
+// JSON. The checksum finds an entry torn or damaged on disk, which JSON
+// alone may not (a damaged token still parses).
+func encode(in core.Intent) ([]byte, error) {
+	if err := check(in); err != nil {
+		return nil, core.Errorf(core.EInvalid, "journal: refusing intent %s for %q: %w", in.Token, in.ID, err)
+	}
+	js, err := json.Marshal(in)
+	if err != nil {
+		return nil, core.Errorf(core.EInvalid, "journal: cannot encode intent %s for %q: %w", in.Token, in.ID, err)
+	}
+	v := make([]byte, crcSize, crcSize+len(js))
+	binary.BigEndian.PutUint32(v, crc32.Checksum(js, castagnoli))
+	return append(v, js...), nil
+}
+
+// decode reads an intent's value written by encode, saying why it cannot.
+func decode(v []byte) (core.Intent, error) {
+	var in core.Intent
+	if len(v) < crcSize {
+		return in, fmt.Errorf("torn: %d bytes, shorter than a checksum", len(v))
+	}
+	js := v[crcSize:]
+	if got, want := crc32.Checksum(js, castagnoli), binary.BigEndian.Uint32(v); got != want {
+		return in, fmt.Errorf("checksum mismatch (%08x, want %08x): torn or damaged", got, want)
+	}
+	if err := json.Unmarshal(js, &in); err != nil {
+		return core.Intent{}, fmt.Errorf("not an intent: %w", err)
+	}
+	if err := check(in); err != nil {
+		return core.Intent{}, fmt.Errorf("not an intent: %w", err)
+	}
+	return in, nil
+}
+
+// check refuses an intent that Recover could not act on, so that Pending
+// never returns one.
+func check(in core.Intent) error {
+	switch {
+	case in.Token == "":
+		return errors.New("no token")
+	case in.Op != core.OpCreate && in.Op != core.OpDelete:
+		return fmt.Errorf("unknown op %q", in.Op)
+	}
+	return nil
+}
+
+// CorruptError lists the journal entries that Pending could not read. It
+// comes with the intents that could be read; the entries it names stay in
+// the journal until Discard removes them.
+type CorruptError struct {
+	Dir     string
+	Entries []CorruptEntry
+}
+
+// CorruptEntry is one journal entry that cannot be read.
+type CorruptEntry struct {
+	Key   string // the entry's key, as Discard takes it
+	Value []byte // its raw value, for inspection
+	Err   error  // why it cannot be read
+}
+
+// Error names every entry and says what to do about them.
+func (e *CorruptError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "journal %s: %d unreadable entries, left in place: ", e.Dir, len(e.Entries))
+	for i, c := range e.Entries {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "%q: %v", c.Key, c.Err)
+	}
+	b.WriteString(". The operations they recorded may be half done: check the nodes (rops stats), repair them, then discard the entries")
+	return b.String()
+}
+
+// Is reports whether target is ErrCorrupt.
+func (e *CorruptError) Is(target error) bool { return target == ErrCorrupt }
