@@ -215,13 +215,24 @@ func (r *opRun) call(ctx context.Context, node Node, retry bool, f func(ctx cont
 	rctx, cancel := context.WithTimeout(ctx, r.c.cfg.RequestTimeout)
 	defer cancel()
 	err := f(rctx)
-	if err == nil || rctx.Err() == nil {
+	if err == nil || rctx.Err() == nil || isDefinite(err) {
+		// A definite answer stands even if it came as the deadline passed.
 		return err
 	}
 	if ctx.Err() != nil {
 		return &Error{Code: ETransient, Message: fmt.Sprintf("%s: request abandoned: %v", node.Name(), ctx.Err()), Err: ctx.Err()}
 	}
 	return &Error{Code: ETransient, Message: fmt.Sprintf("%s: no answer within %v", node.Name(), r.c.cfg.RequestTimeout), Err: err}
+}
+
+// isDefinite reports whether err is an answer that says what happened: the
+// record exists, is not there, was refused, or the request never arrived.
+func isDefinite(err error) bool {
+	switch ErrorCode(err) {
+	case EExists, ENotFound, ERejected, EUnavailable, EUnsupported, EInvalid:
+		return true
+	}
+	return false
 }
 
 // retry calls f until it returns an error that is not retryable, bo says

@@ -8,7 +8,6 @@ package nodes
 import (
 	"context"
 	"fmt"
-	"hash/fnv"
 	"math/rand/v2"
 	"sync"
 
@@ -196,16 +195,14 @@ func (n *Node) enter(ctx context.Context, method string, id core.GroupID) (Fault
 	}
 	n.calls[key] = k + 1
 	n.mu.Unlock()
-	h := fnv.New64a()
-	fmt.Fprintf(h, "%s\x00%s\x00%d", method, id, k)
-	rng := rand.New(rand.NewPCG(n.seed, h.Sum64()))
+	rng := rand.NewPCG(n.seed, callHash(method, id, k))
 	r := roll{
-		hang:       rng.Float64(),
-		fail:       rng.Float64(),
-		lost:       rng.Float64(),
+		hang:       unit(rng.Uint64()),
+		fail:       unit(rng.Uint64()),
+		lost:       unit(rng.Uint64()),
 		failStatus: status(rng.Uint64()),
 		lostStatus: status(rng.Uint64()),
-		jitter:     rng.Float64(),
+		jitter:     unit(rng.Uint64()),
 	}
 	if f.Down {
 		// A refused connection answers at once: the delay models the path
@@ -219,6 +216,26 @@ func (n *Node) enter(ctx context.Context, method string, id core.GroupID) (Fault
 	}
 	return f, r, nil
 }
+
+// callHash is FNV-1a over method, id and k, written out so that the hot
+// path allocates nothing.
+func callHash(method string, id core.GroupID, k uint64) uint64 {
+	const prime = 1099511628211
+	h := uint64(14695981039346656037)
+	for _, s := range [...]string{method, "\x00", string(id), "\x00"} {
+		for i := 0; i < len(s); i++ {
+			h = (h ^ uint64(s[i])) * prime
+		}
+	}
+	for range 8 {
+		h = (h ^ k&0xff) * prime
+		k >>= 8
+	}
+	return h
+}
+
+// unit maps a random uint64 to [0, 1), as rand.Float64 does.
+func unit(u uint64) float64 { return float64(u>>11) / (1 << 53) }
 
 // unanswered is the error of a call whose caller stopped waiting (err is
 // the context's error). It is transient: as far as the caller knows, the call

@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
 	"net/url"
 	"regexp"
 	"slices"
@@ -42,6 +43,10 @@ type Env struct {
 	// Log, if not nil, receives the request log of every node (see
 	// nodes.Logged).
 	Log io.Writer
+	// HTTP sends the requests of every http and https node, so that they
+	// share one keep-alive pool; nil means httpapi's shared client (see
+	// httpapi.NewHTTPClient).
+	HTTP *http.Client
 }
 
 // Driver opens the node that u describes. The closer, which may be nil,
@@ -129,6 +134,9 @@ func (r *registry) open(ctx context.Context, spec string, env Env) (core.Node, i
 	}
 	if u.Scheme == "" {
 		return nil, nil, core.Errorf(core.EInvalid, "node spec %q has no scheme: write SCHEME://NAME, such as memory://node01 (known schemes are %s)", spec, known)
+	}
+	if _, ok := u.User.Password(); ok {
+		spec = u.Redacted() // errors must not show a password
 	}
 	d := r.driver(u.Scheme)
 	if d == nil {

@@ -1,0 +1,361 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/reliable-ops/rops/core"
+)
+
+// DefaultUserAgent is the User-Agent of a Client without one.
+const DefaultUserAgent = "rops/1"
+
+// DefaultMaxConns sizes the pool of the HTTP client that Clients share when
+// ClientOptions.HTTP is nil: a bulk job's default concurrency times three
+// nodes, with room to spare.
+const DefaultMaxConns = 64
+
+// Limits of what a Client reads from an answer.
+const (
+	// maxAnswer bounds a body the client reads: a page of MaxListLimit
+	// records of maximal ids and tokens fits.
+	maxAnswer = 8 << 20
+	// maxDrain bounds what the client reads of a body it does not need,
+	// so that the connection can be reused; past it the connection is
+	// closed instead.
+	maxDrain = 64 << 10
+)
+
+// Timeouts of NewHTTPClient. The coordinator's context bounds each request;
+// these only catch what it cannot see.
+const (
+	dialTimeout           = time.Second
+	tlsHandshakeTimeout   = 5 * time.Second
+	responseHeaderTimeout = time.Minute
+	idleConnTimeout       = 90 * time.Second
+)
+
+// ClientOptions configures a Client.
+type ClientOptions struct {
+	// HTTP sends the requests (nil: an http.Client from
+	// NewHTTPClient(DefaultMaxConns) that all such Clients share). Give
+	// all Clients of a job the same one, so they share one pool.
+	HTTP *http.Client
+	// UserAgent is sent with every request (empty: DefaultUserAgent).
+	UserAgent string
+}
+
+// NewHTTPClient returns an http.Client for Clients: one keep-alive pool that
+// keeps up to maxConns idle connections (per host and in all), so that a job
+// of that many concurrent requests reuses its connections instead of
+// opening a socket per request, as Go's default of 2 idle per host would.
+// It dials with a short timeout (a failed dial is certainly not applied),
+// asks for no compression, and follows no redirects: a Client reports them,
+// as a write must not be resent elsewhere. Each request's time limit comes
+// from its context. The result is safe for concurrent use.
+func NewHTTPClient(maxConns int) *http.Client {
+	if maxConns < 1 {
+		maxConns = DefaultMaxConns
+	}
+	d := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
+	return &http.Client{
+		Transport: &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           d.DialContext,
+			MaxIdleConns:          maxConns,
+			MaxIdleConnsPerHost:   maxConns,
+			IdleConnTimeout:       idleConnTimeout,
+			TLSHandshakeTimeout:   tlsHandshakeTimeout,
+			ResponseHeaderTimeout: responseHeaderTimeout,
+			DisableCompression:    true,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+var sharedHTTP = sync.OnceValue(func() *http.Client { return NewHTTPClient(DefaultMaxConns) })
+
+// Client is a core.Node served over HTTP by a Server, or by the original
+// system's server: it sends each call as the original's connector did, with
+// the node named in the node header and the token in the timestamp header.
+// Against the original server, Get returns records without a token and List
+// returns an EUnsupported error (core.Coordinator.Stats then compares
+// counts). A Client is safe for concurrent use.
+type Client struct {
+	name      string
+	base      string // without a trailing slash
+	http      *http.Client
+	node      []string // header values, built once
+	userAgent []string
+}
+
+var _ core.Node = (*Client)(nil)
+
+// NewClient returns a Client for the node called node on the server at
+// baseURL, such as http://127.0.0.1:8080/v1. It returns an EInvalid error if
+// baseURL is not an http or https URL without query, fragment or user, or if
+// node is empty or holds spaces or control characters.
+func NewClient(baseURL, node string, opts ClientOptions) (*Client, error) {
+	u, err := url.Parse(baseURL)
+	switch {
+	case err != nil:
+		return nil, core.Errorf(core.EInvalid, "invalid server URL %q (%v): give an http:// or https:// URL, such as http://127.0.0.1:8080/v1", baseURL, unwrapURLError(err))
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, core.Errorf(core.EInvalid, "invalid server URL %q: give an http:// or https:// URL, such as http://127.0.0.1:8080/v1", baseURL)
+	case u.Host == "":
+		return nil, core.Errorf(core.EInvalid, "invalid server URL %q: no host", baseURL)
+	case u.User != nil:
+		return nil, core.Errorf(core.EInvalid, "invalid server URL %q: rops sends no credentials; remove the user", u.Redacted())
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		return nil, core.Errorf(core.EInvalid, "invalid server URL %q: remove the query and fragment", baseURL)
+	}
+	if node == "" || strings.IndexFunc(node, func(r rune) bool { return r <= ' ' || r >= 0x7f }) >= 0 {
+		return nil, core.Errorf(core.EInvalid, "invalid node name %q: give the name the server knows the node by, such as node01", node)
+	}
+	c := &Client{
+		name:      node,
+		base:      strings.TrimRight(u.String(), "/"),
+		http:      opts.HTTP,
+		node:      []string{node},
+		userAgent: []string{opts.UserAgent},
+	}
+	if c.http == nil {
+		c.http = sharedHTTP()
+	}
+	if opts.UserAgent == "" {
+		c.userAgent[0] = DefaultUserAgent
+	}
+	return c, nil
+}
+
+// Name returns the node's name.
+func (c *Client) Name() string { return c.name }
+
+// URL returns the server's base URL, without a trailing slash.
+func (c *Client) URL() string { return c.base }
+
+// Create sends POST /group with id and token. It returns ErrExists if the
+// node holds id with another token.
+func (c *Client) Create(ctx context.Context, id core.GroupID, token core.Token) error {
+	_, err := c.send(ctx, opCreate, http.MethodPost, "/group", groupBody(id), token, false)
+	return err
+}
+
+// Delete sends DELETE /group with id, conditional on token if it is not
+// empty. It returns ErrNotFound if the node holds no such record.
+func (c *Client) Delete(ctx context.Context, id core.GroupID, token core.Token) error {
+	_, err := c.send(ctx, opDelete, http.MethodDelete, "/group", groupBody(id), token, false)
+	return err
+}
+
+// Get sends GET /group/<id>. It returns ErrNotFound if the node holds no
+// such record, and a record with an empty token from the original server,
+// which does not send one.
+func (c *Client) Get(ctx context.Context, id core.GroupID) (core.Record, error) {
+	path := "/group/" + escapeID(string(id))
+	body, err := c.send(ctx, opGet, http.MethodGet, path, nil, "", true)
+	if err != nil {
+		return core.Record{}, err
+	}
+	var rec struct {
+		Timestamp json.RawMessage `json:"timestamp"`
+	}
+	if err := json.Unmarshal(body, &rec); err != nil {
+		return core.Record{}, c.badAnswer(http.MethodGet, path, "a group record", err)
+	}
+	tok, err := tokenOf(rec.Timestamp)
+	if err != nil {
+		return core.Record{}, c.badAnswer(http.MethodGet, path, "a group record", err)
+	}
+	return core.Record{ID: id, Token: tok}, nil
+}
+
+// List sends GET /groups, as many times as it takes to fill limit (a server
+// pages at most MaxListLimit records). It returns an EUnsupported error
+// from a server without GET /groups, such as the original.
+func (c *Client) List(ctx context.Context, after core.GroupID, limit int) ([]core.Record, error) {
+	if limit < 1 {
+		limit = core.DefaultPageSize
+	}
+	var all []core.Record
+	for len(all) < limit {
+		ask := min(limit-len(all), MaxListLimit)
+		path := "/groups?after=" + url.QueryEscape(string(after)) + "&limit=" + strconv.Itoa(ask)
+		body, err := c.send(ctx, opList, http.MethodGet, path, nil, "", true)
+		if err != nil {
+			return nil, err
+		}
+		var page struct {
+			Groups []core.Record `json:"groups"`
+		}
+		if err := json.Unmarshal(body, &page); err != nil {
+			return nil, c.badAnswer(http.MethodGet, path, "a page of group records", err)
+		}
+		if len(page.Groups) > ask {
+			return nil, c.badAnswer(http.MethodGet, path, "a page of group records",
+				fmt.Errorf("%d records for limit=%d", len(page.Groups), ask))
+		}
+		all = append(all, page.Groups...)
+		if len(page.Groups) < ask {
+			break
+		}
+		after = page.Groups[len(page.Groups)-1].ID
+	}
+	if all == nil {
+		all = []core.Record{}
+	}
+	return all, nil
+}
+
+// Count sends GET /stats, which every server has, and returns this node's
+// count from it.
+func (c *Client) Count(ctx context.Context) (int, error) {
+	body, err := c.send(ctx, opCount, http.MethodGet, "/stats", nil, "", true)
+	if err != nil {
+		return 0, err
+	}
+	var st []json.RawMessage
+	var counts map[string]int
+	if err := json.Unmarshal(body, &st); err == nil && len(st) == 2 {
+		err = json.Unmarshal(st[1], &counts)
+	}
+	if counts == nil {
+		return 0, c.badAnswer(http.MethodGet, "/stats", `stats such as [true, {"node01": 0}]`, fmt.Errorf("got %.80q", body))
+	}
+	n, ok := counts[c.name]
+	if !ok {
+		return 0, &core.Error{Code: core.ERejected,
+			Message: fmt.Sprintf("%s at %s: the server does not serve %s: its stats are %.200s", c.name, c.base, c.name, bytes.TrimSpace(body))}
+	}
+	return n, nil
+}
+
+// Ping sends GET /ping/ and returns nil if the server answers.
+func (c *Client) Ping(ctx context.Context) error {
+	_, err := c.send(ctx, opPing, http.MethodGet, "/ping/", nil, "", false)
+	return err
+}
+
+// send sends one request and returns the answer's body if read is set. An
+// answer that is not a success, or no answer, is returned as a core error
+// (statusError, transportError). Bodies are always drained and closed, so
+// that the connection goes back to the pool.
+func (c *Client) send(ctx context.Context, o op, method, path string, body []byte, token core.Token, read bool) ([]byte, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return nil, core.Errorf(core.EInvalid, "%s: %s %s: %v", c.name, method, path, unwrapURLError(err))
+	}
+	h := http.Header{"Node": c.node, "User-Agent": c.userAgent}
+	if body != nil {
+		h["Content-Type"] = contentJSON
+	}
+	if token != "" {
+		if !validHeaderValue(string(token)) {
+			return nil, core.Errorf(core.EInvalid, "%s: invalid token %q: it cannot travel in a header", c.name, token)
+		}
+		h[headerTimestamp] = []string{string(token)}
+		// A create with a token, and a delete conditional on one, can be
+		// sent twice with the same effect: let the transport resend it
+		// when a kept-alive connection turns out closed. A nil value
+		// marks it so without sending the header.
+		h["Idempotency-Key"] = nil
+	}
+	req.Header = h
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, c.transportError(ctx, method, path, err)
+	}
+	defer func() {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
+		_ = resp.Body.Close()
+	}()
+	ok := resp.StatusCode >= 200 && resp.StatusCode < 300
+	if ok && !read {
+		return nil, nil
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	if err != nil {
+		return nil, c.transportError(ctx, method, path, err)
+	}
+	if !ok {
+		return nil, statusError(o, resp.StatusCode, resp.Header, data, time.Now())
+	}
+	return data, nil
+}
+
+// badAnswer is the error of a success whose body is not what the call
+// expects: the server is not one of ours or the original, so retrying
+// cannot help.
+func (c *Client) badAnswer(method, path, want string, err error) error {
+	return &core.Error{Code: core.ERejected, Err: err,
+		Message: fmt.Sprintf("%s at %s: %s %s: the answer is not %s: %v", c.name, c.base, method, path, want, err)}
+}
+
+// groupBody returns the body of POST and DELETE /group.
+func groupBody(id core.GroupID) []byte {
+	b := make([]byte, 0, len(`{"groupId": ""}`)+len(id)+2)
+	b = append(b, `{"groupId": `...)
+	b = appendJSONString(b, string(id))
+	return append(b, '}')
+}
+
+// escapeID returns id as one path segment. The dot segments "." and ".."
+// are escaped too, so that nothing on the way (a proxy, a URL cleaner)
+// resolves them away; every other valid id needs only PathEscape.
+func escapeID(id string) string {
+	switch id {
+	case ".":
+		return "%2E"
+	case "..":
+		return "%2E%2E"
+	}
+	return url.PathEscape(id)
+}
+
+// tokenOf reads a record's timestamp: a string, or the number the original
+// server may hold; absent or null is no token.
+func tokenOf(raw json.RawMessage) (core.Token, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", nil
+	}
+	if raw[0] != '"' {
+		var n json.Number
+		if err := json.Unmarshal(raw, &n); err != nil {
+			return "", fmt.Errorf("timestamp %s is neither a string nor a number", raw)
+		}
+		return core.Token(n), nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", err
+	}
+	return core.Token(s), nil
+}
+
+// validHeaderValue reports whether s can be sent as a header value as it
+// is: visible ASCII and inner spaces only, as a server would trim the rest.
+func validHeaderValue(s string) bool {
+	if s == "" || s[0] == ' ' || s[len(s)-1] == ' ' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c >= 0x7f {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,410 @@
+package httpapi_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/reliable-ops/rops/core"
+	"github.com/reliable-ops/rops/nodes"
+	"github.com/reliable-ops/rops/nodes/httpapi"
+	"github.com/reliable-ops/rops/nodes/memory"
+)
+
+// answerWith returns a handler that answers every request with status, a
+// JSON error body of message (or body as it is, if message is empty) and
+// the header lines given as "Key: value".
+func answerWith(status int, message, body string, hdr ...string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		for _, kv := range hdr {
+			k, v, _ := strings.Cut(kv, ": ")
+			w.Header().Set(k, v)
+		}
+		if message != "" {
+			w.Header().Set("Content-Type", "application/json")
+			body = fmt.Sprintf(`{"message": %q, "status": %d}`, message, status)
+		}
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, body)
+	}
+}
+
+// reset answers by closing the connection: no status, no body.
+func reset(w http.ResponseWriter, r *http.Request) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		panic(err)
+	}
+	_ = conn.Close()
+}
+
+// Calls of a Client, for the classification table.
+var (
+	create = func(ctx context.Context, c *httpapi.Client) error { return c.Create(ctx, "5", "1.000001") }
+	remove = func(ctx context.Context, c *httpapi.Client) error { return c.Delete(ctx, "5", "") }
+	read   = func(ctx context.Context, c *httpapi.Client) error { _, err := c.Get(ctx, "5"); return err }
+	list   = func(ctx context.Context, c *httpapi.Client) error { _, err := c.List(ctx, "", 10); return err }
+	count  = func(ctx context.Context, c *httpapi.Client) error { _, err := c.Count(ctx); return err }
+)
+
+// TestClientClassifies checks the class, status and Retry-After of the
+// error of every kind of answer a server may give.
+func TestClientClassifies(t *testing.T) {
+	notFound := "No group record found with id '5'"
+	html404 := "<!DOCTYPE html>\n<title>404 Not Found</title>\n<h1>Not Found</h1>"
+	for _, tc := range []struct {
+		name       string
+		handler    http.HandlerFunc
+		call       func(context.Context, *httpapi.Client) error
+		wantCode   core.Code // "" for success
+		wantStatus int
+		wantAfter  time.Duration
+		wantMsg    string // a part of the message
+	}{
+		{"create 201", answerWith(201, "", "CREATED\n"), create, "", 0, 0, ""},
+		{"create 200", answerWith(200, "", "OK\n"), create, "", 0, 0, ""},
+		{"create 400 exists", answerWith(400, "Perhaps the object exists.", ""), create, core.EExists, 400, 0, "Perhaps the object exists."},
+		{"create 400 other", answerWith(400, "", "Bad Request"), create, core.ERejected, 400, 0, "400 Bad Request: Bad Request"},
+		{"delete 400", answerWith(400, "Perhaps the object exists.", ""), remove, core.ERejected, 400, 0, "Perhaps"},
+		{"delete 200", answerWith(200, "", "OK\n"), remove, "", 0, 0, ""},
+		{"delete 404", answerWith(404, notFound, ""), remove, core.ENotFound, 404, 0, notFound},
+		{"get 404", answerWith(404, notFound, ""), read, core.ENotFound, 404, 0, notFound},
+		{"get 404 of a wrong URL", answerWith(404, "", html404), read, core.ERejected, 404, 0, "404 Not Found: <!DOCTYPE html>"},
+		{"get 404 of no route", answerWith(404, "no route /v2/group/5", ""), read, core.ERejected, 404, 0, "no route"},
+		{"get 200 not a record", answerWith(200, "", "<html>"), read, core.ERejected, 0, 0, "the answer is not a group record"},
+		{"list 404 of the original", answerWith(404, "", html404), list, core.EUnsupported, 404, 0, "404 Not Found"},
+		{"list 501", answerWith(501, "not implemented", ""), list, core.EUnsupported, 501, 0, "not implemented"},
+		{"create 405", answerWith(405, "method not allowed", "", "Allow: GET"), create, core.ERejected, 405, 0, "method not allowed"},
+		{"create 406", answerWith(406, "missing 'node' header", ""), create, core.ERejected, 406, 0, "missing 'node' header"},
+		{"create 413", answerWith(413, "too large", ""), create, core.ERejected, 413, 0, "too large"},
+		{"create 418", answerWith(418, "", ""), create, core.ERejected, 418, 0, "418 I'm a teapot"},
+		{"create 302", answerWith(302, "", "", "Location: https://elsewhere/v1/group"), create, core.ERejected, 302, 0, `"https://elsewhere/v1/group"`},
+		{"create 408", answerWith(408, "Timeout due to Random Behavior", ""), create, core.ETransient, 408, 0, "Timeout due to Random Behavior"},
+		{"create 429 Retry-After", answerWith(429, "slow down", "", "Retry-After: 3"), create, core.ETransient, 429, 3 * time.Second, "slow down"},
+		{"create 500", answerWith(500, "InternalServerError due to Random Behavior", ""), create, core.ETransient, 500, 0, "Random Behavior"},
+		{"get 500", answerWith(500, "InternalServerError due to Random Behavior", ""), read, core.ETransient, 500, 0, "Random Behavior"},
+		{"create 502", answerWith(502, "", "Bad Gateway"), create, core.ETransient, 502, 0, "502 Bad Gateway"},
+		{"create 503", answerWith(503, "node01 is down", "", "Retry-After: 1"), create, core.EUnavailable, 503, time.Second, "node01 is down"},
+		{"create 504", answerWith(504, "", ""), create, core.ETransient, 504, 0, "504 Gateway Timeout"},
+		{"create 599", answerWith(599, "", ""), create, core.ETransient, 599, 0, "599"},
+		{"create reset", reset, create, core.ETransient, 0, 0, "node01: POST /group: "},
+		{"get reset", reset, read, core.ETransient, 0, 0, "node01: GET /group/5: "},
+		{"count 200", answerWith(200, "", `[true, {"node01": 4}]`), count, "", 0, 0, ""},
+		{"count of another node", answerWith(200, "", `[true, {"node02": 4}]`), count, core.ERejected, 0, 0, "does not serve node01"},
+		{"count not stats", answerWith(200, "", `{}`), count, core.ERejected, 0, 0, "the answer is not stats"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := serve(t, tc.handler)
+			c, err := httpapi.NewClient(srv.URL, "node01", httpapi.ClientOptions{HTTP: newHTTPClient(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = tc.call(t.Context(), c)
+			if got, want := core.ErrorCode(err), tc.wantCode; got != want {
+				t.Fatalf("code of %v=%q, want %q", err, got, want)
+			}
+			if err == nil {
+				return
+			}
+			var e *core.Error
+			if !errors.As(err, &e) {
+				t.Fatalf("err %T is not a *core.Error", err)
+			}
+			if got, want := e.Status, tc.wantStatus; got != want {
+				t.Errorf("Status=%d, want %d", got, want)
+			}
+			if got, want := e.RetryAfter, tc.wantAfter; got != want {
+				t.Errorf("RetryAfter=%v, want %v", got, want)
+			}
+			if got, want := err.Error(), tc.wantMsg; !strings.Contains(got, want) {
+				t.Errorf("message %q does not contain %q", got, want)
+			}
+		})
+	}
+}
+
+// TestClientRefused dials a port nobody listens on.
+func TestClientRefused(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	c, err := httpapi.NewClient("http://"+addr+"/v1", "node01", httpapi.ClientOptions{HTTP: newHTTPClient(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Create(t.Context(), "5", "1.000001")
+	if got, want := core.ErrorCode(err), core.EUnavailable; got != want {
+		t.Fatalf("code of %v=%q, want %q", err, got, want)
+	}
+	want := "node01 at http://" + addr + "/v1: connection refused: is the server running? Start one with rops serve"
+	if got := err.Error(); got != want {
+		t.Fatalf("err=%q, want %q", got, want)
+	}
+}
+
+// TestClientContext checks that a call whose context ends returns the
+// context's error, as a transient error.
+func TestClientContext(t *testing.T) {
+	block := make(chan struct{})
+	srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-block:
+		case <-r.Context().Done():
+		}
+	}))
+	defer close(block)
+	c := mustClient(t, srv, "node01", newHTTPClient(t))
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	err := c.Create(ctx, "5", "1.000001")
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Create with a cancelled context: err=%v, want %v", err, context.Canceled)
+	}
+	if got, want := core.ErrorCode(err), core.ETransient; got != want {
+		t.Fatalf("code of %v=%q, want %q", err, got, want)
+	}
+}
+
+// TestHang serves a node that never answers: the client's deadline must
+// end the call with a transient error, and the server's handler must
+// return then rather than hang on.
+func TestHang(t *testing.T) {
+	n := nodes.New("node01", memory.New(), nodes.Options{Faults: nodes.Faults{HangRate: 1}})
+	server := httpapi.NewServer([]core.Node{n}, httpapi.ServerOptions{})
+	returned := make(chan struct{}, 1)
+	srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() { returned <- struct{}{} }()
+		server.ServeHTTP(w, r)
+	}))
+	c := mustClient(t, srv, "node01", newHTTPClient(t))
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+	defer cancel()
+	err := c.Create(ctx, "5", "1.000001")
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Create of a hung node: err=%v, want %v", err, context.DeadlineExceeded)
+	}
+	if got, want := core.ErrorCode(err), core.ETransient; got != want {
+		t.Fatalf("code of %v=%q, want %q", err, got, want)
+	}
+	<-returned // the handler returned once the client went away
+}
+
+// TestOriginalServer runs a coordinator against an imitation of the
+// original Flask app: GET answers without a timestamp, there is no GET
+// /groups, and stats come from /stats alone.
+func TestOriginalServer(t *testing.T) {
+	counts := `[true, {"node01": 1, "node02": 1, "node03": 1}]`
+	srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/v1/stats":
+			answerWith(200, "", counts)(w, r)
+		case r.URL.Path == "/v1/group/5":
+			answerWith(200, "", `{"groupId":"5"}`)(w, r)
+		case strings.HasPrefix(r.URL.Path, "/v1/group/"):
+			answerWith(404, "No group record found with id '"+strings.TrimPrefix(r.URL.Path, "/v1/group/")+"'", "")(w, r)
+		default:
+			answerWith(404, "", "<!DOCTYPE HTML>\n<title>404 Not Found</title>")(w, r)
+		}
+	}))
+	cs := clients(t, srv, newHTTPClient(t), memoryNodes(names...))
+	rec, err := cs[0].Get(t.Context(), "5")
+	if err != nil {
+		t.Fatalf("Get(5): %v", err)
+	}
+	if got, want := rec, (core.Record{ID: "5"}); got != want {
+		t.Fatalf("Get(5)=%+v, want %+v", got, want)
+	}
+	if _, err := cs[0].Get(t.Context(), "6"); !errors.Is(err, core.ErrNotFound) {
+		t.Fatalf("Get(6): err=%v, want %v", err, core.ErrNotFound)
+	}
+	coord, err := core.New(core.Config{Nodes: cs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := coord.Stats(t.Context(), core.StatsOptions{})
+	if err != nil {
+		t.Fatalf("Stats: %v", err)
+	}
+	if !st.CountsOnly || !st.Consistent || len(st.Nodes) != 3 || st.Nodes[2].Count != 1 {
+		t.Fatalf("Stats=%+v, want consistent counts only, 1 on each of 3 nodes", st)
+	}
+}
+
+// TestClientIDs sends the ids that URLs treat specially through a real
+// server and back: create, get, list and delete.
+func TestClientIDs(t *testing.T) {
+	srv := serve(t, httpapi.NewServer(memoryNodes(names...), httpapi.ServerOptions{}))
+	c := mustClient(t, srv, "node02", newHTTPClient(t))
+	ids := []core.GroupID{".", "..", "...", "?", "?a=b", "%", "%2F", "%2E%2E", "#", "#x", "a;b", "&", "+", "\\", "é", "日本", `"`, "~"}
+	for _, id := range ids {
+		if err := id.Validate(); err != nil {
+			t.Fatalf("test id %q: %v", id, err)
+		}
+		if err := c.Create(t.Context(), id, "1.000001"); err != nil {
+			t.Fatalf("Create(%q): %v", id, err)
+		}
+		rec, err := c.Get(t.Context(), id)
+		if err != nil {
+			t.Fatalf("Get(%q): %v", id, err)
+		}
+		if got, want := rec, (core.Record{ID: id, Token: "1.000001"}); got != want {
+			t.Fatalf("Get(%q)=%+v, want %+v", id, got, want)
+		}
+	}
+	page, err := c.List(t.Context(), "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := len(page), len(ids); got != want {
+		t.Fatalf("List returned %d records, want %d", got, want)
+	}
+	for _, id := range ids {
+		if err := c.Delete(t.Context(), id, "1.000001"); err != nil {
+			t.Fatalf("Delete(%q): %v", id, err)
+		}
+		if _, err := c.Get(t.Context(), id); !errors.Is(err, core.ErrNotFound) {
+			t.Fatalf("Get(%q) after Delete: err=%v, want %v", id, err, core.ErrNotFound)
+		}
+	}
+}
+
+// TestClientListLargeLimit asks for more than a server pages at once: the
+// client must fill the limit from several pages, since a short page means
+// the end.
+func TestClientListLargeLimit(t *testing.T) {
+	store := memory.New()
+	const n = httpapi.MaxListLimit + 5
+	for i := range n {
+		if err := store.Create(t.Context(), core.GroupID(fmt.Sprintf("%06d", i)), "1.000001"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv := serve(t, httpapi.NewServer([]core.Node{nodes.New("node01", store, nodes.Options{})}, httpapi.ServerOptions{}))
+	c := mustClient(t, srv, "node01", newHTTPClient(t))
+	page, err := c.List(t.Context(), "", n+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := len(page), n; got != want {
+		t.Fatalf("len(List)=%d, want %d", got, want)
+	}
+	if got, want := page[n-1].ID, core.GroupID(fmt.Sprintf("%06d", n-1)); got != want {
+		t.Fatalf("last id=%q, want %q", got, want)
+	}
+}
+
+// TestClientPing pings a server.
+func TestClientPing(t *testing.T) {
+	srv := serve(t, httpapi.NewServer(memoryNodes("node01"), httpapi.ServerOptions{}))
+	if err := mustClient(t, srv, "node01", newHTTPClient(t)).Ping(t.Context()); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+}
+
+func TestNewClientInvalid(t *testing.T) {
+	for _, tc := range []struct {
+		name, url, node, want string
+	}{
+		{"no scheme", "127.0.0.1:8080", "node01", "give an http:// or https:// URL"},
+		{"ftp", "ftp://127.0.0.1/v1", "node01", "give an http:// or https:// URL"},
+		{"no host", "http:///v1", "node01", "no host"},
+		{"user", "http://u:secret@127.0.0.1/v1", "node01", "rops sends no credentials"},
+		{"query", "http://127.0.0.1/v1?node=node01", "node01", "remove the query"},
+		{"empty node", "http://127.0.0.1/v1", "", "invalid node name"},
+		{"node with space", "http://127.0.0.1/v1", "node 1", "invalid node name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := httpapi.NewClient(tc.url, tc.node, httpapi.ClientOptions{})
+			if got, want := core.ErrorCode(err), core.EInvalid; got != want {
+				t.Fatalf("code of %v=%q, want %q", err, got, want)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err=%q, want it to contain %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "secret") {
+				t.Fatalf("err=%q shows the password", err)
+			}
+		})
+	}
+}
+
+// TestClientRequests checks what goes on the wire for each call: the
+// original connector's requests, plus the new ones.
+func TestClientRequests(t *testing.T) {
+	var (
+		mu  sync.Mutex
+		got []string
+	)
+	srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var hdr []string
+		for _, k := range []string{"Node", "Timestamp", "Content-Type", "User-Agent", "Idempotency-Key"} {
+			if v, ok := r.Header[k]; ok {
+				hdr = append(hdr, k+"="+strings.Join(v, ","))
+			}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, fmt.Sprintf("%s %s %s %s", r.Method, r.RequestURI, strings.Join(hdr, " "), body))
+		switch {
+		case r.URL.Path == "/v1/stats":
+			_, _ = io.WriteString(w, `[true, {"node01": 0}]`)
+		case strings.HasPrefix(r.URL.Path, "/v1/groups"):
+			_, _ = io.WriteString(w, `{"groups": [], "next": null}`)
+		case r.Method == "GET" && strings.HasPrefix(r.URL.Path, "/v1/group/"):
+			_, _ = io.WriteString(w, `{"groupId": "x", "timestamp": "1.000001"}`)
+		}
+	}))
+	c, err := httpapi.NewClient(srv.URL+"/v1/", "node01", httpapi.ClientOptions{HTTP: newHTTPClient(t), UserAgent: "test/1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	for _, call := range []func() error{
+		func() error { return c.Create(ctx, "5", "1633806680.426599") },
+		func() error { return c.Create(ctx, `a"b`, "1633806680.426599") },
+		func() error { return c.Delete(ctx, "5", "") },
+		func() error { return c.Delete(ctx, "5", "1633806680.426599") },
+		func() error { _, err := c.Get(ctx, "a?b"); return err },
+		func() error { _, err := c.Get(ctx, ".."); return err },
+		func() error { _, err := c.List(ctx, "a&b", 0); return err },
+		func() error { _, err := c.Count(ctx); return err },
+		func() error { return c.Ping(ctx) },
+	} {
+		if err := call(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{
+		`POST /v1/group Node=node01 Timestamp=1633806680.426599 Content-Type=application/json User-Agent=test/1 {"groupId": "5"}`,
+		`POST /v1/group Node=node01 Timestamp=1633806680.426599 Content-Type=application/json User-Agent=test/1 {"groupId": "a\"b"}`,
+		`DELETE /v1/group Node=node01 Content-Type=application/json User-Agent=test/1 {"groupId": "5"}`,
+		`DELETE /v1/group Node=node01 Timestamp=1633806680.426599 Content-Type=application/json User-Agent=test/1 {"groupId": "5"}`,
+		`GET /v1/group/a%3Fb Node=node01 User-Agent=test/1 `,
+		`GET /v1/group/%2E%2E Node=node01 User-Agent=test/1 `,
+		`GET /v1/groups?after=a%26b&limit=1000 Node=node01 User-Agent=test/1 `,
+		`GET /v1/stats Node=node01 User-Agent=test/1 `,
+		`GET /v1/ping/ Node=node01 User-Agent=test/1 `,
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != len(want) {
+		t.Fatalf("requests:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("request %d:\n got %s\nwant %s", i, got[i], want[i])
+		}
+	}
+}

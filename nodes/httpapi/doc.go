@@ -1,0 +1,26 @@
+// Package httpapi is the HTTP API of rops' nodes, wire-compatible with the
+// original Flask app: a Server, an http.Handler that serves a set of
+// core.Nodes, and a Client, a core.Node that talks to such a server (or to
+// the original one) over HTTP.
+//
+// Every route is served under /v1/ and at the root. The node is chosen by the
+// "node" header; a server of one node defaults to it. Errors are JSON
+// {"message": "...", "status": N}.
+//
+//	GET    /ping, /ping/            200 PONG
+//	GET    /stats                   200 [true, {"node01": 0, "node02": 0}]
+//	GET    /group/<id>              200 {"groupId": "<id>", "timestamp": "<token>"}; 404
+//	POST   /group {"groupId": ...}  201 CREATED; 400 Perhaps the object exists.
+//	DELETE /group {"groupId": ...}  200 OK; 404
+//	GET    /groups?after=&limit=    200 {"groups": [...], "next": "<id>" or null}
+//	GET    /admin/faults            200 {"node01": {"error_rate": 0.2, ...}} (ServerOptions.Admin)
+//	PUT    /admin/faults            200 the new faults of every node
+//
+// The optional "timestamp" header carries the operation's token: the token a
+// POST stores (the server makes one if it is absent) and the token a DELETE
+// is conditional on. Bad requests get 406 as in the original (missing or
+// unknown node, missing body or groupId, invalid id), undecodable JSON 400,
+// bodies over ServerOptions.MaxBody 413. A node's injected faults answer as
+// the original's did: 500 or 408 with its messages; a node that is down
+// answers 503.
+package httpapi

@@ -1,0 +1,125 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/reliable-ops/rops/core"
+)
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 11, 25, 18, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name, v string
+		want    time.Duration
+	}{
+		{"none", "", 0},
+		{"seconds", "3", 3 * time.Second},
+		{"spaces", " 7 ", 7 * time.Second},
+		{"zero", "0", 0},
+		{"negative", "-5", 0},
+		{"huge", "99999999999999", maxRetryAfter},
+		{"date", now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
+		{"past date", now.Add(-time.Minute).Format(http.TimeFormat), 0},
+		{"garbage", "soon", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got, want := parseRetryAfter(tc.v, now), tc.want; got != want {
+				t.Fatalf("parseRetryAfter(%q)=%v, want %v", tc.v, got, want)
+			}
+		})
+	}
+}
+
+// referenceDecode decodes a group request with encoding/json alone, as the
+// spec reads: a JSON object whose groupId is a string or a number's text.
+func referenceDecode(body []byte) (core.GroupID, bool) {
+	if !utf8.Valid(body) || !json.Valid(body) {
+		return "", false
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return "", false
+	}
+	var s string
+	switch v := m["groupId"].(type) {
+	case string:
+		s = v
+	case json.Number:
+		s = v.String()
+	default:
+		return "", false
+	}
+	id, err := core.ParseGroupID(s)
+	return id, err == nil
+}
+
+// FuzzDecodeGroupRequest checks the body decoder, fast path included,
+// against encoding/json: both accept the same bodies and read the same id,
+// and a refusal is a 400 or 406 with a message.
+func FuzzDecodeGroupRequest(f *testing.F) {
+	for _, s := range []string{
+		`{"groupId": "5"}`, `{"groupId":"5"}`, ` { "groupId" : "a-b" } `, `{"groupId": 5}`, `{"groupId": -1.5e3}`,
+		`{"groupId": "\u00e9"}`, `{"groupId": "a\"b"}`, `{"groupId": "a b"}`, `{"groupId": ""}`,
+		`{"groupId": "5", "groupId": "6"}`, `{"groupid": "5"}`, `{"groupId": null}`, `{"groupId": true}`,
+		`{"groupId": "5"} x`, `{"groupId": "5"`, `[]`, `null`, ``, "{\"groupId\": \"\xff\"}", `{"x": 1, "groupId": "7"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		id, herr := decodeGroupRequest(body)
+		want, ok := referenceDecode(body)
+		if herr != nil {
+			if ok {
+				t.Fatalf("decodeGroupRequest(%q) refused (%v); encoding/json reads id %q", body, herr, want)
+			}
+			if herr.status != http.StatusBadRequest && herr.status != http.StatusNotAcceptable || herr.message == "" {
+				t.Fatalf("decodeGroupRequest(%q): refusal %d %q, want 400 or 406 with a message", body, herr.status, herr.message)
+			}
+			return
+		}
+		if !ok {
+			t.Fatalf("decodeGroupRequest(%q)=%q; encoding/json refuses it", body, id)
+		}
+		if id != want {
+			t.Fatalf("decodeGroupRequest(%q)=%q, encoding/json reads %q", body, id, want)
+		}
+	})
+}
+
+// FuzzAppendJSONString checks the hand-written JSON string encoder against
+// encoding/json: the same string comes back.
+func FuzzAppendJSONString(f *testing.F) {
+	for _, s := range []string{"", "5", `a"b\c`, "\x00\x1f\x7f", "é日本", "\xff\xfe", "\u2028\u2029", "<&>"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var got, want string
+		if err := json.Unmarshal(appendJSONString(nil, s), &got); err != nil {
+			t.Fatalf("appendJSONString(%q)=%s: not JSON: %v", s, appendJSONString(nil, s), err)
+		}
+		ref, _ := json.Marshal(s)
+		if err := json.Unmarshal(ref, &want); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Fatalf("appendJSONString(%q) decodes to %q, encoding/json's to %q", s, got, want)
+		}
+	})
+}
+
+func TestEscapeID(t *testing.T) {
+	for _, tc := range []struct{ id, want string }{
+		{".", "%2E"}, {"..", "%2E%2E"}, {"...", "..."}, {"?", "%3F"}, {"%", "%25"}, {"#", "%23"}, {"é", "%C3%A9"}, {"a+b", "a+b"},
+	} {
+		if got := escapeID(tc.id); got != tc.want {
+			t.Errorf("escapeID(%q)=%q, want %q", tc.id, got, tc.want)
+		}
+	}
+}

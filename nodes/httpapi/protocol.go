@@ -1,0 +1,120 @@
+package httpapi
+
+import (
+	"strconv"
+	"unicode/utf8"
+)
+
+// The wire protocol's names and fixed messages, shared by the server and the
+// client so that the two cannot drift apart. The messages are the original
+// server's: the client recognizes an answer by them where the original's
+// status alone is ambiguous (a 404 for a missing record and a 404 for a
+// wrong URL look alike).
+const (
+	// headerNode names the node a request is for (canonical form).
+	headerNode = "Node"
+	// headerTimestamp carries the operation's token (canonical form).
+	headerTimestamp = "Timestamp"
+
+	// msgExists answers a POST of an id held with another token.
+	msgExists = "Perhaps the object exists."
+	// msgNotFound starts the answer to a GET or DELETE of a missing record.
+	msgNotFound = "No group record found with id "
+
+	// DefaultListLimit is the page size of GET /groups without limit=.
+	DefaultListLimit = 1000
+	// MaxListLimit is the largest limit= GET /groups accepts.
+	MaxListLimit = 10000
+	// DefaultMaxBody is the default limit of a request body, in bytes.
+	DefaultMaxBody = 64 << 10
+	// MaxTokenLen is the longest timestamp header the server accepts, in
+	// bytes: tokens are stored with every record.
+	MaxTokenLen = 256
+)
+
+// notFoundMessage is the original's answer to a GET or DELETE of a record
+// that is not there; token is the DELETE's condition, if any.
+func notFoundMessage(id, token string) string {
+	if token == "" {
+		return msgNotFound + "'" + id + "'"
+	}
+	return msgNotFound + "'" + id + "' and timestamp '" + token + "'"
+}
+
+// Content types, as header value slices that every response shares: building
+// them once keeps the hot path free of allocations. Nothing may append to
+// them.
+var (
+	contentJSON = []string{"application/json"}
+	contentText = []string{"text/plain; charset=utf-8"}
+)
+
+const hex = "0123456789abcdef"
+
+// appendJSONString appends s to b as a JSON string. It escapes what JSON
+// requires, plus U+2028 and U+2029 as encoding/json does, and replaces each
+// invalid UTF-8 byte with U+FFFD, so the result always decodes; it is the
+// hot path's replacement for encoding/json.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// appendErrorBody appends the JSON error body {"message": msg, "status": status}.
+func appendErrorBody(b []byte, status int, msg string) []byte {
+	b = append(b, `{"message": `...)
+	b = appendJSONString(b, msg)
+	b = append(b, `, "status": `...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	return append(b, "}\n"...)
+}
+
+// appendRecord appends rec as the GET /group/<id> body does.
+func appendRecord(b []byte, id, token string) []byte {
+	b = append(b, `{"groupId": `...)
+	b = appendJSONString(b, id)
+	b = append(b, `, "timestamp": `...)
+	b = appendJSONString(b, token)
+	return append(b, '}')
+}

@@ -1,0 +1,422 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/reliable-ops/rops/core"
+)
+
+// ServerOptions configures a Server. The zero value serves the nodes with
+// the defaults.
+type ServerOptions struct {
+	// Admin serves GET and PUT /admin/faults, which read and change the
+	// nodes' faults. Off, the route does not exist.
+	Admin bool
+	// MaxBody limits request bodies, in bytes (0: DefaultMaxBody).
+	MaxBody int64
+	// AccessLog, if not nil, receives one line per request, as gunicorn
+	// writes them: the common log format plus referer and user agent,
+	//	127.0.0.1 - - [25/Nov/2026:18:00:00 +0000] "POST /v1/group HTTP/1.1" 201 8 "-" "rops/1"
+	// Each line is one Write, made under a lock, so the writer needs no
+	// locking of its own; a slow writer slows the requests.
+	AccessLog io.Writer
+	// Tokens makes the token of a POST that has no timestamp header (nil:
+	// a new core.TokenSource).
+	Tokens *core.TokenSource
+	// Clock times the access log (nil: core.SystemClock).
+	Clock core.Clock
+}
+
+// Server is an http.Handler that serves a set of nodes over the original
+// system's API; see the package documentation for the routes. It is safe for
+// concurrent use.
+type Server struct {
+	nodes   []core.Node
+	byName  map[string]core.Node
+	only    core.Node // the node a request without a node header is for, if the server has one
+	names   string    // the node names, for messages
+	maxBody int64
+	admin   bool
+	tokens  *core.TokenSource
+	stats   *core.Coordinator
+	log     *accessLog
+	adminMu sync.Mutex // makes a PUT /admin/faults read, merge and set as one
+}
+
+var _ http.Handler = (*Server)(nil)
+
+// statsRequestTimeout bounds each page a GET /stats reads from a node: the
+// caller's context bounds the whole request.
+const statsRequestTimeout = time.Minute
+
+// NewServer returns a Server for nodes, which must be at least one, with
+// unique names; it panics otherwise, as that is a programming error.
+func NewServer(nodes []core.Node, opts ServerOptions) *Server {
+	s := &Server{
+		nodes:   nodes,
+		byName:  make(map[string]core.Node, len(nodes)),
+		maxBody: opts.MaxBody,
+		admin:   opts.Admin,
+		tokens:  opts.Tokens,
+	}
+	if s.maxBody <= 0 {
+		s.maxBody = DefaultMaxBody
+	}
+	if s.tokens == nil {
+		s.tokens = core.NewTokenSource(opts.Clock)
+	}
+	names := make([]string, len(nodes))
+	for i, n := range nodes {
+		names[i] = n.Name()
+		s.byName[n.Name()] = n
+	}
+	s.names = strings.Join(names, ", ")
+	if len(nodes) == 1 {
+		s.only = nodes[0]
+	}
+	// Stats reads each node once, without retries: a node that fails
+	// answers the request at once, and GET /stats is retried by its caller.
+	// List and Count see no random faults, only Down and latency.
+	statsNodes := make([]core.Node, len(nodes))
+	for i, n := range nodes {
+		statsNodes[i] = statsNode{n}
+	}
+	stats, err := core.New(core.Config{
+		Nodes:          statsNodes,
+		NewBackoff:     func() core.Backoff { return core.BackoffFunc(func() (time.Duration, bool) { return 0, true }) },
+		RequestTimeout: statsRequestTimeout,
+		Clock:          opts.Clock,
+	})
+	if err != nil {
+		panic("httpapi.NewServer: " + err.Error())
+	}
+	s.stats = stats
+	if opts.AccessLog != nil {
+		s.log = newAccessLog(opts.AccessLog, opts.Clock)
+	}
+	return s
+}
+
+// ServeHTTP answers one request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.log == nil {
+		s.route(w, r)
+		return
+	}
+	lw := &logWriter{ResponseWriter: w}
+	s.route(lw, r)
+	s.log.write(r, lw)
+}
+
+// Methods, as the Allow header lists them.
+const (
+	allowGet   = "GET, HEAD"
+	allowGroup = "POST, DELETE"
+	allowAdmin = "GET, PUT"
+)
+
+// route dispatches on the escaped path, so that the id of GET /group/<id> is
+// taken as sent: ServeMux would clean "." and ".." away, and an escaped '/'
+// must reach the id check rather than split the path.
+func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.EscapedPath()
+	if rest, ok := strings.CutPrefix(p, "/v1"); ok && strings.HasPrefix(rest, "/") {
+		p = rest
+	}
+	switch p {
+	case "/ping", "/ping/":
+		if allowed(w, r, allowGet) {
+			writeText(w, http.StatusOK, "PONG\n")
+		}
+	case "/stats":
+		if allowed(w, r, allowGet) {
+			s.handleStats(w, r)
+		}
+	case "/group":
+		switch r.Method {
+		case http.MethodPost:
+			s.handleCreate(w, r)
+		case http.MethodDelete:
+			s.handleDelete(w, r)
+		default:
+			methodNotAllowed(w, r, allowGroup)
+		}
+	case "/groups":
+		if allowed(w, r, allowGet) {
+			s.handleList(w, r)
+		}
+	case "/admin/faults":
+		if !s.admin {
+			s.notFound(w, r)
+			return
+		}
+		switch r.Method {
+		case http.MethodGet, http.MethodHead:
+			s.handleGetFaults(w)
+		case http.MethodPut:
+			s.handlePutFaults(w, r)
+		default:
+			methodNotAllowed(w, r, allowAdmin)
+		}
+	default:
+		id, ok := strings.CutPrefix(p, "/group/")
+		if !ok {
+			s.notFound(w, r)
+			return
+		}
+		if allowed(w, r, allowGet) {
+			s.handleGet(w, r, id)
+		}
+	}
+}
+
+// allowed reports whether r's method is among allow, a list of GET and HEAD;
+// if not, it answers 405.
+func allowed(w http.ResponseWriter, r *http.Request, allow string) bool {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return true
+	}
+	methodNotAllowed(w, r, allow)
+	return false
+}
+
+func methodNotAllowed(w http.ResponseWriter, r *http.Request, allow string) {
+	w.Header()["Allow"] = []string{allow}
+	writeError(w, http.StatusMethodNotAllowed,
+		fmt.Sprintf("method %s is not allowed on %s: use %s", r.Method, r.URL.EscapedPath(), allow))
+}
+
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	routes := "/ping, /stats, /group, /group/<id>, /groups"
+	if s.admin {
+		routes += ", /admin/faults"
+	}
+	writeError(w, http.StatusNotFound,
+		fmt.Sprintf("no route %s: the routes are %s, at the root or under /v1", r.URL.EscapedPath(), routes))
+}
+
+// node returns the node that r's node header names, or the server's only
+// node if it has one and the header is missing; else it answers 406.
+func (s *Server) node(w http.ResponseWriter, r *http.Request) (core.Node, bool) {
+	// The header map is indexed directly: Header.Get would canonicalize
+	// the key again on every request.
+	v := r.Header[headerNode]
+	if len(v) == 0 || v[0] == "" {
+		if s.only != nil {
+			return s.only, true
+		}
+		writeError(w, http.StatusNotAcceptable, "missing 'node' header: name one of "+s.names)
+		return nil, false
+	}
+	if n, ok := s.byName[v[0]]; ok {
+		return n, true
+	}
+	writeError(w, http.StatusNotAcceptable, fmt.Sprintf("unknown node %q in the 'node' header: name one of %s", v[0], s.names))
+	return nil, false
+}
+
+// token returns r's timestamp header, or answers 406 if it is too long.
+func token(w http.ResponseWriter, r *http.Request) (core.Token, bool) {
+	v := r.Header[headerTimestamp]
+	if len(v) == 0 {
+		return "", true
+	}
+	if len(v[0]) > MaxTokenLen {
+		writeError(w, http.StatusNotAcceptable,
+			fmt.Sprintf("the timestamp header is %d bytes long: the limit is %d", len(v[0]), MaxTokenLen))
+		return "", false
+	}
+	return core.Token(v[0]), true
+}
+
+// groupRequest reads what POST and DELETE /group need: the node, the id in
+// the body and the token in the header, answering the request if any is
+// wrong.
+func (s *Server) groupRequest(w http.ResponseWriter, r *http.Request) (core.Node, core.GroupID, core.Token, bool) {
+	n, ok := s.node(w, r)
+	if !ok {
+		return nil, "", "", false
+	}
+	tok, ok := token(w, r)
+	if !ok {
+		return nil, "", "", false
+	}
+	buf, herr := readBody(r, s.maxBody)
+	if herr != nil {
+		writeHTTPError(w, herr)
+		return nil, "", "", false
+	}
+	id, herr := decodeGroupRequest(buf.Bytes())
+	bufPool.Put(buf)
+	if herr != nil {
+		writeHTTPError(w, herr)
+		return nil, "", "", false
+	}
+	return n, id, tok, true
+}
+
+func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
+	n, id, tok, ok := s.groupRequest(w, r)
+	if !ok {
+		return
+	}
+	if tok == "" {
+		tok = s.tokens.Next()
+	}
+	if err := n.Create(r.Context(), id, tok); err != nil {
+		nodeError(w, n, err, id, tok)
+		return
+	}
+	writeText(w, http.StatusCreated, "CREATED\n")
+}
+
+func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) {
+	n, id, tok, ok := s.groupRequest(w, r)
+	if !ok {
+		return
+	}
+	if err := n.Delete(r.Context(), id, tok); err != nil {
+		nodeError(w, n, err, id, tok)
+		return
+	}
+	writeText(w, http.StatusOK, "OK\n")
+}
+
+// handleGet answers GET /group/<id>; escaped is the id as the path holds it.
+func (s *Server) handleGet(w http.ResponseWriter, r *http.Request, escaped string) {
+	n, ok := s.node(w, r)
+	if !ok {
+		return
+	}
+	raw, err := url.PathUnescape(escaped)
+	if err != nil {
+		writeError(w, http.StatusNotAcceptable, fmt.Sprintf("invalid group id %q in the path: %v", escaped, err))
+		return
+	}
+	id, herr := parseID(raw)
+	if herr != nil {
+		writeHTTPError(w, herr)
+		return
+	}
+	rec, err := n.Get(r.Context(), id)
+	if err != nil {
+		nodeError(w, n, err, id, "")
+		return
+	}
+	b := make([]byte, 0, 40+len(rec.ID)+len(rec.Token))
+	writeJSON(w, http.StatusOK, append(appendRecord(b, string(rec.ID), string(rec.Token)), '\n'))
+}
+
+func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
+	n, ok := s.node(w, r)
+	if !ok {
+		return
+	}
+	q := r.URL.Query()
+	limit, herr := parseLimit(q["limit"])
+	if herr != nil {
+		writeHTTPError(w, herr)
+		return
+	}
+	var after core.GroupID
+	if a := q.Get("after"); a != "" {
+		if after, herr = parseID(a); herr != nil {
+			writeHTTPError(w, herr)
+			return
+		}
+	}
+	page, err := n.List(r.Context(), after, limit)
+	if err != nil {
+		nodeError(w, n, err, "", "")
+		return
+	}
+	b := make([]byte, 0, 64+len(page)*48)
+	b = append(b, `{"groups": [`...)
+	for i, rec := range page {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = appendRecord(b, string(rec.ID), string(rec.Token))
+	}
+	b = append(b, `], "next": `...)
+	if len(page) == limit {
+		b = appendJSONString(b, string(page[len(page)-1].ID))
+	} else {
+		b = append(b, "null"...)
+	}
+	writeJSON(w, http.StatusOK, append(b, "}\n"...))
+}
+
+// handleStats answers GET /stats as the original's job printed it: whether
+// every node holds the same ids, and each node's count. The ids are
+// compared page by page (core.Coordinator.Stats), so memory stays flat.
+func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
+	st, err := s.stats.Stats(r.Context(), core.StatsOptions{MaxDivergent: -1})
+	if err != nil {
+		// The stats' own message names the node that failed; a node that
+		// is down says so as on every route.
+		status, _ := errorStatus(err)
+		msg := err.Error()
+		if e, ok := errors.AsType[*core.Error](err); ok && status == http.StatusServiceUnavailable {
+			msg = e.Message
+		}
+		writeError(w, status, msg)
+		return
+	}
+	b := make([]byte, 0, 16+len(st.Nodes)*24)
+	b = append(b, '[')
+	b = strconv.AppendBool(b, st.Consistent)
+	b = append(b, ", {"...)
+	for i, c := range st.Nodes {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = appendJSONString(b, c.Node)
+		b = append(b, ": "...)
+		b = strconv.AppendInt(b, int64(c.Count), 10)
+	}
+	writeJSON(w, http.StatusOK, append(b, "}]\n"...))
+}
+
+func writeText(w http.ResponseWriter, status int, body string) {
+	w.Header()["Content-Type"] = contentText
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, body []byte) {
+	w.Header()["Content-Type"] = contentJSON
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// statsNode is a node as GET /stats reads it: one that is down says only
+// that, as it does on the other routes, rather than what the node's error
+// says.
+type statsNode struct{ core.Node }
+
+func (n statsNode) List(ctx context.Context, after core.GroupID, limit int) ([]core.Record, error) {
+	recs, err := n.Node.List(ctx, after, limit)
+	return recs, n.down(err)
+}
+
+func (n statsNode) Count(ctx context.Context) (int, error) {
+	c, err := n.Node.Count(ctx)
+	return c, n.down(err)
+}
+
+func (n statsNode) down(err error) error {
+	if core.ErrorCode(err) != core.EUnavailable {
+		return err
+	}
+	return &core.Error{Code: core.EUnavailable, Message: n.Name() + " is down", Err: err}
+}
