@@ -1,31 +1,35 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-
+	"slices"
+	"strings"
 
 	"github.com/sethvargo/go-retry"
 
 	"github.com/reliable-ops/rops/core"
 	"github.com/reliable-ops/rops/nodes"
+	"github.com/reliable-ops/rops/nodes/httpapi"
 	"github.com/reliable-ops/rops/plugins"
 )
 
 // Globals are the flags every command takes. Each also reads the ROPS_*
 // environment variable named in its help.
 type Globals struct {
-	Target         string  `short:"t" default:"local" help:"Nodes to work on: 'local' runs three embedded badger nodes node01..03 under --data."`
+	Target         string  `short:"t" default:"local" help:"Nodes to work on: 'local' (three embedded badger nodes node01..03 under --data), 'remote' (rops serve's default nodes at http://127.0.0.1:8080/v1), or a target named in --config."`
+	Config         string  `type:"path" placeholder:"FILE" help:"JSON file of named targets: {\"targets\": {\"lab\": {\"nodes\": [\"http://127.0.0.1:9001/v1?node=node01\", ...], \"retries\": 10, \"concurrency\": 16}}}."`
 	Data           string  `type:"path" placeholder:"DIR" help:"Data directory of the local target (default: $XDG_DATA_HOME/rops, or ~/.local/share/rops)."`
 	RandomBehavior float64 `default:"0.2" help:"Local nodes fail each request with probability P (500 or 408), like the original's RANDOM_BEHAVIOR."`
 	AmbiguousRate  float64 `default:"0" help:"Local nodes apply a request, then fail it anyway, with probability P (the acknowledgement is lost)."`
 	Seed           uint64  `placeholder:"N" help:"Seed of the fault and backoff random numbers, for reproducible runs (0: a new one each run, shown with -v)."`
-	Retries        int     `default:"10" help:"Retries per request before an operation is rolled back."`
-	Concurrency    int     `default:"16" help:"Operations run at once by bulk commands."`
+	Retries        *int    `placeholder:"N" help:"Retries per request before an operation is rolled back (default 10, or the target's)."`
+	Concurrency    *int    `placeholder:"N" help:"Operations run at once by bulk commands (default 16, or the target's)."`
 	Output         string  `short:"o" enum:"text,json" default:"text" help:"Output format: text or json."`
 	Verbose        bool    `short:"v" help:"Log every request and response to stderr."`
 }
@@ -40,11 +44,11 @@ func (g *Globals) Validate() error {
 			return fmt.Errorf("%s %v is out of range: give a probability from 0 to 1", p.flag, p.v)
 		}
 	}
-	if g.Retries < 0 {
-		return fmt.Errorf("--retries %d is negative: give 0 or more", g.Retries)
+	if g.Retries != nil && *g.Retries < 0 {
+		return fmt.Errorf("--retries %d is negative: give 0 or more", *g.Retries)
 	}
-	if g.Concurrency < 1 {
-		return fmt.Errorf("--concurrency %d is too small: give 1 or more", g.Concurrency)
+	if g.Concurrency != nil && *g.Concurrency < 1 {
+		return fmt.Errorf("--concurrency %d is too small: give 1 or more", *g.Concurrency)
 	}
 	return nil
 }
@@ -64,70 +68,87 @@ func (g *Globals) dataDir() (string, error) {
 	return filepath.Join(home, ".local", "share", "rops"), nil
 }
 
-// localSpecs are the node specs of the local target.
-var localSpecs = []string{"badger://node01", "badger://node02", "badger://node03"}
-
 // cluster is an opened target with its coordinator.
 type cluster struct {
 	*core.Coordinator
-	target *plugins.Target
+	target      *plugins.Target
+	concurrency int
 }
 
 // open opens the target named by --target and builds a coordinator over
 // it. The caller must Close it.
 func (g *Globals) open(ctx context.Context, stderr io.Writer) (*cluster, error) {
-	seed := g.Seed
-	if seed == 0 {
-		seed = rand.Uint64()
+	cfg, err := loadConfig(g.Config)
+	if err != nil {
+		return nil, usageError(err)
 	}
+	tc, err := cfg.target(g.Target)
+	if err != nil {
+		return nil, usageError(err)
+	}
+	retries := cmp.Or(g.Retries, tc.Retries, ptr(core.DefaultRetries))
+	concurrency := *cmp.Or(g.Concurrency, tc.Concurrency, ptr(core.DefaultConcurrency))
+	seed := g.seed()
 	env := plugins.Env{
 		Seed:   seed,
 		Faults: nodes.Faults{ErrorRate: g.RandomBehavior, AmbiguousRate: g.AmbiguousRate},
+		// One keep-alive pool for every HTTP node, a connection per
+		// worker per node.
+		HTTP: httpapi.NewHTTPClient(concurrency * len(tc.Nodes)),
 	}
 	if g.Verbose {
 		env.Log = stderr
 		fmt.Fprintf(stderr, "seed %d\n", seed)
 	}
-	var specs []string
-	switch g.Target {
-	case "local":
-		dir, err := g.dataDir()
-		if err != nil {
+	if needsData(tc.Nodes) {
+		if env.DataDir, err = g.dataDir(); err != nil {
 			return nil, err
 		}
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		if err := os.MkdirAll(env.DataDir, 0o755); err != nil {
 			return nil, usageError(fmt.Errorf("cannot create data directory: %w; choose another with --data DIR", err))
 		}
-		env.DataDir, specs = dir, localSpecs
-	default:
-		return nil, usageError(fmt.Errorf("unknown target %q: the targets are 'local'", g.Target))
 	}
-	target, err := plugins.OpenTarget(ctx, specs, env)
+	target, err := plugins.OpenTarget(ctx, tc.Nodes, env)
 	if err != nil {
 		return nil, usageError(err)
 	}
-	rng := rand.New(core.NewLockedSource(seed))
 	coord, err := core.New(core.Config{
-		Nodes:      target.Nodes,
-		Rand:       rng,
-		NewBackoff: g.backoff,
+		Nodes: target.Nodes,
+		Rand:  rand.New(core.NewLockedSource(seed)),
+		NewBackoff: func() core.Backoff {
+			return backoff(*retries)
+		},
 	})
 	if err != nil {
 		target.Close()
 		return nil, usageError(err)
 	}
-	return &cluster{Coordinator: coord, target: target}, nil
+	return &cluster{Coordinator: coord, target: target, concurrency: concurrency}, nil
+}
+
+// seed returns --seed, or a fresh random seed for 0.
+func (g *Globals) seed() uint64 {
+	if g.Seed == 0 {
+		g.Seed = rand.Uint64()
+	}
+	return g.Seed
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// needsData reports whether any spec keeps its data under --data.
+func needsData(specs []string) bool {
+	return slices.ContainsFunc(specs, func(s string) bool { return strings.HasPrefix(s, "badger:") })
 }
 
 // backoff is the retry policy of one node in one operation: exponential
-// from 10 ms, capped at 500 ms, with jitter, --retries times.
-func (g *Globals) backoff() core.Backoff {
+// from 10 ms, capped at 500 ms, with jitter, retries times.
+func backoff(retries int) core.Backoff {
 	b := retry.NewExponential(core.DefaultBackoffBase)
 	b = retry.WithJitterPercent(50, b)
 	b = retry.WithCappedDuration(core.DefaultBackoffCap, b)
-	return retry.WithMaxRetries(uint64(g.Retries), b)
+	return retry.WithMaxRetries(uint64(retries), b)
 }
 
 // Close closes the target's nodes.
 func (c *cluster) Close() error { return c.target.Close() }
-

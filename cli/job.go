@@ -61,7 +61,7 @@ func runBulk(ctx context.Context, g *Globals, io *IO, op core.Op, src *IDSource)
 	}
 	defer cl.Close()
 	progress := newProgress(io.Stderr, op, ids.len())
-	rep := cl.Bulk(ctx, op, ids.all(), g.Concurrency, progress.add)
+	rep := cl.Bulk(ctx, op, ids.all(), cl.concurrency, progress.add)
 	progress.done()
 	if err := printReport(io.Stdout, g.Output, rep); err != nil {
 		return err

@@ -1,0 +1,96 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+)
+
+// Config is the --config file: named targets.
+//
+//	{"targets": {"lab": {"nodes": ["http://127.0.0.1:9001/v1?node=node01", ...],
+//	                     "retries": 10, "concurrency": 16}}}
+//
+// Keys rops does not know are allowed, so a file can carry notes or settings
+// of other tools.
+type Config struct {
+	Targets map[string]TargetConfig `json:"targets"`
+}
+
+// TargetConfig is one named target.
+type TargetConfig struct {
+	// Nodes are node specs such as http://host:port/v1?node=node01,
+	// badger://node01?error_rate=0.2 or memory://node01.
+	Nodes []string `json:"nodes"`
+	// Retries and Concurrency are used unless the flags are given.
+	Retries     *int `json:"retries,omitempty"`
+	Concurrency *int `json:"concurrency,omitempty"`
+}
+
+// builtinTargets are the targets every config has: the local cluster and
+// the nodes `rops serve` serves by default.
+var builtinTargets = map[string]TargetConfig{
+	"local": {Nodes: []string{"badger://node01", "badger://node02", "badger://node03"}},
+	"remote": {Nodes: []string{
+		"http://127.0.0.1:8080/v1?node=node01",
+		"http://127.0.0.1:8080/v1?node=node02",
+		"http://127.0.0.1:8080/v1?node=node03",
+	}},
+}
+
+// loadConfig reads a config file; an empty name gives no extra targets.
+func loadConfig(name string) (Config, error) {
+	if name == "" {
+		return Config{}, nil
+	}
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return Config{}, fmt.Errorf("cannot read config: %w", err)
+	}
+	return parseConfig(data, name)
+}
+
+// parseConfig decodes and checks a config file's contents.
+func parseConfig(data []byte, name string) (Config, error) {
+	var c Config
+	if err := json.Unmarshal(data, &c); err != nil {
+		return Config{}, fmt.Errorf("config %s is not valid: %v; it is JSON like {\"targets\": {\"lab\": {\"nodes\": [\"http://127.0.0.1:9001/v1?node=node01\"]}}}", name, err)
+	}
+	for _, tname := range slices.Sorted(maps.Keys(c.Targets)) {
+		t := c.Targets[tname]
+		switch {
+		case strings.TrimSpace(tname) == "":
+			return Config{}, fmt.Errorf("config %s: a target has an empty name", name)
+		case len(t.Nodes) == 0:
+			return Config{}, fmt.Errorf("config %s: target %q has no nodes: list node specs under \"nodes\"", name, tname)
+		case t.Retries != nil && *t.Retries < 0:
+			return Config{}, fmt.Errorf("config %s: target %q: retries %d is negative", name, tname, *t.Retries)
+		case t.Concurrency != nil && *t.Concurrency < 1:
+			return Config{}, fmt.Errorf("config %s: target %q: concurrency %d is too small: give 1 or more", name, tname, *t.Concurrency)
+		}
+	}
+	return c, nil
+}
+
+// target returns the named target: from the config first, else built in.
+func (c Config) target(name string) (TargetConfig, error) {
+	if t, ok := c.Targets[name]; ok {
+		return t, nil
+	}
+	if t, ok := builtinTargets[name]; ok {
+		return t, nil
+	}
+	known := slices.Sorted(maps.Keys(builtinTargets))
+	for n := range c.Targets {
+		known = append(known, n)
+	}
+	slices.Sort(known)
+	hint := ""
+	if len(c.Targets) == 0 {
+		hint = "; define more in a --config file"
+	}
+	return TargetConfig{}, fmt.Errorf("unknown target %q: the targets are %s%s", name, strings.Join(known, ", "), hint)
+}

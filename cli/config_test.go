@@ -1,0 +1,72 @@
+package cli
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name, in, err string
+	}{
+		{name: "lab", in: `{"targets": {"lab": {"nodes": ["http://127.0.0.1:9001/v1?node=node01"], "retries": 3, "concurrency": 4}}, "note": "extra keys are fine"}`},
+		{name: "not json", in: `targets: lab`, err: `is not valid`},
+		{name: "no nodes", in: `{"targets": {"lab": {}}}`, err: `target "lab" has no nodes`},
+		{name: "negative retries", in: `{"targets": {"lab": {"nodes": ["memory://n"], "retries": -1}}}`, err: `retries -1 is negative`},
+		{name: "zero concurrency", in: `{"targets": {"lab": {"nodes": ["memory://n"], "concurrency": 0}}}`, err: `concurrency 0 is too small`},
+		{name: "wrong type", in: `{"targets": {"lab": {"nodes": "memory://n"}}}`, err: `is not valid`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := parseConfig([]byte(tc.in), "lab.json")
+			if tc.err == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				lab, err := c.target("lab")
+				if err != nil || *lab.Retries != 3 || *lab.Concurrency != 4 {
+					t.Fatalf("target lab = %+v, %v; want retries 3, concurrency 4", lab, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Fatalf("parseConfig error = %v, want one saying %q", err, tc.err)
+			}
+		})
+	}
+}
+
+func TestConfigTargets(t *testing.T) {
+	c, err := parseConfig([]byte(`{"targets": {"remote": {"nodes": ["http://127.0.0.1:9/v1?node=a"]}}}`), "c.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A config's target overrides the built-in of the same name.
+	if r, _ := c.target("remote"); len(r.Nodes) != 1 {
+		t.Fatalf("remote = %v, want the config's one node", r.Nodes)
+	}
+	if l, _ := c.target("local"); len(l.Nodes) != 3 {
+		t.Fatalf("local = %v, want the three built-in nodes", l.Nodes)
+	}
+	if _, err := c.target("lab"); err == nil || !strings.Contains(err.Error(), "the targets are local, remote") {
+		t.Fatalf("unknown target error = %v", err)
+	}
+}
+
+// FuzzParseConfig: any file gives a config or a clear error, never a panic,
+// and an accepted config has nodes in every target.
+func FuzzParseConfig(f *testing.F) {
+	f.Add(`{"targets": {"lab": {"nodes": ["memory://n"], "retries": 1}}}`)
+	f.Add(`{"targets": {"": {"nodes": []}}}`)
+	f.Add(`[1, 2]`)
+	f.Fuzz(func(t *testing.T, in string) {
+		c, err := parseConfig([]byte(in), "fuzz.json")
+		if err != nil {
+			return
+		}
+		for name, tc := range c.Targets {
+			if len(tc.Nodes) == 0 {
+				t.Fatalf("accepted target %q with no nodes", name)
+			}
+		}
+	})
+}

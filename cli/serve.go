@@ -1,0 +1,96 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/reliable-ops/rops/nodes"
+	"github.com/reliable-ops/rops/nodes/httpapi"
+	"github.com/reliable-ops/rops/plugins"
+)
+
+// ServeCmd serves nodes over the original system's HTTP API.
+type ServeCmd struct {
+	Addr     string        `default:"127.0.0.1:8080" help:"Address to listen on (port 0: any free port; the address is printed)."`
+	Nodes    []string      `default:"node01,node02,node03" sep:"," help:"Names of the nodes to serve, chosen by the 'node' header."`
+	Store    string        `enum:"memory,badger" default:"badger" help:"Storage of the nodes: badger under --data, or memory."`
+	Latency  time.Duration `help:"Delay every request by this much."`
+	Jitter   time.Duration `help:"Add a random delay of up to this much."`
+	HangRate float64       `help:"Never answer a group request, with probability P."`
+	Admin    bool          `help:"Serve GET/PUT /admin/faults to read or change each node's faults while running."`
+}
+
+// Timeouts of the server: slow clients cannot hold connections, and a
+// shutdown waits this long for requests in flight.
+const (
+	readHeaderTimeout = 5 * time.Second
+	idleTimeout       = 2 * time.Minute
+	shutdownTimeout   = 10 * time.Second
+)
+
+// Run serves until the context ends (SIGINT or SIGTERM), then finishes the
+// requests in flight and closes the stores.
+func (c *ServeCmd) Run(ctx context.Context, g *Globals, io *IO) error {
+	faults := nodes.Faults{
+		ErrorRate:     g.RandomBehavior,
+		AmbiguousRate: g.AmbiguousRate,
+		Latency:       nodes.Duration(c.Latency),
+		Jitter:        nodes.Duration(c.Jitter),
+		HangRate:      c.HangRate,
+	}
+	if err := faults.Validate(); err != nil {
+		return usageError(err)
+	}
+	env := plugins.Env{Seed: g.seed(), Faults: faults}
+	specs := make([]string, len(c.Nodes))
+	for i, name := range c.Nodes {
+		specs[i] = c.Store + "://" + name
+	}
+	if c.Store == "badger" {
+		dir, err := g.dataDir()
+		if err != nil {
+			return err
+		}
+		env.DataDir = dir
+	}
+	target, err := plugins.OpenTarget(ctx, specs, env)
+	if err != nil {
+		return usageError(err)
+	}
+	defer target.Close()
+
+	ln, err := net.Listen("tcp", c.Addr)
+	if err != nil {
+		return usageError(fmt.Errorf("cannot listen on %s: %w; choose another with --addr", c.Addr, err))
+	}
+	srv := &http.Server{
+		Handler:           httpapi.NewServer(target.Nodes, httpapi.ServerOptions{Admin: c.Admin, AccessLog: io.Stderr}),
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
+	}
+	fmt.Fprintf(io.Stderr, "rops serve: listening on http://%s (nodes %s, %s store, random behavior %v, seed %d)\n",
+		ln.Addr(), strings.Join(c.Nodes, ", "), c.Store, g.RandomBehavior, g.Seed)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	fmt.Fprintln(io.Stderr, "rops serve: shutting down")
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		// Requests still running (a hung node) are cut off.
+		srv.Close()
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,295 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/reliable-ops/rops/core"
+)
+
+// e2eTimeout bounds every process an end-to-end test starts.
+const e2eTimeout = 3 * time.Minute
+
+var (
+	buildOnce sync.Once
+	ropsBin   string
+	buildErr  error
+)
+
+// binary builds rops once for all end-to-end tests.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "rops-e2e")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		ropsBin = filepath.Join(dir, "rops")
+		out, err := exec.Command("go", "build", "-race", "-o", ropsBin, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return ropsBin
+}
+
+// server is a running `rops serve` process.
+type server struct {
+	cmd   *exec.Cmd
+	addr  string
+	lines chan string // access log lines, for tests that act mid-job
+}
+
+// startServer starts `rops serve` on a free 127.0.0.1 port (or addr) and
+// waits until it listens.
+func startServer(t *testing.T, addr string, args ...string) *server {
+	t.Helper()
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
+	cmd := exec.CommandContext(ctx, binary(t), append([]string{"serve", "--addr", addr}, args...)...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &server{cmd: cmd, lines: make(chan string, 1024)}
+	t.Cleanup(func() {
+		cancel()
+		cmd.Wait()
+	})
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		if _, a, ok := strings.Cut(sc.Text(), "listening on http://"); ok {
+			s.addr, _, _ = strings.Cut(a, " ")
+			break
+		}
+	}
+	if s.addr == "" {
+		t.Fatalf("rops serve %v did not start", args)
+	}
+	go func() {
+		defer close(s.lines)
+		for sc.Scan() {
+			select {
+			case s.lines <- sc.Text():
+			default: // nobody is counting
+			}
+		}
+	}()
+	return s
+}
+
+// kill ends the server with SIGKILL: no shutdown, no flush.
+func (s *server) kill(t *testing.T) {
+	t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	s.cmd.Wait()
+}
+
+// writeConfig writes a config file with one target of the given specs.
+func writeConfig(t *testing.T, name string, specs ...string) string {
+	t.Helper()
+	data, err := json.Marshal(map[string]any{"targets": map[string]any{name: map[string]any{"nodes": specs}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "targets.json")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// run runs rops to the end and returns its exit code and output.
+func run(t *testing.T, args ...string) (code int, stdout string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
+	defer cancel()
+	var out, errb bytes.Buffer
+	cmd := exec.CommandContext(ctx, binary(t), args...)
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	if code == 2 {
+		t.Fatalf("rops %s: usage error: %s", strings.Join(args, " "), errb.String())
+	}
+	return code, out.String()
+}
+
+func runJSON[T any](t *testing.T, args ...string) T {
+	t.Helper()
+	_, out := run(t, append([]string{"-o", "json"}, args...)...)
+	var v T
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatalf("rops %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return v
+}
+
+type statsOut struct {
+	Consistent bool           `json:"consistent"`
+	Nodes      map[string]int `json:"nodes"`
+	Divergent  []struct {
+		ID core.GroupID `json:"groupId"`
+		On []string     `json:"on"`
+	} `json:"divergent"`
+	DivergentCount int `json:"divergent_count"`
+}
+
+// checkJob runs every command against a target and checks that every id
+// completes and the nodes agree.
+func checkJob(t *testing.T, target ...string) {
+	t.Helper()
+	rep := runJSON[core.Report](t, append(target, "create", "--range", "0-299")...)
+	if rep.Done != 300 || rep.RolledBack+rep.Pending != 0 {
+		t.Fatalf("create report = %+v, want 300 done", rep)
+	}
+	if st := runJSON[statsOut](t, append(target, "stats")...); !st.Consistent || st.Nodes["node01"] != 300 {
+		t.Fatalf("stats after create = %+v, want consistent with 300 each", st)
+	}
+	one := runJSON[core.Report](t, append(target, "create-one", "x")...)
+	if one.Done != 1 {
+		t.Fatalf("create-one report = %+v, want done", one)
+	}
+	one = runJSON[core.Report](t, append(target, "delete-one", "x")...)
+	if one.Done != 1 {
+		t.Fatalf("delete-one report = %+v, want done", one)
+	}
+	rep = runJSON[core.Report](t, append(target, "delete", "--range", "0-299")...)
+	if rep.Done != 300 || rep.RolledBack+rep.Pending != 0 {
+		t.Fatalf("delete report = %+v, want 300 done", rep)
+	}
+	if st := runJSON[statsOut](t, append(target, "stats")...); !st.Consistent || st.Nodes["node01"] != 0 {
+		t.Fatalf("stats after delete = %+v, want consistent and empty", st)
+	}
+}
+
+// TestRemoteTarget runs every command with --target remote against one
+// `rops serve` process serving node01..03, under random errors and under
+// lost acknowledgements.
+func TestRemoteTarget(t *testing.T) {
+	for _, faults := range [][]string{
+		{"--random-behavior", "0.2", "--seed", "21"},
+		{"--random-behavior", "0", "--ambiguous-rate", "0.2", "--seed", "22"},
+	} {
+		t.Run(strings.Join(faults, " "), func(t *testing.T) {
+			s := startServer(t, "", append([]string{"--store", "memory"}, faults...)...)
+			cfg := writeConfig(t, "remote", remoteSpecs(s.addr, s.addr, s.addr)...)
+			checkJob(t, "--config", cfg, "--target", "remote")
+		})
+	}
+}
+
+// TestServerPerNode runs the job against three `rops serve` processes of
+// one node each, named in a config file.
+func TestServerPerNode(t *testing.T) {
+	var addrs []string
+	for i, name := range []string{"node01", "node02", "node03"} {
+		s := startServer(t, "", "--nodes", name, "--store", "badger", "--data", t.TempDir(), "--random-behavior", "0.2", "--seed", fmt.Sprint(30+i))
+		addrs = append(addrs, s.addr)
+	}
+	cfg := writeConfig(t, "lab", remoteSpecs(addrs...)...)
+	checkJob(t, "--config", cfg, "--target", "lab")
+}
+
+func remoteSpecs(addrs ...string) []string {
+	var specs []string
+	for i, a := range addrs {
+		specs = append(specs, fmt.Sprintf("http://%s/v1?node=node%02d", a, i+1))
+	}
+	return specs
+}
+
+// TestNodeKilledMidJob kills a badger node server with SIGKILL in the
+// middle of a bulk create and restarts it: every create the job reports
+// done is on every node, and stats with the report account for every id.
+func TestNodeKilledMidJob(t *testing.T) {
+	var servers []*server
+	var addrs, dirs []string
+	for i, name := range []string{"node01", "node02", "node03"} {
+		dir := t.TempDir()
+		s := startServer(t, "", "--nodes", name, "--data", dir, "--random-behavior", "0.2", "--seed", fmt.Sprint(40+i))
+		servers, addrs, dirs = append(servers, s), append(addrs, s.addr), append(dirs, dir)
+	}
+	cfg := writeConfig(t, "lab", remoteSpecs(addrs...)...)
+
+	// Start the job, kill node02 once it has answered 500 requests, and
+	// restart it on the same port and data while the job goes on.
+	const ids = 2000
+	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
+	defer cancel()
+	var out bytes.Buffer
+	job := exec.CommandContext(ctx, binary(t), "-o", "json", "--config", cfg, "--target", "lab", "create", "--range", fmt.Sprintf("0-%d", ids-1))
+	job.Stdout = &out
+	if err := job.Start(); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for range servers[1].lines {
+		if n++; n == 500 {
+			break
+		}
+	}
+	servers[1].kill(t)
+	startServer(t, addrs[1], "--nodes", "node02", "--data", dirs[1], "--random-behavior", "0.2", "--seed", "99")
+	if err := job.Wait(); err != nil {
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() == 2 {
+			t.Fatalf("job: %v", err)
+		}
+	}
+	var rep core.Report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("job output: %v\n%s", err, out.String())
+	}
+	t.Logf("report: done %d, rolled back %d, pending %d", rep.Done, rep.RolledBack, rep.Pending)
+	if got := rep.Done + rep.RolledBack + rep.Pending; got != ids {
+		t.Fatalf("report accounts for %d ids, want %d: %+v", got, ids, rep)
+	}
+	// Every id is done (on every node), rolled back (on none) or pending
+	// (listed, and the only ids that may be divergent).
+	st := runJSON[statsOut](t, "--config", cfg, "--target", "lab", "stats")
+	pending := rep.PendingIDs
+	for _, d := range st.Divergent {
+		if !slices.Contains(pending, d.ID) {
+			t.Errorf("id %s is on %v only, but the job did not report it pending", d.ID, d.On)
+		}
+	}
+	for node, n := range st.Nodes {
+		if n < rep.Done || n > rep.Done+rep.Pending {
+			t.Errorf("%s holds %d records, want between %d (done) and %d (done + pending)", node, n, rep.Done, rep.Done+rep.Pending)
+		}
+	}
+	for _, id := range rep.RolledBackIDs {
+		for _, d := range st.Divergent {
+			if d.ID == id {
+				t.Errorf("rolled back id %s is still on %v", id, d.On)
+			}
+		}
+	}
+}
