@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -36,9 +37,11 @@ func TestScript(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"exits":      exits,
-			"hold-data":  holdData,
-			"put-record": putRecord,
+			"exits":        exits,
+			"hold-data":    holdData,
+			"hold-journal": holdJournal,
+			"put-record":   putRecord,
+			"put-intent":   putIntent,
 		},
 	})
 }
@@ -85,4 +88,38 @@ func putRecord(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(err)
 	defer st.Close()
 	ts.Check(st.Create(context.Background(), core.GroupID(args[1]), core.Token(args[2])))
+}
+
+// holdJournal opens a journal in this process, as a running rops job would:
+// hold-journal DIR.
+func holdJournal(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: hold-journal DIR")
+	}
+	j, err := badger.OpenJournal(ts.MkAbs(args[0]))
+	ts.Check(err)
+	ts.Defer(func() { j.Close() })
+}
+
+// putIntent leaves an intent in a journal, as a job killed mid-operation
+// would: put-intent DIR create|delete ID TOKEN NODE[=PRETOKEN]...
+func putIntent(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 5 {
+		ts.Fatalf("usage: put-intent DIR create|delete ID TOKEN NODE[=PRETOKEN]...")
+	}
+	in := core.Intent{Op: core.Op(args[1]), ID: core.GroupID(args[2]), Token: core.Token(args[3])}
+	for _, n := range args[4:] {
+		name, pre, ok := strings.Cut(n, "=")
+		in.Nodes = append(in.Nodes, name)
+		if ok {
+			if in.PreImage == nil {
+				in.PreImage = map[string]core.Token{}
+			}
+			in.PreImage[name] = core.Token(pre)
+		}
+	}
+	j, err := badger.OpenJournal(ts.MkAbs(args[0]))
+	ts.Check(err)
+	defer j.Close()
+	ts.Check(j.Begin(context.Background(), in))
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -10,11 +11,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/sethvargo/go-retry"
 
 	"github.com/reliable-ops/rops/core"
 	"github.com/reliable-ops/rops/nodes"
+	"github.com/reliable-ops/rops/nodes/badger"
 	"github.com/reliable-ops/rops/nodes/httpapi"
 	"github.com/reliable-ops/rops/plugins"
 )
@@ -72,12 +75,21 @@ func (g *Globals) dataDir() (string, error) {
 type cluster struct {
 	*core.Coordinator
 	target      *plugins.Target
+	journal     *badger.Journal // nil for read-only commands
 	concurrency int
 }
 
+// Opening modes: read-only commands run without the journal, so that they
+// can look at a cluster while a job runs.
+const (
+	readOnly  = false
+	journaled = true
+)
+
 // open opens the target named by --target and builds a coordinator over
-// it. The caller must Close it.
-func (g *Globals) open(ctx context.Context, stderr io.Writer) (*cluster, error) {
+// it, with the target's journal under --data if journal is set. The caller
+// must Close it.
+func (g *Globals) open(ctx context.Context, stderr io.Writer, journal bool) (_ *cluster, err error) {
 	cfg, err := loadConfig(g.Config)
 	if err != nil {
 		return nil, usageError(err)
@@ -100,7 +112,13 @@ func (g *Globals) open(ctx context.Context, stderr io.Writer) (*cluster, error) 
 		env.Log = stderr
 		fmt.Fprintf(stderr, "seed %d\n", seed)
 	}
-	if needsData(tc.Nodes) {
+	cl := &cluster{concurrency: concurrency}
+	defer func() {
+		if err != nil {
+			cl.Close()
+		}
+	}()
+	if journal || needsData(tc.Nodes) {
 		if env.DataDir, err = g.dataDir(); err != nil {
 			return nil, err
 		}
@@ -108,22 +126,39 @@ func (g *Globals) open(ctx context.Context, stderr io.Writer) (*cluster, error) 
 			return nil, usageError(fmt.Errorf("cannot create data directory: %w; choose another with --data DIR", err))
 		}
 	}
-	target, err := plugins.OpenTarget(ctx, tc.Nodes, env)
-	if err != nil {
+	if journal {
+		// One journal per target: its intents name the target's nodes.
+		if cl.journal, err = badger.OpenJournal(filepath.Join(env.DataDir, "journal", fileName(g.Target))); err != nil {
+			return nil, usageError(err)
+		}
+	}
+	if cl.target, err = plugins.OpenTarget(ctx, tc.Nodes, env); err != nil {
 		return nil, usageError(err)
 	}
-	coord, err := core.New(core.Config{
-		Nodes: target.Nodes,
+	coordCfg := core.Config{
+		Nodes: cl.target.Nodes,
 		Rand:  rand.New(core.NewLockedSource(seed)),
 		NewBackoff: func() core.Backoff {
 			return backoff(*retries)
 		},
-	})
-	if err != nil {
-		target.Close()
+	}
+	if cl.journal != nil {
+		coordCfg.Journal = cl.journal
+	}
+	if cl.Coordinator, err = core.New(coordCfg); err != nil {
 		return nil, usageError(err)
 	}
-	return &cluster{Coordinator: coord, target: target, concurrency: concurrency}, nil
+	return cl, nil
+}
+
+// fileName makes a target name safe as a directory name.
+func fileName(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x80 && (unicode.IsLetter(r) || unicode.IsDigit(r) || r == '-' || r == '_' || r == '.') {
+			return r
+		}
+		return '_'
+	}, s)
 }
 
 // seed returns --seed, or a fresh random seed for 0.
@@ -150,5 +185,14 @@ func backoff(retries int) core.Backoff {
 	return retry.WithMaxRetries(uint64(retries), b)
 }
 
-// Close closes the target's nodes.
-func (c *cluster) Close() error { return c.target.Close() }
+// Close closes the target's nodes and the journal.
+func (c *cluster) Close() error {
+	var errs []error
+	if c.target != nil {
+		errs = append(errs, c.target.Close())
+	}
+	if c.journal != nil {
+		errs = append(errs, c.journal.Close())
+	}
+	return errors.Join(errs...)
+}

@@ -55,18 +55,22 @@ func runBulk(ctx context.Context, g *Globals, io *IO, op core.Op, src *IDSource)
 	if err != nil {
 		return err
 	}
-	cl, err := g.open(ctx, io.Stderr)
+	cl, err := g.open(ctx, io.Stderr, journaled)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
+	left, err := recoverFirst(ctx, cl, io.Stderr)
+	if err != nil {
+		return err
+	}
 	progress := newProgress(io.Stderr, op, ids.len())
 	rep := cl.Bulk(ctx, op, ids.all(), cl.concurrency, progress.add)
 	progress.done()
 	if err := printReport(io.Stdout, g.Output, rep); err != nil {
 		return err
 	}
-	return jobError(ctx, rep)
+	return jobError(ctx, rep, left)
 }
 
 func runOne(ctx context.Context, g *Globals, io *IO, op core.Op, arg string) error {
@@ -74,11 +78,15 @@ func runOne(ctx context.Context, g *Globals, io *IO, op core.Op, arg string) err
 	if err != nil {
 		return usageError(err)
 	}
-	cl, err := g.open(ctx, io.Stderr)
+	cl, err := g.open(ctx, io.Stderr, journaled)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
+	left, err := recoverFirst(ctx, cl, io.Stderr)
+	if err != nil {
+		return err
+	}
 	rep := core.Report{Command: string(op), Requested: 1}
 	start := time.Now()
 	res, _ := runOp(ctx, cl.Coordinator, op, id)
@@ -91,7 +99,7 @@ func runOne(ctx context.Context, g *Globals, io *IO, op core.Op, arg string) err
 	} else {
 		printResult(io.Stdout, res)
 	}
-	return jobError(ctx, rep)
+	return jobError(ctx, rep, left)
 }
 
 func runOp(ctx context.Context, c *core.Coordinator, op core.Op, id core.GroupID) (core.Result, error) {
@@ -101,11 +109,14 @@ func runOp(ctx context.Context, c *core.Coordinator, op core.Op, id core.GroupID
 	return c.Create(ctx, id)
 }
 
-// jobError turns a report into the command's exit code.
-func jobError(ctx context.Context, rep core.Report) error {
+// jobError turns a report, and the intents an earlier run left that could
+// not be recovered, into the command's exit code.
+func jobError(ctx context.Context, rep core.Report, left int) error {
 	switch {
 	case rep.Pending > 0:
 		return &exitError{code: ExitInconsistent}
+	case left > 0:
+		return &exitError{code: ExitInconsistent, err: fmt.Errorf("%d operations of an earlier run are still pending: run rops recover once the nodes answer", left)}
 	case ctx.Err() != nil:
 		return &exitError{code: ExitInconsistent, err: fmt.Errorf("interrupted after %d ids", rep.Requested)}
 	case rep.RolledBack > 0:

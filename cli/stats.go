@@ -33,7 +33,7 @@ type divergenceJSON struct {
 
 // Run prints the stats; the exit code is 3 if the nodes disagree.
 func (c *StatsCmd) Run(ctx context.Context, g *Globals, io *IO) error {
-	cl, err := g.open(ctx, io.Stderr)
+	cl, err := g.open(ctx, io.Stderr, readOnly)
 	if err != nil {
 		return err
 	}

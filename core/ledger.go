@@ -40,14 +40,18 @@ func (b *ledger) load(ctx context.Context, j Journal, force bool) error {
 		b.loaded = true
 		return nil
 	}
+	// Pending may return the intents it could read along with an error
+	// naming those it could not: keep the good ones, so Recover can still
+	// roll them back, but stay unloaded, so every operation refuses to run
+	// while the journal holds an entry nobody can read.
 	intents, err := j.Pending(ctx)
-	if err != nil {
-		return fmt.Errorf("journal: cannot read pending intents: %w", err)
-	}
 	for _, in := range intents {
 		if !b.live[in.Token] && !b.knows(in) {
 			b.add(in)
 		}
+	}
+	if err != nil {
+		return fmt.Errorf("journal: cannot read pending intents: %w", err)
 	}
 	b.loaded = true
 	return nil

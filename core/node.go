@@ -59,13 +59,17 @@ type Intent struct {
 // Recover can roll back whatever was left half-done. Implementations are safe
 // for concurrent use.
 type Journal interface {
-	// Begin records a new intent durably before it returns.
+	// Begin records a new intent durably before it returns. A token that
+	// is already recorded gives an EInvalid error.
 	Begin(ctx context.Context, in Intent) error
-	// Update replaces the intent with the same token.
+	// Update replaces the intent with the same token, or returns
+	// ErrNotFound.
 	Update(ctx context.Context, in Intent) error
 	// Finish removes the intent with token; finishing an unknown token is
 	// not an error.
 	Finish(ctx context.Context, token Token) error
-	// Pending returns the unfinished intents, oldest first.
+	// Pending returns the unfinished intents, oldest first. If some
+	// entries cannot be read (torn or corrupt), it returns the others with
+	// an error naming those; they stay until removed.
 	Pending(ctx context.Context) ([]Intent, error)
 }

@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"errors"
 	"fmt"
 )
 
@@ -13,13 +14,15 @@ import (
 // RolledBack, or Pending if a node could not be reached in time (the intent
 // stays for the next run, or for the next operation on the id, which settles
 // it first). If ctx ends, the intents not yet tried are reported Pending and
-// ctx.Err() is returned. Without a journal only this coordinator's own
+// ctx.Err() is returned. If the journal holds entries it cannot read, the
+// readable intents are still rolled back and the journal's error is
+// returned; operations refuse to run until those entries are removed. Without a journal only this coordinator's own
 // leftovers are rolled back. It takes each id's lock, so it may run while
 // operations do; it never touches a running operation's intent.
 func (c *Coordinator) Recover(ctx context.Context, concurrency int) ([]Result, error) {
-	if err := c.book.load(ctx, c.cfg.Journal, true); err != nil {
-		return nil, err
-	}
+	// A journal entry that cannot be read is reported after the intents
+	// that can be are rolled back.
+	loadErr := c.book.load(ctx, c.cfg.Journal, true)
 	ids := c.book.ids()
 	per := make([][]Result, len(ids))
 	forEach(ctx, indexes(len(ids)), concurrency, func(i int) {
@@ -32,7 +35,7 @@ func (c *Coordinator) Recover(ctx context.Context, concurrency int) ([]Result, e
 		}
 		results = append(results, rs...)
 	}
-	return results, ctx.Err()
+	return results, errors.Join(loadErr, ctx.Err())
 }
 
 // recoverID rolls back the intents left on id, newest first, and stops at

@@ -501,7 +501,7 @@ func (e *CorruptError) Error() string {
 		}
 		fmt.Fprintf(&b, "%q: %v", c.Key, c.Err)
 	}
-	b.WriteString(". The operations they recorded may be half done: check the nodes (rops stats), repair them, then discard the entries")
+	b.WriteString(". The operations they recorded may be half done: check the nodes (rops stats --diff), fix them (rops repair), then remove each entry with rops recover --discard KEY")
 	return b.String()
 }
 
