@@ -51,14 +51,44 @@ func binary(t *testing.T) string {
 
 // server is a running `rops serve` process.
 type server struct {
-	cmd   *exec.Cmd
-	addr  string
-	lines chan string // access log lines, for tests that act mid-job
+	cmd      *exec.Cmd
+	addr     string
+	requests *counter // access log lines: requests answered
+}
+
+// counter counts events and tells waiters when a count is reached, so a
+// test can act at a point of a job without sleeping.
+type counter struct {
+	mu      sync.Mutex
+	n       int
+	waiters map[int][]chan struct{}
+}
+
+func newCounter() *counter { return &counter{waiters: map[int][]chan struct{}{}} }
+
+func (c *counter) add() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n++
+	for _, ch := range c.waiters[c.n] {
+		close(ch)
+	}
+	delete(c.waiters, c.n)
+}
+
+// after returns a channel closed once k more events have happened.
+func (c *counter) after(k int) <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := make(chan struct{})
+	c.waiters[c.n+k] = append(c.waiters[c.n+k], ch)
+	return ch
 }
 
 // startServer starts `rops serve` on a free 127.0.0.1 port (or addr) and
-// waits until it listens.
-func startServer(t *testing.T, addr string, args ...string) *server {
+// waits until it listens. Its requests are counted on requests (nil: a
+// counter of its own).
+func startServer(t *testing.T, addr string, requests *counter, args ...string) *server {
 	t.Helper()
 	if addr == "" {
 		addr = "127.0.0.1:0"
@@ -72,7 +102,10 @@ func startServer(t *testing.T, addr string, args ...string) *server {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &server{cmd: cmd, lines: make(chan string, 1024)}
+	if requests == nil {
+		requests = newCounter()
+	}
+	s := &server{cmd: cmd, requests: requests}
 	t.Cleanup(func() {
 		cancel()
 		cmd.Wait()
@@ -88,11 +121,9 @@ func startServer(t *testing.T, addr string, args ...string) *server {
 		t.Fatalf("rops serve %v did not start", args)
 	}
 	go func() {
-		defer close(s.lines)
 		for sc.Scan() {
-			select {
-			case s.lines <- sc.Text():
-			default: // nobody is counting
+			if strings.Contains(sc.Text(), `"`) { // an access log line
+				s.requests.add()
 			}
 		}
 	}()
@@ -199,7 +230,7 @@ func TestRemoteTarget(t *testing.T) {
 		{"--random-behavior", "0", "--ambiguous-rate", "0.2", "--seed", "22"},
 	} {
 		t.Run(strings.Join(faults, " "), func(t *testing.T) {
-			s := startServer(t, "", append([]string{"--store", "memory"}, faults...)...)
+			s := startServer(t, "", nil, append([]string{"--store", "memory"}, faults...)...)
 			cfg := writeConfig(t, "remote", remoteSpecs(s.addr, s.addr, s.addr)...)
 			checkJob(t, "--config", cfg, "--target", "remote")
 		})
@@ -211,7 +242,7 @@ func TestRemoteTarget(t *testing.T) {
 func TestServerPerNode(t *testing.T) {
 	var addrs []string
 	for i, name := range []string{"node01", "node02", "node03"} {
-		s := startServer(t, "", "--nodes", name, "--store", "badger", "--data", t.TempDir(), "--random-behavior", "0.2", "--seed", fmt.Sprint(30+i))
+		s := startServer(t, "", nil, "--nodes", name, "--store", "badger", "--data", t.TempDir(), "--random-behavior", "0.2", "--seed", fmt.Sprint(30+i))
 		addrs = append(addrs, s.addr)
 	}
 	cfg := writeConfig(t, "lab", remoteSpecs(addrs...)...)
@@ -234,7 +265,7 @@ func TestNodeKilledMidJob(t *testing.T) {
 	var addrs, dirs []string
 	for i, name := range []string{"node01", "node02", "node03"} {
 		dir := t.TempDir()
-		s := startServer(t, "", "--nodes", name, "--data", dir, "--random-behavior", "0.2", "--seed", fmt.Sprint(40+i))
+		s := startServer(t, "", nil, "--nodes", name, "--data", dir, "--random-behavior", "0.2", "--seed", fmt.Sprint(40+i))
 		servers, addrs, dirs = append(servers, s), append(addrs, s.addr), append(dirs, dir)
 	}
 	cfg := writeConfig(t, "lab", remoteSpecs(addrs...)...)
@@ -250,14 +281,9 @@ func TestNodeKilledMidJob(t *testing.T) {
 	if err := job.Start(); err != nil {
 		t.Fatal(err)
 	}
-	n := 0
-	for range servers[1].lines {
-		if n++; n == 500 {
-			break
-		}
-	}
+	<-servers[1].requests.after(500)
 	servers[1].kill(t)
-	startServer(t, addrs[1], "--nodes", "node02", "--data", dirs[1], "--random-behavior", "0.2", "--seed", "99")
+	startServer(t, addrs[1], nil, "--nodes", "node02", "--data", dirs[1], "--random-behavior", "0.2", "--seed", "99")
 	if err := job.Wait(); err != nil {
 		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() == 2 {
 			t.Fatalf("job: %v", err)

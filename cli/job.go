@@ -65,7 +65,14 @@ func runBulk(ctx context.Context, g *Globals, io *IO, op core.Op, src *IDSource)
 		return err
 	}
 	progress := newProgress(io.Stderr, op, ids.len())
-	rep := cl.Bulk(ctx, op, ids.all(), cl.concurrency, progress.add)
+	each := progress.add
+	if g.Verbose {
+		each = func(res core.Result) {
+			logResult(io.Stderr, res)
+			progress.add(res)
+		}
+	}
+	rep := cl.Bulk(ctx, op, ids.all(), cl.concurrency, each)
 	progress.done()
 	if err := printReport(io.Stdout, g.Output, rep); err != nil {
 		return err
@@ -90,6 +97,9 @@ func runOne(ctx context.Context, g *Globals, io *IO, op core.Op, arg string) err
 	rep := core.Report{Command: string(op), Requested: 1}
 	start := time.Now()
 	res, _ := runOp(ctx, cl.Coordinator, op, id)
+	if g.Verbose {
+		logResult(io.Stderr, res)
+	}
 	rep.Add(res)
 	rep.Seconds = time.Since(start).Seconds()
 	if g.Output == "json" {
@@ -107,6 +117,13 @@ func runOp(ctx context.Context, c *core.Coordinator, op core.Op, id core.GroupID
 		return c.Delete(ctx, id)
 	}
 	return c.Create(ctx, id)
+}
+
+// logResult writes one operation's outcome as it ends, so that whoever
+// watches a job knows what it reported even if it is killed before its
+// summary: "result create 5 done".
+func logResult(w io.Writer, res core.Result) {
+	fmt.Fprintf(w, "result %s %s %s\n", res.Op, res.ID, res.Outcome)
 }
 
 // jobError turns a report, and the intents an earlier run left that could

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/reliable-ops/rops/core"
+)
+
+// cluster3 starts three badger `rops serve` processes of one node each,
+// all counting their requests on one counter, and writes a config naming
+// them as target "lab".
+func cluster3(t *testing.T, faults ...string) (servers []*server, dirs []string, cfg string, requests *counter) {
+	t.Helper()
+	requests = newCounter()
+	var addrs []string
+	for i, name := range []string{"node01", "node02", "node03"} {
+		dir := t.TempDir()
+		s := startServer(t, "", requests, append([]string{"--nodes", name, "--data", dir, "--seed", fmt.Sprint(50 + i)}, faults...)...)
+		servers, dirs, addrs = append(servers, s), append(dirs, dir), append(addrs, s.addr)
+	}
+	return servers, dirs, writeConfig(t, "lab", remoteSpecs(addrs...)...), requests
+}
+
+// killedJob is a job that was killed with SIGKILL: what it had reported
+// done before, and whether it ended by itself first.
+type killedJob struct {
+	done     []core.GroupID
+	finished bool
+}
+
+// runKilled starts a rops job with -v, kills it with SIGKILL once the
+// nodes have answered kill more requests (or lets it end if it is done
+// first), and returns the ids it reported done before.
+func runKilled(t *testing.T, requests *counter, kill int, args ...string) killedJob {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary(t), append([]string{"-v"}, args...)...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := requests.after(kill)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var job killedJob
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			// "result create 5 done": the job has told its user.
+			if f := strings.Fields(sc.Text()); len(f) == 4 && f[0] == "result" && f[3] == string(core.Done) {
+				job.done = append(job.done, core.GroupID(f[2]))
+			}
+		}
+	}()
+	select {
+	case <-at:
+		cmd.Process.Signal(syscall.SIGKILL)
+	case <-read:
+		job.finished = true
+	}
+	<-read
+	cmd.Wait()
+	return job
+}
+
+// records lists what one node holds through GET /v1/groups, which is never
+// faulted.
+func records(t *testing.T, addr, node string) map[core.GroupID]bool {
+	t.Helper()
+	held := map[core.GroupID]bool{}
+	after := ""
+	for {
+		req, _ := http.NewRequest("GET", fmt.Sprintf("http://%s/v1/groups?limit=10000&after=%s", addr, after), nil)
+		req.Header.Set("node", node)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var page struct {
+			Groups []core.Record `json:"groups"`
+			Next   *string       `json:"next"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&page)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET /v1/groups of %s: %d %v", node, resp.StatusCode, err)
+		}
+		for _, r := range page.Groups {
+			held[r.ID] = true
+		}
+		if page.Next == nil {
+			return held
+		}
+		after = *page.Next
+	}
+}
+
+// TestJobKilled kills a bulk create or delete of 1000 ids with SIGKILL at
+// 20 points drawn from a seeded RNG, against three badger nodes failing
+// 20% of requests and losing 10% of acknowledgements. After each kill
+// rops recover and stats say consistent, and every id the job reported done
+// is on every node (create) or on none (delete).
+func TestJobKilled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills 20 jobs")
+	}
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, seed))
+	servers, _, cfg, requests := cluster3(t, "--random-behavior", "0.2", "--ambiguous-rate", "0.1")
+	data := t.TempDir()
+	target := []string{"--config", cfg, "--target", "lab", "--data", data}
+	for round := range 20 {
+		op := []core.Op{core.OpCreate, core.OpDelete}[round%2]
+		// A 1000-id job sends about 4000 (create) or 8000 (delete) requests.
+		kill := 1 + rng.IntN(3000)
+		job := runKilled(t, requests, kill, append(target, "--seed", fmt.Sprint(seed+uint64(round)), string(op), "--range", "0-999")...)
+		t.Logf("round %d: %s killed after %d requests, %d reported done (finished: %v)", round, op, kill, len(job.done), job.finished)
+
+		code, out := run(t, append(target, "recover")...)
+		if code != 0 {
+			t.Fatalf("seed %d round %d: recover exited %d:\n%s", seed, round, code, out)
+		}
+		st := runJSON[statsOut](t, append(target, "stats")...)
+		if !st.Consistent {
+			t.Fatalf("seed %d round %d: after recover, stats = %+v", seed, round, st)
+		}
+		for i, s := range servers {
+			held := records(t, s.addr, fmt.Sprintf("node%02d", i+1))
+			for _, id := range job.done {
+				if held[id] != (op == core.OpCreate) {
+					t.Fatalf("seed %d round %d: %s %s was reported done, but node%02d holds it: %v", seed, round, op, id, i+1, held[id])
+				}
+			}
+		}
+	}
+}
+
+// TestNodeDownDuringJob keeps a node down for a whole job: none of its
+// operations is reported done, and once the node is back, recover leaves the
+// cluster consistent.
+func TestNodeDownDuringJob(t *testing.T) {
+	servers, dirs, cfg, _ := cluster3(t, "--random-behavior", "0.2", "--ambiguous-rate", "0.1")
+	target := []string{"--config", cfg, "--target", "lab", "--data", t.TempDir()}
+	servers[2].kill(t)
+	rep := runJSON[core.Report](t, append(target, "--retries", "3", "create", "--range", "0-99")...)
+	if rep.Done != 0 || rep.RolledBack+rep.Pending != 100 {
+		t.Fatalf("with node03 down: report = %+v, want every create rolled back or pending", rep)
+	}
+	startServer(t, servers[2].addr, nil, "--nodes", "node03", "--data", dirs[2], "--random-behavior", "0.2", "--seed", "7")
+	if code, out := run(t, append(target, "recover")...); code != 0 {
+		t.Fatalf("recover exited %d:\n%s", code, out)
+	}
+	if st := runJSON[statsOut](t, append(target, "stats")...); !st.Consistent || st.Nodes["node01"] != 0 {
+		t.Fatalf("after recover: stats = %+v, want consistent and empty", st)
+	}
+}
