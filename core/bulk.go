@@ -51,19 +51,34 @@ func (c *Coordinator) Bulk(ctx context.Context, op Op, ids iter.Seq[GroupID], co
 	if op == OpDelete {
 		run = c.Delete
 	}
-	start := c.cfg.Clock.Now()
-	rep := Report{Command: string(op)}
-	var mu sync.Mutex
-	taken := forEach(ctx, ids, concurrency, func(id GroupID) {
+	var hook func(GroupID, Result)
+	if each != nil {
+		hook = func(_ GroupID, res Result) { each(res) }
+	}
+	return runAll(ctx, c.cfg.Clock, string(op), ids, concurrency, func(id GroupID) Result {
 		res, _ := run(ctx, id)
+		return res
+	}, hook)
+}
+
+// runAll calls run for every item on at most concurrency goroutines and sums
+// the results into a report for command; each, if not nil, sees every item
+// and its result, one at a time. Once ctx ends no new item starts; Requested
+// counts the items started.
+func runAll[T any](ctx context.Context, clock Clock, command string, items iter.Seq[T], concurrency int, run func(T) Result, each func(T, Result)) Report {
+	start := clock.Now()
+	rep := Report{Command: command}
+	var mu sync.Mutex
+	taken := forEach(ctx, items, concurrency, func(item T) {
+		res := run(item)
 		mu.Lock()
 		defer mu.Unlock()
 		rep.Add(res)
 		if each != nil {
-			each(res)
+			each(item, res)
 		}
 	})
 	rep.Requested = taken
-	rep.Seconds = c.cfg.Clock.Now().Sub(start).Seconds()
+	rep.Seconds = clock.Now().Sub(start).Seconds()
 	return rep
 }

@@ -157,9 +157,13 @@ type Result struct {
 
 // opRun is the shared state of one running operation.
 type opRun struct {
-	c        *Coordinator
-	id       GroupID
-	token    Token
+	c     *Coordinator
+	id    GroupID
+	token Token
+	// write is the token a create writes when it is not token: a repair
+	// re-creates the majority's record. The journal keys intents by token,
+	// so token stays the operation's own even then.
+	write    Token
 	requests atomic.Int64
 	retries  atomic.Int64
 	intent   *Intent // the intent begun in the journal, if any
@@ -177,7 +181,8 @@ type nodeRun struct {
 	err     error
 }
 
-func (c *Coordinator) start(op Op, id GroupID) (*opRun, []*nodeRun) {
+// start sets up an operation on id with a fresh token.
+func (c *Coordinator) start(id GroupID) (*opRun, []*nodeRun) {
 	r := &opRun{c: c, id: id, token: c.cfg.Tokens.Next()}
 	nodes := make([]*nodeRun, len(c.cfg.Nodes))
 	for i, n := range c.cfg.Nodes {
@@ -288,27 +293,34 @@ func each(ctx context.Context, nodes []*nodeRun, f func(ctx context.Context, n *
 // requests count in the result); if it cannot, Create reports Pending
 // without starting.
 func (c *Coordinator) Create(ctx context.Context, id GroupID) (Result, error) {
-	r, nodes := c.start(OpCreate, id)
-	if err := id.Validate(); err != nil {
-		return r.result(OpCreate, RolledBack, nodes, err)
-	}
-	unlock, out, err := c.prepare(ctx, r, nodes)
-	if err != nil {
-		return r.result(OpCreate, out, nodes, err)
+	r, nodes := c.start(id)
+	unlock, res, err := c.prepare(ctx, OpCreate, r, nodes)
+	if unlock == nil {
+		return res, err
 	}
 	defer unlock()
-	intent := Intent{Op: OpCreate, ID: id, Token: r.token, Nodes: names(c.cfg.Nodes)}
-	err = c.begin(ctx, r, intent)
+	fctx, cancel := context.WithTimeout(ctx, c.cfg.OperationTimeout)
+	defer cancel()
+	return c.create(ctx, fctx, r, nodes, nodes)
+}
+
+// create writes the record on targets, which are nodes or, in a repair, the
+// nodes that lack the id, and commits if every target then holds it, or
+// compensates on the targets it may have written to. fctx bounds the forward
+// part. Call it with the id's lock held.
+func (c *Coordinator) create(ctx, fctx context.Context, r *opRun, nodes, targets []*nodeRun) (Result, error) {
+	// Only targets are written to, so only they may need compensation:
+	// the nodes that held the id keep their records whatever happens.
+	intent := Intent{Op: OpCreate, ID: r.id, Token: r.token, Written: r.write, Nodes: runNames(targets)}
+	err := c.begin(ctx, r, intent)
 	defer c.book.end(r)
 	if err != nil {
 		return r.result(OpCreate, RolledBack, nodes, err)
 	}
-	fctx, cancel := context.WithTimeout(ctx, c.cfg.OperationTimeout)
-	err = each(fctx, nodes, func(ctx context.Context, n *nodeRun) error {
+	err = each(fctx, targets, func(ctx context.Context, n *nodeRun) error {
 		n.err = r.createOn(ctx, n)
 		return n.err
 	})
-	cancel()
 	if err == nil {
 		out := Unchanged
 		for _, n := range nodes {
@@ -339,8 +351,9 @@ func (c *Coordinator) Create(ctx context.Context, id GroupID) (Result, error) {
 
 // createOn creates the record on one node, retrying transient failures.
 func (r *opRun) createOn(ctx context.Context, n *nodeRun) error {
+	token := r.writes()
 	err := r.retry(ctx, n.node, r.c.cfg.NewBackoff(), func(ctx context.Context) error {
-		return n.node.Create(ctx, r.id, r.token)
+		return n.node.Create(ctx, r.id, token)
 	}, func(err error) {
 		n.touched = n.touched || IsAmbiguous(err)
 	})
@@ -360,9 +373,9 @@ func (r *opRun) createOn(ctx context.Context, n *nodeRun) error {
 			return gerr
 		}
 		n.held = true
-		n.ours = rec.Token == r.token
+		n.ours = rec.Token == token
 		// A node that returns no token cannot say; a conditional delete
-		// by our token is still safe, so keep it touched.
+		// by the token written is still safe, so keep it touched.
 		n.touched = n.ours || rec.Token == ""
 		return nil
 	}
@@ -385,20 +398,26 @@ func (r *opRun) get(ctx context.Context, node Node) (Record, error) {
 // record first so that a failure can restore exactly what was there. Errors,
 // cancellation and earlier pending operations are as for Create.
 func (c *Coordinator) Delete(ctx context.Context, id GroupID) (Result, error) {
-	r, nodes := c.start(OpDelete, id)
-	if err := id.Validate(); err != nil {
-		return r.result(OpDelete, RolledBack, nodes, err)
-	}
-	unlock, out, err := c.prepare(ctx, r, nodes)
-	if err != nil {
-		return r.result(OpDelete, out, nodes, err)
+	r, nodes := c.start(id)
+	unlock, res, err := c.prepare(ctx, OpDelete, r, nodes)
+	if unlock == nil {
+		return res, err
 	}
 	defer unlock()
 	fctx, cancel := context.WithTimeout(ctx, c.cfg.OperationTimeout)
 	defer cancel()
 	// Read the pre-image; nothing is touched yet, so a failure here is a
 	// clean rollback.
-	err = each(fctx, nodes, func(ctx context.Context, n *nodeRun) error {
+	if err := r.read(fctx, nodes); err != nil {
+		return r.result(OpDelete, RolledBack, nodes, err)
+	}
+	return c.delete(ctx, fctx, r, nodes)
+}
+
+// read reads every node's record, with retries: whether it holds the id
+// (held) and with which token (pre). It sets each node's state.
+func (r *opRun) read(ctx context.Context, nodes []*nodeRun) error {
+	err := each(ctx, nodes, func(ctx context.Context, n *nodeRun) error {
 		rec, err := r.get(ctx, n.node)
 		switch {
 		case err == nil:
@@ -409,31 +428,34 @@ func (c *Coordinator) Delete(ctx context.Context, id GroupID) (Result, error) {
 		n.err = err
 		return err
 	})
-	held := 0
 	for _, n := range nodes {
 		switch {
 		case n.held:
 			n.state = StateExisted
-			held++
 		case n.err != nil:
 			n.state = StateUnknown // not read: it may hold the record
 		default:
 			n.state = StateAbsent
 		}
 	}
-	if err != nil {
-		return r.result(OpDelete, RolledBack, nodes, err)
-	}
-	if held == 0 {
-		return r.result(OpDelete, Unchanged, nodes, nil)
-	}
-	intent := Intent{Op: OpDelete, ID: id, Token: r.token, Nodes: names(c.cfg.Nodes), PreImage: map[string]Token{}}
+	return err
+}
+
+// delete deletes the record from the nodes that read found holding it,
+// conditionally on the token each held, and commits, or compensates by
+// restoring what it deleted. fctx bounds the forward part. Call it with the
+// id's lock held.
+func (c *Coordinator) delete(ctx, fctx context.Context, r *opRun, nodes []*nodeRun) (Result, error) {
+	intent := Intent{Op: OpDelete, ID: r.id, Token: r.token, Nodes: names(c.cfg.Nodes), PreImage: map[string]Token{}}
 	for _, n := range nodes {
 		if n.held {
 			intent.PreImage[n.node.Name()] = n.restoreToken(r.token)
 		}
 	}
-	err = c.begin(ctx, r, intent)
+	if len(intent.PreImage) == 0 {
+		return r.result(OpDelete, Unchanged, nodes, nil)
+	}
+	err := c.begin(ctx, r, intent)
 	defer c.book.end(r)
 	if err != nil {
 		return r.result(OpDelete, RolledBack, nodes, err)
@@ -445,7 +467,6 @@ func (c *Coordinator) Delete(ctx context.Context, id GroupID) (Result, error) {
 		n.err = r.deleteOn(ctx, n)
 		return n.err
 	})
-	cancel()
 	if err == nil {
 		if ferr := r.finish(ctx); ferr != nil {
 			return r.result(OpDelete, Pending, nodes, ferr)
@@ -483,8 +504,7 @@ func (r *opRun) deleteOn(ctx context.Context, n *nodeRun) error {
 // compensate undoes a failed operation on every node it may have touched,
 // retrying until each confirms or CompensationTimeout passes.
 func (r *opRun) compensate(ctx context.Context, op Op, nodes []*nodeRun, cause error) (Result, error) {
-	var in Intent
-	in.Op, in.ID, in.Token = op, r.id, r.token
+	in := Intent{Op: op, ID: r.id, Token: r.token, Written: r.write}
 	if op == OpDelete {
 		in.PreImage = map[string]Token{}
 	}
@@ -530,7 +550,7 @@ func (c *Coordinator) undo(ctx context.Context, r *opRun, in Intent, nodes []*no
 		wg.Go(func() {
 			err := r.retry(cctx, n.node, c.cfg.NewCompensationBackoff(), func(ctx context.Context) error {
 				if in.Op == OpCreate {
-					return n.node.Delete(ctx, in.ID, in.Token)
+					return n.node.Delete(ctx, in.ID, in.written())
 				}
 				return n.node.Create(ctx, in.ID, in.PreImage[n.node.Name()])
 			}, nil)
@@ -550,26 +570,33 @@ func (c *Coordinator) undo(ctx context.Context, r *opRun, in Intent, nodes []*no
 	return errors.Join(errs...)
 }
 
-// prepare takes r.id's lock and rolls back what earlier operations on the
-// id left pending (see ledger). On failure it returns how to report r: rolled
-// back if nothing was touched, pending if the id still has an operation that
-// could not be undone.
-func (c *Coordinator) prepare(ctx context.Context, r *opRun, nodes []*nodeRun) (unlock func(), out Outcome, err error) {
+// prepare checks r.id, takes its lock and rolls back what earlier operations
+// on the id left pending (see ledger). If it cannot, unlock is nil and res and
+// err are what to report for op: rolled back if nothing was touched, pending
+// if the id still has an operation that could not be undone.
+func (c *Coordinator) prepare(ctx context.Context, op Op, r *opRun, nodes []*nodeRun) (unlock func(), res Result, err error) {
+	fail := func(out Outcome, err error) (func(), Result, error) {
+		res, err := r.result(op, out, nodes, err)
+		return nil, res, err
+	}
+	if err := r.id.Validate(); err != nil {
+		return fail(RolledBack, err)
+	}
 	if err := c.book.load(ctx, c.cfg.Journal, false); err != nil {
-		return nil, RolledBack, err
+		return fail(RolledBack, err)
 	}
 	unlock, err = c.locks.lock(ctx, r.id)
 	if err != nil {
-		return nil, RolledBack, err
+		return fail(RolledBack, err)
 	}
 	if err := c.settle(ctx, r); err != nil {
 		unlock()
 		for _, n := range nodes {
 			n.state = StateUnknown
 		}
-		return nil, Pending, err
+		return fail(Pending, err)
 	}
-	return unlock, "", nil
+	return unlock, Result{}, nil
 }
 
 // settle rolls back, newest first, the intents left on r.id, counting its
@@ -657,3 +684,14 @@ func names(nodes []Node) []string {
 	}
 	return s
 }
+
+func runNames(nodes []*nodeRun) []string {
+	s := make([]string, len(nodes))
+	for i, n := range nodes {
+		s[i] = n.node.Name()
+	}
+	return s
+}
+
+// writes returns the token a create writes.
+func (r *opRun) writes() Token { return cmp.Or(r.write, r.token) }

@@ -182,3 +182,31 @@ func ExampleExponential() {
 	// Output:
 	// 10ms 20ms 40ms 50ms 50ms
 }
+
+// Repair fixes the ids that some nodes hold and others do not, through the
+// same reliable create and delete; Plan is its dry run.
+func ExampleCoordinator_Repair() {
+	node01, node02, node03 := newMapNode("node01"), newMapNode("node02"), newMapNode("node03")
+	c, _ := core.New(core.Config{Nodes: []core.Node{node01, node02, node03}})
+	ctx := context.Background()
+	c.Create(ctx, "g1")
+	node03.Delete(ctx, "g1", "")         // lost on one node: the majority holds it
+	node01.Create(ctx, "g2", "1.000001") // written to one node only
+
+	show := func(f core.Fix) error {
+		fmt.Println("plan:", f.Op, f.ID, f.Nodes)
+		return nil
+	}
+	c.Plan(ctx, core.PolicyMajority, show)
+	rep, err := c.Repair(ctx, core.PolicyMajority, 0, nil)
+	fmt.Printf("repair: done %d, rolled back %d, pending %d, %v\n", rep.Done, rep.RolledBack, rep.Pending, err)
+	g1, _ := node01.Get(ctx, "g1")
+	g3, _ := node03.Get(ctx, "g1")
+	fmt.Println("node03 holds node01's record:", g3 == g1)
+	c.Plan(ctx, core.PolicyMajority, show) // nothing left to fix
+	// Output:
+	// plan: create g1 [node03]
+	// plan: delete g2 [node01]
+	// repair: done 2, rolled back 0, pending 0, <nil>
+	// node03 holds node01's record: true
+}

@@ -1,6 +1,9 @@
 package core
 
-import "context"
+import (
+	"cmp"
+	"context"
+)
 
 // Store is one node's storage of group records: no faults, no network.
 // Implementations are safe for concurrent use.
@@ -51,7 +54,16 @@ type Intent struct {
 	// PreImage holds, for a delete, the token each node held before the
 	// operation (nodes that held nothing are absent). Empty for a create.
 	PreImage map[string]Token `json:"pre_image,omitempty"`
+	// Written is, for a create that wrote another token than its own, the
+	// token it wrote: a repair re-creates the majority's record, and its
+	// rollback must delete that. Empty means Token. Token stays the
+	// operation's own because it keys the journal, and many records may
+	// share the majority's token.
+	Written Token `json:"written,omitempty"`
 }
+
+// written returns the token a create intent wrote.
+func (in Intent) written() Token { return cmp.Or(in.Written, in.Token) }
 
 // Journal is the coordinator's durable log of unfinished operations. The
 // coordinator writes an intent before it touches any node and finishes it

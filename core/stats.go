@@ -63,23 +63,45 @@ type cursor struct {
 // PageSize per node however many records there are. Reads are retried like
 // writes; a node that cannot be read fails the call.
 func (c *Coordinator) Stats(ctx context.Context, opts StatsOptions) (Stats, error) {
-	if opts.PageSize < 1 {
-		opts.PageSize = DefaultPageSize
-	}
 	if opts.MaxDivergent == 0 {
 		opts.MaxDivergent = DefaultMaxDivergent
+	}
+	st := Stats{Divergent: []Divergence{}}
+	counts, err := c.divergences(ctx, opts.PageSize, func(d Divergence) error {
+		st.DivergentCount++
+		if len(st.Divergent) < opts.MaxDivergent {
+			st.Divergent = append(st.Divergent, d)
+		}
+		return nil
+	})
+	if errors.Is(err, ErrUnsupported) {
+		return (&opRun{c: c}).counts(ctx)
+	}
+	if err != nil {
+		return Stats{}, err
+	}
+	st.Nodes = counts
+	st.Consistent = st.DivergentCount == 0
+	return st, nil
+}
+
+// divergences reads every node's records page by page (DefaultPageSize if
+// pageSize < 1), merges them in id order, calls fn with every id that some
+// nodes hold and others do not, in id order, and returns how many records
+// each node holds. It stops at fn's first error and returns it. A node that
+// cannot list its records fails it with an ErrUnsupported error.
+func (c *Coordinator) divergences(ctx context.Context, pageSize int, fn func(Divergence) error) ([]NodeCount, error) {
+	if pageSize < 1 {
+		pageSize = DefaultPageSize
 	}
 	r := &opRun{c: c}
 	curs := make([]*cursor, len(c.cfg.Nodes))
 	for i, n := range c.cfg.Nodes {
 		curs[i] = &cursor{node: n}
 	}
-	st := Stats{Divergent: []Divergence{}}
 	for {
-		if err := r.refill(ctx, curs, opts.PageSize); errors.Is(err, ErrUnsupported) {
-			return r.counts(ctx)
-		} else if err != nil {
-			return Stats{}, err
+		if err := r.refill(ctx, curs, pageSize); err != nil {
+			return nil, err
 		}
 		// The smallest id at the head of any cursor, and who holds it.
 		var low GroupID
@@ -101,17 +123,16 @@ func (c *Coordinator) Stats(ctx context.Context, opts StatsOptions) (Stats, erro
 			}
 		}
 		if len(on) < len(curs) {
-			st.DivergentCount++
-			if len(st.Divergent) < opts.MaxDivergent {
-				st.Divergent = append(st.Divergent, Divergence{ID: low, On: on})
+			if err := fn(Divergence{ID: low, On: on}); err != nil {
+				return nil, err
 			}
 		}
 	}
-	for _, cur := range curs {
-		st.Nodes = append(st.Nodes, NodeCount{Node: cur.node.Name(), Count: cur.count})
+	counts := make([]NodeCount, len(curs))
+	for i, cur := range curs {
+		counts[i] = NodeCount{Node: cur.node.Name(), Count: cur.count}
 	}
-	st.Consistent = st.DivergentCount == 0
-	return st, nil
+	return counts, nil
 }
 
 // refill fetches the next page, in parallel, of every cursor whose page is
