@@ -33,6 +33,7 @@ type CLI struct {
 	Delete    DeleteCmd    `cmd:"" help:"Delete many group records from every node (default ids 0-99)."`
 	DeleteOne DeleteOneCmd `cmd:"" name:"delete-one" help:"Delete one group record from every node."`
 	Stats     StatsCmd     `cmd:"" help:"Show how many records each node holds and whether they agree."`
+	Repair    RepairCmd    `cmd:"" help:"Make the nodes agree: plan a fix for every id not on every node, and apply it."`
 	Recover   RecoverCmd   `cmd:"" help:"Roll back operations an earlier run left unfinished (every mutating command does this first)."`
 	Serve     ServeCmd     `cmd:"" help:"Serve nodes over HTTP, wire-compatible with the original system."`
 }
