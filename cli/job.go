@@ -55,15 +55,11 @@ func runBulk(ctx context.Context, g *Globals, io *IO, op core.Op, src *IDSource)
 	if err != nil {
 		return err
 	}
-	cl, err := g.open(ctx, io.Stderr, journaled)
+	cl, left, err := g.openForWrite(ctx, io.Stderr)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	left, err := recoverFirst(ctx, cl, io.Stderr)
-	if err != nil {
-		return err
-	}
 	progress := newProgress(io.Stderr, op, ids.len())
 	each := progress.add
 	if g.Verbose {
@@ -85,15 +81,11 @@ func runOne(ctx context.Context, g *Globals, io *IO, op core.Op, arg string) err
 	if err != nil {
 		return usageError(err)
 	}
-	cl, err := g.open(ctx, io.Stderr, journaled)
+	cl, left, err := g.openForWrite(ctx, io.Stderr)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	left, err := recoverFirst(ctx, cl, io.Stderr)
-	if err != nil {
-		return err
-	}
 	rep := core.Report{Command: string(op), Requested: 1}
 	start := time.Now()
 	res, _ := runOp(ctx, cl.Coordinator, op, id)

@@ -83,9 +83,25 @@ func (c *RecoverCmd) Run(ctx context.Context, g *Globals, io *IO) error {
 	return nil
 }
 
-// recoverFirst rolls back what earlier runs left, before a mutating
-// command, and says so on w. It returns how many intents are still pending;
-// an unreadable journal stops the command.
+// openForWrite opens the target with its journal for a mutating command,
+// and first rolls back what earlier runs left. It returns how many of their
+// intents are still pending.
+func (g *Globals) openForWrite(ctx context.Context, stderr io.Writer) (*cluster, int, error) {
+	cl, err := g.open(ctx, stderr, journaled)
+	if err != nil {
+		return nil, 0, err
+	}
+	left, err := recoverFirst(ctx, cl, stderr)
+	if err != nil {
+		cl.Close()
+		return nil, 0, err
+	}
+	return cl, left, nil
+}
+
+// recoverFirst rolls back what earlier runs left, and says so on w. It
+// returns how many intents are still pending; an unreadable journal stops
+// the command.
 func recoverFirst(ctx context.Context, cl *cluster, w io.Writer) (left int, err error) {
 	results, err := cl.Recover(ctx, cl.concurrency)
 	if errors.Is(err, badger.ErrCorrupt) {

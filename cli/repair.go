@@ -28,15 +28,11 @@ func (c *RepairCmd) Run(ctx context.Context, g *Globals, io *IO) error {
 	if err != nil {
 		return usageError(err)
 	}
-	cl, err := g.open(ctx, io.Stderr, journaled)
+	cl, left, err := g.openForWrite(ctx, io.Stderr)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	left, err := recoverFirst(ctx, cl, io.Stderr)
-	if err != nil {
-		return err
-	}
 	out := repairJSON{Policy: policy, Plan: []core.Fix{}}
 	if err := cl.Plan(ctx, policy, func(f core.Fix) error {
 		out.Plan = append(out.Plan, f)
