@@ -6,6 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptrace"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +19,7 @@ import (
 	"time"
 
 	"github.com/reliable-ops/rops/core"
+	"github.com/reliable-ops/rops/nodes/badger"
 )
 
 // e2eTimeout bounds every process an end-to-end test starts.
@@ -317,5 +320,55 @@ func TestNodeKilledMidJob(t *testing.T) {
 				t.Errorf("rolled back id %s is still on %v", id, d.On)
 			}
 		}
+	}
+}
+
+// TestServeShutdown sends SIGTERM to `rops serve` while a request is in
+// flight: the request is answered, the process exits 0, and the badger store
+// was closed cleanly (another process can open it and finds the record).
+func TestServeShutdown(t *testing.T) {
+	dir := t.TempDir()
+	s := startServer(t, "", nil, "--nodes", "node01", "--data", dir, "--random-behavior", "0", "--latency", "300ms")
+	req, err := http.NewRequest("POST", "http://"+s.addr+"/v1/group", strings.NewReader(`{"groupId": "inflight"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The server says 100 Continue when the handler starts reading the
+	// body: from then on the request is in flight.
+	req.Header.Set("Expect", "100-continue")
+	handling := make(chan struct{})
+	req = req.WithContext(httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+		Got100Continue: func() { close(handling) },
+	}))
+	client := &http.Client{Transport: &http.Transport{ExpectContinueTimeout: e2eTimeout}}
+	defer client.CloseIdleConnections()
+	answered := make(chan error, 1)
+	go func() {
+		resp, err := client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusCreated {
+				err = fmt.Errorf("status %d, want %d", resp.StatusCode, http.StatusCreated)
+			}
+		}
+		answered <- err
+	}()
+	<-handling
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-answered; err != nil {
+		t.Fatalf("in-flight create: %v", err)
+	}
+	if err := s.cmd.Wait(); err != nil {
+		t.Fatalf("rops serve after SIGTERM: %v", err)
+	}
+	st, err := badger.Open(filepath.Join(dir, "node01"))
+	if err != nil {
+		t.Fatalf("store not released: %v", err)
+	}
+	defer st.Close()
+	if _, err := st.Get(context.Background(), "inflight"); err != nil {
+		t.Fatalf("the in-flight create is not in the store: %v", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -75,6 +76,7 @@ func (g *Globals) dataDir() (string, error) {
 type cluster struct {
 	*core.Coordinator
 	target      *plugins.Target
+	http        *http.Client    // the keep-alive pool of the target's HTTP nodes
 	journal     *badger.Journal // nil for read-only commands
 	concurrency int
 }
@@ -112,7 +114,7 @@ func (g *Globals) open(ctx context.Context, stderr io.Writer, journal bool) (_ *
 		env.Log = stderr
 		fmt.Fprintf(stderr, "seed %d\n", seed)
 	}
-	cl := &cluster{concurrency: concurrency}
+	cl := &cluster{concurrency: concurrency, http: env.HTTP}
 	defer func() {
 		if err != nil {
 			cl.Close()
@@ -193,6 +195,9 @@ func (c *cluster) Close() error {
 	}
 	if c.journal != nil {
 		errs = append(errs, c.journal.Close())
+	}
+	if c.http != nil {
+		c.http.CloseIdleConnections()
 	}
 	return errors.Join(errs...)
 }
