@@ -215,6 +215,15 @@ func checkJob(t *testing.T, target ...string) {
 	if one.Done != 1 {
 		t.Fatalf("delete-one report = %+v, want done", one)
 	}
+	if code, out := run(t, append(target, "ping")...); code != 0 || strings.Count(out, " ok (") != 3 {
+		t.Fatalf("ping exited %d:\n%s", code, out)
+	}
+	if code, out := run(t, append(target, "repair")...); code != 0 || !strings.Contains(out, "nothing to do") {
+		t.Fatalf("repair exited %d:\n%s", code, out)
+	}
+	if code, out := run(t, append(target, "recover")...); code != 0 || !strings.Contains(out, "nothing to recover") {
+		t.Fatalf("recover exited %d:\n%s", code, out)
+	}
 	rep = runJSON[core.Report](t, append(target, "delete", "--range", "0-299")...)
 	if rep.Done != 300 || rep.RolledBack+rep.Pending != 0 {
 		t.Fatalf("delete report = %+v, want 300 done", rep)

@@ -35,6 +35,7 @@ type CLI struct {
 	Stats     StatsCmd     `cmd:"" help:"Show how many records each node holds and whether they agree."`
 	Repair    RepairCmd    `cmd:"" help:"Make the nodes agree: plan a fix for every id not on every node, and apply it."`
 	Recover   RecoverCmd   `cmd:"" help:"Roll back operations an earlier run left unfinished (every mutating command does this first)."`
+	Ping      PingCmd      `cmd:"" help:"Check that every node of the target answers."`
 	Serve     ServeCmd     `cmd:"" help:"Serve nodes over HTTP, wire-compatible with the original system."`
 }
 

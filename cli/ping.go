@@ -1,0 +1,61 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/reliable-ops/rops/core"
+)
+
+// PingCmd checks that every node of the target answers.
+type PingCmd struct{}
+
+// pinger is a node with a cheap liveness call (an HTTP node's /ping).
+type pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Run asks each node once, in order, and prints how it answered; the exit
+// code is 3 if any did not.
+func (c *PingCmd) Run(ctx context.Context, g *Globals, io *IO) error {
+	cl, err := g.open(ctx, io.Stderr, readOnly)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	failed := 0
+	for _, n := range cl.Nodes() {
+		start := time.Now()
+		err := ping(ctx, n)
+		if err != nil {
+			failed++
+			fmt.Fprintf(io.Stdout, "%-8s %v\n", n.Name(), err)
+			continue
+		}
+		fmt.Fprintf(io.Stdout, "%-8s ok (%v)\n", n.Name(), time.Since(start).Round(time.Microsecond))
+	}
+	if failed > 0 {
+		return &exitError{code: ExitInconsistent, err: fmt.Errorf("%d of %d nodes did not answer", failed, len(cl.Nodes()))}
+	}
+	return nil
+}
+
+// ping asks one node: through its ping call if it has one, else by counting
+// its records. Wrappers such as the request log are looked through.
+func ping(ctx context.Context, n core.Node) error {
+	ctx, cancel := context.WithTimeout(ctx, core.DefaultRequestTimeout)
+	defer cancel()
+	for inner := n; inner != nil; {
+		if p, ok := inner.(pinger); ok {
+			return p.Ping(ctx)
+		}
+		u, ok := inner.(interface{ Unwrap() core.Node })
+		if !ok {
+			break
+		}
+		inner = u.Unwrap()
+	}
+	_, err := n.Count(ctx)
+	return err
+}
