@@ -70,3 +70,11 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+func TestFileName(t *testing.T) {
+	for in, want := range map[string]string{"lab": "lab", "..": "__", "a/b": "a_b", "lab-2_x": "lab-2_x", "é": "_"} {
+		if got := fileName(in); got != want {
+			t.Errorf("fileName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -153,10 +153,10 @@ func (g *Globals) open(ctx context.Context, stderr io.Writer, journal bool) (_ *
 	return cl, nil
 }
 
-// fileName makes a target name safe as a directory name.
+// fileName makes a target name safe as one directory name (no "..").
 func fileName(s string) string {
 	return strings.Map(func(r rune) rune {
-		if r < 0x80 && (unicode.IsLetter(r) || unicode.IsDigit(r) || r == '-' || r == '_' || r == '.') {
+		if r < 0x80 && (unicode.IsLetter(r) || unicode.IsDigit(r) || r == '-' || r == '_') {
 			return r
 		}
 		return '_'
