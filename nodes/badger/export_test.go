@@ -1,6 +1,10 @@
 package badger
 
-import badgerdb "github.com/dgraph-io/badger/v4"
+import (
+	"context"
+
+	badgerdb "github.com/dgraph-io/badger/v4"
+)
 
 // WithoutSync turns synced writes off, for benchmarks that measure what
 // syncing costs.
@@ -10,8 +14,47 @@ func WithoutSync() Option {
 
 // Commits returns how many transactions j has committed, each one disk
 // sync, for benchmarks that show how many writes share one.
-func (j *Journal) Commits() uint64 { return j.commits.Load() }
+func (j *Journal) Commits() uint64 { return j.c.commits.Load() }
 
 // OpenDB opens the badger database in dir as Open and OpenJournal do, for
 // tests that write what the API never would, such as corrupt intents.
 func OpenDB(dir string) (*badgerdb.DB, error) { return openDB(dir, "test database", nil) }
+
+// Commits returns how many transactions s has committed, each one disk
+// sync, for tests and benchmarks that show how many writes share one.
+func (s *Store) Commits() uint64 { return s.c.commits.Load() }
+
+// Hold stops s's committer until release is called, so that the writes
+// queued meanwhile form one batch, in the order Queued shows them arrive.
+// release returns once the committer has let go.
+func (s *Store) Hold() (release func()) {
+	h := holdOp{started: make(chan struct{}), release: make(chan struct{})}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = s.c.do(context.Background(), h)
+	}()
+	<-h.started
+	return func() {
+		close(h.release)
+		<-done
+	}
+}
+
+// Queued returns how many writes wait for s's committer.
+func (s *Store) Queued() int {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	return len(s.c.queue)
+}
+
+// holdOp blocks the committer goroutine in apply, writing nothing.
+type holdOp struct{ started, release chan struct{} }
+
+func (h holdOp) apply(*badgerdb.Txn) (bool, error) {
+	close(h.started)
+	<-h.release
+	return false, nil
+}
+
+func (h holdOp) fail(err error) error { return err }

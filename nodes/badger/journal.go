@@ -8,11 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	badgerdb "github.com/dgraph-io/badger/v4"
 
@@ -44,20 +42,9 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // return once their write is synced to disk. It is safe for concurrent use;
 // only one Journal at a time, in any process, may have a directory open.
 //
-// Group commit: badger syncs its write-ahead log once per transaction, even
-// for transactions that reach its write pipeline together (it shares only
-// the value log's sync among them), so callers that each committed their
-// own transaction would each pay a sync. Instead every write goes to one
-// committer goroutine, which takes all the writes queued while its previous
-// commit was syncing, applies them in one transaction, syncs once for all
-// of them and wakes their callers. It never waits for more writes to come:
-// a lone caller pays one sync, and a bulk job's workers share one. Measured
-// on this 2-core machine's ext4 disk (BenchmarkJournal, BenchmarkTxnPerWrite),
-// a Begin+Finish pair costs 0.4-0.6 ms from one goroutine and 40-55 µs from
-// each of 16, which share a commit about 14 writes at a time; 16 goroutines
-// each committing their own transactions pay 250 µs a pair. Counted with
-// strace over 4000 writes: 8004 msyncs serially (a commit syncs the log and
-// the value log), 604 from 16 goroutines, and 4609 with a transaction each.
+// Its writes go through a committer, which gathers the writes of
+// concurrent callers into one transaction and one disk sync (group commit):
+// a bulk job's 16 workers share a commit about 14 writes at a time.
 //
 // Space: Finish deletes the intent, so the journal holds only unfinished
 // operations. An intent is far below the value threshold, so it lives in
@@ -65,20 +52,14 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // reclaims deleted intents, and value log GC would have nothing to do.
 type Journal struct {
 	db  *badgerdb.DB
+	c   *committer // the only writer of db
 	dir string
 
-	mu      sync.Mutex
-	queue   []*journalOp  // writes waiting for the committer
-	closed  bool          // no more writes are queued
-	wake    chan struct{} // holds a token while the queue may be non-empty
-	stopped chan struct{} // closed when the committer has returned
+	// Owned by the committer goroutine once OpenJournal returns: only its
+	// journalOps use them.
+	index map[core.Token]uint64 // the sequence number of each readable intent
+	next  uint64                // the sequence number of the next Begin
 
-	// Owned by the committer goroutine once OpenJournal returns.
-	index  map[core.Token]uint64 // the sequence number of each readable intent
-	next   uint64                // the sequence number of the next Begin
-	failed error                 // set by a failed commit: later writes fail too
-
-	commits   atomic.Uint64 // transactions committed, for benchmarks
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -95,16 +76,13 @@ const (
 	opDiscard
 )
 
-// journalOp is one write waiting for the committer.
+// journalOp is one write of the Journal, for its committer.
 type journalOp struct {
-	ctx   context.Context
+	j     *Journal
 	kind  opKind
 	token core.Token // Begin, Update, Finish
 	value []byte     // Begin, Update: the encoded intent
 	key   string     // Discard
-	wrote bool       // set by apply if the op wrote into the transaction
-	err   error      // the outcome, set before done is closed
-	done  chan struct{}
 }
 
 // OpenJournal opens the Journal in dir, creating dir and the database if
@@ -116,12 +94,10 @@ func OpenJournal(dir string, opts ...Option) (*Journal, error) {
 		return nil, err
 	}
 	j := &Journal{
-		db:      db,
-		dir:     dir,
-		wake:    make(chan struct{}, 1),
-		stopped: make(chan struct{}),
-		index:   make(map[core.Token]uint64),
-		next:    1,
+		db:    db,
+		dir:   dir,
+		index: make(map[core.Token]uint64),
+		next:  1,
 	}
 	// Only this process has the directory open, so the index built here
 	// stays true as long as every write goes through the committer.
@@ -137,7 +113,9 @@ func OpenJournal(dir string, opts ...Option) (*Journal, error) {
 		_ = db.Close()
 		return nil, j.internal("cannot read the journal", err)
 	}
-	go j.commit()
+	j.c = newCommitter(db, func(err error) error {
+		return j.internal("cannot write to the journal; it refuses writes until reopened", err)
+	}, core.Errorf(core.EInternal, "journal %s is closed", dir))
 	return j, nil
 }
 
@@ -146,11 +124,7 @@ func OpenJournal(dir string, opts ...Option) (*Journal, error) {
 // fail.
 func (j *Journal) Close() error {
 	j.closeOnce.Do(func() {
-		j.mu.Lock()
-		j.closed = true
-		close(j.wake)
-		j.mu.Unlock()
-		<-j.stopped
+		j.c.close()
 		if err := j.db.Close(); err != nil {
 			j.closeErr = j.internal("cannot close the journal", err)
 		}
@@ -166,7 +140,7 @@ func (j *Journal) Begin(ctx context.Context, in core.Intent) error {
 	if err != nil {
 		return err
 	}
-	return j.do(&journalOp{ctx: ctx, kind: opBegin, token: in.Token, value: value})
+	return j.c.do(ctx, &journalOp{j: j, kind: opBegin, token: in.Token, value: value})
 }
 
 // Update replaces the intent with in's token durably, keeping its place in
@@ -177,13 +151,13 @@ func (j *Journal) Update(ctx context.Context, in core.Intent) error {
 	if err != nil {
 		return err
 	}
-	return j.do(&journalOp{ctx: ctx, kind: opUpdate, token: in.Token, value: value})
+	return j.c.do(ctx, &journalOp{j: j, kind: opUpdate, token: in.Token, value: value})
 }
 
 // Finish removes the intent with token durably; an unknown token is not an
 // error.
 func (j *Journal) Finish(ctx context.Context, token core.Token) error {
-	return j.do(&journalOp{ctx: ctx, kind: opFinish, token: token})
+	return j.c.do(ctx, &journalOp{j: j, kind: opFinish, token: token})
 }
 
 // Discard removes the entry under key durably, whatever it holds: it is how
@@ -195,7 +169,7 @@ func (j *Journal) Discard(ctx context.Context, key string) error {
 	if !strings.HasPrefix(key, intentPrefix) {
 		return core.Errorf(core.EInvalid, "%q is not the key of a journal entry: those start with %q", key, intentPrefix)
 	}
-	return j.do(&journalOp{ctx: ctx, kind: opDiscard, key: key})
+	return j.c.do(ctx, &journalOp{j: j, kind: opDiscard, key: key})
 }
 
 // Pending returns the unfinished intents, oldest first. If some entries
@@ -250,151 +224,45 @@ func (j *Journal) scan(f func(key, value []byte, in core.Intent, bad error)) err
 	})
 }
 
-// do queues op for the committer and waits for its outcome. Once queued, an
-// op is not abandoned when ctx ends, which would leave its outcome unknown:
-// the committer skips it if ctx has ended by the time it gets there, and
-// otherwise the wait is at most two commits.
-func (j *Journal) do(op *journalOp) error {
-	if err := op.ctx.Err(); err != nil {
-		return err
-	}
-	op.done = make(chan struct{})
-	j.mu.Lock()
-	if j.closed {
-		j.mu.Unlock()
-		return core.Errorf(core.EInternal, "journal %s is closed", j.dir)
-	}
-	j.queue = append(j.queue, op)
-	select {
-	case j.wake <- struct{}{}:
-	default: // the committer is awake already
-	}
-	j.mu.Unlock()
-	<-op.done
-	return op.err
-}
-
-// commit is the committer goroutine: it writes the queued ops a batch at a
-// time until Close, then writes what is left and returns.
-func (j *Journal) commit() {
-	defer close(j.stopped)
-	for range j.wake {
-		for {
-			// Let the callers that the last commit woke queue their next
-			// writes first: without this yield the committer, woken by
-			// the first of them, takes one or two writes and the rest wait
-			// a whole sync for the next batch.
-			runtime.Gosched()
-			j.mu.Lock()
-			batch := j.queue
-			j.queue = nil
-			j.mu.Unlock()
-			if len(batch) == 0 {
-				break
-			}
-			j.commitBatch(batch)
-		}
-	}
-}
-
-// commitBatch applies batch in one transaction, or in as few as badger's
-// transaction size limit allows, and ends each op with its outcome.
-func (j *Journal) commitBatch(batch []*journalOp) {
-	txn := j.db.NewTransaction(true)
-	// The ops applied to txn end when it commits, even those that wrote
-	// nothing: their outcome may rest on the ones before them (a Begin
-	// refused as a duplicate of one in txn).
-	var ops []*journalOp
-	writes := 0
-	flush := func() {
-		var err error
-		if writes > 0 {
-			err = txn.Commit()
-			j.commits.Add(1)
-		}
-		txn.Discard()
-		if err != nil && j.failed == nil {
-			// What badger holds is now unknown, and the index may not
-			// match it: refuse every later write rather than guess.
-			j.failed = j.internal("cannot write to the journal; it refuses writes until reopened", err)
-		}
-		for _, op := range ops {
-			if err != nil && op.wrote {
-				op.err = j.failed
-			}
-			close(op.done)
-		}
-		ops, writes = ops[:0], 0
-	}
-	for _, op := range batch {
-		if j.failed != nil {
-			op.err = j.failed
-			close(op.done)
-			continue
-		}
-		if err := op.ctx.Err(); err != nil {
-			op.err = err
-			close(op.done)
-			continue
-		}
-		err := j.apply(txn, op)
-		if errors.Is(err, badgerdb.ErrTxnTooBig) && writes > 0 {
-			flush()
-			txn = j.db.NewTransaction(true)
-			err = j.apply(txn, op)
-		}
-		if errors.Is(err, badgerdb.ErrTxnTooBig) {
-			err = core.Errorf(core.EInvalid, "journal %s: an intent of %d bytes is too large", j.dir, len(op.value))
-		} else if _, ok := errors.AsType[*core.Error](err); err != nil && !ok {
-			err = j.internal("cannot write to the journal", err)
-		}
-		op.err = err
-		if op.wrote {
-			writes++
-		}
-		ops = append(ops, op)
-	}
-	flush()
-}
-
-// apply writes op into txn, sets op.wrote if it did, and brings the index
-// up to date. On an error, neither txn nor the index has changed.
-func (j *Journal) apply(txn *badgerdb.Txn, op *journalOp) error {
+// apply writes op into txn and brings the index up to date. On an error,
+// neither txn nor the index has changed.
+func (op *journalOp) apply(txn *badgerdb.Txn) (wrote bool, err error) {
+	j := op.j
 	switch op.kind {
 	case opBegin:
 		if seq, ok := j.index[op.token]; ok {
-			return core.Errorf(core.EInvalid, "journal %s: intent %s is recorded already, under %s", j.dir, op.token, keyOf(seq))
+			return false, core.Errorf(core.EInvalid, "journal %s: intent %s is recorded already, under %s", j.dir, op.token, keyOf(seq))
 		}
 		if err := txn.Set([]byte(keyOf(j.next)), op.value); err != nil {
-			return err
+			return false, err
 		}
 		j.index[op.token] = j.next
 		j.next++
 	case opUpdate:
 		seq, ok := j.index[op.token]
 		if !ok {
-			return core.Errorf(core.ENotFound, "journal %s: no intent %s to update", j.dir, op.token)
+			return false, core.Errorf(core.ENotFound, "journal %s: no intent %s to update", j.dir, op.token)
 		}
 		if err := txn.Set([]byte(keyOf(seq)), op.value); err != nil {
-			return err
+			return false, err
 		}
 	case opFinish:
 		seq, ok := j.index[op.token]
 		if !ok {
-			return nil
+			return false, nil
 		}
 		if err := txn.Delete([]byte(keyOf(seq))); err != nil {
-			return err
+			return false, err
 		}
 		delete(j.index, op.token)
 	case opDiscard:
 		if _, err := txn.Get([]byte(op.key)); errors.Is(err, badgerdb.ErrKeyNotFound) {
-			return core.Errorf(core.ENotFound, "journal %s: no entry %s", j.dir, op.key)
+			return false, core.Errorf(core.ENotFound, "journal %s: no entry %s", j.dir, op.key)
 		} else if err != nil {
-			return err
+			return false, err
 		}
 		if err := txn.Delete([]byte(op.key)); err != nil {
-			return err
+			return false, err
 		}
 		if seq, ok := parseKey([]byte(op.key)); ok {
 			for token, s := range j.index {
@@ -404,8 +272,15 @@ func (j *Journal) apply(txn *badgerdb.Txn, op *journalOp) error {
 			}
 		}
 	}
-	op.wrote = true
-	return nil
+	return true, nil
+}
+
+// fail wraps an error of badger's that apply returned.
+func (op *journalOp) fail(err error) error {
+	if errors.Is(err, badgerdb.ErrTxnTooBig) {
+		return core.Errorf(core.EInvalid, "journal %s: an intent of %d bytes is too large", op.j.dir, len(op.value))
+	}
+	return op.j.internal("cannot write to the journal", err)
 }
 
 // internal wraps a storage failure of badger.

@@ -31,16 +31,17 @@ var ErrLocked = errors.New("data dir in use")
 // token), leaving room for other kinds of keys in the same database.
 const recordPrefix = "g/"
 
-// conflictRetries bounds how often a write transaction is retried when badger
-// reports a conflict with a concurrent one on the same key. A retry reads the
-// winner's write and so does not conflict again; the bound only guards
-// against a livelock that should not happen.
-const conflictRetries = 16
-
 // Store is a core.Store in a badger database. Every write is synced to disk
 // before it returns. It is safe for concurrent use.
+//
+// Its writes go through a committer, which gathers the writes of concurrent
+// callers into one transaction and one disk sync (group commit), each still
+// with its own outcome: a local target's 16 workers share a sync instead of
+// paying one each. BenchmarkCreate, 16 goroutines: about 14 Creates share a
+// commit, at 20-25 µs a Create against 115-150 µs with a transaction each.
 type Store struct {
 	db        *badgerdb.DB
+	c         *committer // the only writer of db
 	dir       string
 	closeOnce sync.Once
 	closeErr  error
@@ -69,7 +70,11 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{db: db, dir: dir}, nil
+	s := &Store{db: db, dir: dir}
+	s.c = newCommitter(db, func(err error) error {
+		return core.Errorf(core.EInternal, "badger %s: cannot write; the store refuses writes until reopened: %w", dir, err)
+	}, core.Errorf(core.EInternal, "badger %s is closed", dir))
+	return s, nil
 }
 
 // openDB opens the badger database in dir with the options every rops
@@ -115,8 +120,9 @@ func badgerOptions(dir string, cfg config) badgerdb.Options {
 		// stall writes for good once level 0 fills under `rops serve`.
 		WithNumCompactors(2).
 		WithLogger(nil)
-	// Conflict detection stays on: Create and Delete read, then write, and
-	// must not both succeed against each other.
+	// Conflict detection stays on although a committer is every
+	// database's only writer, so that a second writer, were one added,
+	// could not make two check-and-sets both succeed.
 	if cfg.logger != nil {
 		opt = opt.WithLogger(slogLogger{cfg.logger.With("dir", dir)})
 	}
@@ -149,10 +155,12 @@ func lockedError(what, dir string) error {
 		"%s %s is in use by %s: wait for it to finish, or use another --data dir", what, dir, who)}
 }
 
-// Close closes the database, flushing it to disk. Later calls do nothing and
-// return the first call's error.
+// Close waits for the writes in progress and closes the database, flushing
+// it to disk. Later calls do nothing and return the first call's error;
+// writes after Close fail.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.c.close()
 		if err := s.db.Close(); err != nil {
 			s.closeErr = core.Errorf(core.EInternal, "cannot close the badger database in %s: %w", s.dir, err)
 		}
@@ -164,36 +172,59 @@ func (s *Store) Close() error {
 // new or a replay with the same token, and an ErrExists error if id is held
 // with another token.
 func (s *Store) Create(ctx context.Context, id core.GroupID, token core.Token) error {
-	return s.update(ctx, "create", id, func(txn *badgerdb.Txn) error {
-		held, ok, err := get(txn, id)
-		switch {
-		case err != nil:
-			return err
-		case !ok:
-			return txn.Set(key(id), []byte(token))
-		case held != token:
-			return core.Errorf(core.EExists, "group record %q exists with another token", id)
-		}
-		return nil
-	})
+	return s.c.do(ctx, &storeOp{s: s, id: id, token: token})
 }
 
 // Delete removes the record for id; a non-empty token makes it conditional on
 // the record holding that token. It returns an ErrNotFound error if there is
 // no such record.
 func (s *Store) Delete(ctx context.Context, id core.GroupID, token core.Token) error {
-	return s.update(ctx, "delete", id, func(txn *badgerdb.Txn) error {
-		held, ok, err := get(txn, id)
+	return s.c.do(ctx, &storeOp{s: s, del: true, id: id, token: token})
+}
+
+// storeOp is a Create or a Delete, for the Store's committer.
+type storeOp struct {
+	s     *Store
+	del   bool
+	id    core.GroupID
+	token core.Token
+}
+
+// apply checks and sets the record in txn. The check reads txn, which holds
+// the earlier writes of the batch, so two writes of one id in a batch act
+// as if committed one after the other.
+func (op *storeOp) apply(txn *badgerdb.Txn) (wrote bool, err error) {
+	held, ok, err := get(txn, op.id)
+	if err != nil {
+		return false, err
+	}
+	if !op.del {
 		switch {
-		case err != nil:
-			return err
 		case !ok:
-			return core.Errorf(core.ENotFound, "no group record %q", id)
-		case token != "" && held != token:
-			return core.Errorf(core.ENotFound, "no group record %q with token %q", id, token)
+			err := txn.Set(key(op.id), []byte(op.token))
+			return err == nil, err
+		case held != op.token:
+			return false, core.Errorf(core.EExists, "group record %q exists with another token", op.id)
 		}
-		return txn.Delete(key(id))
-	})
+		return false, nil // a replay: nothing to write
+	}
+	switch {
+	case !ok:
+		return false, core.Errorf(core.ENotFound, "no group record %q", op.id)
+	case op.token != "" && held != op.token:
+		return false, core.Errorf(core.ENotFound, "no group record %q with token %q", op.id, op.token)
+	}
+	err = txn.Delete(key(op.id))
+	return err == nil, err
+}
+
+// fail wraps an error of badger's that apply returned.
+func (op *storeOp) fail(err error) error {
+	what := "create"
+	if op.del {
+		what = "delete"
+	}
+	return op.s.internal(what, op.id, err)
 }
 
 // Get returns the record for id, or an ErrNotFound error.
@@ -267,28 +298,6 @@ func (s *Store) Count(ctx context.Context) (int, error) {
 		return nil
 	})
 	return n, err
-}
-
-// update runs f in a read-write transaction and commits it, retrying on a
-// conflict with a concurrent transaction. Errors of f that are *core.Error
-// pass through; the rest are badger's and become EInternal.
-func (s *Store) update(ctx context.Context, op string, id core.GroupID, f func(txn *badgerdb.Txn) error) error {
-	for range conflictRetries {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		err := s.db.Update(f)
-		if _, ok := errors.AsType[*core.Error](err); ok || err == nil {
-			return err
-		}
-		if !errors.Is(err, badgerdb.ErrConflict) {
-			return s.internal(op, id, err)
-		}
-	}
-	// A conflicting transaction is discarded whole, so nothing was written:
-	// say so with EUnavailable, which the coordinator retries without
-	// counting the write as possibly applied.
-	return core.Errorf(core.EUnavailable, "badger %s: %s %q: %d transaction conflicts in a row, nothing written", s.dir, op, id, conflictRetries)
 }
 
 // view runs f in a read-only transaction. Errors of f that are *core.Error

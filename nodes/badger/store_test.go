@@ -216,14 +216,27 @@ func TestWithLogger(t *testing.T) {
 	}
 }
 
+// BenchmarkCreate measures Creates from as many goroutines as a bulk job
+// runs, and how many share one commit (one disk sync).
 func BenchmarkCreate(b *testing.B) {
-	storetest.BenchCreate(b, func(tb testing.TB) core.Store { return mustOpen(tb, tb.TempDir()) })
+	benchCreate(b)
 }
 
 // BenchmarkCreateNoSync shows what synced writes cost, against
 // BenchmarkCreate.
 func BenchmarkCreateNoSync(b *testing.B) {
-	storetest.BenchCreate(b, func(tb testing.TB) core.Store { return mustOpen(tb, tb.TempDir(), badger.WithoutSync()) })
+	benchCreate(b, badger.WithoutSync())
+}
+
+func benchCreate(b *testing.B, opts ...badger.Option) {
+	var s *badger.Store
+	storetest.BenchCreate(b, func(tb testing.TB) core.Store {
+		s = mustOpen(tb, tb.TempDir(), opts...)
+		return s
+	})
+	if commits := s.Commits(); commits > 0 {
+		b.ReportMetric(float64(b.N)/float64(commits), "writes/commit")
+	}
 }
 
 func BenchmarkList(b *testing.B) {
