@@ -57,6 +57,7 @@ func TestBulkReliability(t *testing.T) {
 			for i, op := range []core.Op{core.OpCreate, core.OpDelete} {
 				args := append([]string{"--data", data, "--seed", fmt.Sprint(tc.seed + i)}, tc.faults...)
 				rep := ropsJSON[core.Report](t, append(args, string(op), "--range", "0-999")...)
+				t.Logf("%s: %d done, %d rolled back, %d requests", op, rep.Done, rep.RolledBack, rep.Requests)
 				// Unchanged: the ids whose create was rolled back are
 				// already absent for the delete.
 				if rep.Requested != 1000 || rep.Pending != 0 || rep.Unchanged != 1000*i-held || rep.Done+rep.RolledBack+rep.Unchanged != 1000 {
