@@ -199,20 +199,15 @@ func (op *storeOp) apply(txn *badgerdb.Txn) (wrote bool, err error) {
 		return false, err
 	}
 	if !op.del {
-		switch {
-		case !ok:
-			err := txn.Set(key(op.id), []byte(op.token))
-			return err == nil, err
-		case held != op.token:
-			return false, core.Errorf(core.EExists, "group record %q exists with another token", op.id)
+		write, err := core.CheckCreate(op.id, held, ok, op.token)
+		if !write {
+			return false, err // a replay writes nothing
 		}
-		return false, nil // a replay: nothing to write
+		err = txn.Set(key(op.id), []byte(op.token))
+		return err == nil, err
 	}
-	switch {
-	case !ok:
-		return false, core.Errorf(core.ENotFound, "no group record %q", op.id)
-	case op.token != "" && held != op.token:
-		return false, core.Errorf(core.ENotFound, "no group record %q with token %q", op.id, op.token)
+	if _, err := core.CheckDelete(op.id, held, ok, op.token); err != nil {
+		return false, err
 	}
 	err = txn.Delete(key(op.id))
 	return err == nil, err

@@ -45,11 +45,9 @@ func (s *Store) Create(ctx context.Context, id core.GroupID, token core.Token) e
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if held, ok := s.records[id]; ok {
-		if held == token {
-			return nil
-		}
-		return core.Errorf(core.EExists, "group record %q exists with another token", id)
+	held, ok := s.records[id]
+	if write, err := core.CheckCreate(id, held, ok, token); !write {
+		return err
 	}
 	s.records[id] = token
 	s.change(id)
@@ -66,11 +64,8 @@ func (s *Store) Delete(ctx context.Context, id core.GroupID, token core.Token) e
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	held, ok := s.records[id]
-	switch {
-	case !ok:
-		return core.Errorf(core.ENotFound, "no group record %q", id)
-	case token != "" && held != token:
-		return core.Errorf(core.ENotFound, "no group record %q with token %q", id, token)
+	if _, err := core.CheckDelete(id, held, ok, token); err != nil {
+		return err
 	}
 	delete(s.records, id)
 	s.change(id)
