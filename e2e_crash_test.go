@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -165,6 +166,55 @@ func TestNodeDownDuringJob(t *testing.T) {
 		t.Fatalf("recover exited %d:\n%s", code, out)
 	}
 	if st := runJSON[statsOut](t, append(target, "stats")...); !st.Consistent || st.Nodes["node01"] != 0 {
+		t.Fatalf("after recover: stats = %+v, want consistent and empty", st)
+	}
+}
+
+// setFaults changes a running server's faults through /admin/faults.
+func setFaults(t *testing.T, addr, faults string) {
+	t.Helper()
+	req, err := http.NewRequest("PUT", "http://"+addr+"/admin/faults", strings.NewReader(faults))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("PUT /admin/faults %s: %d", faults, resp.StatusCode)
+	}
+}
+
+// TestPendingThenRecovered makes node03 lose every acknowledgement, so that
+// operations can neither finish nor be confirmed undone: they are reported
+// pending (text and JSON, exit 3) and stay in the journal, and once node03
+// answers again rops recover rolls them back.
+func TestPendingThenRecovered(t *testing.T) {
+	s := startServer(t, "", nil, "--store", "memory", "--random-behavior", "0", "--admin")
+	cfg := writeConfig(t, "lab", remoteSpecs(s.addr, s.addr, s.addr)...)
+	target := []string{"--config", cfg, "--target", "lab", "--data", t.TempDir(), "--retries", "2", "--compensation-timeout", "300ms"}
+	setFaults(t, s.addr, `{"node03": {"ambiguous_rate": 1}}`)
+
+	code, out := run(t, append(target, "create-one", "x")...)
+	if code != 3 || !strings.Contains(out, "create x: pending") {
+		t.Fatalf("create-one exited %d, want 3 and pending:\n%s", code, out)
+	}
+	rep := runJSON[core.Report](t, append(target, "create", "y", "z")...)
+	if rep.Pending != 2 || !slices.Equal(rep.PendingIDs, []core.GroupID{"y", "z"}) && !slices.Equal(rep.PendingIDs, []core.GroupID{"z", "y"}) {
+		t.Fatalf("report = %+v, want y and z pending", rep)
+	}
+	// Still unresolved: recover says so.
+	if code, out := run(t, append(target, "recover")...); code != 3 || !strings.Contains(out, "3 intents, 0 rolled back, 3 pending") {
+		t.Fatalf("recover with node03 still failing exited %d:\n%s", code, out)
+	}
+
+	setFaults(t, s.addr, `{"node03": {"ambiguous_rate": 0}}`)
+	if code, out := run(t, append(target, "recover")...); code != 0 || !strings.Contains(out, "3 intents, 3 rolled back, 0 pending") {
+		t.Fatalf("recover exited %d:\n%s", code, out)
+	}
+	if st := runJSON[statsOut](t, append(target, "stats")...); !st.Consistent || st.Nodes["node03"] != 0 {
 		t.Fatalf("after recover: stats = %+v, want consistent and empty", st)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/sethvargo/go-retry"
@@ -35,7 +36,11 @@ type Globals struct {
 	Retries        *int    `placeholder:"N" help:"Retries per request before an operation is rolled back (default 10, or the target's)."`
 	Concurrency    *int    `placeholder:"N" help:"Operations run at once by bulk commands (default 16, or the target's)."`
 	Output         string  `short:"o" enum:"text,json" default:"text" help:"Output format: text or json."`
-	Verbose        bool    `short:"v" help:"Log every request and response to stderr."`
+
+	RequestTimeout      time.Duration `default:"2s" help:"Give up on a request to a node after this long (it is then retried)."`
+	OperationTimeout    time.Duration `default:"30s" help:"Give up on an operation after this long, and roll it back."`
+	CompensationTimeout time.Duration `default:"30s" help:"Retry a rollback for this long; what is not undone by then is reported pending."`
+	Verbose             bool          `short:"v" help:"Log every request and response to stderr."`
 }
 
 // Validate checks the flags' ranges; kong calls it after parsing.
@@ -46,6 +51,14 @@ func (g *Globals) Validate() error {
 	}{{"--random-behavior", g.RandomBehavior}, {"--ambiguous-rate", g.AmbiguousRate}} {
 		if p.v < 0 || p.v > 1 {
 			return fmt.Errorf("%s %v is out of range: give a probability from 0 to 1", p.flag, p.v)
+		}
+	}
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"--request-timeout", g.RequestTimeout}, {"--operation-timeout", g.OperationTimeout}, {"--compensation-timeout", g.CompensationTimeout}} {
+		if d.v <= 0 {
+			return fmt.Errorf("%s %v is not positive: give a duration such as 2s", d.flag, d.v)
 		}
 	}
 	if g.Retries != nil && *g.Retries < 0 {
@@ -138,8 +151,11 @@ func (g *Globals) open(ctx context.Context, stderr io.Writer, journal bool) (_ *
 		return nil, usageError(err)
 	}
 	coordCfg := core.Config{
-		Nodes: cl.target.Nodes,
-		Rand:  rand.New(core.NewLockedSource(seed)),
+		Nodes:               cl.target.Nodes,
+		Rand:                rand.New(core.NewLockedSource(seed)),
+		RequestTimeout:      g.RequestTimeout,
+		OperationTimeout:    g.OperationTimeout,
+		CompensationTimeout: g.CompensationTimeout,
 		NewBackoff: func() core.Backoff {
 			return backoff(*retries)
 		},
