@@ -23,6 +23,9 @@ type statsJSON struct {
 	Nodes          map[string]int   `json:"nodes"`
 	Divergent      []divergenceJSON `json:"divergent"`
 	DivergentCount int              `json:"divergent_count"`
+	// CountsOnly: a node cannot list its ids (the original server), so
+	// only the counts were compared.
+	CountsOnly bool `json:"counts_only,omitempty"`
 }
 
 type divergenceJSON struct {
@@ -42,7 +45,7 @@ func (c *StatsCmd) Run(ctx context.Context, g *Globals, io *IO) error {
 	if err != nil {
 		return &exitError{code: ExitInconsistent, err: err}
 	}
-	out := statsJSON{Consistent: st.Consistent, Nodes: map[string]int{}, Divergent: []divergenceJSON{}, DivergentCount: st.DivergentCount}
+	out := statsJSON{Consistent: st.Consistent, Nodes: map[string]int{}, Divergent: []divergenceJSON{}, DivergentCount: st.DivergentCount, CountsOnly: st.CountsOnly}
 	all := make([]string, len(st.Nodes))
 	for i, n := range st.Nodes {
 		out.Nodes[n.Node] = n.Count
@@ -71,7 +74,14 @@ func printStats(w io.Writer, st statsJSON, nodes []core.NodeCount, diff bool) {
 	for _, n := range nodes {
 		fmt.Fprintf(w, "%-8s %d\n", n.Node, n.Count)
 	}
-	if st.Consistent {
+	switch {
+	case st.CountsOnly && st.Consistent:
+		fmt.Fprintln(w, "consistent counts (a node cannot list its ids, so only the counts were compared)")
+		return
+	case st.CountsOnly:
+		fmt.Fprintln(w, "inconsistent: the nodes hold different numbers of records (a node cannot list its ids, so only the counts were compared)")
+		return
+	case st.Consistent:
 		fmt.Fprintln(w, "consistent: every node holds the same ids")
 		return
 	}
