@@ -226,8 +226,8 @@ func (c *Client) Count(ctx context.Context) (int, error) {
 	}
 	var st []json.RawMessage
 	var counts map[string]int
-	if err := json.Unmarshal(body, &st); err == nil && len(st) == 2 {
-		err = json.Unmarshal(st[1], &counts)
+	if json.Unmarshal(body, &st) == nil && len(st) == 2 && json.Unmarshal(st[1], &counts) != nil {
+		counts = nil
 	}
 	if counts == nil {
 		return 0, c.badAnswer(http.MethodGet, "/stats", `stats such as [true, {"node01": 0}]`, fmt.Errorf("got %.80q", body))
