@@ -409,45 +409,9 @@ func runOpCase(t *testing.T, tc opCase) {
 		if got, want := res.ID, id; got != want {
 			t.Errorf("id=%v, want %v", got, want)
 		}
-		switch {
-		case tc.want == Done || tc.want == Unchanged:
-			if err != nil {
-				t.Errorf("err=%v, want nil", err)
-			}
-		case err == nil:
-			t.Errorf("err=nil, want an error for %v", tc.want)
-		case tc.wantErr != nil && !errors.Is(err, tc.wantErr):
-			t.Errorf("err=%v, want one that is %v", err, tc.wantErr)
-		}
+		expect{tc.want, tc.wantErr, tc.after, tc.states, tc.requests}.check(t, e, id, res, err)
 		if err != nil && res.Err != err {
 			t.Errorf("res.Err=%v, want the returned error %v", res.Err, err)
-		}
-		want := map[string]Token{}
-		for name, tok := range tc.after {
-			if tok == ours {
-				tok = res.Token
-			}
-			want[name] = tok
-		}
-		if got := e.nodes.holders(id); !maps.Equal(got, want) {
-			t.Errorf("nodes hold %v, want %v", got, want)
-		}
-		if tc.states != nil {
-			var got []NodeState
-			for _, n := range res.Nodes {
-				got = append(got, n.State)
-			}
-			if !slices.Equal(got, tc.states) {
-				t.Errorf("states=%v, want %v", got, tc.states)
-			}
-		}
-		if got, want := res.Requests, e.nodes.totalCalls(); got != want {
-			t.Errorf("requests=%d, but the nodes saw %d", got, want)
-		}
-		if tc.requests >= 0 {
-			if got, want := res.Requests, tc.requests; got != want {
-				t.Errorf("requests=%d, want %d", got, want)
-			}
 		}
 		if tc.retries >= 0 {
 			if got, want := res.Retries, tc.retries; got != want {
@@ -556,5 +520,60 @@ func TestRetryHonoursRetryAfter(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// expect is what a table case expects of one operation.
+type expect struct {
+	want     Outcome
+	wantErr  error            // nil: any error, if want is not Done or Unchanged
+	after    map[string]Token // what each node holds after; ours = the operation's token
+	states   []NodeState      // nil: not checked
+	requests int              // -1: not checked
+}
+
+// check checks res and err against x, the nodes' records, and that res
+// counts exactly the requests the nodes saw.
+func (x expect) check(t *testing.T, e *env, id GroupID, res Result, err error) {
+	t.Helper()
+	if got, want := res.Outcome, x.want; got != want {
+		t.Errorf("outcome=%v (err %v), want %v", got, err, want)
+	}
+	switch {
+	case x.want == Done || x.want == Unchanged:
+		if err != nil {
+			t.Errorf("err=%v, want nil", err)
+		}
+	case err == nil:
+		t.Errorf("err=nil, want an error for %v", x.want)
+	case x.wantErr != nil && !errors.Is(err, x.wantErr):
+		t.Errorf("err=%v, want one that is %v", err, x.wantErr)
+	}
+	want := map[string]Token{}
+	for name, tok := range x.after {
+		if tok == ours {
+			tok = res.Token
+		}
+		want[name] = tok
+	}
+	if got := e.nodes.holders(id); !maps.Equal(got, want) {
+		t.Errorf("nodes hold %v, want %v", got, want)
+	}
+	if x.states != nil {
+		var got []NodeState
+		for _, n := range res.Nodes {
+			got = append(got, n.State)
+		}
+		if !slices.Equal(got, x.states) {
+			t.Errorf("states=%v, want %v", got, x.states)
+		}
+	}
+	if got, want := res.Requests, e.nodes.totalCalls(); got != want {
+		t.Errorf("requests=%d, but the nodes saw %d", got, want)
+	}
+	if x.requests >= 0 {
+		if got, want := res.Requests, x.requests; got != want {
+			t.Errorf("requests=%d, want %d", got, want)
+		}
 	}
 }

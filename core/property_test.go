@@ -268,12 +268,7 @@ func TestPropertyConcurrentBulk(t *testing.T) {
 			rng := rand.New(NewLockedSource(seed))
 			nodes := newCluster(3)
 			for _, n := range nodes {
-				n.fn = func(call) fault {
-					if rng.Float64() >= rate {
-						return pass
-					}
-					return faultKinds[1+rng.IntN(len(faultKinds)-1)]
-				}
+				n.fn = randomFaults(rng, rate)
 			}
 			j := &fakeJournal{}
 			c, err := New(Config{Nodes: nodes.nodes(), Journal: j, Rand: rand.New(NewLockedSource(seed + 1))})
@@ -321,4 +316,15 @@ func TestPropertyConcurrentBulk(t *testing.T) {
 			}
 		})
 	})
+}
+
+// randomFaults fails a call with probability rate, with a fault kind drawn
+// from rng (which must be safe for concurrent use).
+func randomFaults(rng *rand.Rand, rate float64) func(call) fault {
+	return func(call) fault {
+		if rng.Float64() >= rate {
+			return pass
+		}
+		return faultKinds[1+rng.IntN(len(faultKinds)-1)]
+	}
 }

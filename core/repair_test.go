@@ -490,43 +490,7 @@ func TestApply(t *testing.T) {
 				if res.Op != fix.Op || res.ID != fix.ID {
 					t.Errorf("result is %s %s, want %s %s", res.Op, res.ID, fix.Op, fix.ID)
 				}
-				switch {
-				case tc.want == Done || tc.want == Unchanged:
-					if err != nil {
-						t.Errorf("err=%v, want nil", err)
-					}
-				case err == nil:
-					t.Errorf("err=nil, want an error for %v", tc.want)
-				case tc.wantErr != nil && !errors.Is(err, tc.wantErr):
-					t.Errorf("err=%v, want one that is %v", err, tc.wantErr)
-				}
-				want := map[string]Token{}
-				for name, tok := range tc.after {
-					if tok == ours {
-						tok = res.Token
-					}
-					want[name] = tok
-				}
-				if got := e.nodes.holders(fix.ID); !maps.Equal(got, want) {
-					t.Errorf("nodes hold %v, want %v", got, want)
-				}
-				if tc.states != nil {
-					var got []NodeState
-					for _, n := range res.Nodes {
-						got = append(got, n.State)
-					}
-					if !slices.Equal(got, tc.states) {
-						t.Errorf("states=%v, want %v", got, tc.states)
-					}
-				}
-				if got, want := res.Requests, e.nodes.totalCalls(); got != want {
-					t.Errorf("requests=%d, but the nodes saw %d", got, want)
-				}
-				if tc.requests >= 0 {
-					if got, want := res.Requests, tc.requests; got != want {
-						t.Errorf("requests=%d, want %d", got, want)
-					}
-				}
+				expect{tc.want, tc.wantErr, tc.after, tc.states, tc.requests}.check(t, e, fix.ID, res, err)
 				if got, want := len(e.j.left()), tc.left; got != want {
 					t.Fatalf("journal holds %d intents (%v), want %d", got, e.j.left(), want)
 				}
@@ -766,12 +730,7 @@ func TestPropertyRepair(t *testing.T) {
 			workers := rapid.IntRange(1, 3).Draw(t, "workers")
 			rng := rand.New(NewLockedSource(seed))
 			for _, n := range nodes {
-				n.fn = func(call) fault {
-					if rng.Float64() >= rate {
-						return pass
-					}
-					return faultKinds[1+rng.IntN(len(faultKinds)-1)]
-				}
+				n.fn = randomFaults(rng, rate)
 			}
 			j := &fakeJournal{}
 			c, err := New(Config{Nodes: nodes.nodes(), Journal: j, Rand: rand.New(NewLockedSource(seed + 1))})
