@@ -60,7 +60,7 @@ func runBulk(ctx context.Context, g *Globals, io *IO, op core.Op, src *IDSource)
 		return err
 	}
 	defer cl.Close()
-	progress := newProgress(io.Stderr, op, ids.len())
+	progress := newProgress(io.Stderr, isTerminal(io.Stderr), op, ids.len())
 	each := progress.add
 	if g.Verbose {
 		each = func(res core.Result) {
@@ -134,20 +134,22 @@ func jobError(ctx context.Context, rep core.Report, left int) error {
 	return nil
 }
 
-// progress shows a bulk job's progress on stderr when it is a terminal.
+// progress shows a bulk job's progress on stderr when it is a terminal,
+// at most ten times a second, and clears it at the end.
 type progress struct {
-	w     io.Writer
+	w     io.Writer // nil: not a terminal, show nothing
 	op    core.Op
 	total int
 	n     int
 	last  time.Time
+	now   func() time.Time
 }
 
-func newProgress(w io.Writer, op core.Op, total int) *progress {
-	if f, ok := w.(*os.File); !ok || !isTerminal(f) {
+func newProgress(w io.Writer, terminal bool, op core.Op, total int) *progress {
+	if !terminal {
 		return &progress{}
 	}
-	return &progress{w: w, op: op, total: total}
+	return &progress{w: w, op: op, total: total, now: time.Now}
 }
 
 func (p *progress) add(core.Result) {
@@ -155,7 +157,7 @@ func (p *progress) add(core.Result) {
 		return
 	}
 	p.n++
-	if now := time.Now(); now.Sub(p.last) > 100*time.Millisecond || p.n == p.total {
+	if now := p.now(); now.Sub(p.last) > 100*time.Millisecond || p.n == p.total {
 		p.last = now
 		fmt.Fprintf(p.w, "\r%s: %d/%d", p.op, p.n, p.total)
 	}
@@ -167,7 +169,12 @@ func (p *progress) done() {
 	}
 }
 
-func isTerminal(f *os.File) bool {
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
