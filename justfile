@@ -16,8 +16,9 @@ run *ARGS:
 bench:
     go test -run '^$' -bench . -benchmem ./...
 
-# Vet, format check, and repeated code.
+# Vet, staticcheck, format check, and repeated code.
 lint:
     go vet ./...
+    go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
     test -z "$(gofmt -l .)"
     -duplicates
