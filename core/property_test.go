@@ -265,16 +265,8 @@ func TestPropertyConcurrentBulk(t *testing.T) {
 			rate := rapid.SampledFrom([]float64{0.05, 0.2, 0.5}).Draw(t, "fault rate")
 			workers := rapid.IntRange(1, 4).Draw(t, "workers")
 			ids := rapid.SliceOfN(rapid.SampledFrom(propIDs), 1, 30).Draw(t, "ids")
-			rng := rand.New(NewLockedSource(seed))
 			nodes := newCluster(3)
-			for _, n := range nodes {
-				n.fn = randomFaults(rng, rate)
-			}
-			j := &fakeJournal{}
-			c, err := New(Config{Nodes: nodes.nodes(), Journal: j, Rand: rand.New(NewLockedSource(seed + 1))})
-			if err != nil {
-				t.Fatalf("New: %v", err)
-			}
+			c, j := faultyCoordinator(t, nodes, seed, rate)
 			ctx := context.Background()
 			reps := make([]Report, workers)
 			done := make(chan struct{})
@@ -316,6 +308,21 @@ func TestPropertyConcurrentBulk(t *testing.T) {
 			}
 		})
 	})
+}
+
+// faultyCoordinator makes every node fail calls at rate (randomFaults,
+// seeded) and returns a coordinator over them with an in-test journal.
+func faultyCoordinator(t interface{ Fatalf(string, ...any) }, nodes fakeCluster, seed uint64, rate float64) (*Coordinator, *fakeJournal) {
+	rng := rand.New(NewLockedSource(seed))
+	for _, n := range nodes {
+		n.fn = randomFaults(rng, rate)
+	}
+	j := &fakeJournal{}
+	c, err := New(Config{Nodes: nodes.nodes(), Journal: j, Rand: rand.New(NewLockedSource(seed + 1))})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return c, j
 }
 
 // randomFaults fails a call with probability rate, with a fault kind drawn

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -728,15 +727,7 @@ func TestPropertyRepair(t *testing.T) {
 			seed := rapid.Uint64().Draw(t, "fault seed")
 			rate := rapid.SampledFrom([]float64{0, 0.1, 0.3}).Draw(t, "fault rate")
 			workers := rapid.IntRange(1, 3).Draw(t, "workers")
-			rng := rand.New(NewLockedSource(seed))
-			for _, n := range nodes {
-				n.fn = randomFaults(rng, rate)
-			}
-			j := &fakeJournal{}
-			c, err := New(Config{Nodes: nodes.nodes(), Journal: j, Rand: rand.New(NewLockedSource(seed + 1))})
-			if err != nil {
-				t.Fatalf("New: %v", err)
-			}
+			c, j := faultyCoordinator(t, nodes, seed, rate)
 			ctx := context.Background()
 			want := map[GroupID]map[string]Token{}
 			for _, id := range ids {
