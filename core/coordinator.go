@@ -311,7 +311,7 @@ func (c *Coordinator) Create(ctx context.Context, id GroupID) (Result, error) {
 func (c *Coordinator) create(ctx, fctx context.Context, r *opRun, nodes, targets []*nodeRun) (Result, error) {
 	// Only targets are written to, so only they may need compensation:
 	// the nodes that held the id keep their records whatever happens.
-	intent := Intent{Op: OpCreate, ID: r.id, Token: r.token, Written: r.write, Nodes: runNames(targets)}
+	intent := Intent{Op: OpCreate, ID: r.id, Token: r.token, Written: r.write, Nodes: names(targets)}
 	err := c.begin(ctx, r, intent)
 	defer c.book.end(r)
 	if err != nil {
@@ -677,7 +677,8 @@ func (c *Coordinator) finish(ctx context.Context, token Token) error {
 	return nil
 }
 
-func names(nodes []Node) []string {
+// names returns the names of nodes, in order.
+func names[N interface{ Name() string }](nodes []N) []string {
 	s := make([]string, len(nodes))
 	for i, n := range nodes {
 		s[i] = n.Name()
@@ -685,13 +686,8 @@ func names(nodes []Node) []string {
 	return s
 }
 
-func runNames(nodes []*nodeRun) []string {
-	s := make([]string, len(nodes))
-	for i, n := range nodes {
-		s[i] = n.node.Name()
-	}
-	return s
-}
+// Name returns the name of n's node.
+func (n *nodeRun) Name() string { return n.node.Name() }
 
 // writes returns the token a create writes.
 func (r *opRun) writes() Token { return cmp.Or(r.write, r.token) }

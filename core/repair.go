@@ -173,7 +173,7 @@ func (c *Coordinator) Apply(ctx context.Context, fix Fix) (Result, error) {
 	case stale:
 		return r.result(fix.Op, RolledBack, nodes, Errorf(EInvalid,
 			"cannot %s %q on %s: the nodes changed since the plan, it is now held on %s; plan again",
-			fix.Op, fix.ID, strings.Join(fix.Nodes, ","), strings.Join(runNames(held), ",")))
+			fix.Op, fix.ID, strings.Join(fix.Nodes, ","), strings.Join(names(held), ",")))
 	case fix.Op == OpCreate:
 		return c.create(ctx, fctx, r, nodes, missing)
 	}
