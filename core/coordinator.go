@@ -234,7 +234,7 @@ func (r *opRun) call(ctx context.Context, node Node, retry bool, f func(ctx cont
 // record exists, is not there, was refused, or the request never arrived.
 func isDefinite(err error) bool {
 	switch ErrorCode(err) {
-	case EExists, ENotFound, ERejected, EUnavailable, EUnsupported, EInvalid:
+	case EExists, ENotFound, EFenced, ERejected, EUnavailable, EUnsupported, EInvalid:
 		return true
 	}
 	return false

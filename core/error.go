@@ -25,6 +25,11 @@ const (
 	// EUnavailable: the request certainly never reached the node (connection
 	// refused, node down). Worth retrying, and certainly not applied.
 	EUnavailable Code = "unavailable"
+	// EFenced: the node refused a create because a conditional delete of the
+	// same id and token left a tombstone there: the write was not applied
+	// and never will be. Only nodes that keep tombstones answer it (see
+	// Fencer).
+	EFenced Code = "fenced"
 	// EUnsupported: the node does not offer that call (an older server).
 	EUnsupported Code = "unsupported"
 	// EInvalid: the caller's input is invalid (an id, a flag, a config).
@@ -73,6 +78,7 @@ var (
 	ErrRejected    = &Error{Code: ERejected}
 	ErrTransient   = &Error{Code: ETransient}
 	ErrUnavailable = &Error{Code: EUnavailable}
+	ErrFenced      = &Error{Code: EFenced}
 	ErrUnsupported = &Error{Code: EUnsupported}
 	ErrInvalid     = &Error{Code: EInvalid}
 )

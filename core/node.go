@@ -3,6 +3,7 @@ package core
 import (
 	"cmp"
 	"context"
+	"time"
 )
 
 // Store is one node's storage of group records: no faults, no network.
@@ -33,6 +34,37 @@ type Node interface {
 	// Name returns the node's name, such as "node01".
 	Name() string
 	Store
+}
+
+// DefaultTombstoneTTL is how long a Store that fences keeps a tombstone:
+// longer than any request to it can live, so that a create delayed in a
+// queue can never land after the delete that undid it.
+const DefaultTombstoneTTL = 10 * time.Minute
+
+// Fencer is implemented by Nodes and Stores that fence late writes: every
+// conditional Delete(id, token) leaves a tombstone for (id, token), kept for
+// at least DefaultTombstoneTTL (or as configured), and a Create(id, token)
+// that finds one fails with ErrFenced. The coordinator relies on it to undo
+// a create whose request may still be on its way; against a node that does
+// not fence, it waits out Config.RequestLifetime and reads the node again.
+type Fencer interface {
+	// Fences reports whether the node keeps tombstones.
+	Fences() bool
+}
+
+// Fences reports whether n fences late writes, looking through wrappers
+// that have an Unwrap() Node method.
+func Fences(n Node) bool {
+	for {
+		if f, ok := n.(Fencer); ok {
+			return f.Fences()
+		}
+		u, ok := n.(interface{ Unwrap() Node })
+		if !ok {
+			return false
+		}
+		n = u.Unwrap()
+	}
 }
 
 // Op names the kind of an operation.

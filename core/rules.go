@@ -4,11 +4,15 @@ package core
 // Store implementation (and every test double) applies the same ones.
 
 // CheckCreate says what Create(id, token) must do to a node that holds held
-// for id (found is false if it holds nothing): write the record (write), do
-// nothing and succeed (a replay with the same token), or fail with an
-// ErrExists error (another token).
-func CheckCreate(id GroupID, held Token, found bool, token Token) (write bool, err error) {
+// for id (found is false if it holds nothing) and, if fenced, a tombstone
+// for (id, token): write the record (write), do nothing and succeed (a
+// replay with the same token), fail with an ErrFenced error (nothing held,
+// and a delete of this very token already ran: the create is a late one), or
+// fail with an ErrExists error (another token).
+func CheckCreate(id GroupID, held Token, found bool, token Token, fenced bool) (write bool, err error) {
 	switch {
+	case !found && fenced:
+		return false, Errorf(EFenced, "group record %q with token %q was deleted: a create with that token is refused", id, token)
 	case !found:
 		return true, nil
 	case held != token:
@@ -16,6 +20,11 @@ func CheckCreate(id GroupID, held Token, found bool, token Token) (write bool, e
 	}
 	return false, nil
 }
+
+// A Store that fences (see Fencer) leaves a tombstone for (id, token) on
+// every conditional Delete(id, token), whether or not it found the record,
+// and for (id, held) on an unconditional one that removed a record, and
+// passes fenced to CheckCreate accordingly.
 
 // CheckDelete says what Delete(id, token) must do to a node that holds held
 // for id: remove the record (write), or fail with an ErrNotFound error if

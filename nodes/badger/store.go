@@ -199,7 +199,7 @@ func (op *storeOp) apply(txn *badgerdb.Txn) (wrote bool, err error) {
 		return false, err
 	}
 	if !op.del {
-		write, err := core.CheckCreate(op.id, held, ok, op.token)
+		write, err := core.CheckCreate(op.id, held, ok, op.token, false)
 		if !write {
 			return false, err // a replay writes nothing
 		}

@@ -46,7 +46,7 @@ func (s *Store) Create(ctx context.Context, id core.GroupID, token core.Token) e
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	held, ok := s.records[id]
-	if write, err := core.CheckCreate(id, held, ok, token); !write {
+	if write, err := core.CheckCreate(id, held, ok, token, false); !write {
 		return err
 	}
 	s.records[id] = token
