@@ -1,6 +1,7 @@
 package nodes
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -28,10 +29,45 @@ type Faults struct {
 	HangRate float64 `json:"hang_rate"`
 	// Down makes every call fail at once like a refused connection.
 	Down bool `json:"down"`
+	// LateRate is the chance that a Create, Delete or Get is applied only
+	// LateDelay after it arrived, in the background, as a request stuck in
+	// a server's queue is: the call itself never answers, so the caller
+	// has given up by the time it lands.
+	LateRate float64 `json:"late_rate"`
+	// LateDelay is how long after its arrival a late call is applied, and
+	// how long after the first a duplicate's second apply comes
+	// (DefaultLateDelay if zero, for duplicates). It must be positive if
+	// LateRate is, and less than core.DefaultTombstoneTTL.
+	LateDelay Duration `json:"late_delay"`
+	// ResetRate is the chance that a Create, Delete or Get is applied and
+	// its connection then reset with no answer (ErrReset).
+	ResetRate float64 `json:"reset_rate"`
+	// DuplicateRate is the chance that a Create, Delete or Get is applied
+	// twice, as a retransmitted request is: the caller gets the first
+	// answer, and the second apply comes LateDelay later, in the
+	// background.
+	DuplicateRate float64 `json:"duplicate_rate"`
+	// GatewayRate is the chance that a Create, Delete or Get is answered
+	// 502, 503 or 504 (a third each) by a proxy in front of the node
+	// (ErrGateway), which passed the request on, so that it was applied,
+	// half of the time.
+	GatewayRate float64 `json:"gateway_rate"`
 }
 
+// DefaultLateDelay is the delay of a duplicate's second apply when
+// LateDelay is zero, and the CLI's default LateDelay: longer than the
+// default request timeout (core.DefaultRequestTimeout), so that by default a
+// late or duplicate write lands after its caller has given up.
+const DefaultLateDelay = 3 * time.Second
+
+// MaxDelay bounds Latency and Jitter: a delay beyond it is a typing mistake
+// (1000h for 1000ms), and only a hang would hold a request that long.
+const MaxDelay = time.Hour
+
 // Validate returns an error with code EInvalid naming the first setting that
-// is out of range: rates must be within [0, 1], durations not negative.
+// is out of range: rates must be within [0, 1], Latency and Jitter within
+// [0, MaxDelay], and LateDelay positive if LateRate is, and less than
+// core.DefaultTombstoneTTL.
 func (f Faults) Validate() error {
 	for _, r := range []struct {
 		name string
@@ -40,6 +76,10 @@ func (f Faults) Validate() error {
 		{"error_rate", f.ErrorRate},
 		{"ambiguous_rate", f.AmbiguousRate},
 		{"hang_rate", f.HangRate},
+		{"late_rate", f.LateRate},
+		{"reset_rate", f.ResetRate},
+		{"duplicate_rate", f.DuplicateRate},
+		{"gateway_rate", f.GatewayRate},
 	} {
 		// Written so that NaN fails too.
 		if !(r.v >= 0 && r.v <= 1) {
@@ -52,12 +92,42 @@ func (f Faults) Validate() error {
 	}{
 		{"latency", f.Latency},
 		{"jitter", f.Jitter},
+		{"late_delay", f.LateDelay},
 	} {
 		if d.v < 0 {
 			return core.Errorf(core.EInvalid, "invalid faults: %s is %v; give a duration of 0 or more, such as 15ms", d.name, d.v)
 		}
 	}
+	for _, d := range []struct {
+		name string
+		v    Duration
+	}{
+		{"latency", f.Latency},
+		{"jitter", f.Jitter},
+	} {
+		if time.Duration(d.v) > MaxDelay {
+			return core.Errorf(core.EInvalid, "invalid faults: %s is %v; give at most %v, such as 15ms (hang_rate holds a request for good)", d.name, d.v, MaxDelay)
+		}
+	}
+	if f.LateRate > 0 && f.LateDelay == 0 {
+		return core.Errorf(core.EInvalid, "invalid faults: late_delay is 0s with late_rate %v; give how late a late request is applied, such as %v", f.LateRate, DefaultLateDelay)
+	}
+	if time.Duration(f.LateDelay) >= core.DefaultTombstoneTTL {
+		// Tombstones fence late writes only while they live: a write that
+		// lands later could undo a rollback, which no real server's queue
+		// would hold that long either.
+		return core.Errorf(core.EInvalid, "invalid faults: late_delay is %v; give less than %v, the life of a tombstone: a late write must land while the tombstone that fences it still lives", f.LateDelay, core.DefaultTombstoneTTL)
+	}
 	return nil
+}
+
+// duplicateDelay returns how long after the first apply a duplicate's
+// second apply comes.
+func (f Faults) duplicateDelay() time.Duration {
+	if f.LateDelay > 0 {
+		return time.Duration(f.LateDelay)
+	}
+	return DefaultLateDelay
 }
 
 // Duration is a time.Duration that reads and writes as a Go duration string
@@ -82,12 +152,17 @@ func (d *Duration) UnmarshalText(b []byte) error {
 
 // roll is every random draw one call may need. A call draws all of them
 // whatever the faults are, so a node's stream of outcomes for one fault does
-// not shift when another fault is switched on.
+// not shift when another fault is switched on. Draws added later come after
+// the earlier ones, so that seeded runs of the earlier faults stay the same.
 type roll struct {
 	hang, fail, lost float64
 	failStatus       int
 	lostStatus       int
 	jitter           float64 // fraction of Faults.Jitter, in [0, 1)
+
+	late, reset, duplicate, gateway float64
+	gatewayStatus                   int  // 502, 503 or 504
+	forwarded                       bool // the proxy passed the request on
 }
 
 // randomError is the original server's random failure: a 500 or a 408 with
@@ -100,6 +175,46 @@ func randomError(status int) error {
 	return &core.Error{Code: core.ETransient, Status: status, Message: msg}
 }
 
+// ErrReset is the cause of the error a call returns when ResetRate fires:
+// the call was applied, and then its connection was reset with no answer.
+// The HTTP server matches it with errors.Is to send a real TCP reset.
+var ErrReset = errors.New("connection reset by peer")
+
+// ErrGateway is the cause of the error a call returns when GatewayRate
+// fires: a proxy in front of the node answered 502, 503 or 504 (the
+// error's Status), having passed the request on or not. The HTTP server
+// matches it with errors.Is to answer as the proxy would, without the
+// marks of a rops node.
+var ErrGateway = errors.New("answered by a proxy in front of the node")
+
+// resetError is the error of a call whose connection was reset after the
+// node applied it: transient, as the caller cannot know what happened.
+func (n *Node) resetError() error {
+	return &core.Error{Code: core.ETransient, Message: n.name + ": connection reset by peer", Err: ErrReset}
+}
+
+// gatewayError is a proxy's answer in front of the node, with nginx's
+// status line: transient, as a proxy may have passed the request on.
+func (n *Node) gatewayError(status int) error {
+	return &core.Error{Code: core.ETransient, Status: status, Err: ErrGateway,
+		Message: fmt.Sprintf("%d %s (from a proxy in front of %s)", status, GatewayText(status), n.name)}
+}
+
+// GatewayText returns the reason phrase nginx gives status, one of the
+// answers of GatewayRate: "Bad Gateway", "Service Temporarily
+// Unavailable" or "Gateway Time-out".
+func GatewayText(status int) string {
+	switch status {
+	case 502:
+		return "Bad Gateway"
+	case 503:
+		return "Service Temporarily Unavailable"
+	case 504:
+		return "Gateway Time-out"
+	}
+	return "Gateway Error"
+}
+
 // delay returns the latency plus this call's share of the jitter.
 func (f Faults) delay(r roll) time.Duration {
 	j := time.Duration(math.Floor(r.jitter * float64(f.Jitter)))
@@ -108,6 +223,7 @@ func (f Faults) delay(r roll) time.Duration {
 
 // String returns f as space-separated key=value settings, named as in JSON.
 func (f Faults) String() string {
-	return fmt.Sprintf("error_rate=%v ambiguous_rate=%v latency=%v jitter=%v hang_rate=%v down=%v",
-		f.ErrorRate, f.AmbiguousRate, f.Latency, f.Jitter, f.HangRate, f.Down)
+	return fmt.Sprintf("error_rate=%v ambiguous_rate=%v latency=%v jitter=%v hang_rate=%v down=%v late_rate=%v late_delay=%v reset_rate=%v duplicate_rate=%v gateway_rate=%v",
+		f.ErrorRate, f.AmbiguousRate, f.Latency, f.Jitter, f.HangRate, f.Down,
+		f.LateRate, f.LateDelay, f.ResetRate, f.DuplicateRate, f.GatewayRate)
 }

@@ -14,13 +14,19 @@ import (
 
 func TestFaultsValidate(t *testing.T) {
 	ms := nodes.Duration(time.Millisecond)
+	hour := nodes.Duration(nodes.MaxDelay)
+	ttl := nodes.Duration(core.DefaultTombstoneTTL)
 	for _, tc := range []struct {
 		name   string
 		faults nodes.Faults
 		field  string // named in the error; "" means valid
 	}{
 		{"zero", nodes.Faults{}, ""},
-		{"limits", nodes.Faults{ErrorRate: 1, AmbiguousRate: 1, HangRate: 1, Latency: ms, Jitter: ms, Down: true}, ""},
+		{"limits", nodes.Faults{ErrorRate: 1, AmbiguousRate: 1, HangRate: 1, Latency: ms, Jitter: ms, Down: true,
+			LateRate: 1, LateDelay: ms, ResetRate: 1, DuplicateRate: 1, GatewayRate: 1}, ""},
+		{"longest delays", nodes.Faults{Latency: hour, Jitter: hour, LateRate: 1, LateDelay: ttl - 1}, ""},
+		{"duplicate without late delay", nodes.Faults{DuplicateRate: 0.5}, ""},
+		{"late delay without late rate", nodes.Faults{LateDelay: ms}, ""},
 		{"error rate negative", nodes.Faults{ErrorRate: -0.1}, "error_rate"},
 		{"error rate above one", nodes.Faults{ErrorRate: 1.5}, "error_rate"},
 		{"error rate NaN", nodes.Faults{ErrorRate: math.NaN()}, "error_rate"},
@@ -28,6 +34,17 @@ func TestFaultsValidate(t *testing.T) {
 		{"hang rate negative", nodes.Faults{HangRate: -1}, "hang_rate"},
 		{"latency negative", nodes.Faults{Latency: -ms}, "latency"},
 		{"jitter negative", nodes.Faults{Jitter: -ms}, "jitter"},
+		{"latency of 1000h", nodes.Faults{Latency: 1000 * hour}, "latency"},
+		{"jitter over an hour", nodes.Faults{Jitter: hour + 1}, "jitter"},
+		{"late rate above one", nodes.Faults{LateRate: 1.1, LateDelay: ms}, "late_rate"},
+		{"late rate NaN", nodes.Faults{LateRate: math.NaN()}, "late_rate"},
+		{"late rate without delay", nodes.Faults{LateRate: 0.1}, "late_delay"},
+		{"late delay negative", nodes.Faults{LateDelay: -ms}, "late_delay"},
+		{"late delay outlives tombstones", nodes.Faults{LateRate: 0.1, LateDelay: ttl}, "late_delay"},
+		{"duplicate delay outlives tombstones", nodes.Faults{DuplicateRate: 0.1, LateDelay: ttl}, "late_delay"},
+		{"reset rate negative", nodes.Faults{ResetRate: -0.5}, "reset_rate"},
+		{"duplicate rate above one", nodes.Faults{DuplicateRate: 2}, "duplicate_rate"},
+		{"gateway rate NaN", nodes.Faults{GatewayRate: math.NaN()}, "gateway_rate"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.faults.Validate()
@@ -47,13 +64,40 @@ func TestFaultsValidate(t *testing.T) {
 	}
 }
 
+// TestFaultsValidateMessages checks that the errors say what to give and,
+// for the late delay's bound, why.
+func TestFaultsValidateMessages(t *testing.T) {
+	for _, tc := range []struct {
+		faults nodes.Faults
+		want   string
+	}{
+		{nodes.Faults{Latency: nodes.Duration(1000 * time.Hour)}, "latency is 1000h0m0s; give at most 1h0m0s"},
+		{nodes.Faults{LateRate: 0.1}, "late_delay is 0s with late_rate 0.1; give how late a late request is applied, such as 3s"},
+		{nodes.Faults{LateRate: 0.1, LateDelay: nodes.Duration(time.Hour)},
+			"late_delay is 1h0m0s; give less than 10m0s, the life of a tombstone: a late write must land while the tombstone that fences it still lives"},
+	} {
+		if err := tc.faults.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Validate(%v)=%v, want it to say %q", tc.faults, err, tc.want)
+		}
+	}
+}
+
+func TestFaultsString(t *testing.T) {
+	f := nodes.Faults{ErrorRate: 0.2, LateRate: 0.1, LateDelay: nodes.Duration(3 * time.Second), GatewayRate: 0.05}
+	if got, want := f.String(), "error_rate=0.2 ambiguous_rate=0 latency=0s jitter=0s hang_rate=0 down=false late_rate=0.1 late_delay=3s reset_rate=0 duplicate_rate=0 gateway_rate=0.05"; got != want {
+		t.Fatalf("String()=%q, want %q", got, want)
+	}
+}
+
 func TestFaultsJSON(t *testing.T) {
-	f := nodes.Faults{ErrorRate: 0.2, Latency: nodes.Duration(15 * time.Millisecond), Down: true}
+	f := nodes.Faults{ErrorRate: 0.2, Latency: nodes.Duration(15 * time.Millisecond), Down: true,
+		LateRate: 0.1, LateDelay: nodes.Duration(3 * time.Second), ResetRate: 0.2, DuplicateRate: 0.3, GatewayRate: 0.4}
 	b, err := json.Marshal(f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := string(b), `{"error_rate":0.2,"ambiguous_rate":0,"latency":"15ms","jitter":"0s","hang_rate":0,"down":true}`; got != want {
+	if got, want := string(b), `{"error_rate":0.2,"ambiguous_rate":0,"latency":"15ms","jitter":"0s","hang_rate":0,"down":true,`+
+		`"late_rate":0.1,"late_delay":"3s","reset_rate":0.2,"duplicate_rate":0.3,"gateway_rate":0.4}`; got != want {
 		t.Fatalf("json.Marshal=%s, want %s", got, want)
 	}
 	var back nodes.Faults
@@ -74,6 +118,9 @@ func TestFaultsUnmarshal(t *testing.T) {
 	}{
 		{"durations", `{"latency":"1.5s","jitter":"3ms"}`, nodes.Faults{Latency: nodes.Duration(1500 * time.Millisecond), Jitter: nodes.Duration(3 * time.Millisecond)}, false},
 		{"partial", `{"hang_rate":0.5}`, nodes.Faults{HangRate: 0.5}, false},
+		{"new faults", `{"late_rate":0.5,"late_delay":"2.5s","reset_rate":0.1,"duplicate_rate":0.2,"gateway_rate":0.3}`,
+			nodes.Faults{LateRate: 0.5, LateDelay: nodes.Duration(2500 * time.Millisecond), ResetRate: 0.1, DuplicateRate: 0.2, GatewayRate: 0.3}, false},
+		{"late delay no unit", `{"late_delay":"3"}`, nodes.Faults{}, true},
 		{"no unit", `{"latency":"15"}`, nodes.Faults{}, true},
 		{"number", `{"latency":15}`, nodes.Faults{}, true},
 	} {

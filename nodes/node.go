@@ -1,7 +1,8 @@
 // Package nodes is the faulty cluster: a Node is a core.Store seen through
 // injected faults (random 500s and 408s, lost acknowledgements, latency,
-// hangs, a node that is down), drawn from a seed so that a run can be
-// replayed exactly, concurrent or not. The same faults serve embedded
+// hangs, a node that is down, writes applied late or twice, connections
+// reset after the write, a proxy's 502, 503 and 504), drawn from a seed so
+// that a run can be replayed exactly, concurrent or not. The same faults serve embedded
 // nodes and the HTTP server. Logged wraps any core.Node with a request log.
 package nodes
 
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"time"
 
 	"github.com/reliable-ops/rops/core"
 )
@@ -21,15 +23,22 @@ type Options struct {
 	// Seed seeds the node's RNG: the same seed and calls give the same
 	// faults.
 	Seed uint64
-	// Clock sleeps the latency. Nil means core.SystemClock.
+	// Clock sleeps the latency and times late and duplicate applies. Nil
+	// means core.SystemClock.
 	Clock core.Clock
 }
 
 // Node is a core.Node made of a core.Store and faults. Faults apply in this
 // order: Down fails at once; Latency and Jitter delay; then, for Create,
-// Delete and Get only (the original's group routes), HangRate, ErrorRate and
-// AmbiguousRate. List and Count see only Down and the delay. Errors of the
-// store pass through unchanged. A Node is safe for concurrent use, including
+// Delete and Get only (the original's group routes), the first of HangRate,
+// ErrorRate, GatewayRate and LateRate that fires decides the call; if none
+// does, the call is applied, DuplicateRate may apply it again later, and
+// ResetRate or else AmbiguousRate may lose its answer. List and Count see
+// only Down and the delay. Errors of the store pass through unchanged.
+//
+// Late and duplicate applies run in the background on the node's clock;
+// Settle waits for them and Close drops those still waiting. A Node with
+// these faults must be closed. A Node is safe for concurrent use, including
 // SetFaults while calls run.
 type Node struct {
 	name  string
@@ -38,9 +47,16 @@ type Node struct {
 
 	seed uint64
 
-	mu     sync.Mutex // guards faults and calls
-	faults Faults
-	calls  map[callKey]uint64 // calls so far per method and id
+	// bg is the context of background applies; stop ends it, at Close.
+	bg   context.Context
+	stop context.CancelFunc
+
+	mu      sync.Mutex // guards the fields below
+	faults  Faults
+	calls   map[callKey]uint64 // calls so far per method and id
+	closed  bool
+	pending int           // background applies not yet run or dropped
+	idle    chan struct{} // closed when pending falls to zero
 }
 
 // callKey names the calls whose faults form one reproducible sequence.
@@ -64,11 +80,16 @@ func New(name string, store core.Store, opts Options) *Node {
 	if opts.Clock == nil {
 		opts.Clock = core.SystemClock{}
 	}
+	// Background applies must not end with the call that scheduled them:
+	// they stand for requests the caller has given up on.
+	bg, stop := context.WithCancel(context.Background())
 	return &Node{
 		name:   name,
 		store:  store,
 		clock:  opts.Clock,
 		seed:   opts.Seed,
+		bg:     bg,
+		stop:   stop,
 		faults: opts.Faults,
 		calls:  make(map[callKey]uint64),
 	}
@@ -116,30 +137,25 @@ func (n *Node) SetFaults(f Faults) error {
 
 // Create creates the record on the store, subject to all faults.
 func (n *Node) Create(ctx context.Context, id core.GroupID, token core.Token) error {
-	return n.group(ctx, "create", id, func(ctx context.Context) error {
-		return n.store.Create(ctx, id, token)
+	_, err := n.group(ctx, "create", id, func(ctx context.Context) (core.Record, error) {
+		return core.Record{}, n.store.Create(ctx, id, token)
 	})
+	return err
 }
 
 // Delete deletes the record from the store, subject to all faults.
 func (n *Node) Delete(ctx context.Context, id core.GroupID, token core.Token) error {
-	return n.group(ctx, "delete", id, func(ctx context.Context) error {
-		return n.store.Delete(ctx, id, token)
+	_, err := n.group(ctx, "delete", id, func(ctx context.Context) (core.Record, error) {
+		return core.Record{}, n.store.Delete(ctx, id, token)
 	})
+	return err
 }
 
 // Get reads the record from the store, subject to all faults.
 func (n *Node) Get(ctx context.Context, id core.GroupID) (core.Record, error) {
-	var rec core.Record
-	err := n.group(ctx, "get", id, func(ctx context.Context) error {
-		var err error
-		rec, err = n.store.Get(ctx, id)
-		return err
+	return n.group(ctx, "get", id, func(ctx context.Context) (core.Record, error) {
+		return n.store.Get(ctx, id)
 	})
-	if err != nil {
-		return core.Record{}, err
-	}
-	return rec, nil
 }
 
 // List lists the store's records, subject to Down and the delay only.
@@ -158,26 +174,112 @@ func (n *Node) Count(ctx context.Context) (int, error) {
 	return n.store.Count(ctx)
 }
 
-// group runs do, a call on one of the original's group routes, under every
-// fault.
-func (n *Node) group(ctx context.Context, method string, id core.GroupID, do func(ctx context.Context) error) error {
+// group runs apply, a call on one of the original's group routes, under
+// every fault. apply shares nothing with its caller, so that it can run
+// again in the background.
+func (n *Node) group(ctx context.Context, method string, id core.GroupID, apply func(ctx context.Context) (core.Record, error)) (core.Record, error) {
 	f, r, err := n.enter(ctx, method, id)
 	if err != nil {
-		return err
+		return core.Record{}, err
 	}
-	if r.hang < f.HangRate {
+	switch {
+	case r.hang < f.HangRate:
 		<-ctx.Done()
-		return n.unanswered(ctx.Err())
+		return core.Record{}, n.unanswered(ctx.Err())
+	case r.fail < f.ErrorRate:
+		return core.Record{}, randomError(r.failStatus)
+	case r.gateway < f.GatewayRate:
+		if r.forwarded {
+			// The proxy passed the request on and lost the answer.
+			_, _ = apply(ctx)
+		}
+		return core.Record{}, n.gatewayError(r.gatewayStatus)
+	case r.late < f.LateRate:
+		// The request waits in the node's queue past the caller's
+		// patience, then runs with nobody listening.
+		n.later(time.Duration(f.LateDelay), apply)
+		<-ctx.Done()
+		return core.Record{}, n.unanswered(ctx.Err())
 	}
-	if r.fail < f.ErrorRate {
-		return randomError(r.failStatus)
+	rec, err := apply(ctx)
+	if r.duplicate < f.DuplicateRate {
+		n.later(f.duplicateDelay(), apply)
 	}
-	err = do(ctx)
-	if r.lost < f.AmbiguousRate {
+	switch {
+	case r.reset < f.ResetRate:
+		return core.Record{}, n.resetError()
+	case r.lost < f.AmbiguousRate:
 		// The answer, success or failure, never reaches the caller.
-		return randomError(r.lostStatus)
+		return core.Record{}, randomError(r.lostStatus)
 	}
-	return err
+	if err != nil {
+		return core.Record{}, err
+	}
+	return rec, nil
+}
+
+// later runs apply in the background after d on the node's clock, with the
+// node's own context, unless the node is closed first.
+func (n *Node) later(d time.Duration, apply func(ctx context.Context) (core.Record, error)) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		// A stopped process runs nothing it had queued.
+		return
+	}
+	if n.pending == 0 {
+		n.idle = make(chan struct{})
+	}
+	n.pending++
+	go func() {
+		defer n.settled()
+		if n.clock.Sleep(n.bg, d) == nil {
+			_, _ = apply(n.bg)
+		}
+	}()
+}
+
+// settled counts one background apply as run or dropped.
+func (n *Node) settled() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.pending--
+	if n.pending == 0 {
+		close(n.idle)
+	}
+}
+
+// Settle waits until no late or duplicate apply is waiting or running in
+// the background: each has been applied, or dropped by Close. It returns
+// ctx.Err() if ctx ends first. Applies scheduled while it waits are waited
+// for too. It is safe for concurrent use.
+func (n *Node) Settle(ctx context.Context) error {
+	for {
+		n.mu.Lock()
+		pending, idle := n.pending, n.idle
+		n.mu.Unlock()
+		if pending == 0 {
+			return nil
+		}
+		select {
+		case <-idle:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Close drops the late and duplicate applies still waiting, as a process
+// that dies loses its queued requests, and waits for those already running
+// to return. Calls after Close still reach the store but schedule nothing in
+// the background, so the store may be closed after the Node. Close returns
+// nil; it is safe to call more than once, and concurrently with calls.
+func (n *Node) Close() error {
+	n.mu.Lock()
+	n.closed = true
+	n.mu.Unlock()
+	n.stop()
+	return n.Settle(context.Background())
 }
 
 // enter takes this call's faults and draws, and applies the faults every
@@ -203,6 +305,14 @@ func (n *Node) enter(ctx context.Context, method string, id core.GroupID) (Fault
 		failStatus: status(rng.Uint64()),
 		lostStatus: status(rng.Uint64()),
 		jitter:     unit(rng.Uint64()),
+		// Later faults' draws come after, so that adding them did not
+		// change the earlier faults' seeded runs.
+		late:          unit(rng.Uint64()),
+		reset:         unit(rng.Uint64()),
+		duplicate:     unit(rng.Uint64()),
+		gateway:       unit(rng.Uint64()),
+		gatewayStatus: 502 + int(rng.Uint64()%3),
+		forwarded:     rng.Uint64()&1 == 0,
 	}
 	if f.Down {
 		// A refused connection answers at once: the delay models the path

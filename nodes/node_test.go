@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/reliable-ops/rops/core"
@@ -17,11 +19,14 @@ import (
 
 const seed = 20211009
 
-// newNode returns a node01 over a fresh mapStore with a fake clock.
+// newNode returns a node01 over a fresh mapStore with a fake clock, closed
+// when the test ends.
 func newNode(tb testing.TB, f nodes.Faults, seed uint64) (*nodes.Node, *mapStore, *fakeClock) {
 	tb.Helper()
 	store, clock := newMapStore(), &fakeClock{}
-	return nodes.New("node01", store, nodes.Options{Faults: f, Seed: seed, Clock: clock}), store, clock
+	node := nodes.New("node01", store, nodes.Options{Faults: f, Seed: seed, Clock: clock})
+	tb.Cleanup(func() { node.Close() })
+	return node, store, clock
 }
 
 func id(i int) core.GroupID { return core.GroupID(strconv.Itoa(i)) }
@@ -99,6 +104,67 @@ func TestSeedReproducible(t *testing.T) {
 	// Switching on a fault that never fires must not shift the others.
 	if d := outcomes(t, nodes.Faults{ErrorRate: 0.5, Jitter: 1}, seed, 200); !slices.Equal(a, d) {
 		t.Fatalf("seed %d: adding jitter changed the errors:\n%v\n%v", seed, a, d)
+	}
+}
+
+// TestSeedRunsUnchanged pins the outcomes of one seed, as the code gave
+// them before the late, reset, duplicate and gateway faults were added: a
+// run replayed from a seed of an older version must replay the same.
+func TestSeedRunsUnchanged(t *testing.T) {
+	f := nodes.Faults{ErrorRate: 0.3, AmbiguousRate: 0.3, Jitter: nodes.Duration(time.Millisecond)}
+	node, store, clock := newNode(t, f, seed)
+	var got []int
+	for i := range 24 {
+		err := node.Create(context.Background(), id(i%6), "1.000001")
+		if err != nil {
+			got = append(got, statusOf(t, err))
+		} else {
+			got = append(got, 0)
+		}
+	}
+	want := []int{0, 0, 408, 0, 0, 500, 500, 500, 0, 500, 500, 0, 0, 500, 408, 408, 0, 0, 0, 500, 500, 408, 0, 408}
+	if !slices.Equal(got, want) {
+		t.Errorf("seed %d: outcomes\n%v, want\n%v", seed, got, want)
+	}
+	if got, want := store.callCount(), 17; got != want {
+		t.Errorf("seed %d: store saw %d calls, want %d", seed, got, want)
+	}
+	wantSleeps := []time.Duration{933251, 790385, 179743, 685599, 542842, 701486, 665177, 350136}
+	if got := clock.slept()[:len(wantSleeps)]; !slices.Equal(got, wantSleeps) {
+		t.Errorf("seed %d: jitter\n%v, want\n%v", seed, got, wantSleeps)
+	}
+
+	hung, _, _ := newNode(t, nodes.Faults{HangRate: 0.4}, seed)
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	var hangs []bool
+	for i := range 24 {
+		hangs = append(hangs, hung.Create(ended, id(i%6), "1.000001") != nil)
+	}
+	wantHangs := []bool{false, false, false, false, true, true, false, true, true, true, false, false,
+		false, false, true, true, false, false, false, true, true, false, false, false}
+	if !slices.Equal(hangs, wantHangs) {
+		t.Errorf("seed %d: hangs\n%v, want\n%v", seed, hangs, wantHangs)
+	}
+}
+
+// TestNewFaultsDoNotShiftErrors checks that switching on the faults that
+// come after ErrorRate leaves its errors where they were.
+func TestNewFaultsDoNotShiftErrors(t *testing.T) {
+	f := nodes.Faults{ErrorRate: 0.5}
+	a := outcomes(t, f, seed, 300)
+	f.LateRate, f.LateDelay, f.ResetRate, f.DuplicateRate, f.GatewayRate = 0.1, nodes.Duration(time.Second), 0.1, 0.1, 0.1
+	node, _, _ := newNode(t, f, seed)
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	for i := range len(a) {
+		_, err := node.Get(ended, id(i))
+		if a[i] == 0 {
+			continue
+		}
+		if e, ok := errors.AsType[*core.Error](err); !ok || e.Status != a[i] || e.Err != nil {
+			t.Fatalf("Get(%d)=%v, want the random %d it gave without the new faults", i, err, a[i])
+		}
 	}
 }
 
@@ -363,6 +429,7 @@ func TestSetFaultsConcurrent(t *testing.T) {
 	wg.Go(func() {
 		all := []nodes.Faults{
 			{ErrorRate: 0.5}, {AmbiguousRate: 0.5}, {HangRate: 0.5}, {Down: true}, {Jitter: 1000}, {},
+			{LateRate: 0.5, LateDelay: 1000}, {ResetRate: 0.5}, {DuplicateRate: 0.5}, {GatewayRate: 0.5},
 		}
 		for i := range 1000 {
 			if err := node.SetFaults(all[i%len(all)]); err != nil {
@@ -372,6 +439,9 @@ func TestSetFaultsConcurrent(t *testing.T) {
 		}
 	})
 	wg.Wait()
+	if err := node.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestFaulty(t *testing.T) {
@@ -382,5 +452,382 @@ func TestFaulty(t *testing.T) {
 	}
 	if _, ok := nodes.Faulty(&mockNode{name: "x"}); ok {
 		t.Fatal("Faulty(mock) found a *Node")
+	}
+}
+
+// groupCalls are the calls every group fault applies to, on id 5.
+var groupCalls = []struct {
+	name string
+	call func(ctx context.Context, n *nodes.Node) error
+}{
+	{"create", func(ctx context.Context, n *nodes.Node) error { return n.Create(ctx, "5", "1.000001") }},
+	{"delete", func(ctx context.Context, n *nodes.Node) error { return n.Delete(ctx, "5", "") }},
+	{"get", func(ctx context.Context, n *nodes.Node) error { _, err := n.Get(ctx, "5"); return err }},
+}
+
+// timedStore is a mapStore that notes when, on the node's clock, each call
+// reached it.
+type timedStore struct {
+	*mapStore
+	mu    sync.Mutex
+	times []time.Time
+}
+
+func (s *timedStore) note() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.times = append(s.times, time.Now())
+}
+
+func (s *timedStore) Create(ctx context.Context, id core.GroupID, token core.Token) error {
+	s.note()
+	return s.mapStore.Create(ctx, id, token)
+}
+
+func (s *timedStore) Delete(ctx context.Context, id core.GroupID, token core.Token) error {
+	s.note()
+	return s.mapStore.Delete(ctx, id, token)
+}
+
+func (s *timedStore) Get(ctx context.Context, id core.GroupID) (core.Record, error) {
+	s.note()
+	return s.mapStore.Get(ctx, id)
+}
+
+func (s *timedStore) called() []time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.times)
+}
+
+// newBubbleNode returns a node01 on the system clock, for use inside a
+// synctest bubble, where that clock is fake; the store holds id 5 with
+// token 1.000001. The caller must Close the node inside the bubble.
+func newBubbleNode(f nodes.Faults) (*nodes.Node, *timedStore) {
+	store := &timedStore{mapStore: newMapStore()}
+	store.recs["5"] = "1.000001"
+	return nodes.New("node01", store, nodes.Options{Faults: f, Seed: seed}), store
+}
+
+func TestLate(t *testing.T) {
+	const delay = 3 * time.Second
+	for _, tc := range groupCalls {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				node, store := newBubbleNode(nodes.Faults{LateRate: 1, LateDelay: nodes.Duration(delay)})
+				defer node.Close()
+				start := time.Now()
+				ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+				defer cancel()
+				err := tc.call(ctx, node)
+				if got, want := core.ErrorCode(err), core.ETransient; got != want {
+					t.Fatalf("ErrorCode=%q, want %q (err=%v)", got, want, err)
+				}
+				if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "did not answer") {
+					t.Fatalf("err=%v, want a hang's: node01 did not answer: context deadline exceeded", err)
+				}
+				synctest.Wait()
+				if got := store.called(); len(got) != 0 {
+					t.Fatalf("the store saw the call before the caller gave up: %v", got)
+				}
+				if err := node.Settle(t.Context()); err != nil {
+					t.Fatal(err)
+				}
+				got := store.called()
+				if len(got) != 1 {
+					t.Fatalf("the store saw %d calls, want the late one", len(got))
+				}
+				if got, want := got[0].Sub(start), delay; got != want {
+					t.Fatalf("the store saw the call %v after it arrived, want %v", got, want)
+				}
+			})
+		})
+	}
+}
+
+// TestLateLandsAfterRollback is the second scenario on one node: a
+// create the caller gave up on lands after the delete that undid it.
+func TestLateLandsAfterRollback(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		node, store := newBubbleNode(nodes.Faults{LateRate: 1, LateDelay: nodes.Duration(3 * time.Second)})
+		defer node.Close()
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		defer cancel()
+		if err := node.Create(ctx, "6", "2.000002"); !core.IsAmbiguous(err) {
+			t.Fatalf("late Create=%v, want an ambiguous error", err)
+		}
+		if err := store.Delete(t.Context(), "6", "2.000002"); !errors.Is(err, core.ErrNotFound) {
+			t.Fatalf("rollback Delete=%v, want ErrNotFound: the create has not landed yet", err)
+		}
+		if err := node.Settle(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if !store.has("6") {
+			t.Fatal("the late create never landed")
+		}
+	})
+}
+
+func TestLateRate(t *testing.T) {
+	const n = 5000
+	delay := nodes.Duration(time.Second)
+	node, store, clock := newNode(t, nodes.Faults{LateRate: 0.2, LateDelay: delay}, seed)
+	// The caller has given up already, so that a late call returns at once.
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	var late []core.GroupID
+	for i := range n {
+		err := node.Create(ended, id(i), "1.000001")
+		switch {
+		case err == nil:
+		case errors.Is(err, context.Canceled):
+			late = append(late, id(i))
+		default:
+			t.Fatalf("Create(%d)=%v, want nil or a late call's error", i, err)
+		}
+	}
+	checkRate(t, "late calls", len(late), n, 0.2, 0.02)
+	if err := node.Settle(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, gid := range late {
+		if !store.has(gid) {
+			t.Fatalf("late Create(%s) never landed", gid)
+		}
+	}
+	if got, want := store.callCount(), n; got != want {
+		t.Fatalf("store saw %d calls, want %d", got, want)
+	}
+	for _, d := range clock.slept() {
+		if d != time.Duration(delay) {
+			t.Fatalf("a late call waited %v on the clock, want %v", d, delay)
+		}
+	}
+	if got, want := len(clock.slept()), len(late); got != want {
+		t.Fatalf("%d waits on the clock, want one per late call (%d)", got, want)
+	}
+}
+
+// TestCloseDropsLate checks that a closed node's queued calls never land,
+// as a killed process's do not.
+func TestCloseDropsLate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		node, store := newBubbleNode(nodes.Faults{LateRate: 1, LateDelay: nodes.Duration(time.Minute), DuplicateRate: 1})
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		if err := node.Create(ctx, "6", "2.000002"); !core.IsAmbiguous(err) {
+			t.Fatalf("late Create=%v, want an ambiguous error", err)
+		}
+		if err := node.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := node.Close(); err != nil {
+			t.Fatalf("second Close: %v", err)
+		}
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		if got := store.called(); len(got) != 0 {
+			t.Fatalf("the store saw %d calls after Close, want none", len(got))
+		}
+		// Calls after Close still run, but queue nothing.
+		if err := node.SetFaults(nodes.Faults{DuplicateRate: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if err := node.Create(t.Context(), "6", "2.000002"); err != nil {
+			t.Fatalf("Create after Close=%v", err)
+		}
+		if err := node.Settle(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := len(store.called()), 1; got != want {
+			t.Fatalf("the store saw %d calls, want %d: a closed node runs no duplicate", got, want)
+		}
+	})
+}
+
+func TestSettleEndsWithContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		node, _ := newBubbleNode(nodes.Faults{DuplicateRate: 1, LateDelay: nodes.Duration(time.Minute)})
+		defer node.Close()
+		if err := node.Create(t.Context(), "6", "2.000002"); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
+		if err := node.Settle(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Settle=%v, want the context's end", err)
+		}
+	})
+}
+
+func TestReset(t *testing.T) {
+	for _, tc := range groupCalls {
+		t.Run(tc.name, func(t *testing.T) {
+			node, store, _ := newNode(t, nodes.Faults{ResetRate: 1}, seed)
+			store.recs["5"] = "1.000001"
+			err := tc.call(context.Background(), node)
+			if got, want := core.ErrorCode(err), core.ETransient; got != want {
+				t.Fatalf("ErrorCode=%q, want %q (err=%v)", got, want, err)
+			}
+			if !errors.Is(err, nodes.ErrReset) {
+				t.Fatalf("err=%v, want it to wrap nodes.ErrReset", err)
+			}
+			if got, want := err.Error(), "node01: connection reset by peer"; got != want {
+				t.Fatalf("err=%q, want %q", got, want)
+			}
+			if got, want := store.callCount(), 1; got != want {
+				t.Fatalf("store saw %d calls, want %d: a reset comes after the call", got, want)
+			}
+		})
+	}
+}
+
+func TestResetRate(t *testing.T) {
+	const n = 5000
+	node, store, _ := newNode(t, nodes.Faults{ResetRate: 0.3}, seed)
+	resets := 0
+	for i := range n {
+		if err := node.Create(context.Background(), id(i), "1.000001"); errors.Is(err, nodes.ErrReset) {
+			resets++
+		} else if err != nil {
+			t.Fatalf("Create(%d)=%v, want nil or a reset", i, err)
+		}
+		if !store.has(id(i)) {
+			t.Fatalf("Create(%d): the store does not hold it; a reset must come after the write", i)
+		}
+	}
+	checkRate(t, "resets", resets, n, 0.3, 0.02)
+}
+
+func TestDuplicate(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		lateDelay time.Duration
+		want      time.Duration // between the two applies
+	}{
+		{"late delay", 5 * time.Second, 5 * time.Second},
+		{"default", 0, nodes.DefaultLateDelay},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				node, store := newBubbleNode(nodes.Faults{DuplicateRate: 1, LateDelay: nodes.Duration(tc.lateDelay)})
+				defer node.Close()
+				// The caller gets the first answer.
+				rec, err := node.Get(t.Context(), "5")
+				if got, want := rec, (core.Record{ID: "5", Token: "1.000001"}); err != nil || got != want {
+					t.Fatalf("Get=%+v, %v; want %+v", got, err, want)
+				}
+				if err := node.Create(t.Context(), "6", "2.000002"); err != nil {
+					t.Fatalf("Create=%v", err)
+				}
+				// Undone before the duplicate comes: it creates the record again.
+				if err := store.Delete(t.Context(), "6", "2.000002"); err != nil {
+					t.Fatal(err)
+				}
+				if err := node.Settle(t.Context()); err != nil {
+					t.Fatal(err)
+				}
+				if !store.has("6") {
+					t.Fatal("the duplicate create did not land")
+				}
+				got := store.called()
+				// Get, Create, the test's Delete, then the duplicates.
+				if len(got) != 5 {
+					t.Fatalf("the store saw %d calls, want 5", len(got))
+				}
+				for _, i := range []int{3, 4} {
+					if d := got[i].Sub(got[0]); d != tc.want {
+						t.Fatalf("a duplicate came %v after the first, want %v", d, tc.want)
+					}
+				}
+			})
+		})
+	}
+}
+
+func TestDuplicateRate(t *testing.T) {
+	const n = 5000
+	node, store, _ := newNode(t, nodes.Faults{DuplicateRate: 0.1}, seed)
+	for i := range n {
+		if err := node.Create(context.Background(), id(i), "1.000001"); err != nil {
+			t.Fatalf("Create(%d)=%v: a duplicate still answers", i, err)
+		}
+	}
+	if err := node.Settle(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	checkRate(t, "duplicates", store.callCount()-n, n, 0.1, 0.02)
+}
+
+func TestGateway(t *testing.T) {
+	for _, tc := range groupCalls {
+		t.Run(tc.name, func(t *testing.T) {
+			node, store, _ := newNode(t, nodes.Faults{GatewayRate: 1}, seed)
+			err := tc.call(context.Background(), node)
+			e, ok := errors.AsType[*core.Error](err)
+			if !ok || e.Code != core.ETransient || !errors.Is(err, nodes.ErrGateway) {
+				t.Fatalf("err=%v, want a transient error wrapping nodes.ErrGateway", err)
+			}
+			if got, want := e.Message, fmt.Sprintf("%d %s (from a proxy in front of node01)", e.Status, nodes.GatewayText(e.Status)); got != want {
+				t.Fatalf("message %q, want %q", got, want)
+			}
+			if store.callCount() > 1 {
+				t.Fatalf("store saw %d calls, want at most one", store.callCount())
+			}
+		})
+	}
+}
+
+func TestGatewayRate(t *testing.T) {
+	const n = 6000
+	node, store, _ := newNode(t, nodes.Faults{GatewayRate: 0.5}, seed)
+	byStatus := map[int]int{}
+	forwarded := 0
+	for i := range n {
+		err := node.Create(context.Background(), id(i), "1.000001")
+		if err == nil {
+			continue
+		}
+		e, ok := errors.AsType[*core.Error](err)
+		if !ok || !errors.Is(err, nodes.ErrGateway) {
+			t.Fatalf("Create(%d)=%v, want nil or a gateway error", i, err)
+		}
+		byStatus[e.Status]++
+		if store.has(id(i)) {
+			forwarded++
+		}
+	}
+	answered := byStatus[502] + byStatus[503] + byStatus[504]
+	if answered != n-store.callCount()+forwarded {
+		t.Fatalf("%d gateway answers, %d forwarded, %d store calls of %d: the counts do not add up", answered, forwarded, store.callCount(), n)
+	}
+	checkRate(t, "gateway answers", answered, n, 0.5, 0.02)
+	for _, s := range []int{502, 503, 504} {
+		checkRate(t, fmt.Sprintf("%ds among gateway answers", s), byStatus[s], answered, 1.0/3, 0.03)
+	}
+	checkRate(t, "forwarded among gateway answers", forwarded, answered, 0.5, 0.03)
+}
+
+// TestNewFaultsReproducible checks that a seed replays the new faults too.
+func TestNewFaultsReproducible(t *testing.T) {
+	f := nodes.Faults{ResetRate: 0.2, GatewayRate: 0.2, DuplicateRate: 0.2, AmbiguousRate: 0.1}
+	run := func(seed uint64) []string {
+		node, store, _ := newNode(t, f, seed)
+		var got []string
+		for i := range 300 {
+			err := node.Create(context.Background(), id(i), "1.000001")
+			if err := node.Settle(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, fmt.Sprintf("%v/%d", err, store.callCount()))
+		}
+		return got
+	}
+	a, b := run(seed), run(seed)
+	if !slices.Equal(a, b) {
+		t.Fatalf("seed %d gave two different runs:\n%v\n%v", seed, a, b)
+	}
+	if c := run(seed + 1); slices.Equal(a, c) {
+		t.Fatalf("seeds %d and %d gave the same run", seed, seed+1)
 	}
 }
