@@ -69,7 +69,10 @@ type callKey struct {
 // they start again from zero, which only shifts which calls fail.
 const maxTrackedCalls = 1 << 17
 
-var _ core.Node = (*Node)(nil)
+var (
+	_ core.Node   = (*Node)(nil)
+	_ core.Fencer = (*Node)(nil)
+)
 
 // New returns a Node named name over store. It panics if opts.Faults is
 // invalid: check input with Faults.Validate first.
@@ -114,6 +117,22 @@ func Faulty(n core.Node) (*Node, bool) {
 
 // Name returns the node's name.
 func (n *Node) Name() string { return n.name }
+
+// Fences reports whether the node's store keeps tombstones (core.Fencer):
+// faults never undo a tombstone, so the node fences as its store does.
+func (n *Node) Fences() bool {
+	f, ok := n.store.(core.Fencer)
+	return ok && f.Fences()
+}
+
+// TombstoneTTL returns how long the node's store keeps a tombstone, if it
+// says (core.DefaultTombstoneTTL if not); meaningful only if Fences.
+func (n *Node) TombstoneTTL() time.Duration {
+	if t, ok := n.store.(interface{ TombstoneTTL() time.Duration }); ok {
+		return t.TombstoneTTL()
+	}
+	return core.DefaultTombstoneTTL
+}
 
 // Faults returns the faults now in force.
 func (n *Node) Faults() Faults {
