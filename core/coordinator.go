@@ -3,10 +3,8 @@ package core
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -21,6 +19,7 @@ const (
 	DefaultRequestTimeout      = 2 * time.Second
 	DefaultOperationTimeout    = 30 * time.Second
 	DefaultCompensationTimeout = 30 * time.Second
+	DefaultRequestLifetime     = 30 * time.Second
 )
 
 // Config configures a Coordinator. Only Nodes is required.
@@ -46,6 +45,14 @@ type Config struct {
 	// CompensationTimeout bounds compensation; what is not undone by then is
 	// reported pending and left to Recover.
 	CompensationTimeout time.Duration
+	// RequestLifetime is how long after it was sent a request may still be
+	// applied by a node that does not fence (see Fencer), such as the
+	// original server: a queued request outlives the client's timeout. An
+	// undo that met an ambiguous write on such a node waits until that
+	// write's lifetime is over and reads the node again. Default
+	// DefaultRequestLifetime, the original server's worker timeout
+	// (gunicorn's default), after which it kills a request.
+	RequestLifetime time.Duration
 	// Clock is the time source for backoff and reports. Default SystemClock.
 	Clock Clock
 	// Rand draws backoff jitter; it must be safe for concurrent use (see
@@ -100,6 +107,7 @@ func New(cfg Config) (*Coordinator, error) {
 	cfg.RequestTimeout = cmp.Or(cfg.RequestTimeout, DefaultRequestTimeout)
 	cfg.OperationTimeout = cmp.Or(cfg.OperationTimeout, DefaultOperationTimeout)
 	cfg.CompensationTimeout = cmp.Or(cfg.CompensationTimeout, DefaultCompensationTimeout)
+	cfg.RequestLifetime = cmp.Or(cfg.RequestLifetime, DefaultRequestLifetime)
 	return &Coordinator{cfg: cfg}, nil
 }
 
@@ -157,45 +165,25 @@ type Result struct {
 
 // opRun is the shared state of one running operation.
 type opRun struct {
-	c     *Coordinator
-	id    GroupID
-	token Token
-	// write is the token a create writes when it is not token: a repair
-	// re-creates the majority's record. The journal keys intents by token,
-	// so token stays the operation's own even then.
-	write    Token
+	c        *Coordinator
+	id       GroupID
+	token    Token
 	requests atomic.Int64
 	retries  atomic.Int64
 	intent   *Intent // the intent begun in the journal, if any
 	finished bool    // the journal finished intent
 }
 
-// nodeRun is one node's state within an operation.
-type nodeRun struct {
-	node    Node
-	held    bool  // holds the id after the forward phase (create) or before it (delete)
-	ours    bool  // holds this operation's write for certain
-	touched bool  // may hold this operation's write: compensation must visit it
-	pre     Token // delete: the token the node held before
-	state   NodeState
-	err     error
-}
-
 // start sets up an operation on id with a fresh token.
-func (c *Coordinator) start(id GroupID) (*opRun, []*nodeRun) {
-	r := &opRun{c: c, id: id, token: c.cfg.Tokens.Next()}
-	nodes := make([]*nodeRun, len(c.cfg.Nodes))
-	for i, n := range c.cfg.Nodes {
-		nodes[i] = &nodeRun{node: n}
-	}
-	return r, nodes
+func (c *Coordinator) start(id GroupID) *opRun {
+	return &opRun{c: c, id: id, token: c.cfg.Tokens.Next()}
 }
 
-func (r *opRun) result(op Op, out Outcome, nodes []*nodeRun, err error) (Result, error) {
+func (r *opRun) result(op Op, out Outcome, parts []*part, err error) (Result, error) {
 	res := Result{Op: op, ID: r.id, Token: r.token, Outcome: out, Err: err,
 		Requests: int(r.requests.Load()), Retries: int(r.retries.Load())}
-	for _, n := range nodes {
-		res.Nodes = append(res.Nodes, NodeResult{Node: n.node.Name(), State: n.state, Err: n.err})
+	for _, p := range parts {
+		res.Nodes = append(res.Nodes, NodeResult{Node: p.Name(), State: p.report(op), Err: p.err})
 	}
 	if out == Done || out == Unchanged {
 		return res, nil
@@ -231,7 +219,8 @@ func (r *opRun) call(ctx context.Context, node Node, retry bool, f func(ctx cont
 }
 
 // isDefinite reports whether err is an answer that says what happened: the
-// record exists, is not there, was refused, or the request never arrived.
+// record exists, is not there, was fenced or refused, or the request never
+// arrived.
 func isDefinite(err error) bool {
 	switch ErrorCode(err) {
 	case EExists, ENotFound, EFenced, ERejected, EUnavailable, EUnsupported, EInvalid:
@@ -241,48 +230,21 @@ func isDefinite(err error) bool {
 }
 
 // retry calls f until it returns an error that is not retryable, bo says
-// stop, or ctx ends. onRetryable sees every retryable failure, so writes can
-// note that they may have been applied.
-func (r *opRun) retry(ctx context.Context, node Node, bo Backoff, f func(ctx context.Context) error, onRetryable func(error)) error {
+// stop, or ctx ends. Reads that are not part of an operation (Stats) use it.
+func (r *opRun) retry(ctx context.Context, node Node, bo Backoff, f func(ctx context.Context) error) error {
 	for attempt := 0; ; attempt++ {
 		err := r.call(ctx, node, attempt > 0, f)
-		if err == nil || !IsRetryable(err) {
-			return err
-		}
-		if onRetryable != nil {
-			onRetryable(err)
-		}
-		if ctx.Err() != nil {
+		if err == nil || !IsRetryable(err) || ctx.Err() != nil {
 			return err
 		}
 		d, stop := bo.Next()
 		if stop {
 			return fmt.Errorf("%w (retries exhausted)", err)
 		}
-		d = max(d, retryAfter(err))
-		if r.c.cfg.Clock.Sleep(ctx, d) != nil {
+		if r.c.cfg.Clock.Sleep(ctx, max(d, retryAfter(err))) != nil {
 			return err
 		}
 	}
-}
-
-// each runs f for every node in parallel and returns the first error any
-// returned; the first error cancels the context the others run under.
-func each(ctx context.Context, nodes []*nodeRun, f func(ctx context.Context, n *nodeRun) error) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	var wg sync.WaitGroup
-	var once sync.Once
-	var first error
-	for _, n := range nodes {
-		wg.Go(func() {
-			if err := f(ctx, n); err != nil {
-				once.Do(func() { first = err; cancel(err) })
-			}
-		})
-	}
-	wg.Wait()
-	return first
 }
 
 // Create creates id on every node as one operation. It returns a nil error
@@ -293,113 +255,62 @@ func each(ctx context.Context, nodes []*nodeRun, f func(ctx context.Context, n *
 // requests count in the result); if it cannot, Create reports Pending
 // without starting.
 func (c *Coordinator) Create(ctx context.Context, id GroupID) (Result, error) {
-	r, nodes := c.start(id)
-	unlock, res, err := c.prepare(ctx, OpCreate, r, nodes)
+	r := c.start(id)
+	parts := r.newParts(stUntouched)
+	unlock, res, err := c.prepare(ctx, OpCreate, r, parts)
 	if unlock == nil {
 		return res, err
 	}
 	defer unlock()
 	fctx, cancel := context.WithTimeout(ctx, c.cfg.OperationTimeout)
 	defer cancel()
-	return c.create(ctx, fctx, r, nodes, nodes)
+	return c.create(ctx, fctx, r, parts)
 }
 
-// create writes the record on targets, which are nodes or, in a repair, the
-// nodes that lack the id, and commits if every target then holds it, or
-// compensates on the targets it may have written to. fctx bounds the forward
-// part. Call it with the id's lock held.
-func (c *Coordinator) create(ctx, fctx context.Context, r *opRun, nodes, targets []*nodeRun) (Result, error) {
-	// Only targets are written to, so only they may need compensation:
+// create writes the record on the parts that are untouched (every node, or
+// in a repair the nodes that lack the id; the others are foreign), and
+// commits if every node then holds it, or undoes it where it may have
+// written. fctx bounds the forward part. Call it with the id's lock held.
+func (c *Coordinator) create(ctx, fctx context.Context, r *opRun, parts []*part) (Result, error) {
+	// Only untouched parts are written to, so only they may need undoing:
 	// the nodes that held the id keep their records whatever happens.
-	intent := Intent{Op: OpCreate, ID: r.id, Token: r.token, Written: r.write, Nodes: names(targets)}
+	var targets []*part
+	for _, p := range parts {
+		if p.st == stUntouched {
+			targets = append(targets, p)
+		}
+	}
+	intent := Intent{Op: OpCreate, ID: r.id, Token: r.token, Nodes: names(targets)}
 	err := c.begin(ctx, r, intent)
 	defer c.book.end(r)
 	if err != nil {
-		return r.result(OpCreate, RolledBack, nodes, err)
+		return r.result(OpCreate, RolledBack, parts, err)
 	}
-	err = each(fctx, targets, func(ctx context.Context, n *nodeRun) error {
-		n.err = r.createOn(ctx, n)
-		return n.err
-	})
-	if err == nil {
-		out := Unchanged
-		for _, n := range nodes {
-			n.state = StateExisted
-			if n.ours || n.touched {
-				n.state, out = StateCreated, Done
-			}
-		}
-		if out == Unchanged {
-			// Nothing was written; no intent to keep.
-			return r.result(OpCreate, out, nodes, r.finish(ctx))
-		}
-		if ferr := r.finish(ctx); ferr != nil {
-			// Committed on every node but not recorded: Recover will undo
-			// it, so it must not be reported done.
-			return r.result(OpCreate, Pending, nodes, ferr)
-		}
-		return r.result(OpCreate, Done, nodes, nil)
+	if err := r.forward(fctx, OpCreate, parts, stUntouched); err != nil {
+		return r.compensate(ctx, OpCreate, parts, err)
 	}
-	for _, n := range nodes {
-		n.state = StateAbsent
-		if n.held && !n.touched {
-			n.state = StateExisted
+	out := Unchanged
+	for _, p := range targets {
+		if p.st != stForeign {
+			out = Done
 		}
 	}
-	return r.compensate(ctx, OpCreate, nodes, err)
-}
-
-// createOn creates the record on one node, retrying transient failures.
-func (r *opRun) createOn(ctx context.Context, n *nodeRun) error {
-	token := r.writes()
-	err := r.retry(ctx, n.node, r.c.cfg.NewBackoff(), func(ctx context.Context) error {
-		return n.node.Create(ctx, r.id, token)
-	}, func(err error) {
-		n.touched = n.touched || IsAmbiguous(err)
-	})
-	switch {
-	case err == nil:
-		n.held, n.ours, n.touched = true, true, true
-		return nil
-	case errors.Is(err, ErrExists) && !n.touched:
-		// Nothing of ours can be there: the record is someone else's.
-		n.held = true
-		return nil
-	case errors.Is(err, ErrExists):
-		// An earlier attempt may have landed and the node does not treat
-		// the retry as a replay: read the token back to know.
-		rec, gerr := r.get(ctx, n.node)
-		if gerr != nil {
-			return gerr
-		}
-		n.held = true
-		n.ours = rec.Token == token
-		// A node that returns no token cannot say; a conditional delete
-		// by the token written is still safe, so keep it touched.
-		n.touched = n.ours || rec.Token == ""
-		return nil
+	if ferr := r.finish(ctx); ferr != nil && out == Done {
+		// Committed on every node but not recorded: Recover will undo
+		// it, so it must not be reported done. (Unchanged wrote nothing:
+		// its leftover intent undoes nothing.)
+		return r.result(OpCreate, Pending, parts, ferr)
 	}
-	n.touched = n.touched || IsAmbiguous(err)
-	return err
-}
-
-// get reads one node's record with retries.
-func (r *opRun) get(ctx context.Context, node Node) (Record, error) {
-	var rec Record
-	err := r.retry(ctx, node, r.c.cfg.NewBackoff(), func(ctx context.Context) error {
-		var err error
-		rec, err = node.Get(ctx, r.id)
-		return err
-	}, nil)
-	return rec, err
+	return r.result(OpCreate, out, parts, nil)
 }
 
 // Delete deletes id from every node as one operation. It reads each node's
-// record first so that a failure can restore exactly what was there. Errors,
+// record first so that a failure can restore what was there. Errors,
 // cancellation and earlier pending operations are as for Create.
 func (c *Coordinator) Delete(ctx context.Context, id GroupID) (Result, error) {
-	r, nodes := c.start(id)
-	unlock, res, err := c.prepare(ctx, OpDelete, r, nodes)
+	r := c.start(id)
+	parts := r.newParts(stProbing)
+	unlock, res, err := c.prepare(ctx, OpDelete, r, parts)
 	if unlock == nil {
 		return res, err
 	}
@@ -408,175 +319,59 @@ func (c *Coordinator) Delete(ctx context.Context, id GroupID) (Result, error) {
 	defer cancel()
 	// Read the pre-image; nothing is touched yet, so a failure here is a
 	// clean rollback.
-	if err := r.read(fctx, nodes); err != nil {
-		return r.result(OpDelete, RolledBack, nodes, err)
+	if err := r.forward(fctx, OpDelete, parts, stProbing); err != nil {
+		return r.result(OpDelete, RolledBack, parts, err)
 	}
-	return c.delete(ctx, fctx, r, nodes)
+	return c.delete(ctx, fctx, r, parts)
 }
 
-// read reads every node's record, with retries: whether it holds the id
-// (held) and with which token (pre). It sets each node's state.
-func (r *opRun) read(ctx context.Context, nodes []*nodeRun) error {
-	err := each(ctx, nodes, func(ctx context.Context, n *nodeRun) error {
-		rec, err := r.get(ctx, n.node)
-		switch {
-		case err == nil:
-			n.held, n.pre = true, rec.Token
-		case errors.Is(err, ErrNotFound):
-			err = nil
-		}
-		n.err = err
-		return err
-	})
-	for _, n := range nodes {
-		switch {
-		case n.held:
-			n.state = StateExisted
-		case n.err != nil:
-			n.state = StateUnknown // not read: it may hold the record
-		default:
-			n.state = StateAbsent
-		}
-	}
-	return err
-}
-
-// delete deletes the record from the nodes that read found holding it,
-// conditionally on the token each held, and commits, or compensates by
-// restoring what it deleted. fctx bounds the forward part. Call it with the
-// id's lock held.
-func (c *Coordinator) delete(ctx, fctx context.Context, r *opRun, nodes []*nodeRun) (Result, error) {
+// delete deletes the record from the parts that probing found holding it
+// (untouched), conditionally on the token each held, and commits, or
+// undoes what it may have deleted. fctx bounds the forward part. Call it
+// with the id's lock held.
+func (c *Coordinator) delete(ctx, fctx context.Context, r *opRun, parts []*part) (Result, error) {
 	intent := Intent{Op: OpDelete, ID: r.id, Token: r.token, Nodes: names(c.cfg.Nodes), PreImage: map[string]Token{}}
-	for _, n := range nodes {
-		if n.held {
-			intent.PreImage[n.node.Name()] = n.restoreToken(r.token)
+	for _, p := range parts {
+		if p.st == stUntouched {
+			intent.PreImage[p.Name()] = p.pre
 		}
 	}
 	if len(intent.PreImage) == 0 {
-		return r.result(OpDelete, Unchanged, nodes, nil)
+		return r.result(OpDelete, Unchanged, parts, nil)
 	}
 	err := c.begin(ctx, r, intent)
 	defer c.book.end(r)
 	if err != nil {
-		return r.result(OpDelete, RolledBack, nodes, err)
+		return r.result(OpDelete, RolledBack, parts, err)
 	}
-	err = each(fctx, nodes, func(ctx context.Context, n *nodeRun) error {
-		if !n.held {
-			return nil
-		}
-		n.err = r.deleteOn(ctx, n)
-		return n.err
-	})
-	if err == nil {
-		if ferr := r.finish(ctx); ferr != nil {
-			return r.result(OpDelete, Pending, nodes, ferr)
-		}
-		return r.result(OpDelete, Done, nodes, nil)
+	if err := r.forward(fctx, OpDelete, parts, stUntouched); err != nil {
+		return r.compensate(ctx, OpDelete, parts, err)
 	}
-	return r.compensate(ctx, OpDelete, nodes, err)
+	if ferr := r.finish(ctx); ferr != nil {
+		return r.result(OpDelete, Pending, parts, ferr)
+	}
+	return r.result(OpDelete, Done, parts, nil)
 }
 
-// restoreToken is the token to re-create n's record with: the one it held,
-// or the operation's own if the node did not say (the original server).
-func (n *nodeRun) restoreToken(op Token) Token {
-	if n.pre == "" {
-		return op
-	}
-	return n.pre
-}
-
-// deleteOn deletes the record from one node, conditionally on the token it
-// held, retrying transient failures.
-func (r *opRun) deleteOn(ctx context.Context, n *nodeRun) error {
-	err := r.retry(ctx, n.node, r.c.cfg.NewBackoff(), func(ctx context.Context) error {
-		return n.node.Delete(ctx, r.id, n.pre)
-	}, func(err error) {
-		n.touched = n.touched || IsAmbiguous(err)
-	})
-	if err == nil || errors.Is(err, ErrNotFound) {
-		n.touched, n.ours, n.state = true, true, StateDeleted
-		return nil
-	}
-	n.touched = n.touched || IsAmbiguous(err)
-	return err
-}
-
-// compensate undoes a failed operation on every node it may have touched,
-// retrying until each confirms or CompensationTimeout passes.
-func (r *opRun) compensate(ctx context.Context, op Op, nodes []*nodeRun, cause error) (Result, error) {
-	in := Intent{Op: op, ID: r.id, Token: r.token, Written: r.write}
-	if op == OpDelete {
-		in.PreImage = map[string]Token{}
-	}
-	var visit []*nodeRun
-	for _, n := range nodes {
-		if n.touched {
-			visit = append(visit, n)
-			if op == OpDelete {
-				in.PreImage[n.node.Name()] = n.restoreToken(r.token)
-			}
-		}
-	}
-	if err := r.c.undo(ctx, r, in, visit); err != nil {
-		return r.result(op, Pending, nodes, fmt.Errorf("%w; then could not undo it: %w", cause, err))
+// compensate undoes a failed operation on every part that may hold its
+// write, and finishes its intent if that succeeds.
+func (r *opRun) compensate(ctx context.Context, op Op, parts []*part, cause error) (Result, error) {
+	if err := r.undo(ctx, op, parts); err != nil {
+		return r.result(op, Pending, parts, fmt.Errorf("%w; then could not undo it: %w", cause, err))
 	}
 	if err := r.finish(ctx); err != nil {
-		return r.result(op, Pending, nodes, err)
+		return r.result(op, Pending, parts, err)
 	}
-	return r.result(op, RolledBack, nodes, cause)
-}
-
-// undo puts each of nodes back as intent says it was before: a create is
-// deleted conditionally on its token, a delete re-created with the pre-image
-// token. It retries until every node confirms or CompensationTimeout passes,
-// and sets each node's state.
-func (c *Coordinator) undo(ctx context.Context, r *opRun, in Intent, nodes []*nodeRun) error {
-	if len(nodes) == 0 {
-		return nil
-	}
-	if ctx.Err() != nil {
-		// The caller asked to stop: leave the rest to Recover.
-		for _, n := range nodes {
-			n.state = StateUnknown
-		}
-		return ctx.Err()
-	}
-	cctx, cancel := context.WithTimeout(ctx, c.cfg.CompensationTimeout)
-	defer cancel()
-	var mu sync.Mutex
-	var errs []error
-	var wg sync.WaitGroup
-	for _, n := range nodes {
-		wg.Go(func() {
-			err := r.retry(cctx, n.node, c.cfg.NewCompensationBackoff(), func(ctx context.Context) error {
-				if in.Op == OpCreate {
-					return n.node.Delete(ctx, in.ID, in.written())
-				}
-				return n.node.Create(ctx, in.ID, in.PreImage[n.node.Name()])
-			}, nil)
-			if in.Op == OpCreate && errors.Is(err, ErrNotFound) || in.Op == OpDelete && errors.Is(err, ErrExists) {
-				err = nil
-			}
-			n.state, n.err = StateRestored, err
-			if err != nil {
-				n.state = StateUnknown
-				mu.Lock()
-				errs = append(errs, fmt.Errorf("%s: %w", n.node.Name(), err))
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return r.result(op, RolledBack, parts, cause)
 }
 
 // prepare checks r.id, takes its lock and rolls back what earlier operations
 // on the id left pending (see ledger). If it cannot, unlock is nil and res and
 // err are what to report for op: rolled back if nothing was touched, pending
 // if the id still has an operation that could not be undone.
-func (c *Coordinator) prepare(ctx context.Context, op Op, r *opRun, nodes []*nodeRun) (unlock func(), res Result, err error) {
+func (c *Coordinator) prepare(ctx context.Context, op Op, r *opRun, parts []*part) (unlock func(), res Result, err error) {
 	fail := func(out Outcome, err error) (func(), Result, error) {
-		res, err := r.result(op, out, nodes, err)
+		res, err := r.result(op, out, parts, err)
 		return nil, res, err
 	}
 	if err := r.id.Validate(); err != nil {
@@ -591,8 +386,8 @@ func (c *Coordinator) prepare(ctx context.Context, op Op, r *opRun, nodes []*nod
 	}
 	if err := c.settle(ctx, r); err != nil {
 		unlock()
-		for _, n := range nodes {
-			n.state = StateUnknown
+		for _, p := range parts {
+			p.st = stUnknown
 		}
 		return fail(Pending, err)
 	}
@@ -602,45 +397,69 @@ func (c *Coordinator) prepare(ctx context.Context, op Op, r *opRun, nodes []*nod
 // settle rolls back, newest first, the intents left on r.id, counting its
 // requests in r. Call it with the id's lock held.
 func (c *Coordinator) settle(ctx context.Context, r *opRun) error {
+	var rn renames
 	for {
 		in, ok := c.book.newest(r.id)
 		if !ok {
 			return nil
 		}
-		if _, err := c.rollback(ctx, r, in); err != nil {
+		if _, err := c.rollback(ctx, r, in, &rn); err != nil {
 			return fmt.Errorf("an earlier %s of %q (token %s) is still pending and could not be rolled back: %w", in.Op, in.ID, in.Token, err)
 		}
 	}
 }
 
+// renames maps, per node, the token of a record an undone delete removed to
+// the token it re-created it under, so that an older create on the same id,
+// undone next, deletes the record under its new name.
+type renames map[string]map[Token]Token
+
 // rollback undoes in on the nodes it names, finishes it in the journal and
-// drops it from the ledger. It returns the nodes it visited, with their
-// states.
-func (c *Coordinator) rollback(ctx context.Context, r *opRun, in Intent) ([]*nodeRun, error) {
+// drops it from the ledger. It returns the parts it visited, with their
+// states. Every node the intent names may hold its write: the process that
+// wrote it is gone, or gave up on it. Intents on one id are rolled back
+// newest first, with one rn.
+func (c *Coordinator) rollback(ctx context.Context, r *opRun, in Intent, rn *renames) ([]*part, error) {
 	byName := make(map[string]Node, len(c.cfg.Nodes))
 	for _, n := range c.cfg.Nodes {
 		byName[n.Name()] = n
 	}
-	var nodes []*nodeRun
+	var parts []*part
 	for _, name := range in.Nodes {
-		if _, held := in.PreImage[name]; in.Op == OpDelete && !held {
+		pre, stHeld := in.PreImage[name]
+		if in.Op == OpDelete && !stHeld {
 			continue
 		}
 		n, ok := byName[name]
 		if !ok {
-			return nodes, Errorf(EInvalid,
+			return parts, Errorf(EInvalid,
 				"intent %s for %q names node %q, which this target does not have: recover with the target the job ran on", in.Token, in.ID, name)
 		}
-		nodes = append(nodes, &nodeRun{node: n})
+		write := in.written()
+		if w, ok := (*rn)[name][write]; ok {
+			write = w
+		}
+		parts = append(parts, &part{node: n, st: stMaybeWritten, write: write, pre: pre, restore: in.Token})
 	}
-	if err := c.undo(ctx, r, in, nodes); err != nil {
-		return nodes, err
+	if err := r.undo(ctx, in.Op, parts); err != nil {
+		return parts, err
+	}
+	for _, p := range parts {
+		if in.Op == OpDelete {
+			if *rn == nil {
+				*rn = renames{}
+			}
+			if (*rn)[p.Name()] == nil {
+				(*rn)[p.Name()] = map[Token]Token{}
+			}
+			(*rn)[p.Name()][p.pre] = in.Token
+		}
 	}
 	if err := c.finish(ctx, in.Token); err != nil {
-		return nodes, err
+		return parts, err
 	}
 	c.book.drop(in)
-	return nodes, nil
+	return parts, nil
 }
 
 // begin records in as r's intent, in the ledger and then in the journal. If
@@ -685,9 +504,3 @@ func names[N interface{ Name() string }](nodes []N) []string {
 	}
 	return s
 }
-
-// Name returns the name of n's node.
-func (n *nodeRun) Name() string { return n.node.Name() }
-
-// writes returns the token a create writes.
-func (r *opRun) writes() Token { return cmp.Or(r.write, r.token) }

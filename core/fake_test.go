@@ -38,8 +38,10 @@ type fakeNode struct {
 
 	mu         sync.Mutex
 	recs       map[GroupID]Token
-	noReplay   bool // Create with the record's own token answers ErrExists (the original server)
-	hideTokens bool // Get and List return records without their token (the original server)
+	tombs      map[GroupID]map[Token]bool // tombstones of conditional deletes
+	noReplay   bool                       // Create with the record's own token answers ErrExists (the original server)
+	hideTokens bool                       // Get and List return records without their token (the original server)
+	noFence    bool                       // keep no tombstones (the original server)
 	down       bool
 	downFor    int
 	script     map[string][]fault
@@ -66,6 +68,21 @@ func newFakeNode(name string) *fakeNode {
 }
 
 func (n *fakeNode) Name() string { return n.name }
+
+// Fences reports whether the node keeps tombstones, as rops nodes do.
+func (n *fakeNode) Fences() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return !n.noFence
+}
+
+// original makes n behave like the original server: no replays, no tokens
+// in reads, no tombstones.
+func (n *fakeNode) original() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.noReplay, n.hideTokens, n.noFence = true, true, true
+}
 
 // next counts a call and returns its fault.
 func (n *fakeNode) next(method string, id GroupID) fault {
@@ -130,11 +147,12 @@ func (n *fakeNode) do(ctx context.Context, method string, id GroupID, op func() 
 
 func (n *fakeNode) Create(ctx context.Context, id GroupID, token Token) error {
 	return n.do(ctx, "Create", id, func() error {
-		if t, ok := n.recs[id]; ok {
-			if t == token && !n.noReplay {
-				return nil
-			}
+		t, ok := n.recs[id]
+		if ok && n.noReplay {
 			return Errorf(EExists, "%s: %q exists", n.name, id)
+		}
+		if write, err := CheckCreate(id, t, ok, token, n.tombs[id][token]); !write {
+			return err
 		}
 		n.recs[id] = token
 		return nil
@@ -143,8 +161,18 @@ func (n *fakeNode) Create(ctx context.Context, id GroupID, token Token) error {
 
 func (n *fakeNode) Delete(ctx context.Context, id GroupID, token Token) error {
 	return n.do(ctx, "Delete", id, func() error {
-		if t, ok := n.recs[id]; !ok || token != "" && t != token {
-			return Errorf(ENotFound, "%s: no %q with token %q", n.name, id, token)
+		t, ok := n.recs[id]
+		if !n.noFence && (token != "" || ok) {
+			if n.tombs == nil {
+				n.tombs = map[GroupID]map[Token]bool{}
+			}
+			if n.tombs[id] == nil {
+				n.tombs[id] = map[Token]bool{}
+			}
+			n.tombs[id][cmpOr(token, t)] = true
+		}
+		if _, err := CheckDelete(id, t, ok, token); err != nil {
+			return err
 		}
 		delete(n.recs, id)
 		return nil

@@ -87,10 +87,9 @@ type Intent struct {
 	// operation (nodes that held nothing are absent). Empty for a create.
 	PreImage map[string]Token `json:"pre_image,omitempty"`
 	// Written is, for a create that wrote another token than its own, the
-	// token it wrote: a repair re-creates the majority's record, and its
-	// rollback must delete that. Empty means Token. Token stays the
-	// operation's own because it keys the journal, and many records may
-	// share the majority's token.
+	// token it wrote. Empty means Token, as every intent of this version
+	// writes: only journals of older versions, whose repairs wrote the
+	// majority's token, hold it.
 	Written Token `json:"written,omitempty"`
 }
 

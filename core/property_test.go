@@ -3,7 +3,6 @@ package core
 import (
 	"context"
 	"fmt"
-	"maps"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -145,10 +144,10 @@ func runModel(t *rapid.T) {
 			m.stable[id] = after
 			m.pending[id] = false
 		case Unchanged:
-			if !wasPending && !maps.Equal(after, pre) {
+			if !wasPending && !sameHolders(after, pre) {
 				t.Fatalf("%s: unchanged, but the nodes went from %v to %v", where, pre, after)
 			}
-			if !maps.Equal(after, m.stable[id]) {
+			if !sameHolders(after, m.stable[id]) {
 				t.Fatalf("%s: unchanged, but the nodes hold %v, want %v", where, after, m.stable[id])
 			}
 			if wantAll := op == OpCreate; (len(after) == len(nodes)) != wantAll || !wantAll && len(after) != 0 {
@@ -158,10 +157,10 @@ func runModel(t *rapid.T) {
 		case RolledBack:
 			// Every node exactly as before: as before this operation, and
 			// as before any earlier pending one it settled.
-			if !wasPending && !maps.Equal(after, pre) {
+			if !wasPending && !sameHolders(after, pre) {
 				t.Fatalf("%s: rolled back, but the nodes went from %v to %v", where, pre, after)
 			}
-			if !maps.Equal(after, m.stable[id]) {
+			if !sameHolders(after, m.stable[id]) {
 				t.Fatalf("%s: rolled back, but the nodes hold %v, want %v", where, after, m.stable[id])
 			}
 			m.pending[id] = false
@@ -177,7 +176,7 @@ func runModel(t *rapid.T) {
 			if m.pending[id] {
 				continue
 			}
-			if got := nodes.holders(id); !maps.Equal(got, m.stable[id]) {
+			if got := nodes.holders(id); !sameHolders(got, m.stable[id]) {
 				t.Fatalf("%s: %s is not pending, nodes hold %v, want %v", where, id, got, m.stable[id])
 			}
 			if !nodes.agree(id) {
@@ -222,7 +221,7 @@ func runModel(t *rapid.T) {
 		t.Fatalf("after Recover the journal holds %v", left)
 	}
 	for _, id := range propIDs {
-		if got := nodes.holders(id); !maps.Equal(got, m.stable[id]) || !nodes.agree(id) {
+		if got := nodes.holders(id); !sameHolders(got, m.stable[id]) || !nodes.agree(id) {
 			t.Fatalf("after Recover nodes hold %v of %s, want %v; nodes %v", got, id, m.stable[id], nodes)
 		}
 	}

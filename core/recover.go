@@ -47,13 +47,14 @@ func (c *Coordinator) recoverID(ctx context.Context, id GroupID) []Result {
 	}
 	defer unlock()
 	results := []Result{}
+	var rn renames
 	for {
 		in, ok := c.book.newest(id)
 		if !ok {
 			return results
 		}
 		r := &opRun{c: c, id: in.ID, token: in.Token}
-		nodes, err := c.rollback(ctx, r, in)
+		nodes, err := c.rollback(ctx, r, in, &rn)
 		if err != nil {
 			res, _ := r.result(in.Op, Pending, nodes, err)
 			results = append(results, res)

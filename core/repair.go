@@ -42,10 +42,11 @@ func ParsePolicy(s string) (Policy, error) {
 type Fix struct {
 	ID GroupID `json:"groupId"` // the divergent id
 	Op Op      `json:"op"`      // OpCreate or OpDelete
-	// Token is, for a create, the token to write: the one most holders
-	// hold (a tie goes to the smallest), so that the repaired nodes hold
-	// what the others do. Empty if the holders do not say which token they
-	// hold (the original server): Apply then writes the operation's own.
+	// Token is, for a create, the token most holders hold (a tie goes to
+	// the smallest), for a person reading the plan; empty if the holders
+	// do not say (the original server). Apply writes its own token: the
+	// holders' may be tombstoned on a node that lacks the id (a delete of
+	// it was undone there), which would refuse it for good.
 	Token Token `json:"token,omitempty"`
 	// Nodes are, in the coordinator's order, the nodes that lack the id
 	// (create) or hold it (delete): the only nodes the fix writes to.
@@ -61,7 +62,7 @@ func (p Policy) fix(d Divergence, nodes []Node) Fix {
 	}
 	f := Fix{ID: d.ID, Op: op, Nodes: []string{}}
 	for _, n := range nodes {
-		if _, held := d.On[n.Name()]; held == (op == OpDelete) {
+		if _, stHeld := d.On[n.Name()]; stHeld == (op == OpDelete) {
 			f.Nodes = append(f.Nodes, n.Name())
 		}
 	}
@@ -116,28 +117,24 @@ func (c *Coordinator) Plan(ctx context.Context, policy Policy, fn func(Fix) erro
 }
 
 // Apply applies fix as one reliable, journaled operation, as Create and
-// Delete do, but writing only to fix.Nodes: a create writes fix.Token (or
-// its own token if that is empty) where the id is missing, and a failure
-// deletes it from those nodes alone, never from the nodes that held the id
-// before; a delete reads each record first and a failure restores it.
+// Delete do, but writing only to fix.Nodes: a create writes the id under
+// its own token where it is missing, and a failure deletes it from those
+// nodes alone, never from the nodes that held the id before; a delete reads
+// each record first and a failure restores it.
 //
 // Under the id's lock it first reads every node, since the nodes may have
 // changed since Plan: if they agree on the id by then, the result is
 // Unchanged; if the id is held elsewhere than the plan saw, nothing is
 // written and the result is RolledBack with an EInvalid error (plan again).
-// Otherwise the outcomes and errors are those of Create and Delete, and
-// Result.Token is the operation's own token, which keys the journal even
-// when the record written holds fix.Token. A fix that is not one Plan could
+// Otherwise the outcomes and errors are those of Create and Delete. A fix that is not one Plan could
 // make (unknown op or node, no node, every node) fails with EInvalid.
 func (c *Coordinator) Apply(ctx context.Context, fix Fix) (Result, error) {
-	r, nodes := c.start(fix.ID)
-	if fix.Op == OpCreate {
-		r.write = fix.Token
-	}
+	r := c.start(fix.ID)
+	parts := r.newParts(stProbing)
 	if err := c.checkFix(fix); err != nil {
-		return r.result(fix.Op, RolledBack, nodes, err)
+		return r.result(fix.Op, RolledBack, parts, err)
 	}
-	unlock, res, err := c.prepare(ctx, fix.Op, r, nodes)
+	unlock, res, err := c.prepare(ctx, fix.Op, r, parts)
 	if unlock == nil {
 		return res, err
 	}
@@ -148,36 +145,39 @@ func (c *Coordinator) Apply(ctx context.Context, fix Fix) (Result, error) {
 	// is safe only if the others still hold what the plan saw: a create
 	// on the rest of the nodes after the holders lost the id would make the
 	// nodes disagree again.
-	if err := r.read(fctx, nodes); err != nil {
-		return r.result(fix.Op, RolledBack, nodes, err)
+	if err := r.forward(fctx, fix.Op, parts, stProbing); err != nil {
+		return r.result(fix.Op, RolledBack, parts, err)
 	}
 	named := make(map[string]bool, len(fix.Nodes))
 	for _, name := range fix.Nodes {
 		named[name] = true
 	}
-	var held, missing []*nodeRun
+	var holders []*part
 	stale := false
-	for _, n := range nodes {
-		if n.held {
-			held = append(held, n)
-		} else {
-			missing = append(missing, n)
+	for _, p := range parts {
+		if p.had {
+			holders = append(holders, p)
 		}
 		// The plan saw the id on the nodes a delete names and a create
 		// does not.
-		stale = stale || n.held != (named[n.node.Name()] == (fix.Op == OpDelete))
+		stale = stale || p.had != (named[p.Name()] == (fix.Op == OpDelete))
+		if fix.Op == OpCreate {
+			// A create writes where the record is missing; the holders
+			// keep theirs whatever happens.
+			p.st = map[bool]state{true: stForeign, false: stUntouched}[p.had]
+		}
 	}
 	switch {
-	case len(held) == 0 || len(held) == len(nodes):
-		return r.result(fix.Op, Unchanged, nodes, nil)
+	case len(holders) == 0 || len(holders) == len(parts):
+		return r.result(fix.Op, Unchanged, parts, nil)
 	case stale:
-		return r.result(fix.Op, RolledBack, nodes, Errorf(EInvalid,
+		return r.result(fix.Op, RolledBack, parts, Errorf(EInvalid,
 			"cannot %s %q on %s: the nodes changed since the plan, it is now held on %s; plan again",
-			fix.Op, fix.ID, strings.Join(fix.Nodes, ","), strings.Join(names(held), ",")))
+			fix.Op, fix.ID, strings.Join(fix.Nodes, ","), strings.Join(names(holders), ",")))
 	case fix.Op == OpCreate:
-		return c.create(ctx, fctx, r, nodes, missing)
+		return c.create(ctx, fctx, r, parts)
 	}
-	return c.delete(ctx, fctx, r, nodes)
+	return c.delete(ctx, fctx, r, parts)
 }
 
 // checkFix says why fix is not one Plan could make for these nodes.

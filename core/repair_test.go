@@ -225,9 +225,9 @@ delete b from node01,node02
 								delete(wantHeld[name], f.ID)
 								continue
 							}
-							tok := f.Token
-							if tok == "" {
-								tok, _ = e.nodes.byName(name).token(f.ID) // the operation's own
+							tok, _ := e.nodes.byName(name).token(f.ID) // the operation's own
+							if tok == f.Token {
+								t.Errorf("%s: %s holds the plan's token %s, want the operation's own", f.ID, name, tok)
 							}
 							wantHeld[name][f.ID] = tok
 						}
@@ -302,23 +302,23 @@ func applyCases() []applyCase {
 	held12 := map[string]Token{"node01": "T1", "node02": "T1"}
 	create3 := Fix{Op: OpCreate, Token: "T1", Nodes: []string{"node03"}}
 	return []applyCase{{
-		name: "create where missing, with the majority's token", before: held12, fix: create3,
+		name: "create where missing, with the operation's own token", before: held12, fix: create3,
 		want:     Done,
-		after:    all3("T1"),
+		after:    map[string]Token{"node01": "T1", "node02": "T1", "node03": ours},
 		states:   []NodeState{StateExisted, StateExisted, StateCreated},
 		requests: 3 + 1, // read every node, create on one
 	}, {
 		name: "create on two nodes", before: map[string]Token{"node02": "T2"},
 		fix:      Fix{Op: OpCreate, Token: "T2", Nodes: []string{"node01", "node03"}},
 		want:     Done,
-		after:    all3("T2"),
+		after:    map[string]Token{"node01": ours, "node02": "T2", "node03": ours},
 		states:   []NodeState{StateCreated, StateExisted, StateCreated},
 		requests: 3 + 2,
 	}, {
 		name: "lost acknowledgement: the retry is a replay", before: held12, fix: create3,
 		setup:    script("node03", "Create", errAfter),
 		want:     Done,
-		after:    all3("T1"),
+		after:    map[string]Token{"node01": "T1", "node02": "T1", "node03": ours},
 		states:   []NodeState{StateExisted, StateExisted, StateCreated},
 		requests: 3 + 2,
 	}, {
@@ -326,7 +326,7 @@ func applyCases() []applyCase {
 		setup: both(script("node03", "Create", errAfter),
 			func(e *env) { e.nodes[2].noReplay = true }),
 		want:     Done,
-		after:    all3("T1"),
+		after:    map[string]Token{"node01": "T1", "node02": "T1", "node03": ours},
 		states:   []NodeState{StateExisted, StateExisted, StateCreated},
 		requests: 3 + 2 + 1,
 	}, {
@@ -350,13 +350,13 @@ func applyCases() []applyCase {
 		setup: both(script("node03", "Create", repeat(errAfter, DefaultRetries+1)...),
 			script("node03", "Delete", repeat(down, forever)...)),
 		want: Pending, wantErr: ErrTransient,
-		after:    all3("T1"),
+		after:    map[string]Token{"node01": "T1", "node02": "T1", "node03": ours},
 		states:   []NodeState{StateExisted, StateExisted, StateUnknown},
 		requests: -1,
 		left:     1, recover: true,
 		check: func(t *testing.T, e *env, res Result) {
 			noDeletesOn("node01", "node02")(t, e, res)
-			want := Intent{Op: OpCreate, ID: gid, Token: res.Token, Written: "T1", Nodes: []string{"node03"}}
+			want := Intent{Op: OpCreate, ID: gid, Token: res.Token, Nodes: []string{"node03"}}
 			if left := e.j.left(); len(left) != 1 || fmt.Sprint(left[0]) != fmt.Sprint(want) {
 				t.Errorf("journal holds %+v, want %+v", left, want)
 			}
@@ -383,13 +383,13 @@ func applyCases() []applyCase {
 		states:   []NodeState{StateDeleted, StateAbsent, StateDeleted},
 		requests: 3 + 3,
 	}, {
-		name: "delete rejected: pre-image restored exactly", before: map[string]Token{"node01": "T1", "node03": "T3"},
+		name: "delete rejected: restored under the operation's token", before: map[string]Token{"node01": "T1", "node03": "T3"},
 		fix:   Fix{Op: OpDelete, Nodes: []string{"node01", "node03"}},
 		setup: script("node03", "Delete", errBefore, reject),
 		want:  RolledBack, wantErr: ErrRejected,
-		after:    map[string]Token{"node01": "T1", "node03": "T3"},
+		after:    map[string]Token{"node01": ours, "node03": ours},
 		states:   []NodeState{StateRestored, StateAbsent, StateRestored},
-		requests: 3 + 2 + 1 + 2, // reads, deletes, the retry, restores
+		requests: 3 + 2 + 1 + 1 + 3, // reads, deletes, the retry, node01's restore, node03's clear and restore
 	}, {
 		name: "delete cannot be undone: pending, pre-image journaled, then recovered", before: map[string]Token{"node01": "T1"},
 		fix: Fix{Op: OpDelete, Nodes: []string{"node01"}},
@@ -501,7 +501,7 @@ func TestApply(t *testing.T) {
 				}
 				e.nodes.heal()
 				e.mustRecover(RolledBack)
-				if got, want := e.nodes.holders(fix.ID), tc.before; !maps.Equal(got, want) {
+				if got, want := e.nodes.holders(fix.ID), tc.before; !sameHolders(got, want) {
 					t.Errorf("after Recover nodes hold %v, want %v as before", got, want)
 				}
 				if got := len(e.j.left()); got != 0 {
@@ -512,11 +512,11 @@ func TestApply(t *testing.T) {
 	}
 }
 
-// TestApplySharedToken: many records may hold the same token (the original
-// wrote whole seconds), so a repair's journal key must be its own. One
-// create-repair ends pending while another with the same token is done: the
-// pending one's intent must survive the done one's finish.
-func TestApplySharedToken(t *testing.T) {
+// TestApplyOwnToken: a repair writes its own token, never the holders'. The
+// first repair of a is undone on node03, which leaves a tombstone for the
+// token it wrote there; had it written the holders' token T, every later
+// repair would be refused by that tombstone and a would never agree again.
+func TestApplyOwnToken(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t, 3)
 		e.load(holdings{"node01": {"a": "T", "b": "T"}, "node02": {"a": "T", "b": "T"}})
@@ -546,20 +546,24 @@ func TestApplySharedToken(t *testing.T) {
 			t.Errorf("pending ids %v, want %v", got, want)
 		}
 		left := e.j.left()
-		if len(left) != 1 || left[0].ID != "a" || left[0].Written != "T" {
-			t.Fatalf("journal holds %+v, want the intent on a, which wrote T", left)
+		if len(left) != 1 || left[0].ID != "a" || left[0].Written != "" {
+			t.Fatalf("journal holds %+v, want the intent on a, which wrote its own token", left)
 		}
 
 		// Recover undoes the pending repair on node03 alone; the next
 		// repair finishes the job.
 		e.nodes.heal()
 		e.mustRecover(RolledBack)
-		e.checkHoldings(holdings{"node01": {"a": "T", "b": "T"}, "node02": {"a": "T", "b": "T"}, "node03": {"b": "T"}})
+		if got, want := e.nodes.holders("a"), (map[string]Token{"node01": "T", "node02": "T"}); !maps.Equal(got, want) {
+			t.Fatalf("after Recover a is held as %v, want %v", got, want)
+		}
 		rep, err = e.coordinator().Repair(t.Context(), PolicyMajority, 2, nil)
 		if err != nil || rep.Done != 1 {
 			t.Fatalf("second repair: %+v, %v; want a done", rep, err)
 		}
-		e.checkHoldings(holdings{"node01": {"a": "T", "b": "T"}, "node02": {"a": "T", "b": "T"}, "node03": {"a": "T", "b": "T"}})
+		if !e.nodes.agree("a") || !e.nodes.agree("b") {
+			t.Fatalf("after the second repair the nodes disagree: %v", e.nodes)
+		}
 	})
 }
 
@@ -759,11 +763,11 @@ func TestPropertyRepair(t *testing.T) {
 				}
 				switch got := nodes.holders(f.ID); res.Outcome {
 				case Done:
-					if !maps.Equal(got, want[f.ID]) {
+					if !sameHolders(got, want[f.ID]) {
 						t.Fatalf("%s: nodes hold %v, want %v", where, got, want[f.ID])
 					}
 				case RolledBack:
-					if !maps.Equal(got, before[f.ID]) {
+					if !sameHolders(got, before[f.ID]) {
 						t.Fatalf("%s: nodes hold %v, want %v as before", where, got, before[f.ID])
 					}
 				case Pending:
@@ -794,7 +798,7 @@ func TestPropertyRepair(t *testing.T) {
 				t.Fatalf("second repair: %+v, %v", rep, err)
 			}
 			for _, id := range ids {
-				if got := nodes.holders(id); !maps.Equal(got, want[id]) || !nodes.agree(id) {
+				if got := nodes.holders(id); !sameHolders(got, want[id]) || !nodes.agree(id) {
 					t.Fatalf("after repair nodes hold %v of %s, want %v (held %v before)", got, id, want[id], before[id])
 				}
 			}

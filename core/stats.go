@@ -150,7 +150,7 @@ func (r *opRun) refill(ctx context.Context, curs []*cursor, limit int) error {
 				var err error
 				page, err = cur.node.List(ctx, cur.after, limit)
 				return err
-			}, nil)
+			})
 			if err != nil {
 				errs[i] = fmt.Errorf("cannot list the records of %s: %w", cur.node.Name(), err)
 				return
@@ -186,7 +186,7 @@ func (r *opRun) counts(ctx context.Context) (Stats, error) {
 			var err error
 			count, err = n.Count(ctx)
 			return err
-		}, nil)
+		})
 		if err != nil {
 			return Stats{}, fmt.Errorf("cannot count the records of %s: %w", n.Name(), err)
 		}
