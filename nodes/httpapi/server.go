@@ -273,7 +273,7 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 		tok = s.tokens.Next()
 	}
 	if err := n.Create(r.Context(), id, tok); err != nil {
-		nodeError(w, n, err, id, tok)
+		groupError(w, n, err, id, tok)
 		return
 	}
 	writeText(w, http.StatusCreated, "CREATED\n")
@@ -285,7 +285,7 @@ func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := n.Delete(r.Context(), id, tok); err != nil {
-		nodeError(w, n, err, id, tok)
+		groupError(w, n, err, id, tok)
 		return
 	}
 	writeText(w, http.StatusOK, "OK\n")
@@ -309,7 +309,7 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request, escaped strin
 	}
 	rec, err := n.Get(r.Context(), id)
 	if err != nil {
-		nodeError(w, n, err, id, "")
+		groupError(w, n, err, id, "")
 		return
 	}
 	b := make([]byte, 0, 40+len(rec.ID)+len(rec.Token))
