@@ -78,7 +78,9 @@ func Schemes() []string { return defaultRegistry.schemes() }
 // Open opens the node that spec describes with the driver of its scheme and,
 // if env.Log is set, wraps it with nodes.Logged. Errors name the spec; a spec
 // that cannot be understood gives an EInvalid error that says how to write
-// it. The caller must close the closer if it is not nil.
+// it. The caller must close the closer if it is not nil. For a *nodes.Node
+// it never is: closing it first closes the node, dropping its late and
+// duplicate writes still queued, then what the driver returned.
 func Open(ctx context.Context, spec string, env Env) (core.Node, io.Closer, error) {
 	return defaultRegistry.open(ctx, spec, env)
 }
@@ -158,5 +160,25 @@ func (r *registry) open(ctx context.Context, spec string, env Env) (core.Node, i
 	if env.Log != nil {
 		n = nodes.Logged(n, env.Log)
 	}
+	if fn, ok := nodes.Faulty(n); ok {
+		// Any driver's faulty node may queue writes in the background,
+		// now or after a change of faults; they must stop before the
+		// store under them closes.
+		c = nodeCloser{fn, c}
+	}
 	return n, c, nil
+}
+
+// nodeCloser closes a faulty node, then what its driver returned.
+type nodeCloser struct {
+	node *nodes.Node
+	next io.Closer // may be nil
+}
+
+func (c nodeCloser) Close() error {
+	err := c.node.Close()
+	if c.next != nil {
+		err = errors.Join(err, c.next.Close())
+	}
+	return err
 }

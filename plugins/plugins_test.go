@@ -64,9 +64,10 @@ func TestOpenMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c != nil {
-		t.Fatalf("memory node has a closer %T; it holds nothing to release", c)
+	if c == nil {
+		t.Fatal("memory node has no closer; it must stop the writes its faults queue")
 	}
+	defer c.Close()
 	if got, want := n.Name(), "node01"; got != want {
 		t.Fatalf("Name()=%q, want %q", got, want)
 	}
@@ -307,6 +308,7 @@ func FuzzOpenSpec(f *testing.F) {
 		"memory://node01",
 		"memory://node01?error_rate=0.2&seed=7",
 		"memory://node01?latency=15ms&jitter=1ms&hang_rate=0.1&down&ambiguous_rate=1",
+		"memory://node01?late_rate=0.5&late_delay=3s&reset_rate=0.1&duplicate_rate=0.2&gateway_rate=0.3",
 		"memory://",
 		"memory:node01",
 		"memory://n%41me",
@@ -334,9 +336,10 @@ func FuzzOpenSpec(f *testing.F) {
 			}
 			return
 		}
-		if c != nil {
-			t.Fatalf("Open(%q): memory node with a closer", spec)
+		if c == nil {
+			t.Fatalf("Open(%q): a faulty node without a closer", spec)
 		}
+		defer c.Close()
 		if err := ValidateNodeName(n.Name()); err != nil {
 			t.Fatalf("Open(%q) gave node name %q: %v", spec, n.Name(), err)
 		}

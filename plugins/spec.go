@@ -36,7 +36,8 @@ func ValidateNodeName(name string) error {
 
 // faultKeys are the settings every local node spec takes, in the order
 // error messages list them.
-var faultKeys = []string{"error_rate", "ambiguous_rate", "latency", "jitter", "hang_rate", "down", "seed"}
+var faultKeys = []string{"error_rate", "ambiguous_rate", "latency", "jitter", "hang_rate", "down",
+	"late_rate", "late_delay", "reset_rate", "duplicate_rate", "gateway_rate", "seed"}
 
 // NodeSpec is a parsed spec of a node that runs in this process: its name,
 // its options, and the settings left for its driver.
@@ -55,8 +56,10 @@ func (s NodeSpec) New(store core.Store) *nodes.Node { return nodes.New(s.Name, s
 
 // ParseNodeSpec reads u as a spec of a local node, SCHEME://NAME?key=value&...,
 // for drivers that run a store with faults. The settings are error_rate,
-// ambiguous_rate, hang_rate (0 to 1), latency, jitter (durations such as
-// 15ms), down (true or false; alone means true) and seed, plus driverKeys,
+// ambiguous_rate, hang_rate, late_rate, reset_rate, duplicate_rate,
+// gateway_rate (0 to 1), latency, jitter, late_delay (durations such as
+// 15ms), down (true or false; alone means true) and seed (see
+// nodes.Faults), plus driverKeys,
 // which are left in NodeSpec.Query. Each overrides env for this node only.
 // Without seed=, the seed comes from env.Seed and the name. It returns an
 // EInvalid error that says what to fix for anything else: a missing or
@@ -116,6 +119,16 @@ func ParseNodeSpec(u *url.URL, env Env, driverKeys ...string) (NodeSpec, error) 
 			f.Jitter, err = parseDuration(k, v)
 		case "down":
 			f.Down, err = parseBool(k, v)
+		case "late_rate":
+			f.LateRate, err = parseRate(k, v)
+		case "late_delay":
+			f.LateDelay, err = parseDuration(k, v)
+		case "reset_rate":
+			f.ResetRate, err = parseRate(k, v)
+		case "duplicate_rate":
+			f.DuplicateRate, err = parseRate(k, v)
+		case "gateway_rate":
+			f.GatewayRate, err = parseRate(k, v)
 		case "seed":
 			spec.Options.Seed, err = strconv.ParseUint(v, 10, 64)
 			if err != nil {

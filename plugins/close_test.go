@@ -1,0 +1,72 @@
+package plugins
+
+import (
+	"context"
+	"io"
+	"net/url"
+	"testing"
+
+	"github.com/reliable-ops/rops/core"
+	"github.com/reliable-ops/rops/nodes"
+	"github.com/reliable-ops/rops/nodes/memory"
+)
+
+// TestCloseDropsQueuedWrites checks that closing a target closes its faulty
+// nodes before the stores their drivers return: a late write still queued
+// is dropped, never run on a closed store (and goleak sees no goroutine
+// left).
+func TestCloseDropsQueuedWrites(t *testing.T) {
+	var node *nodes.Node
+	var pendingAtStoreClose error
+	r := &registry{}
+	r.register("slow", func(_ context.Context, u *url.URL, env Env) (core.Node, io.Closer, error) {
+		spec, err := ParseNodeSpec(u, env)
+		if err != nil {
+			return nil, nil, err
+		}
+		node = spec.New(memory.New())
+		return node, closerFunc(func() error {
+			// An ended context: Settle fails only if a write is still queued.
+			ended, cancel := context.WithCancel(context.Background())
+			cancel()
+			pendingAtStoreClose = node.Settle(ended)
+			return nil
+		}), nil
+	})
+	target, err := r.openTarget(t.Context(), []string{"slow://node01?late_rate=1&late_delay=1m"}, Env{Log: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := target.Nodes[0].Create(ended, "5", "1.000001"); !core.IsAmbiguous(err) {
+		t.Fatalf("late Create=%v, want an ambiguous error", err)
+	}
+	if err := target.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if pendingAtStoreClose != nil {
+		t.Fatalf("the store closed with a late write still queued (%v): the node must close first", pendingAtStoreClose)
+	}
+}
+
+// TestOpenMemoryCloser checks that even a driver that returns no closer
+// gives its faulty node one, for the writes it may queue.
+func TestOpenMemoryCloser(t *testing.T) {
+	n, c, err := Open(t.Context(), "memory://node01?duplicate_rate=1", Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c == nil {
+		t.Fatal("Open(memory://node01) returned no closer")
+	}
+	if err := n.Create(t.Context(), "5", "1.000001"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}
