@@ -58,9 +58,13 @@ type committer struct {
 // calls its methods, so that they may use state it alone owns.
 type batchOp interface {
 	// apply writes into txn, which holds the batch's earlier writes, and
-	// reports whether it wrote anything. On an error, txn must not have
-	// changed. A *core.Error is the caller's outcome; any other error is
-	// badger's, and passes through fail.
+	// reports whether it wrote anything, error or not. A *core.Error is
+	// the caller's outcome, and may come with writes (a delete that finds
+	// nothing still leaves a tombstone); any other error is badger's, and
+	// passes through fail. On badger's errors txn must not have changed,
+	// except that on ErrTxnTooBig it may hold a part of the op's writes,
+	// which the committer then commits before it applies the op again:
+	// applying it again after that part must give the op's outcome.
 	apply(txn *badgerdb.Txn) (wrote bool, err error)
 	// fail turns an error of badger's that apply returned into the
 	// caller's, such as badgerdb.ErrTxnTooBig for a write too large for a

@@ -4,6 +4,8 @@ import (
 	"context"
 
 	badgerdb "github.com/dgraph-io/badger/v4"
+
+	"github.com/reliable-ops/rops/core"
 )
 
 // WithoutSync turns synced writes off, for benchmarks that measure what
@@ -19,6 +21,10 @@ func (j *Journal) Commits() uint64 { return j.c.commits.Load() }
 // OpenDB opens the badger database in dir as Open and OpenJournal do, for
 // tests that write what the API never would, such as corrupt intents.
 func OpenDB(dir string) (*badgerdb.DB, error) { return openDB(dir, "test database", nil) }
+
+// TombKey returns the key of the tombstone for (id, token), for tests that
+// read tombstones as badger holds them.
+func TombKey(id core.GroupID, token core.Token) []byte { return tombKey(id, token) }
 
 // Commits returns how many transactions s has committed, each one disk
 // sync, for tests and benchmarks that show how many writes share one.

@@ -12,7 +12,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	badgerdb "github.com/dgraph-io/badger/v4"
 	"go.uber.org/goleak"
 
 	"github.com/reliable-ops/rops/core"
@@ -71,8 +73,75 @@ func mustOpen(tb testing.TB, dir string, opts ...badger.Option) *badger.Store {
 	return s
 }
 
+// TestStore runs the contract with tombstones; their expiry is badger's,
+// by the wall clock, which the suite cannot move (see
+// TestTombstoneExpiresAt).
 func TestStore(t *testing.T) {
-	storetest.Run(t, func(tb testing.TB) core.Store { return mustOpen(tb, tb.TempDir()) })
+	storetest.RunWithOptions(t, func(tb testing.TB) core.Store { return mustOpen(tb, tb.TempDir()) },
+		storetest.Options{Fences: true})
+}
+
+// TestTombstoneExpiresAt reads the tombstones a delete left, as badger holds
+// them: their expiry is at least the TTL after the delete and at most a
+// second and a half more, whatever badger's rounding to seconds; they
+// survive a reopen, and an unconditional delete of a missing record leaves
+// none.
+func TestTombstoneExpiresAt(t *testing.T) {
+	const ttl = time.Hour
+	dir := t.TempDir()
+	s, err := badger.Open(dir, badger.WithTombstoneTTL(ttl))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	if got, want := s.TombstoneTTL(), ttl; got != want {
+		t.Fatalf("TombstoneTTL()=%v, want %v", got, want)
+	}
+	if err := s.Create(t.Context(), "a", "1.000001"); err != nil {
+		t.Fatalf("Create(a): %v", err)
+	}
+	before := time.Now()
+	if err := s.Delete(t.Context(), "a", ""); err != nil {
+		t.Fatalf("Delete(a): %v", err)
+	}
+	if err := s.Delete(t.Context(), "b", "1.000002"); !errors.Is(err, core.ErrNotFound) {
+		t.Fatalf("Delete(b, 1.000002): err=%v, want %v", err, core.ErrNotFound)
+	}
+	if err := s.Delete(t.Context(), "c", ""); !errors.Is(err, core.ErrNotFound) {
+		t.Fatalf("Delete(c): err=%v, want %v", err, core.ErrNotFound)
+	}
+	after := time.Now()
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	db, err := badger.OpenDB(dir)
+	if err != nil {
+		t.Fatalf("OpenDB: %v", err)
+	}
+	defer db.Close()
+	err = db.View(func(txn *badgerdb.Txn) error {
+		for _, k := range []struct {
+			id    core.GroupID
+			token core.Token
+		}{{"a", "1.000001"}, {"b", "1.000002"}} {
+			item, err := txn.Get(badger.TombKey(k.id, k.token))
+			if err != nil {
+				t.Errorf("tombstone of (%s, %s): %v", k.id, k.token, err)
+				continue
+			}
+			exp := time.Unix(int64(item.ExpiresAt()), 0)
+			if exp.Before(before.Add(ttl)) || exp.After(after.Add(ttl+1500*time.Millisecond)) {
+				t.Errorf("tombstone of (%s, %s) expires at %v, want from %v to %v",
+					k.id, k.token, exp, before.Add(ttl), after.Add(ttl+1500*time.Millisecond))
+			}
+		}
+		if _, err := txn.Get(badger.TombKey("c", "")); !errors.Is(err, badgerdb.ErrKeyNotFound) {
+			t.Errorf("tombstone of (c, \"\"): err=%v, want %v", err, badgerdb.ErrKeyNotFound)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestReopen checks that records, deletes included, survive Close.

@@ -8,6 +8,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/reliable-ops/rops/core"
 )
@@ -21,24 +22,85 @@ import (
 // O(n) once plus O(log n + limit) per page. That O(n) is a copy (about
 // 0.2 ms for 100k records) that a List pays again after every write when
 // writes and Lists interleave.
+//
+// The Store fences (core.Fencer): every conditional Delete(id, token), found
+// or not, and every unconditional one that removed a record, leaves a
+// tombstone for (id, token), and a Create(id, token) of an id it does not
+// hold fails with core.ErrFenced while that tombstone lasts. A tombstone
+// lasts Options.TombstoneTTL from the last delete that left it, unless more
+// than Options.MaxTombstones are kept: then the oldest go first, and a
+// create that arrives later than that is no longer fenced. The bound
+// trades that weaker fencing, under more deletes per TTL than it allows,
+// for memory: a tombstone costs about 250 bytes plus its id and token.
 type Store struct {
 	mu      sync.Mutex
 	records map[core.GroupID]core.Token
 	sorted  []core.GroupID // the ids held as of the last tidy, in order
 	changed []core.GroupID // ids created or deleted since, unsorted, maybe repeated
 	spare   []core.GroupID // a buffer for tidy to merge into, so it need not allocate
+	tombs   tombstones
 }
 
-var _ core.Store = (*Store)(nil)
+var (
+	_ core.Store  = (*Store)(nil)
+	_ core.Fencer = (*Store)(nil)
+)
 
-// New returns an empty Store.
-func New() *Store {
-	return &Store{records: make(map[core.GroupID]core.Token)}
+// DefaultMaxTombstones is the number of tombstones a Store keeps at most
+// unless Options.MaxTombstones says otherwise.
+const DefaultMaxTombstones = 1 << 20
+
+// Options configures NewWithOptions. The zero value is New's defaults.
+type Options struct {
+	// TombstoneTTL is how long a tombstone is kept at least, bound
+	// permitting (0: core.DefaultTombstoneTTL). Keep it longer than any
+	// request to the store can live.
+	TombstoneTTL time.Duration
+	// MaxTombstones bounds the tombstones kept (0: DefaultMaxTombstones);
+	// past it the oldest are dropped before their TTL. Below 0, none are
+	// kept: the Store does not fence, like the original server.
+	MaxTombstones int
+	// Clock ages the tombstones (nil: core.SystemClock).
+	Clock core.Clock
 }
+
+// New returns an empty Store with the default options.
+func New() *Store { return NewWithOptions(Options{}) }
+
+// NewWithOptions returns an empty Store configured by opts.
+func NewWithOptions(opts Options) *Store {
+	if opts.TombstoneTTL <= 0 {
+		opts.TombstoneTTL = core.DefaultTombstoneTTL
+	}
+	if opts.MaxTombstones == 0 {
+		opts.MaxTombstones = DefaultMaxTombstones
+	}
+	if opts.Clock == nil {
+		opts.Clock = core.SystemClock{}
+	}
+	return &Store{
+		records: make(map[core.GroupID]core.Token),
+		tombs: tombstones{
+			ttl:   opts.TombstoneTTL,
+			max:   max(opts.MaxTombstones, 0),
+			clock: opts.Clock,
+			until: make(map[tombKey]tomb),
+		},
+	}
+}
+
+// Fences reports whether the Store keeps tombstones: true unless
+// Options.MaxTombstones was below 0.
+func (s *Store) Fences() bool { return s.tombs.max > 0 }
+
+// TombstoneTTL returns how long the Store keeps a tombstone, bound
+// permitting.
+func (s *Store) TombstoneTTL() time.Duration { return s.tombs.ttl }
 
 // Create stores a record for id with token. It returns nil if the record is
-// new or a replay with the same token, and an ErrExists error if id is held
-// with another token.
+// new or a replay with the same token, an ErrExists error if id is held
+// with another token, and an ErrFenced error if id is not held and a
+// tombstone for (id, token) is.
 func (s *Store) Create(ctx context.Context, id core.GroupID, token core.Token) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -46,7 +108,8 @@ func (s *Store) Create(ctx context.Context, id core.GroupID, token core.Token) e
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	held, ok := s.records[id]
-	if write, err := core.CheckCreate(id, held, ok, token, false); !write {
+	fenced := !ok && s.tombs.holds(id, token)
+	if write, err := core.CheckCreate(id, held, ok, token, fenced); !write {
 		return err
 	}
 	s.records[id] = token
@@ -56,7 +119,8 @@ func (s *Store) Create(ctx context.Context, id core.GroupID, token core.Token) e
 
 // Delete removes the record for id; a non-empty token makes it conditional on
 // the record holding that token. It returns an ErrNotFound error if there is
-// no such record.
+// no such record. A conditional delete leaves a tombstone for (id, token)
+// even then; an unconditional one leaves one for the token it removed.
 func (s *Store) Delete(ctx context.Context, id core.GroupID, token core.Token) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -64,7 +128,16 @@ func (s *Store) Delete(ctx context.Context, id core.GroupID, token core.Token) e
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	held, ok := s.records[id]
-	if _, err := core.CheckDelete(id, held, ok, token); err != nil {
+	_, err := core.CheckDelete(id, held, ok, token)
+	switch {
+	case token != "":
+		// Found or not: a create with this token still on its way must
+		// not land after this delete.
+		s.tombs.add(id, token)
+	case err == nil:
+		s.tombs.add(id, held)
+	}
+	if err != nil {
 		return err
 	}
 	delete(s.records, id)
@@ -162,4 +235,99 @@ func (s *Store) tidy() {
 	s.sorted, s.spare = merged, s.sorted[:0]
 	clear(s.changed)
 	s.changed = s.changed[:0]
+}
+
+// tombKey names a tombstone.
+type tombKey struct {
+	id    core.GroupID
+	token core.Token
+}
+
+// tombstones are a Store's tombstones: a map to look them up, and a queue
+// in the order they were left, which is the order they expire in as the
+// TTL is fixed, to drop them oldest first as they expire or to make room.
+// The caller holds the Store's mu.
+type tombstones struct {
+	ttl   time.Duration
+	max   int // 0: keep none
+	clock core.Clock
+	until map[tombKey]tomb
+	// queue holds, from queue[head] on, an entry for every tombstone in
+	// until, with its seq. Renewing a tombstone queues it again with a new
+	// seq; the entry queued before is then stale, and is dropped when it
+	// comes up or when stale entries outnumber the tombstones.
+	queue []queued
+	head  int
+	seq   uint64 // the seq of the last tombstone left
+}
+
+type tomb struct {
+	until time.Time // the tombstone lasts until then
+	seq   uint64    // which entry of the queue is its own
+}
+
+type queued struct {
+	key tombKey
+	seq uint64
+}
+
+// holds reports whether a tombstone for (id, token) is there and has not
+// expired.
+func (t *tombstones) holds(id core.GroupID, token core.Token) bool {
+	tb, ok := t.until[tombKey{id, token}]
+	return ok && t.clock.Now().Before(tb.until)
+}
+
+// add leaves a tombstone for (id, token) that lasts the TTL from now,
+// renewing one that is there. Then it drops, from the front of the queue,
+// stale entries, expired tombstones, and the oldest tombstones while there
+// are more than max.
+func (t *tombstones) add(id core.GroupID, token core.Token) {
+	if t.max == 0 {
+		return
+	}
+	now := t.clock.Now()
+	key := tombKey{id, token}
+	t.seq++
+	t.until[key] = tomb{until: now.Add(t.ttl), seq: t.seq}
+	t.queue = append(t.queue, queued{key, t.seq})
+	for t.head < len(t.queue) {
+		q := t.queue[t.head]
+		live := t.live(q)
+		if live && now.Before(t.until[q.key].until) && len(t.until) <= t.max {
+			break
+		}
+		t.queue[t.head] = queued{} // let go of the strings
+		t.head++
+		if live {
+			delete(t.until, q.key)
+		}
+	}
+	switch {
+	case len(t.queue)-t.head > 2*len(t.until)+64:
+		// Renewals left more stale entries than tombstones, behind one
+		// that is not due: filter them out, in one pass over the queue
+		// that they paid for.
+		n := 0
+		for _, q := range t.queue[t.head:] {
+			if t.live(q) {
+				t.queue[n] = q
+				n++
+			}
+		}
+		clear(t.queue[n:])
+		t.queue, t.head = t.queue[:n], 0
+	case t.head > len(t.queue)/2:
+		// Move the queue down once its dropped front outgrows the rest,
+		// so that its array stays within twice its length.
+		n := copy(t.queue, t.queue[t.head:])
+		clear(t.queue[n:])
+		t.queue, t.head = t.queue[:n], 0
+	}
+}
+
+// live reports whether q is its tombstone's own entry, not a stale one.
+func (t *tombstones) live(q queued) bool {
+	tb, ok := t.until[q.key]
+	return ok && tb.seq == q.seq
 }

@@ -8,9 +8,18 @@
 //	func TestStore(t *testing.T) {
 //		storetest.Run(t, func(tb testing.TB) core.Store { return memory.New() })
 //	}
+//
+// A Store that keeps tombstones (core.Fencer) runs the tombstone rules too,
+// and, if it lets the suite set its clock, their expiry:
+//
+//	storetest.RunWithOptions(t, open, storetest.Options{Fences: true,
+//		OpenWithClock: func(tb testing.TB, c core.Clock) core.Store {
+//			return memory.NewWithOptions(memory.Options{Clock: c})
+//		}})
 package storetest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -22,6 +31,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/reliable-ops/rops/core"
 )
@@ -32,10 +42,40 @@ const (
 	tokenB core.Token = "1700000000.000002"
 )
 
-// Run runs the Store conformance suite, one subtest per rule. open must
+// Options says what more than the core.Store contract RunWithOptions
+// checks.
+type Options struct {
+	// Fences says that the Stores keep tombstones (core.Fencer), so the
+	// tombstone rules are checked: a conditional Delete(id, token), found
+	// or not, and an unconditional one that removed a record, fence a
+	// later Create(id, token) of an id not held, with core.ErrFenced; a
+	// replay and other ids and tokens are not fenced. A Store that
+	// implements core.Fencer must also say that it fences, at the latest
+	// once it has answered a call.
+	Fences bool
+	// TTL is how long the Stores keep a tombstone (0:
+	// core.DefaultTombstoneTTL). Only the expiry checks use it.
+	TTL time.Duration
+	// OpenWithClock, if set with Fences, returns a new, empty Store whose
+	// tombstones age by clock, arranging its cleanup with tb.Cleanup; the
+	// suite moves clock on to check that a tombstone lasts TTL after the
+	// last delete that left it, and is gone a second after that. Stores
+	// that age by a clock of their own (badger's TTL) leave it nil.
+	OpenWithClock func(tb testing.TB, clock core.Clock) core.Store
+}
+
+// Run runs the Store conformance suite, one subtest per rule, for Stores
+// whether or not they fence (the rules that hold for both). open must
 // return a new, empty Store for each call and arrange its cleanup with
 // tb.Cleanup.
 func Run(t *testing.T, open func(tb testing.TB) core.Store) {
+	t.Helper()
+	RunWithOptions(t, open, Options{})
+}
+
+// RunWithOptions runs the Store conformance suite, as Run does, and the
+// checks opts asks for.
+func RunWithOptions(t *testing.T, open func(tb testing.TB) core.Store, opts Options) {
 	t.Helper()
 	for _, tc := range []struct {
 		name string
@@ -64,6 +104,39 @@ func Run(t *testing.T, open func(tb testing.TB) core.Store) {
 		{"CancelledContext", testCancelledContext},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, open(t)) })
+	}
+	if !opts.Fences {
+		return
+	}
+	for _, tc := range []struct {
+		name string
+		test func(t *testing.T, s core.Store)
+	}{
+		{"FencedAfterConditionalDelete", testFencedAfterConditionalDelete},
+		{"FencedAfterDeleteOfMissing", testFencedAfterDeleteOfMissing},
+		{"FencedAfterDeleteWrongToken", testFencedAfterDeleteWrongToken},
+		{"FencedAfterUnconditionalDelete", testFencedAfterUnconditionalDelete},
+		{"NotFencedByUnconditionalDeleteOfMissing", testNotFencedByUnconditionalDeleteOfMissing},
+		{"FencedConcurrentDeleteCreate", testFencedConcurrentDeleteCreate},
+		{"Fences", testFences},
+	} {
+		t.Run(tc.name, func(t *testing.T) { tc.test(t, open(t)) })
+	}
+	if opts.OpenWithClock == nil {
+		return
+	}
+	ttl := cmp.Or(opts.TTL, core.DefaultTombstoneTTL)
+	for _, tc := range []struct {
+		name string
+		test func(t *testing.T, s core.Store, clock *Clock, ttl time.Duration)
+	}{
+		{"TombstoneExpires", testTombstoneExpires},
+		{"TombstoneRenewed", testTombstoneRenewed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := NewClock(time.Unix(1700000000, 0))
+			tc.test(t, opts.OpenWithClock(t, clock), clock, ttl)
+		})
 	}
 }
 
@@ -138,7 +211,7 @@ func testDeleteWrongToken(t *testing.T, s core.Store) {
 func testDeleteMissing(t *testing.T, s core.Store) {
 	wantErr(t, s.Delete(t.Context(), "a", ""), core.ErrNotFound, "Delete(a) of a missing record")
 	wantErr(t, s.Delete(t.Context(), "a", tokenA), core.ErrNotFound, "Delete(a, A) of a missing record")
-	mustCreate(t, s, "a", tokenA)
+	mustCreate(t, s, "a", tokenB) // not A, which a store that fences refuses now
 	mustDelete(t, s, "a", "")
 	wantErr(t, s.Delete(t.Context(), "a", ""), core.ErrNotFound, "second Delete(a)")
 }
@@ -370,6 +443,155 @@ func testCancelledContext(t *testing.T, s core.Store) {
 	}
 	_, err := s.Get(t.Context(), "a")
 	wantErr(t, err, core.ErrNotFound, "Get(a) after a cancelled Create")
+}
+
+// testFencedAfterConditionalDelete: once a rollback's Delete(a, A) has
+// removed the record, a Create(a, A) still on its way must not bring it
+// back; a create of a with another token is another operation's.
+func testFencedAfterConditionalDelete(t *testing.T, s core.Store) {
+	mustCreate(t, s, "a", tokenA)
+	mustDelete(t, s, "a", tokenA)
+	wantErr(t, s.Create(t.Context(), "a", tokenA), core.ErrFenced, "Create(a, A) after Delete(a, A)")
+	_, err := s.Get(t.Context(), "a")
+	wantErr(t, err, core.ErrNotFound, "Get(a) after a fenced create")
+	checkList(t, s, nil)
+	mustCreate(t, s, "b", tokenA)
+	mustCreate(t, s, "a", tokenB)
+	checkList(t, s, []core.Record{{ID: "a", Token: tokenB}, {ID: "b", Token: tokenA}})
+}
+
+// testFencedAfterDeleteOfMissing is issue 7's second scenario at a store:
+// the rollback's Delete(a, A) arrives before the create it undoes, finds
+// nothing, and the create that comes late must then fail.
+func testFencedAfterDeleteOfMissing(t *testing.T, s core.Store) {
+	wantErr(t, s.Delete(t.Context(), "a", tokenA), core.ErrNotFound, "Delete(a, A) of a missing record")
+	wantErr(t, s.Create(t.Context(), "a", tokenA), core.ErrFenced, "late Create(a, A)")
+	wantErr(t, s.Create(t.Context(), "a", tokenA), core.ErrFenced, "late Create(a, A) again")
+	checkList(t, s, nil)
+	mustCreate(t, s, "b", tokenA)
+	mustCreate(t, s, "a", tokenB)
+}
+
+// testFencedAfterDeleteWrongToken: a conditional delete that finds another
+// token leaves that record alone, and its replay too, but still fences its
+// own token.
+func testFencedAfterDeleteWrongToken(t *testing.T, s core.Store) {
+	mustCreate(t, s, "a", tokenA)
+	wantErr(t, s.Delete(t.Context(), "a", tokenB), core.ErrNotFound, "Delete(a, B)")
+	mustCreate(t, s, "a", tokenA) // a replay of what the node holds
+	wantErr(t, s.Create(t.Context(), "a", tokenB), core.ErrExists, "Create(a, B) while a holds A")
+	mustDelete(t, s, "a", tokenA)
+	wantErr(t, s.Create(t.Context(), "a", tokenB), core.ErrFenced, "Create(a, B) after Delete(a, B)")
+	wantErr(t, s.Create(t.Context(), "a", tokenA), core.ErrFenced, "Create(a, A) after Delete(a, A)")
+	checkList(t, s, nil)
+}
+
+// testFencedAfterUnconditionalDelete: an unconditional delete fences the
+// token it removed.
+func testFencedAfterUnconditionalDelete(t *testing.T, s core.Store) {
+	mustCreate(t, s, "a", tokenA)
+	mustDelete(t, s, "a", "")
+	wantErr(t, s.Create(t.Context(), "a", tokenA), core.ErrFenced, "Create(a, A) after Delete(a)")
+	mustCreate(t, s, "a", tokenB)
+	checkList(t, s, []core.Record{{ID: "a", Token: tokenB}})
+}
+
+// testNotFencedByUnconditionalDeleteOfMissing: an unconditional delete that
+// found nothing names no token to fence.
+func testNotFencedByUnconditionalDeleteOfMissing(t *testing.T, s core.Store) {
+	wantErr(t, s.Delete(t.Context(), "a", ""), core.ErrNotFound, "Delete(a) of a missing record")
+	mustCreate(t, s, "a", tokenA)
+}
+
+// testFencedConcurrentDeleteCreate races Create(id, A) with Delete(id, A)
+// on many ids: whichever runs first, the record must be gone once both
+// have returned. Either the delete removed it, or it fenced the create.
+func testFencedConcurrentDeleteCreate(t *testing.T, s core.Store) {
+	const n = 32
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		id := core.GroupID(fmt.Sprintf("r%02d", i))
+		wg.Go(func() {
+			<-start
+			if err := s.Create(t.Context(), id, tokenA); err != nil && !errors.Is(err, core.ErrFenced) {
+				t.Errorf("Create(%s, A): err=%v, want nil or %v", id, err, core.ErrFenced)
+			}
+		})
+		wg.Go(func() {
+			<-start
+			if err := s.Delete(t.Context(), id, tokenA); err != nil && !errors.Is(err, core.ErrNotFound) {
+				t.Errorf("Delete(%s, A): err=%v, want nil or %v", id, err, core.ErrNotFound)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	checkList(t, s, nil)
+}
+
+// testFences: a Store that fences and says whether it does must say so,
+// once it has answered a call (a client learns it from an answer).
+func testFences(t *testing.T, s core.Store) {
+	f, ok := s.(core.Fencer)
+	if !ok {
+		t.Skipf("%T does not say whether it fences", s)
+	}
+	mustCount(t, s)
+	if !f.Fences() {
+		t.Fatalf("%T.Fences()=false, want true", s)
+	}
+}
+
+// testTombstoneExpires: a tombstone fences for TTL, then no longer.
+func testTombstoneExpires(t *testing.T, s core.Store, clock *Clock, ttl time.Duration) {
+	wantErr(t, s.Delete(t.Context(), "a", tokenA), core.ErrNotFound, "Delete(a, A)")
+	mustCreate(t, s, "b", tokenA)
+	mustDelete(t, s, "b", tokenA)
+	clock.Advance(ttl - time.Nanosecond)
+	wantErr(t, s.Create(t.Context(), "a", tokenA), core.ErrFenced, "Create(a, A) just before the TTL")
+	clock.Advance(time.Second + time.Nanosecond)
+	mustCreate(t, s, "a", tokenA)
+	mustCreate(t, s, "b", tokenA)
+}
+
+// testTombstoneRenewed: a tombstone lasts TTL from the last delete that
+// left it, as a rollback's retried delete must fence from its own time.
+func testTombstoneRenewed(t *testing.T, s core.Store, clock *Clock, ttl time.Duration) {
+	wantErr(t, s.Delete(t.Context(), "a", tokenA), core.ErrNotFound, "Delete(a, A)")
+	clock.Advance(ttl / 2)
+	wantErr(t, s.Delete(t.Context(), "a", tokenA), core.ErrNotFound, "Delete(a, A) again")
+	clock.Advance(ttl - time.Nanosecond)
+	wantErr(t, s.Create(t.Context(), "a", tokenA), core.ErrFenced, "Create(a, A) within the TTL of the second delete")
+	clock.Advance(time.Second + time.Nanosecond)
+	mustCreate(t, s, "a", tokenA)
+}
+
+// Clock is a core.Clock that stands still until Advance moves it; Sleep
+// returns at once. It is safe for concurrent use.
+type Clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// NewClock returns a Clock that reads now.
+func NewClock(now time.Time) *Clock { return &Clock{now: now} }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Sleep returns ctx.Err() at once: no store of the suite waits.
+func (c *Clock) Sleep(ctx context.Context, d time.Duration) error { return ctx.Err() }
+
+// Advance moves the clock on by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
 }
 
 // RunJournal runs the Journal conformance suite. open must return a new,
