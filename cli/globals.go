@@ -18,7 +18,6 @@ import (
 	"github.com/sethvargo/go-retry"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes"
 	"github.com/reliable-ops/rops/nodes/badger"
 	"github.com/reliable-ops/rops/nodes/httpapi"
 	"github.com/reliable-ops/rops/plugins"
@@ -27,31 +26,27 @@ import (
 // Globals are the flags every command takes. Each also reads the ROPS_*
 // environment variable named in its help.
 type Globals struct {
-	Target         string  `short:"t" default:"local" help:"Nodes to work on: 'local' (three embedded badger nodes node01..03 under --data), 'remote' (rops serve's default nodes at http://127.0.0.1:8080/v1), or a target named in --config."`
-	Config         string  `type:"path" placeholder:"FILE" help:"JSON file of named targets: {\"targets\": {\"lab\": {\"nodes\": [\"http://127.0.0.1:9001/v1?node=node01\", ...], \"retries\": 10, \"concurrency\": 16}}}."`
-	Data           string  `type:"path" placeholder:"DIR" help:"Data directory of the local target (default: $XDG_DATA_HOME/rops, or ~/.local/share/rops)."`
-	RandomBehavior float64 `default:"0.2" help:"Local nodes fail each request with probability P (500 or 408), like the original's RANDOM_BEHAVIOR."`
-	AmbiguousRate  float64 `default:"0" help:"Local nodes apply a request, then fail it anyway, with probability P (the acknowledgement is lost)."`
-	Seed           uint64  `placeholder:"N" help:"Seed of the fault and backoff random numbers, for reproducible runs (0: a new one each run, shown with -v)."`
-	Retries        *int    `placeholder:"N" help:"Retries per request before an operation is rolled back (default 10, or the target's)."`
-	Concurrency    *int    `placeholder:"N" help:"Operations run at once by bulk commands (default 16, or the target's)."`
-	Output         string  `short:"o" enum:"text,json" default:"text" help:"Output format: text or json."`
+	Target      string `short:"t" default:"local" help:"Nodes to work on: 'local' (three embedded badger nodes node01..03 under --data), 'remote' (rops serve's default nodes at http://127.0.0.1:8080/v1), or a target named in --config."`
+	Config      string `type:"path" placeholder:"FILE" help:"JSON file of named targets: {\"targets\": {\"lab\": {\"nodes\": [\"http://127.0.0.1:9001/v1?node=node01\", ...], \"retries\": 10, \"concurrency\": 16}}}."`
+	Data        string `type:"path" placeholder:"DIR" help:"Data directory of the local target (default: $XDG_DATA_HOME/rops, or ~/.local/share/rops)."`
+	Seed        uint64 `placeholder:"N" help:"Seed of the fault and backoff random numbers, for reproducible runs (0: a new one each run, shown with -v)."`
+	Retries     *int   `placeholder:"N" help:"Retries per request before an operation is rolled back (default 10, or the target's)."`
+	Concurrency *int   `placeholder:"N" help:"Operations run at once by bulk commands (default 16, or the target's)."`
+	Output      string `short:"o" enum:"text,json" default:"text" help:"Output format: text or json."`
 
 	RequestTimeout      time.Duration `default:"2s" help:"Give up on a request to a node after this long (it is then retried)."`
 	OperationTimeout    time.Duration `default:"30s" help:"Give up on an operation after this long, and roll it back."`
 	CompensationTimeout time.Duration `default:"30s" help:"Retry a rollback for this long; what is not undone by then is reported pending."`
 	Verbose             bool          `short:"v" help:"Log every request and response to stderr."`
+
+	// The faults, a group of their own in the help.
+	FaultFlags `group:"Faults of local nodes and of rops serve:"`
 }
 
 // Validate checks the flags' ranges; kong calls it after parsing.
 func (g *Globals) Validate() error {
-	for _, p := range []struct {
-		flag string
-		v    float64
-	}{{"--random-behavior", g.RandomBehavior}, {"--ambiguous-rate", g.AmbiguousRate}} {
-		if p.v < 0 || p.v > 1 {
-			return fmt.Errorf("%s %v is out of range: give a probability from 0 to 1", p.flag, p.v)
-		}
+	if err := g.FaultFlags.validate(); err != nil {
+		return err
 	}
 	for _, d := range []struct {
 		flag string
@@ -118,7 +113,7 @@ func (g *Globals) open(ctx context.Context, stderr io.Writer, journal bool) (_ *
 	seed := g.seed()
 	env := plugins.Env{
 		Seed:   seed,
-		Faults: nodes.Faults{ErrorRate: g.RandomBehavior, AmbiguousRate: g.AmbiguousRate},
+		Faults: g.faults(),
 		// One keep-alive pool for every HTTP node, a connection per
 		// worker per node.
 		HTTP: httpapi.NewHTTPClient(concurrency * len(tc.Nodes)),
@@ -148,6 +143,9 @@ func (g *Globals) open(ctx context.Context, stderr io.Writer, journal bool) (_ *
 		}
 	}
 	if cl.target, err = plugins.OpenTarget(ctx, tc.Nodes, env); err != nil {
+		return nil, usageError(err)
+	}
+	if err := g.setDown(cl.target.Nodes); err != nil {
 		return nil, usageError(err)
 	}
 	coordCfg := core.Config{

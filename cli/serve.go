@@ -9,20 +9,17 @@ import (
 	"strings"
 	"time"
 
-	"github.com/reliable-ops/rops/nodes"
 	"github.com/reliable-ops/rops/nodes/httpapi"
 	"github.com/reliable-ops/rops/plugins"
 )
 
-// ServeCmd serves nodes over the original system's HTTP API.
+// ServeCmd serves nodes over the original system's HTTP API. The nodes
+// have the faults the global fault flags give local nodes.
 type ServeCmd struct {
-	Addr     string        `default:"127.0.0.1:8080" help:"Address to listen on (port 0: any free port; the address is printed)."`
-	Nodes    []string      `default:"node01,node02,node03" sep:"," help:"Names of the nodes to serve, chosen by the 'node' header."`
-	Store    string        `enum:"memory,badger" default:"badger" help:"Storage of the nodes: badger under --data, or memory."`
-	Latency  time.Duration `help:"Delay every request by this much."`
-	Jitter   time.Duration `help:"Add a random delay of up to this much."`
-	HangRate float64       `help:"Never answer a group request, with probability P."`
-	Admin    bool          `help:"Serve GET/PUT /admin/faults to read or change each node's faults while running."`
+	Addr  string   `default:"127.0.0.1:8080" help:"Address to listen on (port 0: any free port; the address is printed)."`
+	Nodes []string `default:"node01,node02,node03" sep:"," help:"Names of the nodes to serve, chosen by the 'node' header."`
+	Store string   `enum:"memory,badger" default:"badger" help:"Storage of the nodes: badger under --data, or memory."`
+	Admin bool     `help:"Serve GET/PUT /admin/faults to read or change each node's faults while running."`
 }
 
 // Timeouts of the server: slow clients cannot hold connections, and a
@@ -36,13 +33,7 @@ const (
 // Run serves until the context ends (SIGINT or SIGTERM), then finishes the
 // requests in flight and closes the stores.
 func (c *ServeCmd) Run(ctx context.Context, g *Globals, io *IO) error {
-	faults := nodes.Faults{
-		ErrorRate:     g.RandomBehavior,
-		AmbiguousRate: g.AmbiguousRate,
-		Latency:       nodes.Duration(c.Latency),
-		Jitter:        nodes.Duration(c.Jitter),
-		HangRate:      c.HangRate,
-	}
+	faults := g.faults()
 	if err := faults.Validate(); err != nil {
 		return usageError(err)
 	}
@@ -62,7 +53,12 @@ func (c *ServeCmd) Run(ctx context.Context, g *Globals, io *IO) error {
 	if err != nil {
 		return usageError(err)
 	}
+	// Closing the nodes also drops the late and duplicate writes they
+	// still hold, as a server that stops loses its queue.
 	defer target.Close()
+	if err := g.setDown(target.Nodes); err != nil {
+		return usageError(err)
+	}
 
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {

@@ -1,0 +1,104 @@
+package cli
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/reliable-ops/rops/core"
+	"github.com/reliable-ops/rops/nodes"
+)
+
+// FaultFlags are the faults of the nodes rops runs itself: the local
+// target's, and those rops serve serves. They are global flags, so that
+// both read them the same way, and map one to one onto nodes.Faults.
+type FaultFlags struct {
+	RandomBehavior float64       `default:"0.2" help:"Local nodes fail each request with probability P (500 or 408), like the original's RANDOM_BEHAVIOR."`
+	AmbiguousRate  float64       `default:"0" help:"Local nodes apply a request, then fail it anyway, with probability P (the acknowledgement is lost)."`
+	Latency        time.Duration `default:"0s" help:"Local nodes delay every request by this much (at most 1h)."`
+	Jitter         time.Duration `default:"0s" help:"Local nodes add a random delay of up to this much to every request (at most 1h)."`
+	HangRate       float64       `default:"0" help:"Local nodes never answer a request, with probability P: only the client's timeout ends it."`
+	Down           []string      `sep:"," placeholder:"NODE" help:"Local nodes that are down: they refuse every request, as a stopped server does."`
+	LateRate       float64       `default:"0" help:"Local nodes apply a request only --late-delay after it arrived, once the client has given up, with probability P: it never answers."`
+	LateDelay      time.Duration `default:"3s" help:"How long after arriving a late request is applied, and after the first a duplicate's second copy: more than 0 and less than 10m, the life of the tombstones that fence late writes."`
+	ResetRate      float64       `default:"0" help:"Local nodes apply a request, then reset the connection with no answer, with probability P."`
+	DuplicateRate  float64       `default:"0" help:"Local nodes apply a request twice, the second time --late-delay later, with probability P."`
+	GatewayRate    float64       `default:"0" help:"Local nodes answer 502, 503 or 504 as a proxy in front of them would, with probability P, having passed half of those requests on."`
+}
+
+// validate checks the flags' ranges, naming the flag at fault.
+func (f *FaultFlags) validate() error {
+	for _, p := range []struct {
+		flag string
+		v    float64
+	}{
+		{"--random-behavior", f.RandomBehavior}, {"--ambiguous-rate", f.AmbiguousRate}, {"--hang-rate", f.HangRate},
+		{"--late-rate", f.LateRate}, {"--reset-rate", f.ResetRate}, {"--duplicate-rate", f.DuplicateRate}, {"--gateway-rate", f.GatewayRate},
+	} {
+		// Written so that NaN fails too.
+		if !(p.v >= 0 && p.v <= 1) {
+			return fmt.Errorf("%s %v is out of range: give a probability from 0 to 1", p.flag, p.v)
+		}
+	}
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"--latency", f.Latency}, {"--jitter", f.Jitter}} {
+		if d.v < 0 || d.v > nodes.MaxDelay {
+			return fmt.Errorf("%s %v is out of range: give a duration from 0 to %v, such as 15ms", d.flag, d.v, nodes.MaxDelay)
+		}
+	}
+	// Checked even with --late-rate 0: --duplicate-rate uses it too, and
+	// 0 is never what was meant.
+	if f.LateDelay <= 0 {
+		return fmt.Errorf("--late-delay %v is not positive: give a duration such as %v", f.LateDelay, nodes.DefaultLateDelay)
+	}
+	if f.LateDelay >= core.DefaultTombstoneTTL {
+		return fmt.Errorf("--late-delay %v is too long: give less than %v, the life of a tombstone, so that a late write lands while the tombstone that fences it still lives", f.LateDelay, core.DefaultTombstoneTTL)
+	}
+	// Caught above, unless nodes.Faults has learned a new rule.
+	return f.faults().Validate()
+}
+
+// faults returns the faults the flags give every local node; --down is
+// per node (setDown).
+func (f *FaultFlags) faults() nodes.Faults {
+	return nodes.Faults{
+		ErrorRate:     f.RandomBehavior,
+		AmbiguousRate: f.AmbiguousRate,
+		Latency:       nodes.Duration(f.Latency),
+		Jitter:        nodes.Duration(f.Jitter),
+		HangRate:      f.HangRate,
+		LateRate:      f.LateRate,
+		LateDelay:     nodes.Duration(f.LateDelay),
+		ResetRate:     f.ResetRate,
+		DuplicateRate: f.DuplicateRate,
+		GatewayRate:   f.GatewayRate,
+	}
+}
+
+// setDown takes down the nodes --down names, among ns. It fails if one is
+// not among them, or is not a local node, whose faults rops controls.
+func (f *FaultFlags) setDown(ns []core.Node) error {
+	for _, name := range f.Down {
+		i := slices.IndexFunc(ns, func(n core.Node) bool { return n.Name() == name })
+		if i < 0 {
+			names := make([]string, len(ns))
+			for j, n := range ns {
+				names[j] = n.Name()
+			}
+			return fmt.Errorf("--down %s: the target has no node %s; its nodes are %s", name, name, strings.Join(names, ", "))
+		}
+		fn, ok := nodes.Faulty(ns[i])
+		if !ok {
+			return fmt.Errorf("--down %s: %s is not a local node; take a remote node down with its server's admin API", name, name)
+		}
+		faults := fn.Faults()
+		faults.Down = true
+		if err := fn.SetFaults(faults); err != nil {
+			return err
+		}
+	}
+	return nil
+}
