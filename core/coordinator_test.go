@@ -280,20 +280,20 @@ func deleteCases() []opCase {
 	}, {
 		// The undo re-creates under the operation's own token, so that a
 		// late delete of the old one misses it; node02, whose delete may
-		// still land, is cleared first.
+		// still land, is cleared first (a delete, then the create).
 		name: "rejected: restored under the operation's token", before: tokens123,
 		setup: script("node02", "Delete", errBefore, reject),
 		want:  RolledBack, wantErr: ErrRejected,
 		after:    all3(ours),
 		states:   []NodeState{StateRestored, StateRestored, StateRestored},
-		requests: 3 + 3 + 1 + 2 + 3, retries: 1,
+		requests: 3 + 3 + 1 + 2 + 2, retries: 1,
 	}, {
 		name: "budget exhausted after the delete landed: restored", before: tokens123,
 		setup: script("node02", "Delete", append([]fault{errAfter}, repeat(errBefore, DefaultRetries)...)...),
 		want:  RolledBack, wantErr: ErrTransient,
 		after:    all3(ours),
 		states:   []NodeState{StateRestored, StateRestored, StateRestored},
-		requests: 3 + 3 + DefaultRetries + 3, retries: DefaultRetries,
+		requests: 3 + 3 + DefaultRetries + 2 + 2, retries: DefaultRetries,
 	}, {
 		name: "pre-read fails: nothing touched", before: tokens123,
 		setup: script("node02", "Get", repeat(errBefore, DefaultRetries+1)...),

@@ -202,23 +202,30 @@ func (r *opRun) undo(ctx context.Context, op Op, parts []*part) error {
 	return errors.Join(errs...)
 }
 
-// undoPart drives p's undo, then waits out and checks its late writes.
+// maxLapses bounds how many times undoPart waits for late writes on one
+// node before it leaves the node to Recover.
+const maxLapses = 3
+
+// undoPart drives p's undo, each run within CompensationTimeout; then, on a
+// node that does not fence, waits out its late writes and checks it again.
 func (r *opRun) undoPart(ctx context.Context, op Op, p *part) error {
-	limit := r.c.cfg.CompensationTimeout
-	if !Fences(p.node) {
-		limit += r.c.cfg.RequestLifetime
-	}
-	ctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
-	for {
-		if err := r.drive(ctx, op, p, r.c.cfg.NewCompensationBackoff); err != nil {
+	for lapses := 0; ; lapses++ {
+		dctx, cancel := context.WithTimeout(ctx, r.c.cfg.CompensationTimeout)
+		err := r.drive(dctx, op, p, r.c.cfg.NewCompensationBackoff)
+		cancel()
+		if err != nil {
 			return err
 		}
 		if Fences(p.node) || !p.ambiguousAt.After(p.lapsedTo) {
 			return nil
 		}
 		until := p.ambiguousAt.Add(r.c.cfg.RequestLifetime)
-		if err := r.c.cfg.Clock.Sleep(ctx, until.Sub(r.c.cfg.Clock.Now())); err != nil {
+		if lapses == maxLapses {
+			err = fmt.Errorf("writes kept landing late until %v", until)
+		} else {
+			err = r.c.cfg.Clock.Sleep(ctx, until.Sub(r.c.cfg.Clock.Now()))
+		}
+		if err != nil {
 			p.st = stUnknown
 			p.err = fmt.Errorf("waiting for a late write to lapse: %w", err)
 			return p.err

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // fault is what the fake node does to one call.
@@ -22,10 +23,21 @@ const (
 	hangAfter               // do the call, then never answer
 	down                    // connection refused (EUnavailable): certainly not applied
 	reject                  // 4xx (ERejected): retrying cannot help
+	late                    // never answer; the call is applied fakeLateDelay after it arrived
+	reset                   // do the call, then the connection is reset (ETransient)
+	duplicate               // do the call, answer, and do it again fakeLateDelay later
+	gatewayApplied          // a proxy's 502/503/504 (ETransient) after forwarding: applied
+	gatewayNotApplied       // a proxy's 502/503/504 (ETransient), not forwarded
+	numFaults
 )
 
+// fakeLateDelay is how long after it arrived a late or duplicated call is
+// applied: past the coordinator's default request timeout.
+const fakeLateDelay = 3 * time.Second
+
 func (f fault) String() string {
-	return [...]string{"pass", "errBefore", "errAfter", "hangBefore", "hangAfter", "down", "reject"}[f]
+	return [...]string{"pass", "errBefore", "errAfter", "hangBefore", "hangAfter", "down", "reject",
+		"late", "reset", "duplicate", "gatewayApplied", "gatewayNotApplied"}[f]
 }
 
 // fakeNode is a map-backed Store with core.Store semantics behind a scripted
@@ -117,6 +129,11 @@ func (n *fakeNode) next(method string, id GroupID) fault {
 // do runs op under the fault of this call.
 func (n *fakeNode) do(ctx context.Context, method string, id GroupID, op func() error) error {
 	f := n.next(method, id)
+	write := method == "Create" || method == "Delete"
+	if !write && (f == late || f == duplicate) {
+		// A read has no effect to apply later.
+		f = map[fault]fault{late: hangBefore, duplicate: pass}[f]
+	}
 	switch f {
 	case down:
 		return &Error{Code: EUnavailable, Message: n.name + ": connection refused"}
@@ -125,6 +142,20 @@ func (n *fakeNode) do(ctx context.Context, method string, id GroupID, op func() 
 	case errBefore:
 		return &Error{Code: ETransient, Status: 500, Message: n.name + ": 500 before"}
 	case hangBefore:
+		<-ctx.Done()
+		return ctx.Err()
+	case gatewayNotApplied:
+		return &Error{Code: ETransient, Status: 502, Message: n.name + ": 502 bad gateway"}
+	case late:
+		// The request waits in a queue the caller cannot see; the caller
+		// gives up first. Run in the caller's synctest bubble, the
+		// goroutine ends when the fake clock reaches the delay.
+		go func() {
+			time.Sleep(fakeLateDelay)
+			n.mu.Lock()
+			_ = op()
+			n.mu.Unlock()
+		}()
 		<-ctx.Done()
 		return ctx.Err()
 	}
@@ -141,6 +172,17 @@ func (n *fakeNode) do(ctx context.Context, method string, id GroupID, op func() 
 	case hangAfter:
 		<-ctx.Done()
 		return ctx.Err()
+	case reset:
+		return &Error{Code: ETransient, Message: n.name + ": connection reset by peer"}
+	case gatewayApplied:
+		return &Error{Code: ETransient, Status: 504, Message: n.name + ": 504 gateway timeout"}
+	case duplicate:
+		go func() {
+			time.Sleep(fakeLateDelay)
+			n.mu.Lock()
+			_ = op()
+			n.mu.Unlock()
+		}()
 	}
 	return err
 }
@@ -152,6 +194,9 @@ func (n *fakeNode) Create(ctx context.Context, id GroupID, token Token) error {
 			return Errorf(EExists, "%s: %q exists", n.name, id)
 		}
 		if write, err := CheckCreate(id, t, ok, token, n.tombs[id][token]); !write {
+			if ErrorCode(err) == EExists && !n.noFence {
+				n.tomb(id, token)
+			}
 			return err
 		}
 		n.recs[id] = token
@@ -163,13 +208,7 @@ func (n *fakeNode) Delete(ctx context.Context, id GroupID, token Token) error {
 	return n.do(ctx, "Delete", id, func() error {
 		t, ok := n.recs[id]
 		if !n.noFence && (token != "" || ok) {
-			if n.tombs == nil {
-				n.tombs = map[GroupID]map[Token]bool{}
-			}
-			if n.tombs[id] == nil {
-				n.tombs[id] = map[Token]bool{}
-			}
-			n.tombs[id][cmpOr(token, t)] = true
+			n.tomb(id, cmpOr(token, t))
 		}
 		if _, err := CheckDelete(id, t, ok, token); err != nil {
 			return err
@@ -177,6 +216,17 @@ func (n *fakeNode) Delete(ctx context.Context, id GroupID, token Token) error {
 		delete(n.recs, id)
 		return nil
 	})
+}
+
+// tomb leaves a tombstone for (id, token); call it with n.mu held.
+func (n *fakeNode) tomb(id GroupID, token Token) {
+	if n.tombs == nil {
+		n.tombs = map[GroupID]map[Token]bool{}
+	}
+	if n.tombs[id] == nil {
+		n.tombs[id] = map[Token]bool{}
+	}
+	n.tombs[id][token] = true
 }
 
 func (n *fakeNode) Get(ctx context.Context, id GroupID) (Record, error) {

@@ -15,11 +15,15 @@ package core
 //   - A node that fences (see Fencer) refuses a create whose token a
 //     conditional delete has tombstoned, so the undo of a create cannot be
 //     overtaken by the create itself arriving late.
+//   - A node that fences also tombstones the token of a create it refuses
+//     because it holds another record, so that a copy of that create
+//     delivered later (a network or proxy resend) cannot land once the
+//     record is gone.
 //   - The undo of a delete re-creates the record under the operation's own
 //     token, not the token deleted: a late conditional delete of the old
-//     token then misses the restored record. If the old record is still
-//     there (our delete has not landed yet, and may), the undo deletes it
-//     itself first (clearing), so that nothing can land after the undo.
+//     token then misses the restored record. Where our delete may not have
+//     landed yet (and may later), the undo first deletes the old record
+//     itself (clearing), so that nothing can land after the undo.
 //     Against a node that does not fence, the driver also waits out the
 //     lifetime of the last ambiguous request and reads the node again
 //     (lapsed, verifyGone, verifyHeld).
@@ -54,11 +58,11 @@ const (
 	stFenced
 	// unwriting: undoing a create: deleting our token, conditionally.
 	stUnwriting
-	// rewriting: undoing a delete: re-creating the record under the
-	// operation's own token.
+	// rewriting: undoing a delete that certainly landed: re-creating the
+	// record under the operation's own token.
 	stRewriting
-	// clearing: undoing a delete on a node that still holds the old
-	// record, which our delete may yet remove: delete it ourselves first.
+	// clearing: undoing a delete that may not have landed yet, and may
+	// still: delete the old record ourselves first.
 	stClearing
 	// cleared: the old record is gone; re-create the record.
 	stCleared
@@ -176,7 +180,7 @@ var transitions = map[state]map[event]transition{
 		evNotFound:  {stOurs, acDone},    // a delete: gone, maybe by our earlier attempt
 		evFenced:    {stFenced, acFail},
 		evRejected:  {stMaybeWritten, acFail}, evGiveUp: {stMaybeWritten, acFail},
-		evUndoCreate: {stUnwriting, acSend}, evUndoDelete: {stRewriting, acSend},
+		evUndoCreate: {stUnwriting, acSend}, evUndoDelete: {stClearing, acSend}, // our delete may yet land
 	},
 	stReading: {
 		evReadOurs: {stOurs, acDone}, evReadOther: {stForeign, acDone}, evReadNoToken: {stHeld, acDone},
@@ -197,7 +201,7 @@ var transitions = map[state]map[event]transition{
 	},
 	stRewriting: {
 		evApplied: {stRewritten, acDone},
-		evExists:  {stClearing, acSend}, // the old record, which our delete may still remove
+		evExists:  {stRewritten, acDone}, // another record: ours was deleted for certain, so not the old one
 		evNotSent: {stRewriting, acSend}, evAmbiguous: {stRewriting, acSend},
 		evFenced: {stUnknown, acFail}, evRejected: {stUnknown, acFail}, evGiveUp: {stUnknown, acFail},
 	},

@@ -389,7 +389,7 @@ func applyCases() []applyCase {
 		want:  RolledBack, wantErr: ErrRejected,
 		after:    map[string]Token{"node01": ours, "node03": ours},
 		states:   []NodeState{StateRestored, StateAbsent, StateRestored},
-		requests: 3 + 2 + 1 + 1 + 3, // reads, deletes, the retry, node01's restore, node03's clear and restore
+		requests: 3 + 2 + 1 + 1 + 2, // reads, deletes, the retry, node01's restore, node03's clear and restore
 	}, {
 		name: "delete cannot be undone: pending, pre-image journaled, then recovered", before: map[string]Token{"node01": "T1"},
 		fix: Fix{Op: OpDelete, Nodes: []string{"node01"}},

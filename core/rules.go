@@ -23,8 +23,10 @@ func CheckCreate(id GroupID, held Token, found bool, token Token, fenced bool) (
 
 // A Store that fences (see Fencer) leaves a tombstone for (id, token) on
 // every conditional Delete(id, token), whether or not it found the record,
-// and for (id, held) on an unconditional one that removed a record, and
-// passes fenced to CheckCreate accordingly.
+// for (id, held) on an unconditional one that removed a record, and for
+// (id, token) on every Create(id, token) that CheckCreate refuses with
+// ErrExists (so that a copy of that create delivered later cannot land once
+// the record is gone), and passes fenced to CheckCreate accordingly.
 
 // CheckDelete says what Delete(id, token) must do to a node that holds held
 // for id: remove the record (write), or fail with an ErrNotFound error if
