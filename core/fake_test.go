@@ -16,18 +16,18 @@ import (
 type fault int
 
 const (
-	pass       fault = iota // answer normally
-	errBefore               // fail with 500 before doing anything (ETransient)
-	errAfter                // do the call, then fail with 500: the acknowledgement is lost
-	hangBefore              // never answer and do nothing; the caller's deadline ends it
-	hangAfter               // do the call, then never answer
-	down                    // connection refused (EUnavailable): certainly not applied
-	reject                  // 4xx (ERejected): retrying cannot help
-	late                    // never answer; the call is applied fakeLateDelay after it arrived
-	reset                   // do the call, then the connection is reset (ETransient)
-	duplicate               // do the call, answer, and do it again fakeLateDelay later
-	gatewayApplied          // a proxy's 502/503/504 (ETransient) after forwarding: applied
-	gatewayNotApplied       // a proxy's 502/503/504 (ETransient), not forwarded
+	pass              fault = iota // answer normally
+	errBefore                      // fail with 500 before doing anything (ETransient)
+	errAfter                       // do the call, then fail with 500: the acknowledgement is lost
+	hangBefore                     // never answer and do nothing; the caller's deadline ends it
+	hangAfter                      // do the call, then never answer
+	down                           // connection refused (EUnavailable): certainly not applied
+	reject                         // 4xx (ERejected): retrying cannot help
+	late                           // never answer; the call is applied fakeLateDelay after it arrived
+	reset                          // do the call, then the connection is reset (ETransient)
+	duplicate                      // do the call, answer, and do it again fakeLateDelay later
+	gatewayApplied                 // a proxy's 502/503/504 (ETransient) after forwarding: applied
+	gatewayNotApplied              // a proxy's 502/503/504 (ETransient), not forwarded
 	numFaults
 )
 
