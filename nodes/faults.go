@@ -106,7 +106,7 @@ func (f Faults) Validate() error {
 		{"jitter", f.Jitter},
 	} {
 		if time.Duration(d.v) > MaxDelay {
-			return core.Errorf(core.EInvalid, "invalid faults: %s is %v; give at most %v, such as 15ms (hang_rate holds a request for good)", d.name, d.v, MaxDelay)
+			return core.Errorf(core.EInvalid, "invalid faults: %s is %v; give at most %v, such as 15ms; to hold requests for good, use hang_rate", d.name, d.v, MaxDelay)
 		}
 	}
 	if f.LateRate > 0 && f.LateDelay == 0 {

@@ -22,5 +22,7 @@
 // unknown node, missing body or groupId, invalid id), undecodable JSON 400,
 // bodies over ServerOptions.MaxBody 413. A node's injected faults answer as
 // the original's did: 500 or 408 with its messages; a node that is down
-// answers 503.
+// answers 503. A reset fault (nodes.ErrReset) resets the TCP connection with
+// no answer, and a gateway fault (nodes.ErrGateway) answers 502, 503 or 504
+// with nginx's HTML page and no rops header, as a proxy in front would.
 package httpapi
