@@ -1,6 +1,8 @@
 package core
 
 import (
+	"context"
+	"fmt"
 	"slices"
 	"sync"
 )
@@ -166,4 +168,25 @@ func (c *Checker) Pending() []GroupID {
 	}
 	slices.Sort(ids)
 	return ids
+}
+
+// Holders returns how many nodes hold id, reading every node with the
+// coordinator's retries; it fails if a node cannot be read. It is the
+// reading that Verify needs of a live cluster.
+func (c *Coordinator) Holders(ctx context.Context, id GroupID) (int, error) {
+	r := &opRun{c: c, id: id}
+	n := 0
+	for _, node := range c.cfg.Nodes {
+		err := r.retry(ctx, node, c.cfg.NewBackoff(), func(ctx context.Context) error {
+			_, err := node.Get(ctx, id)
+			return err
+		})
+		switch {
+		case err == nil:
+			n++
+		case ErrorCode(err) != ENotFound:
+			return 0, fmt.Errorf("cannot read %q on %s: %w", id, node.Name(), err)
+		}
+	}
+	return n, nil
 }

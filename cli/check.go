@@ -1,0 +1,384 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/reliable-ops/rops/core"
+	"github.com/reliable-ops/rops/nodes"
+	"github.com/reliable-ops/rops/nodes/httpapi"
+)
+
+// CheckCmd runs a seeded mix of creates and deletes on ids of its own and
+// judges what the target did with them, as Jepsen's set checker does.
+type CheckCmd struct {
+	Ops      int           `default:"1000" help:"Operations to run (ignored with --duration)."`
+	Duration time.Duration `help:"Run operations for this long instead of --ops."`
+	IDs      int           `name:"ids" default:"64" help:"How many ids the operations share: fewer ids, more operations on each."`
+	Prefix   string        `default:"rops-check" help:"Ids are PREFIX-SEED-N: they must belong to no one else."`
+	Chaos    float64       `help:"Halfway through, switch on late, reset, duplicate and gateway faults at this rate each: on local nodes, or through a remote server's admin API (rops serve --admin)."`
+}
+
+// checkJSON is what check prints.
+type checkJSON struct {
+	Target     string         `json:"target"`
+	Seed       uint64         `json:"seed"`
+	Ops        int            `json:"ops"`
+	Done       int            `json:"done"`
+	Unchanged  int            `json:"unchanged"`
+	RolledBack int            `json:"rolled_back"`
+	Pending    int            `json:"pending"`
+	Lost       []core.GroupID `json:"lost"`
+	Unexpected []core.GroupID `json:"unexpected"`
+	Divergent  []core.GroupID `json:"divergent"`
+	RequestsOp float64        `json:"requests_per_op"`
+	P50ms      float64        `json:"latency_p50_ms"`
+	P99ms      float64        `json:"latency_p99_ms"`
+	Seconds    float64        `json:"seconds"`
+	Chaos      string         `json:"chaos,omitempty"`
+	OK         bool           `json:"ok"`
+}
+
+// Validate checks the flags.
+func (c *CheckCmd) Validate() error {
+	switch {
+	case c.Ops < 1 && c.Duration <= 0:
+		return fmt.Errorf("--ops %d: give 1 or more operations, or a --duration", c.Ops)
+	case c.Duration < 0:
+		return fmt.Errorf("--duration %v is negative: give a duration such as 30s", c.Duration)
+	case c.IDs < 1 || c.IDs > 1_000_000:
+		return fmt.Errorf("--ids %d is out of range: give 1 to 1000000", c.IDs)
+	case !(c.Chaos >= 0 && c.Chaos <= 1):
+		return fmt.Errorf("--chaos %v is out of range: give a probability from 0 to 1", c.Chaos)
+	}
+	if _, err := core.ParseGroupID(c.Prefix + "-1-1"); err != nil {
+		return fmt.Errorf("--prefix %q cannot start an id: %w", c.Prefix, err)
+	}
+	return nil
+}
+
+// Run runs the check; the exit code is 3 if anything was lost, unexpected
+// or divergent.
+func (c *CheckCmd) Run(ctx context.Context, g *Globals, io *IO) error {
+	cl, left, err := g.openForWrite(ctx, io.Stderr)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if left > 0 {
+		return &exitError{code: ExitInconsistent, err: fmt.Errorf("%d operations of an earlier run are still pending: run rops recover first", left)}
+	}
+	seed := g.seed()
+	ids := make([]core.GroupID, c.IDs)
+	for i := range ids {
+		ids[i] = core.GroupID(fmt.Sprintf("%s-%d-%d", c.Prefix, seed, i))
+	}
+	chk := core.NewChecker()
+	// Start from nothing: a run with the same seed may have left some.
+	cl.Bulk(ctx, core.OpDelete, slices.Values(ids), cl.concurrency, chk.Record)
+
+	w := &workload{c: cl.Coordinator, chk: chk, ids: ids, rng: rand.New(rand.NewPCG(seed, 0xC4EC)), busy: map[core.GroupID]bool{}}
+	out := checkJSON{Target: g.Target, Seed: seed}
+	var stopChaos func()
+	start := time.Now()
+	deadline := time.Time{}
+	if c.Duration > 0 {
+		deadline = start.Add(c.Duration)
+	}
+	chaosAt := c.Ops / 2
+	var wg sync.WaitGroup
+	// At most one operation per id at a time: more workers than ids would
+	// find none free.
+	for range min(cl.concurrency, c.IDs) {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				t, ok := w.take(c.Ops, deadline)
+				if !ok {
+					return
+				}
+				if c.Chaos > 0 && (t.n == chaosAt && c.Duration == 0 || c.Duration > 0 && t.n == 0) {
+					// With --duration, faults start with the first operation.
+					stopChaos, out.Chaos = startChaos(ctx, cl, c.Chaos, io.Stderr)
+				}
+				w.run(ctx, t)
+			}
+		})
+	}
+	wg.Wait()
+	if stopChaos != nil {
+		stopChaos()
+	}
+	elapsed := time.Since(start)
+
+	// Settle what is pending, then judge.
+	results, _ := cl.Recover(ctx, cl.concurrency)
+	var still []core.GroupID
+	for _, res := range results {
+		if res.Outcome == core.Pending {
+			still = append(still, res.ID)
+		}
+	}
+	chk.Resolve(still)
+	v, err := verify(ctx, cl.Coordinator, chk, ids)
+	if err != nil {
+		return &exitError{code: ExitInconsistent, err: err}
+	}
+	w.mu.Lock()
+	rep, lat := w.rep, w.latencies
+	w.mu.Unlock()
+	out.Ops, out.Done, out.Unchanged, out.RolledBack, out.Pending = rep.Requested, rep.Done, rep.Unchanged, rep.RolledBack, rep.Pending
+	out.Lost, out.Unexpected, out.Divergent = orEmpty(v.Lost), orEmpty(v.Unexpected), orEmpty(v.Divergent)
+	out.RequestsOp = round2(float64(rep.Requests) / math.Max(1, float64(rep.Requested)))
+	out.P50ms, out.P99ms = percentileMs(lat, 0.50), percentileMs(lat, 0.99)
+	out.Seconds = round2(elapsed.Seconds())
+	out.OK = v.OK()
+
+	// Remove what the check wrote.
+	cl.Bulk(ctx, core.OpDelete, slices.Values(ids), cl.concurrency, nil)
+	if g.Output == "json" {
+		err = writeJSON(io.Stdout, out)
+	} else {
+		printCheck(io.Stdout, out, len(still))
+	}
+	if err != nil {
+		return err
+	}
+	if !out.OK {
+		return &exitError{code: ExitInconsistent}
+	}
+	return nil
+}
+
+// workload hands out operations on ids, at most one at a time on each, so
+// that the checker can record each id's outcomes in order.
+type workload struct {
+	c   *core.Coordinator
+	chk *core.Checker
+	ids []core.GroupID
+
+	mu        sync.Mutex
+	rng       *rand.Rand
+	busy      map[core.GroupID]bool
+	started   int
+	rep       core.Report
+	latencies []time.Duration
+}
+
+// task is one operation of the workload.
+type task struct {
+	n  int // its number, from 0
+	id core.GroupID
+	op core.Op
+}
+
+// take claims the next operation, or returns false once ops are started
+// (or the deadline passed) or every id is busy.
+func (w *workload) take(ops int, deadline time.Time) (task, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if deadline.IsZero() && w.started >= ops || !deadline.IsZero() && !time.Now().Before(deadline) {
+		return task{}, false
+	}
+	free := make([]core.GroupID, 0, len(w.ids))
+	for _, id := range w.ids {
+		if !w.busy[id] {
+			free = append(free, id)
+		}
+	}
+	if len(free) == 0 {
+		return task{}, false
+	}
+	t := task{n: w.started, id: free[w.rng.IntN(len(free))], op: core.OpCreate}
+	if w.rng.IntN(2) == 0 {
+		t.op = core.OpDelete
+	}
+	w.busy[t.id] = true
+	w.started++
+	return t, true
+}
+
+// run runs t and records its outcome.
+func (w *workload) run(ctx context.Context, t task) {
+	id, op := t.id, t.op
+	start := time.Now()
+	res, _ := runOp(ctx, w.c, op, id)
+	took := time.Since(start)
+	w.chk.Record(res)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.rep.Requested++
+	w.rep.Add(res)
+	w.latencies = append(w.latencies, took)
+	delete(w.busy, id)
+}
+
+// verify reads every id on every node and judges them.
+func verify(ctx context.Context, c *core.Coordinator, chk *core.Checker, ids []core.GroupID) (core.Violations, error) {
+	held := make(map[core.GroupID]int, len(ids))
+	for _, id := range ids {
+		n, err := c.Holders(ctx, id)
+		if err != nil {
+			return core.Violations{}, fmt.Errorf("cannot check: %w", err)
+		}
+		held[id] = n
+	}
+	return chk.Verify(len(c.Nodes()), func(id core.GroupID) int { return held[id] }, ids), nil
+}
+
+// startChaos switches on the new faults at rate on every node it can, and
+// returns how to put the old faults back and what it did.
+func startChaos(ctx context.Context, cl *cluster, rate float64, stderr io.Writer) (func(), string) {
+	var undo []func()
+	var local, remote, none []string
+	for _, n := range cl.Nodes() {
+		if f, ok := nodes.Faulty(n); ok {
+			old := f.Faults()
+			chaos := old
+			chaos.LateRate, chaos.ResetRate, chaos.DuplicateRate, chaos.GatewayRate = rate, rate, rate, rate
+			if chaos.LateDelay == 0 {
+				chaos.LateDelay = nodes.Duration(nodes.DefaultLateDelay)
+			}
+			if f.SetFaults(chaos) == nil {
+				undo = append(undo, func() { _ = f.SetFaults(old) })
+				local = append(local, n.Name())
+				continue
+			}
+		}
+		if c, ok := httpClient(n); ok {
+			if restore, err := putChaos(ctx, cl.http, c, rate); err == nil {
+				undo = append(undo, restore)
+				remote = append(remote, n.Name())
+				continue
+			} else {
+				fmt.Fprintf(stderr, "rops: check: no chaos on %s: %v\n", n.Name(), err)
+			}
+		}
+		none = append(none, n.Name())
+	}
+	what := fmt.Sprintf("late, reset, duplicate and gateway faults at %v on %d of %d nodes", rate, len(local)+len(remote), len(cl.Nodes()))
+	return func() {
+		for _, f := range undo {
+			f()
+		}
+	}, what
+}
+
+// httpClient finds the HTTP client inside n.
+func httpClient(n core.Node) (*httpapi.Client, bool) {
+	for n != nil {
+		switch v := n.(type) {
+		case *httpapi.Client:
+			return v, true
+		case interface{ Unwrap() core.Node }:
+			n = v.Unwrap()
+		default:
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+// putChaos sets the new faults on c's node through its server's admin API
+// and returns how to put the old ones back.
+func putChaos(ctx context.Context, hc *http.Client, c *httpapi.Client, rate float64) (func(), error) {
+	url := c.URL() + "/admin/faults"
+	do := func(ctx context.Context, method string, body any) (map[string]nodes.Faults, error) {
+		var rd io.Reader
+		if body != nil {
+			b, _ := json.Marshal(body)
+			rd = bytes.NewReader(b)
+		}
+		req, err := http.NewRequestWithContext(ctx, method, url, rd)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("%s %s: %s (start the server with --admin)", method, url, resp.Status)
+		}
+		var all map[string]nodes.Faults
+		return all, json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&all)
+	}
+	all, err := do(ctx, http.MethodGet, nil)
+	if err != nil {
+		return nil, err
+	}
+	old, ok := all[c.Name()]
+	if !ok {
+		return nil, fmt.Errorf("the server has no faulty node %s", c.Name())
+	}
+	set := map[string]map[string]float64{c.Name(): {"late_rate": rate, "reset_rate": rate, "duplicate_rate": rate, "gateway_rate": rate}}
+	if _, err := do(ctx, http.MethodPut, set); err != nil {
+		return nil, err
+	}
+	return func() {
+		_, _ = do(context.WithoutCancel(ctx), http.MethodPut, map[string]nodes.Faults{c.Name(): old})
+	}, nil
+}
+
+func printCheck(w io.Writer, out checkJSON, stillPending int) {
+	fmt.Fprintf(w, "check: %d operations on %s (seed %d) in %.2fs", out.Ops, out.Target, out.Seed, out.Seconds)
+	if out.Chaos != "" {
+		fmt.Fprintf(w, ", with %s", out.Chaos)
+	}
+	fmt.Fprintln(w)
+	row := func(name string, v any) { fmt.Fprintf(w, "  %-16s %v\n", name, v) }
+	row("done", out.Done)
+	row("unchanged", out.Unchanged)
+	row("rolled back", out.RolledBack)
+	row("pending", out.Pending)
+	row("lost", len(out.Lost))
+	row("unexpected", len(out.Unexpected))
+	row("divergent", len(out.Divergent))
+	row("requests/op", fmt.Sprintf("%.2f", out.RequestsOp))
+	row("latency p50/p99", fmt.Sprintf("%.1f ms / %.1f ms", out.P50ms, out.P99ms))
+	for _, l := range []struct {
+		name string
+		ids  []core.GroupID
+	}{{"lost", out.Lost}, {"unexpected", out.Unexpected}, {"divergent", out.Divergent}} {
+		if len(l.ids) > 0 {
+			fmt.Fprintf(w, "%s: %s\n", l.name, listIDs(l.ids))
+		}
+	}
+	switch {
+	case !out.OK:
+		fmt.Fprintln(w, "FAIL: the target broke the guarantee")
+	case stillPending > 0:
+		fmt.Fprintf(w, "OK: nothing lost, unexpected or divergent (%d ids still pending: run rops recover once the nodes answer)\n", stillPending)
+	default:
+		fmt.Fprintln(w, "OK: nothing lost, unexpected or divergent")
+	}
+}
+
+func orEmpty(ids []core.GroupID) []core.GroupID {
+	if ids == nil {
+		return []core.GroupID{}
+	}
+	return ids
+}
+
+func round2(f float64) float64 { return math.Round(f*100) / 100 }
+
+// percentileMs returns the p-th percentile of ds in milliseconds.
+func percentileMs(ds []time.Duration, p float64) float64 {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := int(math.Ceil(p*float64(len(s)))) - 1
+	return round2(float64(s[max(i, 0)]) / float64(time.Millisecond))
+}
