@@ -8,10 +8,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/reliable-ops/rops/core"
@@ -59,10 +61,11 @@ type ClientOptions struct {
 // keeps up to maxConns idle connections (per host and in all), so that a job
 // of that many concurrent requests reuses its connections instead of
 // opening a socket per request, as Go's default of 2 idle per host would.
-// It dials with a short timeout (a failed dial is certainly not applied),
-// asks for no compression, and follows no redirects: a Client reports them,
-// as a write must not be resent elsewhere. Each request's time limit comes
-// from its context. The result is safe for concurrent use.
+// It dials with a short timeout (a dial that fails before anything was
+// written is certainly not applied), asks for no compression, and follows
+// no redirects: a Client reports them, as a write must not be resent
+// elsewhere. Each request's time limit comes from its context. The result
+// is safe for concurrent use.
 func NewHTTPClient(maxConns int) *http.Client {
 	if maxConns < 1 {
 		maxConns = DefaultMaxConns
@@ -255,7 +258,10 @@ func (c *Client) send(ctx context.Context, o op, method, path string, body []byt
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	// wt sees every attempt the transport makes at this request, so that
+	// a failure can say whether any byte of it may have left.
+	wt := new(writeTrace)
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, wt.trace()), method, c.base+path, rd)
 	if err != nil {
 		return nil, core.Errorf(core.EInvalid, "%s: %s %s: %v", c.name, method, path, unwrapURLError(err))
 	}
@@ -267,17 +273,16 @@ func (c *Client) send(ctx context.Context, o op, method, path string, body []byt
 		if !validHeaderValue(string(token)) {
 			return nil, core.Errorf(core.EInvalid, "%s: invalid token %q: it cannot travel in a header", c.name, token)
 		}
+		// No Idempotency-Key: with it the transport would resend a POST
+		// or DELETE whose connection closed after it was written, and a
+		// write that landed could then come back as a refused dial,
+		// "certainly not applied". The coordinator retries, knowing.
 		h[headerTimestamp] = []string{string(token)}
-		// A create with a token, and a delete conditional on one, can be
-		// sent twice with the same effect: let the transport resend it
-		// when a kept-alive connection turns out closed. A nil value
-		// marks it so without sending the header.
-		h["Idempotency-Key"] = nil
 	}
 	req.Header = h
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, c.transportError(ctx, method, path, err)
+		return nil, c.transportError(ctx, method, path, err, wt.wrote.Load())
 	}
 	defer func() {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
@@ -289,7 +294,7 @@ func (c *Client) send(ctx context.Context, o op, method, path string, body []byt
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 	if err != nil {
-		return nil, c.transportError(ctx, method, path, err)
+		return nil, c.transportError(ctx, method, path, err, true)
 	}
 	if !ok {
 		return nil, statusError(o, resp.StatusCode, resp.Header, data, time.Now())
@@ -358,4 +363,24 @@ func validHeaderValue(s string) bool {
 		}
 	}
 	return true
+}
+
+// writeTrace records whether the transport began to write a request, over
+// every attempt it makes (it retries on a new connection a request that it
+// wrote nothing of, or one it may replay, such as a GET). It counts a
+// request as written from its first header field on, when the bytes may
+// still sit in the transport's buffer: the error leans towards "may have
+// been applied", never the other way. Its hooks run on the transport's
+// goroutines, hence the atomic.
+type writeTrace struct {
+	wrote atomic.Bool
+}
+
+// trace returns the hooks that record the writes.
+func (wt *writeTrace) trace() *httptrace.ClientTrace {
+	return &httptrace.ClientTrace{
+		WroteHeaderField: func(string, []string) { wt.wrote.Store(true) },
+		WroteHeaders:     func() { wt.wrote.Store(true) },
+		WroteRequest:     func(httptrace.WroteRequestInfo) { wt.wrote.Store(true) },
+	}
 }

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -92,7 +94,11 @@ func TestClientClassifies(t *testing.T) {
 		{"create 500", answerWith(500, "InternalServerError due to Random Behavior", ""), create, core.ETransient, 500, 0, "Random Behavior"},
 		{"get 500", answerWith(500, "InternalServerError due to Random Behavior", ""), read, core.ETransient, 500, 0, "Random Behavior"},
 		{"create 502", answerWith(502, "", "Bad Gateway"), create, core.ETransient, 502, 0, "502 Bad Gateway"},
-		{"create 503", answerWith(503, "node01 is down", "", "Retry-After: 1"), create, core.EUnavailable, 503, time.Second, "node01 is down"},
+		{"create 503 of a down node", answerWith(503, "node01 is down", "", "Retry-After: 1", "Rops-Applied: false"), create, core.EUnavailable, 503, time.Second, "node01 is down"},
+		{"create 503 unmarked", answerWith(503, "node01 is down", "", "Retry-After: 1"), create, core.ETransient, 503, time.Second, "node01 is down"},
+		{"create 503 of a proxy", answerWith(503, "", "upstream connect error or disconnect/reset before headers"), create, core.ETransient, 503, 0, "503 Service Unavailable: upstream connect error"},
+		{"create 503 marked otherwise", answerWith(503, "", "", "Rops-Applied: true"), create, core.ETransient, 503, 0, "503 Service Unavailable"},
+		{"get 503 of a down node", answerWith(503, "node01 is down", "", "Rops-Applied: false"), read, core.EUnavailable, 503, 0, "node01 is down"},
 		{"create 504", answerWith(504, "", ""), create, core.ETransient, 504, 0, "504 Gateway Timeout"},
 		{"create 599", answerWith(599, "", ""), create, core.ETransient, 599, 0, "599"},
 		{"create reset", reset, create, core.ETransient, 0, 0, "node01: POST /group: "},
@@ -131,7 +137,8 @@ func TestClientClassifies(t *testing.T) {
 	}
 }
 
-// TestClientRefused dials a port nobody listens on.
+// TestClientRefused dials a port nobody listens on: nothing of the request
+// was written, so it was certainly not applied (EUnavailable).
 func TestClientRefused(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -406,5 +413,129 @@ func TestClientRequests(t *testing.T) {
 		if got[i] != want[i] {
 			t.Errorf("request %d:\n got %s\nwant %s", i, got[i], want[i])
 		}
+	}
+}
+
+// dropAfterApply serves h, except that the request that the nth call to
+// the handler sees (counting from 1) is applied and then, instead of an
+// answer, the listener closes and then the connection: the node died after
+// it committed the write and before it answered, and cannot be dialled
+// again. It returns the server's URL and the remote addresses of the
+// requests, in order, to show which connection each came on.
+func dropAfterApply(t *testing.T, h http.Handler, nth int) (string, func() []string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		addrs []string
+	)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		addrs = append(addrs, r.RemoteAddr)
+		n := len(addrs)
+		mu.Unlock()
+		if n != nth {
+			h.ServeHTTP(w, r)
+			return
+		}
+		h.ServeHTTP(httptest.NewRecorder(), r) // applied; the answer is lost
+		_ = ln.Close()
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			panic(err)
+		}
+		_ = conn.Close()
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return "http://" + ln.Addr().String() + "/v1", func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(addrs)
+	}
+}
+
+// TestRegressionResendAfterCommit is issue 7's first scenario at the
+// client: a node commits a POST that came on a kept-alive connection and
+// dies before it answers. The client must not resend it, and must not call
+// the outcome "certainly not applied" (EUnavailable): it was applied. It
+// used to set Idempotency-Key, so the transport resent the POST on a new
+// connection, whose refused dial made the error EUnavailable.
+func TestRegressionResendAfterCommit(t *testing.T) {
+	store := memory.New()
+	server := httpapi.NewServer([]core.Node{nodes.New("node01", store, nodes.Options{})}, httpapi.ServerOptions{})
+	url, addrs := dropAfterApply(t, server, 2)
+	c, err := httpapi.NewClient(url, "node01", httpapi.ClientOptions{HTTP: newHTTPClient(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Ping(t.Context()); err != nil { // opens the connection the POST reuses
+		t.Fatalf("Ping: %v", err)
+	}
+	err = c.Create(t.Context(), "5", "1.000001")
+	if got, want := core.ErrorCode(err), core.ETransient; got != want {
+		t.Fatalf("code of %v=%q, want %q", err, got, want)
+	}
+	if got := addrs(); len(got) != 2 || got[0] != got[1] {
+		t.Fatalf("requests came from %v, want a ping and a POST on one connection", got)
+	}
+	if _, err := store.Get(t.Context(), "5"); err != nil {
+		t.Fatalf("Get(5) from the store: %v, want the record the POST wrote", err)
+	}
+}
+
+// TestClientRefusedAfterWrite: the transport resends a GET (a request it
+// may replay) when its kept-alive connection closes with no answer, and the
+// resend's dial is refused. The request was written once, so the outcome
+// is ETransient, not EUnavailable: a refused dial is "not applied" only if
+// no attempt wrote a byte.
+func TestClientRefusedAfterWrite(t *testing.T) {
+	server := httpapi.NewServer(memoryNodes("node01"), httpapi.ServerOptions{})
+	url, addrs := dropAfterApply(t, server, 2)
+	c, err := httpapi.NewClient(url, "node01", httpapi.ClientOptions{HTTP: newHTTPClient(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Ping(t.Context()); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	_, err = c.Get(t.Context(), "5")
+	if got, want := core.ErrorCode(err), core.ETransient; got != want {
+		t.Fatalf("code of %v=%q, want %q", err, got, want)
+	}
+	if got := addrs(); len(got) != 2 || got[0] != got[1] {
+		t.Fatalf("requests came from %v, want a ping and a GET on one connection", got)
+	}
+}
+
+// TestClientServerFaults classifies, through a real Server, the answers of a
+// node that is down (a rops node's own 503: not applied) and of the faults
+// that look like a proxy's or a crash (may have been applied), with every
+// status a gateway fault draws.
+func TestClientServerFaults(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		faults nodes.Faults
+		want   core.Code
+	}{
+		{"down", nodes.Faults{Down: true}, core.EUnavailable},
+		{"gateway", nodes.Faults{GatewayRate: 1}, core.ETransient},
+		{"reset", nodes.Faults{ResetRate: 1}, core.ETransient},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := nodes.New("node01", memory.New(), nodes.Options{Faults: tc.faults})
+			srv := serve(t, httpapi.NewServer([]core.Node{n}, httpapi.ServerOptions{}))
+			c := mustClient(t, srv, "node01", newHTTPClient(t))
+			for i := range 20 {
+				id := core.GroupID(fmt.Sprint(i))
+				err := c.Create(t.Context(), id, "1.000001")
+				if got, want := core.ErrorCode(err), tc.want; got != want {
+					t.Fatalf("Create(%s): code of %v=%q, want %q", id, err, got, want)
+				}
+			}
+		})
 	}
 }

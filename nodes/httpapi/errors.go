@@ -54,16 +54,30 @@ func errorStatus(err error) (int, string) {
 
 // nodeError answers err, which node returned for a request on id (with
 // token, for a conditional delete), in the original's words: a missing
-// record names the id, a node that is down says so.
+// record names the id, a node that is down says so, and marks the answer
+// as not applied (markNotApplied). A 503 for any other reason, such as an
+// injected gateway fault, keeps its message and is not marked.
 func nodeError(w http.ResponseWriter, node core.Node, err error, id core.GroupID, token core.Token) {
 	status, msg := errorStatus(err)
-	switch status {
-	case http.StatusNotFound:
+	switch {
+	case status == http.StatusNotFound:
 		msg = notFoundMessage(string(id), string(token))
-	case http.StatusServiceUnavailable:
+	case status == http.StatusServiceUnavailable && markNotApplied(w, err):
 		msg = node.Name() + " is down"
 	}
 	writeError(w, status, msg)
+}
+
+// markNotApplied marks the answer to err as "not applied" (Rops-Applied:
+// false) if err says the request never reached the node's store
+// (EUnavailable: the node is down), and reports whether it did. The client
+// takes only a marked 503 for certainly not applied.
+func markNotApplied(w http.ResponseWriter, err error) bool {
+	if core.ErrorCode(err) != core.EUnavailable {
+		return false
+	}
+	w.Header()[headerApplied] = notApplied
+	return true
 }
 
 // writeError writes the JSON error body.

@@ -231,7 +231,7 @@ func exchange(t *testing.T, h http.Handler, req request, b *strings.Builder) {
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, r)
 	fmt.Fprintf(b, "<<< %d\n", w.Code)
-	for _, k := range []string{"Content-Type", "Allow", "Retry-After"} {
+	for _, k := range []string{"Content-Type", "Allow", "Retry-After", "Rops-Applied"} {
 		if v := w.Header().Get(k); v != "" {
 			fmt.Fprintf(b, "%s: %s\n", k, v)
 		}

@@ -21,6 +21,11 @@ const (
 	// msgNotFound starts the answer to a GET or DELETE of a missing record.
 	msgNotFound = "No group record found with id "
 
+	// headerApplied, with the value "false", marks a 503 as the node's
+	// own "down": the request was not applied. A 503 without it may come
+	// from a proxy that forwarded the request (canonical form).
+	headerApplied = "Rops-Applied"
+
 	// DefaultListLimit is the page size of GET /groups without limit=.
 	DefaultListLimit = 1000
 	// MaxListLimit is the largest limit= GET /groups accepts.
@@ -47,6 +52,7 @@ func notFoundMessage(id, token string) string {
 var (
 	contentJSON = []string{"application/json"}
 	contentText = []string{"text/plain; charset=utf-8"}
+	notApplied  = []string{"false"} // the value of headerApplied
 )
 
 const hex = "0123456789abcdef"

@@ -366,7 +366,7 @@ func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
 		// is down says so as on every route.
 		status, _ := errorStatus(err)
 		msg := err.Error()
-		if e, ok := errors.AsType[*core.Error](err); ok && status == http.StatusServiceUnavailable {
+		if e, ok := errors.AsType[*core.Error](err); ok && status == http.StatusServiceUnavailable && markNotApplied(w, err) {
 			msg = e.Message
 		}
 		writeError(w, status, msg)

@@ -39,9 +39,11 @@ const maxRetryAfter = time.Hour
 // A 400 to a POST is ErrExists and a 404 to a GET or DELETE of a record is
 // ErrNotFound only with the original's message: a proxy's 400 or the 404 of
 // a wrong URL must not pass for "someone else's record" or "already gone",
-// which the coordinator would count as done. 408, 429 and 5xx are transient
-// (a write may have been applied), except 503, which says the node is
-// unavailable (it was not), and 501, which says the call is not offered.
+// which the coordinator would count as done. 408, 429 and 5xx are transient (a
+// write may have been applied), and so is a 503 unless a rops server marks
+// it as its node's own "down" (Rops-Applied: false): a proxy answers 503
+// too, sometimes after it forwarded the request. Only the marked 503 is
+// EUnavailable, certainly not applied. 501 says the call is not offered.
 // Every other status is a permanent rejection.
 func statusError(o op, status int, h http.Header, body []byte, now time.Time) error {
 	msg := answerMessage(status, h, body)
@@ -55,7 +57,7 @@ func statusError(o op, status int, h http.Header, body []byte, now time.Time) er
 	case status == http.StatusNotFound && o == opList, status == http.StatusNotImplemented:
 		// The original server has no GET /groups.
 		e.Code = core.EUnsupported
-	case status == http.StatusServiceUnavailable:
+	case status == http.StatusServiceUnavailable && isNotApplied(h):
 		e.Code = core.EUnavailable
 	case status == http.StatusRequestTimeout, status == http.StatusTooManyRequests, status >= 500:
 		e.Code = core.ETransient
@@ -105,12 +107,23 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	return 0
 }
 
+// isNotApplied reports whether an answer's header says, as a rops server's
+// "node is down" does, that the request was not applied.
+func isNotApplied(h http.Header) bool {
+	v := h[headerApplied]
+	return len(v) > 0 && v[0] == notApplied[0]
+}
+
 // transportError classifies an error of the HTTP client, which got no
-// answer: the context's end is transient (the request may have arrived), a
-// failed dial is unavailable (it certainly did not), a certificate that is
-// not trusted is a permanent rejection, and anything else (a reset, an EOF,
-// a timeout mid-request) is transient.
-func (c *Client) transportError(ctx context.Context, method, path string, err error) error {
+// answer; wrote says whether any attempt at the request began to write it
+// (writeTrace). The context's end is transient (the request may have
+// arrived). A failed dial is unavailable (certainly not applied) only if
+// nothing was written: once bytes may have left, on this connection or on
+// one that closed before the transport retried, the node may have applied
+// them, so a refused dial then is transient like a reset. A certificate
+// that is not trusted is a permanent rejection, and anything else (a reset,
+// an EOF, a timeout mid-request) is transient.
+func (c *Client) transportError(ctx context.Context, method, path string, err error, wrote bool) error {
 	if cerr := ctx.Err(); cerr != nil {
 		return &core.Error{Code: core.ETransient, Err: cerr,
 			Message: fmt.Sprintf("%s: %s %s: no answer: %v", c.name, method, path, cerr)}
@@ -121,6 +134,10 @@ func (c *Client) transportError(ctx context.Context, method, path string, err er
 			reason = errno.Error()
 		} else if dns, ok := errors.AsType[*net.DNSError](err); ok {
 			reason = dns.Error()
+		}
+		if wrote {
+			return &core.Error{Code: core.ETransient, Err: err,
+				Message: fmt.Sprintf("%s: %s %s: the connection closed after the request was sent, and a new one failed (%s): the request may have been applied", c.name, method, path, reason)}
 		}
 		return &core.Error{Code: core.EUnavailable, Err: err,
 			Message: fmt.Sprintf("%s at %s: %s: is the server running? Start one with rops serve", c.name, c.base, reason)}
