@@ -213,8 +213,8 @@ func (s *Store) TombstoneTTL() time.Duration { return s.ttl }
 
 // Create stores a record for id with token. It returns nil if the record is
 // new or a replay with the same token, an ErrExists error if id is held
-// with another token, and an ErrFenced error if id is not held and a
-// tombstone for (id, token) is.
+// with another token (and then leaves a tombstone for (id, token)), and an
+// ErrFenced error if id is not held and a tombstone for (id, token) is.
 func (s *Store) Create(ctx context.Context, id core.GroupID, token core.Token) error {
 	return s.c.do(ctx, &storeOp{s: s, id: id, token: token})
 }
@@ -251,6 +251,14 @@ func (op *storeOp) apply(txn *badgerdb.Txn) (wrote bool, err error) {
 			}
 		}
 		write, err := core.CheckCreate(op.id, held, ok, op.token, fenced)
+		if core.ErrorCode(err) == core.EExists {
+			// A copy of this create delivered later must not land once
+			// the record is gone (core.CheckDelete's note).
+			if terr := txn.SetEntry(badgerdb.NewEntry(tombKey(op.id, op.token), nil).WithTTL(op.s.tombstoneLife())); terr != nil {
+				return false, terr
+			}
+			return true, err
+		}
 		if !write {
 			return false, err // a replay writes nothing
 		}

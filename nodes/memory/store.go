@@ -99,8 +99,8 @@ func (s *Store) TombstoneTTL() time.Duration { return s.tombs.ttl }
 
 // Create stores a record for id with token. It returns nil if the record is
 // new or a replay with the same token, an ErrExists error if id is held
-// with another token, and an ErrFenced error if id is not held and a
-// tombstone for (id, token) is.
+// with another token (and then leaves a tombstone for (id, token)), and an
+// ErrFenced error if id is not held and a tombstone for (id, token) is.
 func (s *Store) Create(ctx context.Context, id core.GroupID, token core.Token) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -110,6 +110,11 @@ func (s *Store) Create(ctx context.Context, id core.GroupID, token core.Token) e
 	held, ok := s.records[id]
 	fenced := !ok && s.tombs.holds(id, token)
 	if write, err := core.CheckCreate(id, held, ok, token, fenced); !write {
+		if core.ErrorCode(err) == core.EExists && s.tombs.max > 0 {
+			// A copy of this create delivered later must not land once
+			// the record is gone (core.CheckDelete's note).
+			s.tombs.add(id, token)
+		}
 		return err
 	}
 	s.records[id] = token

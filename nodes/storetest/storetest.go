@@ -47,7 +47,8 @@ const (
 type Options struct {
 	// Fences says that the Stores keep tombstones (core.Fencer), so the
 	// tombstone rules are checked: a conditional Delete(id, token), found
-	// or not, and an unconditional one that removed a record, fence a
+	// or not, an unconditional one that removed a record, and a Create
+	// refused with ErrExists, fence a
 	// later Create(id, token) of an id not held, with core.ErrFenced; a
 	// replay and other ids and tokens are not fenced. A Store that
 	// implements core.Fencer must also say that it fences, at the latest
@@ -114,6 +115,7 @@ func RunWithOptions(t *testing.T, open func(tb testing.TB) core.Store, opts Opti
 	}{
 		{"FencedAfterConditionalDelete", testFencedAfterConditionalDelete},
 		{"FencedAfterDeleteOfMissing", testFencedAfterDeleteOfMissing},
+		{"FencedAfterRefusedCreate", testFencedAfterRefusedCreate},
 		{"FencedAfterDeleteWrongToken", testFencedAfterDeleteWrongToken},
 		{"FencedAfterUnconditionalDelete", testFencedAfterUnconditionalDelete},
 		{"NotFencedByUnconditionalDeleteOfMissing", testNotFencedByUnconditionalDeleteOfMissing},
@@ -470,6 +472,17 @@ func testFencedAfterDeleteOfMissing(t *testing.T, s core.Store) {
 	checkList(t, s, nil)
 	mustCreate(t, s, "b", tokenA)
 	mustCreate(t, s, "a", tokenB)
+}
+
+// testFencedAfterRefusedCreate: a Create(a, B) refused because a holds A
+// leaves a tombstone for B, so that a copy of it delivered later (a resend,
+// a duplicate) cannot land once A is deleted.
+func testFencedAfterRefusedCreate(t *testing.T, s core.Store) {
+	mustCreate(t, s, "a", tokenA)
+	wantErr(t, s.Create(t.Context(), "a", tokenB), core.ErrExists, "Create(a, B) over A")
+	mustDelete(t, s, "a", tokenA)
+	wantErr(t, s.Create(t.Context(), "a", tokenB), core.ErrFenced, "a copy of Create(a, B) after A is gone")
+	checkList(t, s, nil)
 }
 
 // testFencedAfterDeleteWrongToken: a conditional delete that finds another
