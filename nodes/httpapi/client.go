@@ -94,15 +94,25 @@ var sharedHTTP = sync.OnceValue(func() *http.Client { return NewHTTPClient(Defau
 // Against the original server, Get returns records without a token and List
 // returns an EUnsupported error (core.Coordinator.Stats then compares
 // counts). A Client is safe for concurrent use.
+//
+// A Client fences (core.Fencer) while the server says its node keeps
+// tombstones: a rops Server's answers for such a node carry a
+// Rops-Tombstones header; the original server's never do.
 type Client struct {
 	name      string
 	base      string // without a trailing slash
 	http      *http.Client
 	node      []string // header values, built once
 	userAgent []string
+	// tombstones is the tombstone retention the last answer announced
+	// (a time.Duration), 0 if it announced none.
+	tombstones atomic.Int64
 }
 
-var _ core.Node = (*Client)(nil)
+var (
+	_ core.Node   = (*Client)(nil)
+	_ core.Fencer = (*Client)(nil)
+)
 
 // NewClient returns a Client for the node called node on the server at
 // baseURL, such as http://127.0.0.1:8080/v1. It returns an EInvalid error if
@@ -147,8 +157,31 @@ func (c *Client) Name() string { return c.name }
 // URL returns the server's base URL, without a trailing slash.
 func (c *Client) URL() string { return c.base }
 
+// Fences reports whether the last answer from the server said that the
+// node keeps tombstones. It is false until a first answer, against the
+// original server, and after an answer from something else on the way,
+// such as a proxy's error: a caller then assumes no fencing, the safe side.
+func (c *Client) Fences() bool { return c.tombstones.Load() > 0 }
+
+// TombstoneTTL returns how long the node keeps a tombstone, as the last
+// answer from the server said; 0 if it said none (see Fences).
+func (c *Client) TombstoneTTL() time.Duration { return time.Duration(c.tombstones.Load()) }
+
+// noteTombstones records what an answer's header says of tombstones. A
+// value that is not a positive duration counts as none.
+func (c *Client) noteTombstones(h http.Header) {
+	var ttl time.Duration
+	if v := h[headerTombstones]; len(v) > 0 {
+		if d, err := time.ParseDuration(v[0]); err == nil && d > 0 {
+			ttl = d
+		}
+	}
+	c.tombstones.Store(int64(ttl))
+}
+
 // Create sends POST /group with id and token. It returns ErrExists if the
-// node holds id with another token.
+// node holds id with another token, and ErrFenced if a rops node refuses
+// it because a delete of id with token ran there already (HTTP 409).
 func (c *Client) Create(ctx context.Context, id core.GroupID, token core.Token) error {
 	_, err := c.send(ctx, opCreate, http.MethodPost, "/group", groupBody(id), token, false)
 	return err
@@ -284,6 +317,7 @@ func (c *Client) send(ctx context.Context, o op, method, path string, body []byt
 	if err != nil {
 		return nil, c.transportError(ctx, method, path, err, wt.wrote.Load())
 	}
+	c.noteTombstones(resp.Header)
 	defer func() {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
 		_ = resp.Body.Close()

@@ -61,6 +61,7 @@ var (
 // error of every kind of answer a server may give.
 func TestClientClassifies(t *testing.T) {
 	notFound := "No group record found with id '5'"
+	fenced := "Fenced: this group record was deleted with this timestamp; a create with it is refused."
 	html404 := "<!DOCTYPE html>\n<title>404 Not Found</title>\n<h1>Not Found</h1>"
 	for _, tc := range []struct {
 		name       string
@@ -99,6 +100,9 @@ func TestClientClassifies(t *testing.T) {
 		{"create 503 of a proxy", answerWith(503, "", "upstream connect error or disconnect/reset before headers"), create, core.ETransient, 503, 0, "503 Service Unavailable: upstream connect error"},
 		{"create 503 marked otherwise", answerWith(503, "", "", "Rops-Applied: true"), create, core.ETransient, 503, 0, "503 Service Unavailable"},
 		{"get 503 of a down node", answerWith(503, "node01 is down", "", "Rops-Applied: false"), read, core.EUnavailable, 503, 0, "node01 is down"},
+		{"create 409 fenced", answerWith(409, fenced, ""), create, core.EFenced, 409, 0, fenced},
+		{"create 409 other", answerWith(409, "Conflict", ""), create, core.ERejected, 409, 0, "Conflict"},
+		{"delete 409 fenced", answerWith(409, fenced, ""), remove, core.ERejected, 409, 0, fenced},
 		{"create 504", answerWith(504, "", ""), create, core.ETransient, 504, 0, "504 Gateway Timeout"},
 		{"create 599", answerWith(599, "", ""), create, core.ETransient, 599, 0, "599"},
 		{"create reset", reset, create, core.ETransient, 0, 0, "node01: POST /group: "},
@@ -234,6 +238,9 @@ func TestOriginalServer(t *testing.T) {
 	}
 	if _, err := cs[0].Get(t.Context(), "6"); !errors.Is(err, core.ErrNotFound) {
 		t.Fatalf("Get(6): err=%v, want %v", err, core.ErrNotFound)
+	}
+	if core.Fences(cs[0]) {
+		t.Fatalf("Fences()=true against the original server, want false")
 	}
 	coord, err := core.New(core.Config{Nodes: cs})
 	if err != nil {
@@ -508,6 +515,89 @@ func TestClientRefusedAfterWrite(t *testing.T) {
 	}
 	if got := addrs(); len(got) != 2 || got[0] != got[1] {
 		t.Fatalf("requests came from %v, want a ping and a GET on one connection", got)
+	}
+}
+
+// TestClientFences checks that a Client fences while the last answer says
+// its node keeps tombstones, and says for how long: a rops server's answers
+// do, whatever their status; a proxy's page or a bad value does not.
+func TestClientFences(t *testing.T) {
+	ttl := "10m0s"
+	var mu sync.Mutex
+	srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		v := ttl
+		mu.Unlock()
+		if v != "" {
+			w.Header().Set("Rops-Tombstones", v)
+		}
+		answerWith(500, "InternalServerError due to Random Behavior", "")(w, r)
+	}))
+	c := mustClient(t, srv, "node01", newHTTPClient(t))
+	if c.Fences() {
+		t.Fatalf("Fences()=true before any answer, want false")
+	}
+	for _, tc := range []struct {
+		header string
+		want   time.Duration
+	}{
+		{"10m0s", 10 * time.Minute},
+		{"", 0},
+		{"1h", time.Hour},
+		{"soon", 0},
+		{"-1m", 0},
+	} {
+		mu.Lock()
+		ttl = tc.header
+		mu.Unlock()
+		if err := c.Create(t.Context(), "5", "1.000001"); !errors.Is(err, core.ErrTransient) {
+			t.Fatalf("Create: err=%v, want %v", err, core.ErrTransient)
+		}
+		if got, want := c.TombstoneTTL(), tc.want; got != want {
+			t.Errorf("after Rops-Tombstones %q: TombstoneTTL()=%v, want %v", tc.header, got, want)
+		}
+		if got, want := c.Fences(), tc.want > 0; got != want {
+			t.Errorf("after Rops-Tombstones %q: Fences()=%v, want %v", tc.header, got, want)
+		}
+	}
+}
+
+// TestServerTombstonesHeader checks which answers of a Server carry the
+// retention of a node's tombstones: every answer for a node whose store
+// keeps them, on any route, and none for a node whose store does not or
+// for no node.
+func TestServerTombstonesHeader(t *testing.T) {
+	fencing := nodes.New("node01", memory.NewWithOptions(memory.Options{TombstoneTTL: time.Hour}), nodes.Options{})
+	plain := nodes.New("node02", memory.NewWithOptions(memory.Options{MaxTombstones: -1}), nodes.Options{})
+	srv := serve(t, httpapi.NewServer([]core.Node{fencing, plain}, httpapi.ServerOptions{}))
+	for _, tc := range []struct {
+		method, path, node, want string
+	}{
+		{"GET", "/v1/group/5", "node01", "1h0m0s"},
+		{"GET", "/v1/ping", "node01", "1h0m0s"},
+		{"GET", "/v1/stats", "node01", "1h0m0s"},
+		{"PUT", "/v1/group", "node01", "1h0m0s"},
+		{"GET", "/v1/nope", "node01", "1h0m0s"},
+		{"GET", "/v1/group/5", "node02", ""},
+		{"GET", "/v1/group/5", "node09", ""},
+		{"GET", "/v1/stats", "", ""},
+	} {
+		req, err := http.NewRequestWithContext(t.Context(), tc.method, srv.URL+tc.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.node != "" {
+			req.Header.Set("Node", tc.node)
+		}
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if got := resp.Header.Get("Rops-Tombstones"); got != tc.want {
+			t.Errorf("%s %s for %q: %d with Rops-Tombstones %q, want %q", tc.method, tc.path, tc.node, resp.StatusCode, got, tc.want)
+		}
 	}
 }
 

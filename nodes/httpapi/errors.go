@@ -33,6 +33,8 @@ func errorStatus(err error) (int, string) {
 	switch core.ErrorCode(err) {
 	case core.EExists:
 		return http.StatusBadRequest, msgExists
+	case core.EFenced:
+		return http.StatusConflict, msgFenced
 	case core.ENotFound:
 		return http.StatusNotFound, err.Error()
 	case core.ERejected, core.EInvalid:

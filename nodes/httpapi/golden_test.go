@@ -53,6 +53,8 @@ type goldenCase struct {
 	faults  nodes.Faults // node01's faults
 	seed    uint64       // node01's seed
 	maxBody int64
+	// noTombstones serves stores that keep none, as the original's were.
+	noTombstones bool
 }
 
 const n1, n2 = "Node: node01", "Node: node02"
@@ -118,6 +120,20 @@ var goldenCases = []goldenCase{
 	{name: "delete-missing", reqs: []request{del(`{"groupId": "6"}`, n1)}},
 	{name: "delete-conditional", reqs: []request{
 		del(`{"groupId": "5"}`, n1, "Timestamp: "+heldToken), get("/v1/group/5", n1),
+	}},
+	// A create after a delete with its timestamp is a late one: refused,
+	// whether the delete found the record or not; another timestamp is
+	// another operation.
+	{name: "post-fenced", reqs: []request{
+		del(`{"groupId": "5"}`, n1, "Timestamp: "+heldToken), post(`{"groupId": "5"}`, n1, "Timestamp: "+heldToken),
+		get("/v1/group/5", n1), post(`{"groupId": "5"}`, n1, "Timestamp: 1700000001.000001"),
+	}},
+	{name: "post-fenced-missing", reqs: []request{
+		del(`{"groupId": "9"}`, n1, "Timestamp: 1700000001.000001"), post(`{"groupId": "9"}`, n1, "Timestamp: 1700000001.000001"),
+		post(`{"groupId": "9"}`, n2, "Timestamp: 1700000001.000001"),
+	}},
+	{name: "post-no-tombstones", noTombstones: true, reqs: []request{
+		del(`{"groupId": "5"}`, n1, "Timestamp: "+heldToken), post(`{"groupId": "5"}`, n1, "Timestamp: "+heldToken),
 	}},
 	{name: "delete-wrong-token", reqs: []request{
 		del(`{"groupId": "5"}`, n1, "Timestamp: 1700000001.000001"), get("/v1/group/5", n1),
@@ -194,6 +210,9 @@ func goldenServer(t *testing.T, tc goldenCase) *httpapi.Server {
 	nodeList := make([]core.Node, len(ns))
 	for i, name := range ns {
 		store := memory.New()
+		if tc.noTombstones {
+			store = memory.NewWithOptions(memory.Options{MaxTombstones: -1})
+		}
 		for _, id := range []core.GroupID{"1", "5", "7"} {
 			if err := store.Create(t.Context(), id, heldToken); err != nil {
 				t.Fatal(err)
@@ -231,7 +250,7 @@ func exchange(t *testing.T, h http.Handler, req request, b *strings.Builder) {
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, r)
 	fmt.Fprintf(b, "<<< %d\n", w.Code)
-	for _, k := range []string{"Content-Type", "Allow", "Retry-After", "Rops-Applied"} {
+	for _, k := range []string{"Content-Type", "Allow", "Retry-After", "Rops-Tombstones", "Rops-Applied"} {
 		if v := w.Header().Get(k); v != "" {
 			fmt.Fprintf(b, "%s: %s\n", k, v)
 		}

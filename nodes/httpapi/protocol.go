@@ -20,7 +20,16 @@ const (
 	msgExists = "Perhaps the object exists."
 	// msgNotFound starts the answer to a GET or DELETE of a missing record.
 	msgNotFound = "No group record found with id "
+	// msgFenced answers, with 409, a POST that a tombstone refuses: a
+	// delete of the id with this timestamp ran on the node already, so
+	// the create is a late one and is never applied. Not the original's:
+	// it kept no tombstones.
+	msgFenced = "Fenced: this group record was deleted with this timestamp; a create with it is refused."
 
+	// headerTombstones is on every answer of a Server for a node that
+	// keeps tombstones (core.Fencer), with their retention, such as
+	// "10m0s" (canonical form). The original server never sends it.
+	headerTombstones = "Rops-Tombstones"
 	// headerApplied, with the value "false", marks a 503 as the node's
 	// own "down": the request was not applied. A 503 without it may come
 	// from a proxy that forwarded the request (canonical form).

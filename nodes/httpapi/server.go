@@ -50,6 +50,9 @@ type Server struct {
 	stats   *core.Coordinator
 	log     *accessLog
 	adminMu sync.Mutex // makes a PUT /admin/faults read, merge and set as one
+	// tombstones holds the Rops-Tombstones header of each node that
+	// keeps tombstones, by name (markFencing).
+	tombstones map[string][]string
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -80,6 +83,7 @@ func NewServer(nodes []core.Node, opts ServerOptions) *Server {
 		s.byName[n.Name()] = n
 	}
 	s.names = strings.Join(names, ", ")
+	s.tombstones = tombstoneHeaders(nodes)
 	if len(nodes) == 1 {
 		s.only = nodes[0]
 	}
@@ -128,6 +132,7 @@ const (
 // taken as sent: ServeMux would clean "." and ".." away, and an escaped '/'
 // must reach the id check rather than split the path.
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	s.markFencing(w, r)
 	p := r.URL.EscapedPath()
 	if rest, ok := strings.CutPrefix(p, "/v1"); ok && strings.HasPrefix(rest, "/") {
 		p = rest

@@ -36,10 +36,11 @@ const maxRetryAfter = time.Hour
 // success to a core error, the inverse of the server's errorStatus. The
 // message is the server's; Status and RetryAfter carry the rest.
 //
-// A 400 to a POST is ErrExists and a 404 to a GET or DELETE of a record is
-// ErrNotFound only with the original's message: a proxy's 400 or the 404 of
-// a wrong URL must not pass for "someone else's record" or "already gone",
-// which the coordinator would count as done. 408, 429 and 5xx are transient (a
+// A 400 to a POST is ErrExists, a 409 to a POST ErrFenced, and a 404 to a
+// GET or DELETE of a record ErrNotFound only with the server's own message:
+// a proxy's 400 or 409 or the 404 of a wrong URL must not pass for
+// "someone else's record", "never will be" or "already gone", which the
+// coordinator would count as settled. 408, 429 and 5xx are transient (a
 // write may have been applied), and so is a 503 unless a rops server marks
 // it as its node's own "down" (Rops-Applied: false): a proxy answers 503
 // too, sometimes after it forwarded the request. Only the marked 503 is
@@ -52,6 +53,8 @@ func statusError(o op, status int, h http.Header, body []byte, now time.Time) er
 	switch {
 	case status == http.StatusBadRequest && o == opCreate && msg == msgExists:
 		e.Code = core.EExists
+	case status == http.StatusConflict && o == opCreate && msg == msgFenced:
+		e.Code = core.EFenced
 	case status == http.StatusNotFound && (o == opGet || o == opDelete) && strings.HasPrefix(msg, msgNotFound):
 		e.Code = core.ENotFound
 	case status == http.StatusNotFound && o == opList, status == http.StatusNotImplemented:

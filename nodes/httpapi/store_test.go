@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/reliable-ops/rops/core"
 	"github.com/reliable-ops/rops/nodes"
@@ -23,14 +24,42 @@ func openOverHTTP(tb testing.TB, open func(tb testing.TB) core.Store) core.Store
 	return mustClient(tb, srv, "node02", newHTTPClient(tb))
 }
 
+// TestStoreMemory runs the contract, tombstones and their expiry
+// included, through the server: a fenced create comes back as ErrFenced,
+// and the client learns from the answers that the node fences.
 func TestStoreMemory(t *testing.T) {
-	storetest.Run(t, func(tb testing.TB) core.Store {
+	storetest.RunWithOptions(t, func(tb testing.TB) core.Store {
 		return openOverHTTP(tb, func(testing.TB) core.Store { return memory.New() })
+	}, storetest.Options{
+		Fences: true,
+		TTL:    time.Minute,
+		OpenWithClock: func(tb testing.TB, clock core.Clock) core.Store {
+			return openOverHTTP(tb, func(testing.TB) core.Store {
+				return memory.NewWithOptions(memory.Options{TombstoneTTL: time.Minute, Clock: clock})
+			})
+		},
 	})
 }
 
+// TestStoreMemoryWithoutTombstones runs the contract through the server
+// over stores that keep no tombstones: the client must then say that the
+// node does not fence.
+func TestStoreMemoryWithoutTombstones(t *testing.T) {
+	open := func(tb testing.TB) core.Store {
+		return openOverHTTP(tb, func(testing.TB) core.Store { return memory.NewWithOptions(memory.Options{MaxTombstones: -1}) })
+	}
+	storetest.Run(t, open)
+	c := open(t).(*httpapi.Client)
+	if _, err := c.Count(t.Context()); err != nil {
+		t.Fatalf("Count: %v", err)
+	}
+	if c.Fences() {
+		t.Fatalf("Fences()=true over stores without tombstones, want false")
+	}
+}
+
 func TestStoreBadger(t *testing.T) {
-	storetest.Run(t, func(tb testing.TB) core.Store {
+	storetest.RunWithOptions(t, func(tb testing.TB) core.Store {
 		return openOverHTTP(tb, func(tb testing.TB) core.Store {
 			s, err := badger.Open(tb.TempDir())
 			if err != nil {
@@ -43,5 +72,5 @@ func TestStoreBadger(t *testing.T) {
 			})
 			return s
 		})
-	})
+	}, storetest.Options{Fences: true})
 }
