@@ -16,7 +16,7 @@ import (
 	"github.com/reliable-ops/rops/core"
 )
 
-// Exit codes, as DESIGN.md gives them.
+// Exit codes, as README.md gives them.
 const (
 	ExitOK           = 0 // every operation done, or already so
 	ExitRolledBack   = 1 // some operations were rolled back

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// Defaults of Config, as DESIGN.md gives them: the original's 10 retries,
+// Defaults of Config (docs/design.md): the original's 10 retries,
 // exponential backoff from 10 ms capped at 500 ms, 2 s per request and 30 s
 // per operation.
 const (
