@@ -49,10 +49,10 @@ const tombPrefix = "t/"
 // commit, at 20-25 µs a Create against 115-150 µs with a transaction each.
 //
 // The Store fences (core.Fencer): every conditional Delete(id, token), found
-// or not, and every unconditional one that removed a record, leaves a
-// tombstone for (id, token) in the same transaction, and a Create(id, token)
-// of an id it does not hold fails with core.ErrFenced while that tombstone
-// lasts. Tombstones are keys of their own with badger's TTL, kept at least
+// or not, every unconditional one that removed a record, and every
+// Create(id, token) refused with ErrExists leaves a tombstone for (id,
+// token) in the same transaction, and a Create(id, token) of an id it does
+// not hold fails with core.ErrFenced while that tombstone lasts. Tombstones are keys of their own with badger's TTL, kept at least
 // WithTombstoneTTL (core.DefaultTombstoneTTL) after the last delete that
 // left them, by the wall clock, and removed by badger's compaction after
 // that. They are not bounded in number: each costs a few dozen bytes of

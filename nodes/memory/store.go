@@ -24,9 +24,10 @@ import (
 // writes and Lists interleave.
 //
 // The Store fences (core.Fencer): every conditional Delete(id, token), found
-// or not, and every unconditional one that removed a record, leaves a
-// tombstone for (id, token), and a Create(id, token) of an id it does not
-// hold fails with core.ErrFenced while that tombstone lasts. A tombstone
+// or not, every unconditional one that removed a record, and every
+// Create(id, token) refused with ErrExists leaves a tombstone for (id,
+// token), and a Create(id, token) of an id it does not hold fails with
+// core.ErrFenced while that tombstone lasts. A tombstone
 // lasts Options.TombstoneTTL from the last delete that left it, unless more
 // than Options.MaxTombstones are kept: then the oldest go first, and a
 // create that arrives later than that is no longer fenced. The bound

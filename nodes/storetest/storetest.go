@@ -48,9 +48,9 @@ type Options struct {
 	// Fences says that the Stores keep tombstones (core.Fencer), so the
 	// tombstone rules are checked: a conditional Delete(id, token), found
 	// or not, an unconditional one that removed a record, and a Create
-	// refused with ErrExists, fence a
-	// later Create(id, token) of an id not held, with core.ErrFenced; a
-	// replay and other ids and tokens are not fenced. A Store that
+	// refused with ErrExists fence a later Create(id, token) of an id not
+	// held, with core.ErrFenced; a replay and other ids and tokens are
+	// not fenced. A Store that
 	// implements core.Fencer must also say that it fences, at the latest
 	// once it has answered a call.
 	Fences bool
