@@ -149,20 +149,28 @@ func TestGatewayAnswer(t *testing.T) {
 	}
 }
 
-// TestGatewayClient checks that the Client counts a proxy's answer as
-// retryable, and that a get passed on still reads nothing.
+// TestGatewayClient checks that the Client takes a proxy's answer, even a
+// 503, for an ambiguous one: the proxy may have passed the request on.
 func TestGatewayClient(t *testing.T) {
 	_, _, url, _ := faultyServer(t, nodes.Faults{GatewayRate: 1}, clock, httpapi.ServerOptions{})
 	c, err := httpapi.NewClient(url, "node01", httpapi.ClientOptions{HTTP: newHTTPClient(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range 10 {
-		rec, err := c.Get(t.Context(), core.GroupID(fmt.Sprint(i)))
+	seen := map[int]bool{}
+	for i := range 30 {
+		err := c.Create(t.Context(), core.GroupID(fmt.Sprint(i)), "1.000001")
 		e, ok := errors.AsType[*core.Error](err)
-		if !ok || !core.IsRetryable(err) || e.Status < 502 || e.Status > 504 {
-			t.Fatalf("Get(%d)=%+v, %v; want a retryable 502, 503 or 504", i, rec, err)
+		if !ok || e.Status < 502 || e.Status > 504 {
+			t.Fatalf("Create(%d)=%v; want a 502, 503 or 504", i, err)
 		}
+		if !core.IsAmbiguous(err) || !core.IsRetryable(err) {
+			t.Fatalf("Create(%d)=%v (code %s); want an ambiguous, retryable error", i, err, e.Code)
+		}
+		seen[e.Status] = true
+	}
+	if !seen[503] {
+		t.Fatal("no 503 among 30 gateway answers: the test does not show what it should")
 	}
 }
 
