@@ -253,7 +253,7 @@ func startChaos(ctx context.Context, cl *cluster, rate float64, stderr io.Writer
 				continue
 			}
 		}
-		if c, ok := httpClient(n); ok {
+		if c, ok := core.NodeAs[*httpapi.Client](n); ok {
 			if restore, err := putChaos(ctx, cl.http, c, rate); err == nil {
 				undo = append(undo, restore)
 				remote = append(remote, n.Name())
@@ -270,21 +270,6 @@ func startChaos(ctx context.Context, cl *cluster, rate float64, stderr io.Writer
 			f()
 		}
 	}, what
-}
-
-// httpClient finds the HTTP client inside n.
-func httpClient(n core.Node) (*httpapi.Client, bool) {
-	for n != nil {
-		switch v := n.(type) {
-		case *httpapi.Client:
-			return v, true
-		case interface{ Unwrap() core.Node }:
-			n = v.Unwrap()
-		default:
-			return nil, false
-		}
-	}
-	return nil, false
 }
 
 // putChaos sets the new faults on c's node through its server's admin API

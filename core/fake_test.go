@@ -148,14 +148,8 @@ func (n *fakeNode) do(ctx context.Context, method string, id GroupID, op func() 
 		return &Error{Code: ETransient, Status: 502, Message: n.name + ": 502 bad gateway"}
 	case late:
 		// The request waits in a queue the caller cannot see; the caller
-		// gives up first. Run in the caller's synctest bubble, the
-		// goroutine ends when the fake clock reaches the delay.
-		go func() {
-			time.Sleep(fakeLateDelay)
-			n.mu.Lock()
-			_ = op()
-			n.mu.Unlock()
-		}()
+		// gives up first.
+		n.applyLater(op)
 		<-ctx.Done()
 		return ctx.Err()
 	}
@@ -177,14 +171,20 @@ func (n *fakeNode) do(ctx context.Context, method string, id GroupID, op func() 
 	case gatewayApplied:
 		return &Error{Code: ETransient, Status: 504, Message: n.name + ": 504 gateway timeout"}
 	case duplicate:
-		go func() {
-			time.Sleep(fakeLateDelay)
-			n.mu.Lock()
-			_ = op()
-			n.mu.Unlock()
-		}()
+		n.applyLater(op)
 	}
 	return err
+}
+
+// applyLater runs op fakeLateDelay from now. Run in the caller's synctest
+// bubble, its goroutine ends when the fake clock reaches the delay.
+func (n *fakeNode) applyLater(op func() error) {
+	go func() {
+		time.Sleep(fakeLateDelay)
+		n.mu.Lock()
+		_ = op()
+		n.mu.Unlock()
+	}()
 }
 
 func (n *fakeNode) Create(ctx context.Context, id GroupID, token Token) error {

@@ -53,18 +53,28 @@ type Fencer interface {
 }
 
 // Fences reports whether n fences late writes, looking through wrappers
-// that have an Unwrap() Node method.
+// (see NodeAs).
 func Fences(n Node) bool {
-	for {
-		if f, ok := n.(Fencer); ok {
-			return f.Fences()
+	f, ok := NodeAs[Fencer](n)
+	return ok && f.Fences()
+}
+
+// NodeAs returns the first node in n's chain of wrappers that is a T: n
+// itself, or what an Unwrap() Node method of n returns, and so on, as
+// errors.As looks through wrapped errors.
+func NodeAs[T any](n Node) (T, bool) {
+	for n != nil {
+		if t, ok := n.(T); ok {
+			return t, true
 		}
 		u, ok := n.(interface{ Unwrap() Node })
 		if !ok {
-			return false
+			break
 		}
 		n = u.Unwrap()
 	}
+	var zero T
+	return zero, false
 }
 
 // Op names the kind of an operation.

@@ -101,19 +101,7 @@ func New(name string, store core.Store, opts Options) *Node {
 // Faulty returns the *Node inside n, looking through Logged and any other
 // wrapper with an Unwrap() core.Node method, so that faults can be changed on
 // a node that is wrapped.
-func Faulty(n core.Node) (*Node, bool) {
-	for n != nil {
-		switch v := n.(type) {
-		case *Node:
-			return v, true
-		case interface{ Unwrap() core.Node }:
-			n = v.Unwrap()
-		default:
-			return nil, false
-		}
-	}
-	return nil, false
-}
+func Faulty(n core.Node) (*Node, bool) { return core.NodeAs[*Node](n) }
 
 // Name returns the node's name.
 func (n *Node) Name() string { return n.name }
