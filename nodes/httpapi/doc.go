@@ -10,7 +10,7 @@
 //	GET    /ping, /ping/            200 PONG
 //	GET    /stats                   200 [true, {"node01": 0, "node02": 0}]
 //	GET    /group/<id>              200 {"groupId": "<id>", "timestamp": "<token>"}; 404
-//	POST   /group {"groupId": ...}  201 CREATED; 400 Perhaps the object exists.
+//	POST   /group {"groupId": ...}  201 CREATED; 400 Perhaps the object exists.; 409 fenced
 //	DELETE /group {"groupId": ...}  200 OK; 404
 //	GET    /groups?after=&limit=    200 {"groups": [...], "next": "<id>" or null}
 //	GET    /admin/faults            200 {"node01": {"error_rate": 0.2, ...}} (ServerOptions.Admin)
@@ -22,7 +22,11 @@
 // unknown node, missing body or groupId, invalid id), undecodable JSON 400,
 // bodies over ServerOptions.MaxBody 413. A node's injected faults answer as
 // the original's did: 500 or 408 with its messages; a node that is down
-// answers 503. A reset fault (nodes.ErrReset) resets the TCP connection with
+// answers 503 with "Rops-Applied: false", the only 503 the Client takes as
+// certainly not applied. A create whose token a tombstone holds answers 409
+// (core.ErrFenced), and every answer for a node that keeps tombstones
+// carries "Rops-Tombstones: <ttl>", which makes the Client a core.Fencer. A
+// reset fault (nodes.ErrReset) resets the TCP connection with
 // no answer, and a gateway fault (nodes.ErrGateway) answers 502, 503 or 504
 // with nginx's HTML page and no rops header, as a proxy in front would.
 package httpapi
