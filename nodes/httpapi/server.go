@@ -34,6 +34,15 @@ type ServerOptions struct {
 	Tokens *core.TokenSource
 	// Clock times the access log (nil: core.SystemClock).
 	Clock core.Clock
+	// Original imitates the original Flask server's protocol, so that a
+	// Client's fallback path can be tried against real processes: GET
+	// /group/<id> answers {"groupId":"<id>"} without the timestamp, GET
+	// /groups and every unknown route answer Flask's HTML 404, a POST of
+	// an id the node holds answers 400 "exists" even with the record's
+	// own timestamp (no replay), and answers carry no Rops- header (no
+	// Rops-Tombstones, no Rops-Applied on a node's 503). The stores
+	// underneath still keep tombstones; a create they fence answers 500.
+	Original bool
 }
 
 // Server is an http.Handler that serves a set of nodes over the original
@@ -53,6 +62,7 @@ type Server struct {
 	// tombstones holds the Rops-Tombstones header of each node that
 	// keeps tombstones, by name (markFencing).
 	tombstones map[string][]string
+	original   bool // ServerOptions.Original
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -71,6 +81,7 @@ func NewServer(nodes []core.Node, opts ServerOptions) *Server {
 		admin:   opts.Admin,
 		tokens:  opts.Tokens,
 	}
+	s.original = opts.Original
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBody
 	}
@@ -83,7 +94,9 @@ func NewServer(nodes []core.Node, opts ServerOptions) *Server {
 		s.byName[n.Name()] = n
 	}
 	s.names = strings.Join(names, ", ")
-	s.tombstones = tombstoneHeaders(nodes)
+	if !s.original {
+		s.tombstones = tombstoneHeaders(nodes)
+	}
 	if len(nodes) == 1 {
 		s.only = nodes[0]
 	}
@@ -112,6 +125,9 @@ func NewServer(nodes []core.Node, opts ServerOptions) *Server {
 
 // ServeHTTP answers one request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.original {
+		w = originalWriter{w}
+	}
 	if s.log == nil {
 		s.route(w, r)
 		return
@@ -156,7 +172,9 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 			methodNotAllowed(w, r, allowGroup)
 		}
 	case "/groups":
-		if allowed(w, r, allowGet) {
+		if s.original {
+			s.notFound(w, r)
+		} else if allowed(w, r, allowGet) {
 			s.handleList(w, r)
 		}
 	case "/admin/faults":
@@ -201,6 +219,12 @@ func methodNotAllowed(w http.ResponseWriter, r *http.Request, allow string) {
 }
 
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	if s.original {
+		w.Header()["Content-Type"] = contentHTML
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = io.WriteString(w, flaskNotFound)
+		return
+	}
 	routes := "/ping, /stats, /group, /group/<id>, /groups"
 	if s.admin {
 		routes += ", /admin/faults"
@@ -277,11 +301,20 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 	if tok == "" {
 		tok = s.tokens.Next()
 	}
-	if err := n.Create(r.Context(), id, tok); err != nil {
+	held := s.original && holds(r.Context(), n, id)
+	err := n.Create(r.Context(), id, tok)
+	switch {
+	case err == nil && held:
+		// The original has no replay: it finds the id and refuses.
+		writeError(w, http.StatusBadRequest, msgExists)
+	case s.original && core.ErrorCode(err) == core.EFenced:
+		// The original has no tombstones and no 409.
+		writeError(w, http.StatusInternalServerError, "Internal Server Error")
+	case err != nil:
 		groupError(w, n, err, id, tok)
-		return
+	default:
+		writeText(w, http.StatusCreated, "CREATED\n")
 	}
-	writeText(w, http.StatusCreated, "CREATED\n")
 }
 
 func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) {
@@ -318,6 +351,12 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request, escaped strin
 		return
 	}
 	b := make([]byte, 0, 40+len(rec.ID)+len(rec.Token))
+	if s.original {
+		// Flask's jsonify of the original's record, which has no token.
+		b = appendJSONString(append(b, `{"groupId":`...), string(rec.ID))
+		writeJSON(w, http.StatusOK, append(b, "}\n"...))
+		return
+	}
 	writeJSON(w, http.StatusOK, append(appendRecord(b, string(rec.ID), string(rec.Token)), '\n'))
 }
 
@@ -424,4 +463,55 @@ func (n statsNode) down(err error) error {
 		return err
 	}
 	return &core.Error{Code: core.EUnavailable, Message: n.Name() + " is down", Err: err}
+}
+
+// flaskNotFound is the page Flask (werkzeug 2.0) answers an unknown route
+// with, as the original server did.
+const flaskNotFound = `<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 3.2 Final//EN">
+<title>404 Not Found</title>
+<h1>Not Found</h1>
+<p>The requested URL was not found on the server. If you entered the URL manually please check your spelling and try again.</p>
+`
+
+var contentHTML = []string{"text/html; charset=utf-8"}
+
+// originalWriter drops the Rops- headers from an answer, as the original
+// server sends none: a Client then takes no 503 for "not applied" and
+// assumes no tombstones. ServerOptions.Original.
+type originalWriter struct{ http.ResponseWriter }
+
+func (w originalWriter) WriteHeader(status int) {
+	w.strip()
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w originalWriter) Write(b []byte) (int, error) {
+	w.strip()
+	return w.ResponseWriter.Write(b)
+}
+
+func (w originalWriter) strip() {
+	h := w.Header()
+	delete(h, headerApplied)
+	delete(h, headerTombstones)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w originalWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// holds reports whether n holds id, for the original's "exists" check. It
+// reads with List, which no fault but down and delay touches, so that the
+// check draws no fault of its own: List returns the ids after a bound, and
+// no valid id lies between id (its last byte one lower, then 0xff) and
+// id, as ids are UTF-8, which has no byte 0xff (and no byte 0, which
+// Validate refuses). Like the original's, the check and the create are not
+// one atomic step.
+func holds(ctx context.Context, n core.Node, id core.GroupID) bool {
+	s := string(id)
+	if s == "" {
+		return false
+	}
+	after := core.GroupID(s[:len(s)-1] + string([]byte{s[len(s)-1] - 1, 0xff}))
+	page, err := n.List(ctx, after, 1)
+	return err == nil && len(page) == 1 && page[0].ID == id
 }
