@@ -20,6 +20,9 @@ type ServeCmd struct {
 	Nodes []string `default:"node01,node02,node03" sep:"," help:"Names of the nodes to serve, chosen by the 'node' header."`
 	Store string   `enum:"memory,badger" default:"badger" help:"Storage of the nodes: badger under --data, or memory."`
 	Admin bool     `help:"Serve GET/PUT /admin/faults to read or change each node's faults while running."`
+	// Original lets rops' own client be tried against the original's
+	// protocol, its fallback path, with real processes and faults.
+	Original bool `help:"Speak the original server's protocol: no timestamp in GET /group/<id>, no /groups, 400 exists for a replayed create, no Rops- headers (no tombstones announced, no 'not applied' 503)."`
 }
 
 // Timeouts of the server: slow clients cannot hold connections, and a
@@ -65,7 +68,7 @@ func (c *ServeCmd) Run(ctx context.Context, g *Globals, io *IO) error {
 		return usageError(fmt.Errorf("cannot listen on %s: %w; choose another with --addr", c.Addr, err))
 	}
 	srv := &http.Server{
-		Handler:           httpapi.NewServer(target.Nodes, httpapi.ServerOptions{Admin: c.Admin, AccessLog: io.Stderr}),
+		Handler:           httpapi.NewServer(target.Nodes, httpapi.ServerOptions{Admin: c.Admin, AccessLog: io.Stderr, Original: c.Original}),
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       idleTimeout,
 	}
