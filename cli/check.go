@@ -128,7 +128,7 @@ func (c *CheckCmd) Run(ctx context.Context, g *Globals, io *IO) error {
 		}
 	}
 	chk.Resolve(still)
-	v, err := verify(ctx, cl.Coordinator, chk, ids)
+	v, err := verify(ctx, cl.Coordinator, chk, ids, cl.concurrency)
 	if err != nil {
 		return &exitError{code: ExitInconsistent, err: err}
 	}
@@ -221,17 +221,33 @@ func (w *workload) run(ctx context.Context, t task) {
 	delete(w.busy, id)
 }
 
-// verify reads every id on every node and judges them.
-func verify(ctx context.Context, c *core.Coordinator, chk *core.Checker, ids []core.GroupID) (core.Violations, error) {
-	held := make(map[core.GroupID]int, len(ids))
-	for _, id := range ids {
-		n, err := c.Holders(ctx, id)
-		if err != nil {
-			return core.Violations{}, fmt.Errorf("cannot check: %w", err)
-		}
-		held[id] = n
+// verify reads every id on every node, on workers goroutines, and judges
+// them.
+func verify(ctx context.Context, c *core.Coordinator, chk *core.Checker, ids []core.GroupID, workers int) (core.Violations, error) {
+	held := make([]int, len(ids))
+	errs := make([]error, len(ids))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range max(1, min(workers, len(ids))) {
+		wg.Go(func() {
+			for i := range next {
+				held[i], errs[i] = c.Holders(ctx, ids[i])
+			}
+		})
 	}
-	return chk.Verify(len(c.Nodes()), func(id core.GroupID) int { return held[id] }, ids), nil
+	for i := range ids {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	byID := make(map[core.GroupID]int, len(ids))
+	for i, id := range ids {
+		if errs[i] != nil {
+			return core.Violations{}, fmt.Errorf("cannot check: %w", errs[i])
+		}
+		byID[id] = held[i]
+	}
+	return chk.Verify(len(c.Nodes()), func(id core.GroupID) int { return byID[id] }, ids), nil
 }
 
 // startChaos switches on the new faults at rate on every node it can, and

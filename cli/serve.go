@@ -22,7 +22,7 @@ type ServeCmd struct {
 	Admin bool     `help:"Serve GET/PUT /admin/faults to read or change each node's faults while running."`
 	// Original lets rops' own client be tried against the original's
 	// protocol, its fallback path, with real processes and faults.
-	Original bool `help:"Speak the original server's protocol: no timestamp in GET /group/<id>, no /groups, 400 exists for a replayed create, no Rops- headers (no tombstones announced, no 'not applied' 503)."`
+	Original bool `help:"Speak the original server's protocol: no timestamp in GET /group/<id>, no /groups, 400 exists for a replayed create, no Rops- headers (no 'not applied' 503), and no tombstones."`
 }
 
 // Timeouts of the server: slow clients cannot hold connections, and a
@@ -44,6 +44,10 @@ func (c *ServeCmd) Run(ctx context.Context, g *Globals, io *IO) error {
 	specs := make([]string, len(c.Nodes))
 	for i, name := range c.Nodes {
 		specs[i] = c.Store + "://" + name
+		if c.Original {
+			// The original fences nothing.
+			specs[i] += "?tombstones=off"
+		}
 	}
 	if c.Store == "badger" {
 		dir, err := g.dataDir()

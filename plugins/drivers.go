@@ -17,19 +17,48 @@ func init() {
 }
 
 // openMemory opens memory://NAME: a fresh, empty store in memory that lasts
-// as long as the node.
+// as long as the node. tombstones=off keeps none (see tombstones).
 func openMemory(_ context.Context, u *url.URL, env Env) (core.Node, io.Closer, error) {
-	spec, err := ParseNodeSpec(u, env)
+	spec, err := ParseNodeSpec(u, env, "tombstones")
 	if err != nil {
 		return nil, nil, err
 	}
-	return spec.New(memory.New()), nil, nil
+	keep, err := tombstones(spec)
+	if err != nil {
+		return nil, nil, err
+	}
+	opts := memory.Options{}
+	if !keep {
+		opts.MaxTombstones = -1
+	}
+	return spec.New(memory.NewWithOptions(opts)), nil, nil
+}
+
+// tombstones reads a store spec's tombstones=on|off: whether the store keeps
+// the tombstones that fence late writes (on, the default), or none, as the
+// original server (off).
+func tombstones(spec NodeSpec) (bool, error) {
+	v, ok := spec.Query["tombstones"]
+	if !ok {
+		return true, nil
+	}
+	switch v[0] {
+	case "on":
+		return true, nil
+	case "off":
+		return false, nil
+	}
+	return false, core.Errorf(core.EInvalid, "tombstones=%s: give on (the default) or off", v[0])
 }
 
 // openBadger opens badger://NAME: a badger store in env.DataDir/NAME, or in
-// the directory that dir= names.
+// the directory that dir= names; tombstones=off keeps none.
 func openBadger(_ context.Context, u *url.URL, env Env) (core.Node, io.Closer, error) {
-	spec, err := ParseNodeSpec(u, env, "dir")
+	spec, err := ParseNodeSpec(u, env, "dir", "tombstones")
+	if err != nil {
+		return nil, nil, err
+	}
+	keep, err := tombstones(spec)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -42,7 +71,11 @@ func openBadger(_ context.Context, u *url.URL, env Env) (core.Node, io.Closer, e
 	} else if env.DataDir == "" {
 		return nil, nil, core.Errorf(core.EInvalid, "no directory for node %s: set a data directory (--data) or give one with dir=/path", spec.Name)
 	}
-	store, err := badger.Open(dir)
+	var opts []badger.Option
+	if !keep {
+		opts = append(opts, badger.WithoutTombstones())
+	}
+	store, err := badger.Open(dir, opts...)
 	if err != nil {
 		return nil, nil, err
 	}

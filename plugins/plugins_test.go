@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/url"
 	"os"
@@ -360,5 +361,44 @@ func TestOpenErrorHidesPassword(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "secret") {
 		t.Fatalf("error shows the password: %v", err)
+	}
+}
+
+// TestOpenTombstones: tombstones=off opens stores that fence nothing, as the
+// original server (rops serve --original); on is the default; anything else
+// is refused.
+func TestOpenTombstones(t *testing.T) {
+	env := Env{DataDir: t.TempDir(), Faults: nodes.Faults{}}
+	for _, tc := range []struct {
+		spec   string
+		fences bool
+	}{
+		{"memory://node01", true},
+		{"memory://node01?tombstones=on", true},
+		{"memory://node01?tombstones=off", false},
+		{"badger://node02", true},
+		{"badger://node03?tombstones=off", false},
+	} {
+		n, c, err := Open(t.Context(), tc.spec, env)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.spec, err)
+		}
+		if got := core.Fences(n); got != tc.fences {
+			t.Errorf("%s: Fences()=%v, want %v", tc.spec, got, tc.fences)
+		}
+		// A create after a conditional delete of its token is refused
+		// only by a store that fences.
+		_ = n.Delete(t.Context(), "a", "1.000001")
+		err = n.Create(t.Context(), "a", "1.000001")
+		if fenced := errors.Is(err, core.ErrFenced); fenced != tc.fences {
+			t.Errorf("%s: Create after Delete: %v, want fenced=%v", tc.spec, err, tc.fences)
+		}
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, _, err := Open(t.Context(), "memory://node01?tombstones=maybe", env)
+	if got, want := fmt.Sprint(err), "tombstones=maybe: give on (the default) or off"; !strings.Contains(got, want) {
+		t.Errorf("err=%q, want it to say %q", got, want)
 	}
 }

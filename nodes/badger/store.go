@@ -62,6 +62,7 @@ type Store struct {
 	c         *committer // the only writer of db
 	dir       string
 	ttl       time.Duration // of tombstones
+	noTombs   bool          // keep none, as the original server
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -78,6 +79,14 @@ type config struct {
 	logger       *slog.Logger
 	syncWrites   bool
 	tombstoneTTL time.Duration
+	noTombstones bool
+}
+
+// WithoutTombstones makes a Store that keeps no tombstones and so fences
+// nothing, as the original server: for `rops serve --original`, and for
+// tests of what rops does against such a node.
+func WithoutTombstones() Option {
+	return func(c *config) { c.noTombstones = true }
 }
 
 // WithTombstoneTTL keeps tombstones for at least d (core.DefaultTombstoneTTL
@@ -107,7 +116,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	if cfg.tombstoneTTL <= 0 {
 		cfg.tombstoneTTL = core.DefaultTombstoneTTL
 	}
-	s := &Store{db: db, dir: dir, ttl: cfg.tombstoneTTL}
+	s := &Store{db: db, dir: dir, ttl: cfg.tombstoneTTL, noTombs: cfg.noTombstones}
 	s.c = newCommitter(db, func(err error) error {
 		return core.Errorf(core.EInternal, "badger %s: cannot write; the store refuses writes until reopened: %w", dir, err)
 	}, core.Errorf(core.EInternal, "badger %s is closed", dir))
@@ -205,8 +214,9 @@ func (s *Store) Close() error {
 	return s.closeErr
 }
 
-// Fences reports that the Store keeps tombstones: it always does.
-func (s *Store) Fences() bool { return true }
+// Fences reports whether the Store keeps tombstones: unless opened
+// WithoutTombstones.
+func (s *Store) Fences() bool { return !s.noTombs }
 
 // TombstoneTTL returns how long the Store keeps a tombstone at least.
 func (s *Store) TombstoneTTL() time.Duration { return s.ttl }
@@ -245,13 +255,13 @@ func (op *storeOp) apply(txn *badgerdb.Txn) (wrote bool, err error) {
 	}
 	if !op.del {
 		fenced := false
-		if !ok {
+		if !ok && !op.s.noTombs {
 			if fenced, err = tombstoned(txn, op.id, op.token); err != nil {
 				return false, err
 			}
 		}
 		write, err := core.CheckCreate(op.id, held, ok, op.token, fenced)
-		if core.ErrorCode(err) == core.EExists {
+		if core.ErrorCode(err) == core.EExists && !op.s.noTombs {
 			// A copy of this create delivered later must not land once
 			// the record is gone (core.CheckDelete's note).
 			if terr := txn.SetEntry(badgerdb.NewEntry(tombKey(op.id, op.token), nil).WithTTL(op.s.tombstoneLife())); terr != nil {
@@ -270,7 +280,7 @@ func (op *storeOp) apply(txn *badgerdb.Txn) (wrote bool, err error) {
 	if fence == "" && refused == nil {
 		fence = held
 	}
-	if fence != "" {
+	if fence != "" && !op.s.noTombs {
 		// The tombstone goes first: should the delete then not fit the
 		// transaction (ErrTxnTooBig), the committer commits what is in
 		// it and applies op again, which finds the record still there
