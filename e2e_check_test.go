@@ -83,6 +83,7 @@ var everyFault = []string{
 // faults, check --chaos switches the new faults on through the admin API on
 // all three nodes and puts the old ones back.
 func TestCheckAgainstServeWithEveryFault(t *testing.T) {
+	skipLong(t)
 	t.Run("every fault", func(t *testing.T) {
 		s := startServer(t, "", nil, append([]string{"--store", "badger", "--data", t.TempDir(), "--admin", "--seed", "71"}, everyFault...)...)
 		cfg := writeConfig(t, "lab", remoteSpecs(s.addr, s.addr, s.addr)...)
@@ -335,6 +336,7 @@ func TestNodesKilledMidRequest(t *testing.T) {
 // acknowledgements on top, whose retried creates the server answers
 // "exists".
 func TestCheckAgainstOriginalProtocol(t *testing.T) {
+	skipLong(t)
 	for i, faults := range [][]string{
 		{"--random-behavior", "0.2"},
 		{"--random-behavior", "0.2", "--ambiguous-rate", "0.1"},

@@ -237,6 +237,7 @@ func checkJob(t *testing.T, target ...string) {
 // `rops serve` process serving node01..03, under random errors and under
 // lost acknowledgements.
 func TestRemoteTarget(t *testing.T) {
+	skipLong(t)
 	for _, faults := range [][]string{
 		{"--random-behavior", "0.2", "--seed", "21"},
 		{"--random-behavior", "0", "--ambiguous-rate", "0.2", "--seed", "22"},
@@ -252,6 +253,7 @@ func TestRemoteTarget(t *testing.T) {
 // TestServerPerNode runs the job against three `rops serve` processes of
 // one node each, named in a config file.
 func TestServerPerNode(t *testing.T) {
+	skipLong(t)
 	var addrs []string
 	for i, name := range []string{"node01", "node02", "node03"} {
 		s := startServer(t, "", nil, "--nodes", name, "--store", "badger", "--data", t.TempDir(), "--random-behavior", "0.2", "--seed", fmt.Sprint(30+i))
@@ -273,6 +275,7 @@ func remoteSpecs(addrs ...string) []string {
 // middle of a bulk create and restarts it: every create the job reports
 // done is on every node, and stats with the report account for every id.
 func TestNodeKilledMidJob(t *testing.T) {
+	skipLong(t)
 	var servers []*server
 	var addrs, dirs []string
 	for i, name := range []string{"node01", "node02", "node03"} {
@@ -379,5 +382,14 @@ func TestServeShutdown(t *testing.T) {
 	defer st.Close()
 	if _, err := st.Get(context.Background(), "inflight"); err != nil {
 		t.Fatalf("the in-flight create is not in the store: %v", err)
+	}
+}
+
+// skipLong skips a long end-to-end test in the quick loop (go test -short);
+// the full run, as CI runs it, runs it.
+func skipLong(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("a long end-to-end test: run without -short")
 	}
 }

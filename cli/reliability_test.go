@@ -50,6 +50,9 @@ func TestBulkReliability(t *testing.T) {
 		{"random-0.2-ambiguous-0.3", []string{"--random-behavior", "0.2", "--ambiguous-rate", "0.3"}, 13, 5},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if testing.Short() && tc.maxRolledBack > 0 {
+				t.Skip("a long job: run without -short")
+			}
 			t.Parallel()
 			t.Logf("seeds %d (create) and %d (delete)", tc.seed, tc.seed+1)
 			data := t.TempDir()
