@@ -12,23 +12,37 @@ const DefaultConcurrency = 16
 
 // forEach calls f for every item of items on at most concurrency goroutines
 // and returns how many items it took. It stops taking items once ctx ends.
+//
+// A worker is started only for an item that finds none idle, so a job never
+// runs more goroutines than it has items, and memory follows the work rather
+// than the concurrency asked for.
 func forEach[T any](ctx context.Context, items iter.Seq[T], concurrency int, f func(T)) int {
 	if concurrency < 1 {
 		concurrency = DefaultConcurrency
 	}
 	work := make(chan T)
 	var wg sync.WaitGroup
-	for range concurrency {
-		wg.Go(func() {
-			for item := range work {
-				f(item)
-			}
-		})
-	}
-	taken := 0
+	workers, taken := 0, 0
 	for item := range items {
 		if ctx.Err() != nil {
 			break
+		}
+		select {
+		case work <- item: // an idle worker took it
+			taken++
+			continue
+		default:
+		}
+		if workers < concurrency {
+			workers++
+			taken++
+			wg.Go(func() {
+				f(item)
+				for item := range work {
+					f(item)
+				}
+			})
+			continue
 		}
 		select {
 		case work <- item:
