@@ -68,8 +68,11 @@ func parseConfig(data []byte, name string) (Config, error) {
 			return Config{}, fmt.Errorf("config %s: target %q has no nodes: list node specs under \"nodes\"", name, tname)
 		case t.Retries != nil && *t.Retries < 0:
 			return Config{}, fmt.Errorf("config %s: target %q: retries %d is negative", name, tname, *t.Retries)
-		case t.Concurrency != nil && *t.Concurrency < 1:
-			return Config{}, fmt.Errorf("config %s: target %q: concurrency %d is too small: give 1 or more", name, tname, *t.Concurrency)
+		}
+		if t.Concurrency != nil {
+			if err := checkConcurrency(*t.Concurrency); err != nil {
+				return Config{}, fmt.Errorf("config %s: target %q: concurrency %w", name, tname, err)
+			}
 		}
 	}
 	return c, nil

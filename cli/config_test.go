@@ -14,6 +14,7 @@ func TestParseConfig(t *testing.T) {
 		{name: "no nodes", in: `{"targets": {"lab": {}}}`, err: `target "lab" has no nodes`},
 		{name: "negative retries", in: `{"targets": {"lab": {"nodes": ["memory://n"], "retries": -1}}}`, err: `retries -1 is negative`},
 		{name: "zero concurrency", in: `{"targets": {"lab": {"nodes": ["memory://n"], "concurrency": 0}}}`, err: `concurrency 0 is too small`},
+		{name: "concurrency over the limit", in: `{"targets": {"lab": {"nodes": ["memory://n"], "concurrency": 5000}}}`, err: `target "lab": concurrency 5000 is over the limit of 1024`},
 		{name: "wrong type", in: `{"targets": {"lab": {"nodes": "memory://n"}}}`, err: `is not valid`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

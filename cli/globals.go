@@ -31,7 +31,7 @@ type Globals struct {
 	Data        string `type:"path" placeholder:"DIR" help:"Data directory of the local target (default: $XDG_DATA_HOME/rops, or ~/.local/share/rops)."`
 	Seed        uint64 `placeholder:"N" help:"Seed of the fault and backoff random numbers, for reproducible runs (0: a new one each run, shown with -v)."`
 	Retries     *int   `placeholder:"N" help:"Retries per request before an operation is rolled back (default 10, or the target's)."`
-	Concurrency *int   `placeholder:"N" help:"Operations run at once by bulk commands (default 16, or the target's)."`
+	Concurrency *int   `placeholder:"N" help:"Operations run at once by bulk commands, 1 to 1024 (default 16, or the target's); never more than the ids."`
 	Output      string `short:"o" enum:"text,json" default:"text" help:"Output format: text or json."`
 
 	RequestTimeout      time.Duration `default:"2s" help:"Give up on a request to a node after this long (it is then retried)."`
@@ -59,8 +59,21 @@ func (g *Globals) Validate() error {
 	if g.Retries != nil && *g.Retries < 0 {
 		return fmt.Errorf("--retries %d is negative: give 0 or more", *g.Retries)
 	}
-	if g.Concurrency != nil && *g.Concurrency < 1 {
-		return fmt.Errorf("--concurrency %d is too small: give 1 or more", *g.Concurrency)
+	if g.Concurrency != nil {
+		if err := checkConcurrency(*g.Concurrency); err != nil {
+			return fmt.Errorf("--concurrency %w", err)
+		}
+	}
+	return nil
+}
+
+// checkConcurrency says what is wrong with a concurrency of n, if anything.
+func checkConcurrency(n int) error {
+	switch {
+	case n < 1:
+		return fmt.Errorf("%d is too small: give 1 or more", n)
+	case n > core.MaxConcurrency:
+		return fmt.Errorf("%d is over the limit of %d: each operation at once holds a connection to every node; give %d or less", n, core.MaxConcurrency, core.MaxConcurrency)
 	}
 	return nil
 }

@@ -10,8 +10,15 @@ import (
 // original job did.
 const DefaultConcurrency = 16
 
+// MaxConcurrency bounds how many operations a bulk job runs at once: each
+// holds a connection to every node, so more would exhaust file descriptors
+// and memory long before it bought speed, and a typo (--concurrency 300000)
+// must not.
+const MaxConcurrency = 1024
+
 // forEach calls f for every item of items on at most concurrency goroutines
-// and returns how many items it took. It stops taking items once ctx ends.
+// (DefaultConcurrency if < 1, MaxConcurrency at most) and returns how many
+// items it took. It stops taking items once ctx ends.
 //
 // A worker is started only for an item that finds none idle, so a job never
 // runs more goroutines than it has items, and memory follows the work rather
@@ -20,6 +27,7 @@ func forEach[T any](ctx context.Context, items iter.Seq[T], concurrency int, f f
 	if concurrency < 1 {
 		concurrency = DefaultConcurrency
 	}
+	concurrency = min(concurrency, MaxConcurrency)
 	work := make(chan T)
 	var wg sync.WaitGroup
 	workers, taken := 0, 0
