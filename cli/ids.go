@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
 	"io"
 	"iter"
@@ -51,27 +52,27 @@ func (r idRange) all() iter.Seq[core.GroupID] {
 	}
 }
 
-// IDSource is how a bulk command names its ids: arguments, a range, a file,
-// or all three; none means the default range 0-99.
+// IDSource is how a bulk command names its ids: arguments, ranges, files,
+// or all of them; none means the default range 0-99. Repeated --range and
+// --file flags add up, and an id named more than once is sent once.
 type IDSource struct {
 	IDs   []string `arg:"" optional:"" name:"ID" help:"Group ids."`
-	Range string   `placeholder:"A-B" help:"A range of decimal ids, such as 0-999."`
-	File  string   `placeholder:"FILE" help:"Read ids from FILE, one a line ('-': standard input; blank lines and lines starting with # are skipped)."`
+	Range []string `placeholder:"A-B" help:"A range of decimal ids, such as 0-999; repeat the flag (or separate ranges with commas) for more: they add up."`
+	File  []string `placeholder:"FILE" sep:"none" help:"Read ids from FILE, one a line ('-': standard input; blank lines and lines starting with # are skipped); repeat the flag for more files."`
 }
 
-// idList is the ids of a job, validated before any is sent.
+// idList is the ids of a job, validated and deduplicated before any is
+// sent: the named ids (arguments, then files) in their order, then the
+// ranges in ascending order, skipping the ids named already. Only the named
+// ids are held in memory; the ranges are generated.
 type idList struct {
-	ids []core.GroupID
-	rng *idRange // after ids
+	ids  []core.GroupID
+	seen map[core.GroupID]bool // ids, as a set
+	rngs []idRange             // sorted, disjoint and not adjacent
+	n    int                   // the ids all yields
 }
 
-func (l idList) len() int {
-	n := len(l.ids)
-	if l.rng != nil {
-		n += l.rng.len()
-	}
-	return n
-}
+func (l idList) len() int { return l.n }
 
 func (l idList) all() iter.Seq[core.GroupID] {
 	return func(yield func(core.GroupID) bool) {
@@ -80,9 +81,9 @@ func (l idList) all() iter.Seq[core.GroupID] {
 				return
 			}
 		}
-		if l.rng != nil {
-			for id := range l.rng.all() {
-				if !yield(id) {
+		for _, r := range l.rngs {
+			for id := range r.all() {
+				if !l.seen[id] && !yield(id) {
 					return
 				}
 			}
@@ -93,38 +94,86 @@ func (l idList) all() iter.Seq[core.GroupID] {
 // resolve reads and validates every id, so that bad input stops the job
 // before it sends anything.
 func (s *IDSource) resolve(stdin io.Reader) (idList, error) {
-	var l idList
+	var named []core.GroupID
 	for _, a := range s.IDs {
 		id, err := core.ParseGroupID(a)
 		if err != nil {
 			return idList{}, usageError(err)
 		}
-		l.ids = append(l.ids, id)
+		named = append(named, id)
 	}
-	if s.File != "" {
-		ids, err := readIDs(s.File, stdin)
+	for _, name := range s.File {
+		ids, err := readIDs(name, stdin)
 		if err != nil {
 			return idList{}, usageError(err)
 		}
-		l.ids = append(l.ids, ids...)
+		named = append(named, ids...)
 	}
-	if s.Range != "" {
-		r, err := parseRange(s.Range)
+	var rngs []idRange
+	for _, a := range s.Range {
+		r, err := parseRange(a)
 		if err != nil {
 			return idList{}, usageError(err)
 		}
-		l.rng = &r
+		rngs = append(rngs, r)
 	}
-	switch {
-	case l.len() == 0 && s.File != "":
-		return idList{}, usageError(fmt.Errorf("no ids in %s: give one id a line", s.File))
-	case l.len() == 0:
-		l.rng = &defaultRange
+	rngs = mergeRanges(rngs)
+	total := 0
+	for _, r := range rngs {
+		total += r.len()
+	}
+	if total > MaxRange {
+		return idList{}, usageError(fmt.Errorf("invalid --range %s: together they name %d ids, more than the limit of %d; split the job", strings.Join(s.Range, ", "), total, MaxRange))
+	}
+	if len(named) == 0 && len(rngs) == 0 {
+		if len(s.File) > 0 {
+			return idList{}, usageError(fmt.Errorf("no ids in %s: give one id a line", strings.Join(s.File, ", ")))
+		}
+		rngs = []idRange{defaultRange}
+		total = defaultRange.len()
 	}
 	// Operations on one id are serialized anyway; repeating an id only
 	// wastes requests.
-	l.ids = dedupe(l.ids)
+	l := idList{ids: dedupe(named), rngs: rngs}
+	l.seen = make(map[core.GroupID]bool, len(l.ids))
+	l.n = len(l.ids) + total
+	for _, id := range l.ids {
+		l.seen[id] = true
+		if inRanges(rngs, id) {
+			l.n--
+		}
+	}
 	return l, nil
+}
+
+// mergeRanges returns rs sorted, with overlapping and adjacent ranges
+// merged into one.
+func mergeRanges(rs []idRange) []idRange {
+	slices.SortFunc(rs, func(a, b idRange) int { return cmp.Compare(a.from, b.from) })
+	var out []idRange
+	for _, r := range rs {
+		if n := len(out); n > 0 && (r.from <= out[n-1].to || r.from-1 == out[n-1].to) {
+			out[n-1].to = max(out[n-1].to, r.to)
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// inRanges reports whether id is one that a range of rs yields: a decimal
+// number in its canonical form (a range yields "5", never "05").
+func inRanges(rs []idRange, id core.GroupID) bool {
+	n, err := strconv.ParseUint(string(id), 10, 64)
+	if err != nil || strconv.FormatUint(n, 10) != string(id) {
+		return false
+	}
+	for _, r := range rs {
+		if r.from <= n && n <= r.to {
+			return true
+		}
+	}
+	return false
 }
 
 func dedupe(ids []core.GroupID) []core.GroupID {

@@ -50,7 +50,7 @@ func TestRangeAllStopsAtTheTop(t *testing.T) {
 }
 
 func TestResolveIDs(t *testing.T) {
-	src := IDSource{IDs: []string{"b", "a", "b"}, Range: "1-2", File: "-"}
+	src := IDSource{IDs: []string{"b", "a", "b"}, Range: []string{"1-2"}, File: []string{"-"}}
 	l, err := src.resolve(strings.NewReader("x\n\n# skip\n a \n"))
 	if err != nil {
 		t.Fatal(err)
@@ -61,6 +61,49 @@ func TestResolveIDs(t *testing.T) {
 	}
 	if got, want := l.len(), 5; got != want {
 		t.Fatalf("len = %d, want %d", got, want)
+	}
+}
+
+// TestResolveSendsEachIDOnce: an id named in the arguments, a file and a
+// range, and ranges that overlap, give each id once, and repeated --range
+// flags add up.
+func TestResolveSendsEachIDOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		src  IDSource
+		file string
+		want []core.GroupID
+	}{
+		{name: "arg in range", src: IDSource{IDs: []string{"5"}, Range: []string{"0-9"}},
+			want: []core.GroupID{"5", "0", "1", "2", "3", "4", "6", "7", "8", "9"}},
+		{name: "ranges add up", src: IDSource{Range: []string{"0-2", "7-8"}},
+			want: []core.GroupID{"0", "1", "2", "7", "8"}},
+		{name: "ranges overlap", src: IDSource{Range: []string{"3-5", "0-3", "4-6", "8-8", "7-7"}},
+			want: []core.GroupID{"0", "1", "2", "3", "4", "5", "6", "7", "8"}},
+		{name: "file in range", src: IDSource{File: []string{"-"}, Range: []string{"1-3"}}, file: "3\n03\nx\n3\n",
+			want: []core.GroupID{"3", "03", "x", "1", "2"}},
+		{name: "top of the range", src: IDSource{IDs: []string{"18446744073709551615"}, Range: []string{"18446744073709551614-18446744073709551615", "18446744073709551615-18446744073709551615"}},
+			want: []core.GroupID{"18446744073709551615", "18446744073709551614"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, err := tc.src.resolve(strings.NewReader(tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := slices.Collect(l.all()); !slices.Equal(got, tc.want) {
+				t.Fatalf("ids = %v, want %v", got, tc.want)
+			}
+			if got, want := l.len(), len(tc.want); got != want {
+				t.Fatalf("len = %d, want %d", got, want)
+			}
+		})
+	}
+}
+
+func TestResolveBoundsTheRangesTogether(t *testing.T) {
+	src := IDSource{Range: []string{"0-9999999", "20000000-20000000"}}
+	if _, err := src.resolve(strings.NewReader("")); err == nil || !strings.Contains(err.Error(), "together they name 10000001 ids, more than the limit") {
+		t.Fatalf("resolve error = %v, want the limit named", err)
 	}
 }
 
