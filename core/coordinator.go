@@ -60,6 +60,11 @@ type Config struct {
 	Rand *rand.Rand
 	// Tokens makes operation tokens. Default: NewTokenSource(Clock).
 	Tokens *TokenSource
+	// Breaker, if not nil, stops sending requests to a node that has been
+	// unreachable for a while, so that operations needing it end rolled
+	// back or pending at once instead of after their timeouts (see
+	// Breaker). Nil: every request is sent.
+	Breaker *Breaker
 }
 
 // Coordinator runs operations across a fixed set of nodes. It is safe for

@@ -90,6 +90,11 @@ func (r *opRun) wait(ctx context.Context, p *part, bo Backoff, err error) action
 	if ctx.Err() != nil {
 		return giveUp("gave up: " + context.Cause(ctx).Error())
 	}
+	if errors.Is(err, ErrBreakerOpen) {
+		// The node is down: retrying until the timeout would only delay
+		// the report. Nothing was sent, so the state says what it did.
+		return giveUp("not retried while the node is down")
+	}
 	d, stop := bo.Next()
 	if stop {
 		return giveUp("retries exhausted")
@@ -100,9 +105,13 @@ func (r *opRun) wait(ctx context.Context, p *part, bo Backoff, err error) action
 	return acSend
 }
 
-// send sends one request and classifies its answer.
+// send sends one request and classifies its answer. A request the breaker
+// refuses is not sent: evNotSent.
 func (r *opRun) send(ctx context.Context, node Node, req request, tok Token, retry bool) (event, Record, error) {
 	var rec Record
+	if err := r.c.cfg.Breaker.admit(node.Name(), r.c.cfg.Clock.Now()); err != nil {
+		return evNotSent, rec, err
+	}
 	err := r.call(ctx, node, retry, func(ctx context.Context) error {
 		var err error
 		switch req {
@@ -115,6 +124,10 @@ func (r *opRun) send(ctx context.Context, node Node, req request, tok Token, ret
 		}
 		return err
 	})
+	if ctx.Err() == nil {
+		// Once ctx has ended a failure is the caller's, not the node's.
+		r.c.cfg.Breaker.observe(node.Name(), r.c.cfg.Clock.Now(), err)
+	}
 	if err == nil && req == reqGet {
 		switch {
 		case rec.Token == "":

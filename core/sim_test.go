@@ -32,7 +32,8 @@ import (
 // rounds the coordinator's process crashes after a random number of node
 // calls: it can send nothing more and write nothing more to its journal,
 // though what it had sent goes on at the nodes; a new coordinator over the
-// same journal recovers. After every round, Checker verifies the nodes
+// same journal recovers. Half the schedules run with a Breaker (see
+// Breaker), so a node downed for a round is refused fast. After every round, Checker verifies the nodes
 // against the reported outcomes; at the end every fault is healed, every
 // late request lands, and nothing may be pending, lost, unexpected or
 // divergent.
@@ -51,6 +52,7 @@ var simFaults = []fault{errBefore, errAfter, hangBefore, hangAfter, late, reset,
 type simStats struct {
 	schedules, ops, crashes, recovers atomic.Int64
 	outcomes                          [4]atomic.Int64 // done, unchanged, rolled back, pending
+	refused                           atomic.Int64    // requests a breaker refused
 	faults                            [numFaults]atomic.Int64
 }
 
@@ -65,11 +67,18 @@ func TestSimulation(t *testing.T) {
 	case n == 0:
 		n = 10000
 	}
+	// A seed from the file or the flag runs without and with a breaker;
+	// a new seed draws whether it has one.
+	var scheds []schedule
+	for _, seed := range seeds {
+		scheds = append(scheds, schedule{seed, false}, schedule{seed, true})
+	}
 	base := uint64(time.Now().UnixNano())
 	for i := range n {
-		seeds = append(seeds, base+uint64(i))
+		seed := base + uint64(i)
+		scheds = append(scheds, schedule{seed, draw(seed, "breaker") < 0.5})
 	}
-	t.Logf("%d schedules, seeds %d.. (and %d regression seeds from testdata)", n, base, len(seeds)-n)
+	t.Logf("%d schedules, seeds %d.. (and %d regression seeds from testdata, each without and with a breaker)", n, base, len(seeds))
 
 	var st simStats
 	start := time.Now()
@@ -77,11 +86,11 @@ func TestSimulation(t *testing.T) {
 	for w := range workers {
 		t.Run(fmt.Sprintf("worker%d", w), func(t *testing.T) {
 			t.Parallel()
-			for i := w; i < len(seeds); i += workers {
-				seed := seeds[i]
-				synctest.Test(t, func(t *testing.T) { runSchedule(t, seed, &st) })
+			for i := w; i < len(scheds); i += workers {
+				sc := scheds[i]
+				synctest.Test(t, func(t *testing.T) { runSchedule(t, sc.seed, sc.breaker, &st) })
 				if t.Failed() {
-					t.Fatalf("schedule %d failed; replay it with: go test ./core -run 'TestSimulation$' -sim.seed=%d -v", seed, seed)
+					t.Fatalf("schedule %d (breaker=%v) failed; replay it with: go test ./core -run 'TestSimulation$' -sim.seed=%d -v", sc.seed, sc.breaker, sc.seed)
 				}
 			}
 		})
@@ -93,10 +102,17 @@ func TestSimulation(t *testing.T) {
 				fs = append(fs, fmt.Sprintf("%s=%d", f, c))
 			}
 		}
-		t.Logf("%d schedules in %.1fs: %d operations (done %d, unchanged %d, rolled back %d, pending %d), %d crashes, %d recovers; faults: %s",
+		t.Logf("%d schedules in %.1fs: %d operations (done %d, unchanged %d, rolled back %d, pending %d), %d crashes, %d recovers, %d requests refused by a breaker; faults: %s",
 			st.schedules.Load(), time.Since(start).Seconds(), st.ops.Load(), st.outcomes[0].Load(), st.outcomes[1].Load(),
-			st.outcomes[2].Load(), st.outcomes[3].Load(), st.crashes.Load(), st.recovers.Load(), strings.Join(fs, " "))
+			st.outcomes[2].Load(), st.outcomes[3].Load(), st.crashes.Load(), st.recovers.Load(), st.refused.Load(), strings.Join(fs, " "))
 	})
+}
+
+// schedule is one run of the simulation: its seed, and whether its
+// coordinators have a Breaker.
+type schedule struct {
+	seed    uint64
+	breaker bool
 }
 
 // regressionSeeds reads testdata/sim-seeds.txt: seeds that once failed, one
@@ -212,14 +228,19 @@ func (j procJournal) Finish(ctx context.Context, tok Token) error {
 }
 
 // newProcess starts a coordinator process over nodes and j that crashes
-// before its crashAt-th node call (never if crashAt < 0).
-func newProcess(t *testing.T, seed uint64, nodes fakeCluster, j *fakeJournal, crashAt int) *process {
+// before its crashAt-th node call (never if crashAt < 0), with a Breaker of
+// its own if breaker is set.
+func newProcess(t *testing.T, seed uint64, nodes fakeCluster, j *fakeJournal, crashAt int, breaker bool) *process {
 	p := &process{crashAt: crashAt}
 	ns := make([]Node, len(nodes))
 	for i, n := range nodes {
 		ns[i] = procNode{n, p}
 	}
-	c, err := New(Config{Nodes: ns, Journal: procJournal{j, p}, Rand: rand.New(NewLockedSource(seed))})
+	cfg := Config{Nodes: ns, Journal: procJournal{j, p}, Rand: rand.New(NewLockedSource(seed))}
+	if breaker {
+		cfg.Breaker = NewBreaker(BreakerOptions{})
+	}
+	c, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +248,18 @@ func newProcess(t *testing.T, seed uint64, nodes fakeCluster, j *fakeJournal, cr
 	return p
 }
 
-func runSchedule(t *testing.T, seed uint64, st *simStats) {
+// refused returns how many requests p's breaker refused.
+func (p *process) refused() int {
+	n := 0
+	if b := p.c.cfg.Breaker; b != nil {
+		for _, node := range p.c.cfg.Nodes {
+			n += b.Refused(node.Name())
+		}
+	}
+	return n
+}
+
+func runSchedule(t *testing.T, seed uint64, breaker bool, st *simStats) {
 	rng := rand.New(rand.NewPCG(seed, 0x51))
 	size := 1 + rng.IntN(5)
 	nodes := newCluster(size)
@@ -257,8 +289,8 @@ func runSchedule(t *testing.T, seed uint64, st *simStats) {
 	j := &fakeJournal{}
 	chk := NewChecker()
 	fail := func(format string, args ...any) {
-		t.Errorf("seed %d (%d nodes, original=%v, rate %v): %s\nnodes: %v\njournal: %+v",
-			seed, size, original, rate, fmt.Sprintf(format, args...), nodes, j.left())
+		t.Errorf("seed %d (%d nodes, original=%v, rate %v, breaker=%v): %s\nnodes: %v\njournal: %+v",
+			seed, size, original, rate, breaker, fmt.Sprintf(format, args...), nodes, j.left())
 	}
 	verify := func(when string, extra []GroupID) bool {
 		v := chk.Verify(size, func(id GroupID) int { return len(nodes.holders(id)) }, extra)
@@ -284,7 +316,7 @@ func runSchedule(t *testing.T, seed uint64, st *simStats) {
 		chk.Resolve(still)
 	}
 
-	p := newProcess(t, seed, nodes, j, -1)
+	p := newProcess(t, seed, nodes, j, -1, breaker)
 	rounds := 2 + rng.IntN(5)
 	for round := range rounds {
 		crash := rng.IntN(4) == 0
@@ -341,7 +373,8 @@ func runSchedule(t *testing.T, seed uint64, st *simStats) {
 		p.mu.Unlock()
 		if p.dead() {
 			st.crashes.Add(1)
-			p = newProcess(t, seed+uint64(round)+1, nodes, j, -1)
+			st.refused.Add(int64(p.refused()))
+			p = newProcess(t, seed+uint64(round)+1, nodes, j, -1, breaker)
 			recoverAll(p)
 		} else if len(chk.Pending()) > 0 && rng.IntN(2) == 0 {
 			recoverAll(p)
@@ -354,12 +387,18 @@ func runSchedule(t *testing.T, seed uint64, st *simStats) {
 	// The end: heal, recover, let every late request land, and check that
 	// nothing is pending and every id agrees with the history.
 	nodes.heal()
-	for range 3 {
+	for i := range 3 {
 		if len(chk.Pending()) == 0 {
 			break
 		}
+		if i > 0 && breaker {
+			// A breaker opened by a node down in the last round refuses
+			// until its cooldown is over.
+			time.Sleep(p.c.cfg.Breaker.Options().Cooldown)
+		}
 		recoverAll(p)
 	}
+	st.refused.Add(int64(p.refused()))
 	time.Sleep(time.Hour)
 	synctest.Wait()
 	if pend := chk.Pending(); len(pend) > 0 {

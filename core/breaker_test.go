@@ -1,0 +1,254 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// TestCircuit is the table test of one node's circuit: each case feeds it
+// requests at times (seconds) and checks where it ends.
+func TestCircuit(t *testing.T) {
+	o := NewBreaker(BreakerOptions{Failures: 3, Window: time.Second, Cooldown: 2 * time.Second}).Options()
+	type req struct {
+		at      float64 // seconds
+		notSent bool    // its outcome: not sent, or any answer
+	}
+	for _, tc := range []struct {
+		name     string
+		reqs     []req
+		want     circuitState
+		admitsAt float64 // a request at this time is admitted, or refused
+		admitted bool
+		answerAt float64 // if not 0, an answer then to a request sent before
+	}{
+		{"fresh: closed", nil, closed, 0, true, 0},
+		{"failures, too few", []req{{0, true}, {1, true}}, closed, 1.5, true, 0},
+		{"failures, too soon", []req{{0, true}, {0.2, true}, {0.4, true}}, closed, 0.5, true, 0},
+		{"enough failures over the window: open", []req{{0, true}, {0.5, true}, {1, true}}, open, 1.5, false, 0},
+		{"an answer resets the count", []req{{0, true}, {0.5, true}, {0.7, false}, {0.8, true}, {1.2, true}}, closed, 1.3, true, 0},
+		{"a timeout or 5xx is an answer", []req{{0, true}, {0.5, true}, {1, false}}, closed, 1.1, true, 0},
+		{"open, cooldown over: trial", []req{{0, true}, {0.5, true}, {1, true}}, trial, 3, true, 0},
+		{"trial, not sent: open again", []req{{0, true}, {0.5, true}, {1, true}, {3, true}}, open, 4.9, false, 0},
+		{"trial, then open again, cooldown over", []req{{0, true}, {0.5, true}, {1, true}, {3, true}}, trial, 5, true, 0},
+		{"trial, an answer: closed", []req{{0, true}, {0.5, true}, {1, true}, {3, false}}, closed, 3.1, true, 0},
+		{"open, a late answer of a request sent before: closed", []req{{0, true}, {0.5, true}, {1, true}}, closed, 1.3, true, 1.2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var c circuit
+			t0 := time.Unix(1e9, 0)
+			at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+			for _, r := range tc.reqs {
+				if !c.admit(at(r.at), o) {
+					t.Fatalf("request at %vs refused (%s)", r.at, c.state)
+				}
+				c.observe(at(r.at), r.notSent, o)
+			}
+			if tc.answerAt != 0 {
+				c.observe(at(tc.answerAt), false, o)
+			}
+			if got, want := c.admit(at(tc.admitsAt), o), tc.admitted; got != want {
+				t.Errorf("admit at %vs = %v, want %v", tc.admitsAt, got, want)
+			}
+			if got, want := c.state, tc.want; got != want {
+				t.Errorf("state=%v, want %v", got, want)
+			}
+		})
+	}
+}
+
+// leftovers leaves n create intents in e's journal, each of whose record
+// only node01 holds, as a job killed mid-create leaves them.
+func (e *env) leftovers(n int) []GroupID {
+	ids := make([]GroupID, n)
+	for i := range ids {
+		ids[i] = GroupID(fmt.Sprintf("g%04d", i))
+		tok := Token(fmt.Sprintf("T%04d", i))
+		e.j.intents = append(e.j.intents, Intent{Op: OpCreate, ID: ids[i], Token: tok, Nodes: allNodes})
+		e.nodes[0].put(ids[i], tok)
+	}
+	return ids
+}
+
+// settleBound is how much fake time 1000 leftover intents with a node down
+// may take to be reported pending: the window the breaker waits before it
+// opens, and a little. Without a breaker each costs CompensationTimeout
+// (30 s), 16 at a time: about 31 minutes.
+const settleBound = 5 * time.Second
+
+// TestRecoverWithNodeDownIsFast: 1000 leftover intents with node02 down are
+// all reported pending within seconds of the fake clock, not one
+// compensation timeout each; once node02 answers again, the next Recover
+// rolls them all back.
+func TestRecoverWithNodeDownIsFast(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, 3)
+		e.cfg.Breaker = NewBreaker(BreakerOptions{})
+		ids := e.leftovers(1000)
+		e.nodes[1].down = true
+
+		start := time.Now()
+		results, err := e.coordinator().Recover(t.Context(), 0)
+		elapsed := time.Since(start)
+		if err != nil {
+			t.Fatalf("Recover: %v", err)
+		}
+		t.Logf("1000 intents, node02 down: reported in %v of fake time; %d requests to node02, %d refused",
+			elapsed, e.nodes[1].totalCalls(), e.cfg.Breaker.Refused("node02"))
+		if len(results) != len(ids) {
+			t.Fatalf("%d results, want %d", len(results), len(ids))
+		}
+		for _, res := range results {
+			if res.Outcome != Pending || !errors.Is(res.Err, ErrUnavailable) {
+				t.Fatalf("%s: outcome=%v (%v), want pending, unavailable", res.ID, res.Outcome, res.Err)
+			}
+		}
+		if elapsed > settleBound {
+			t.Fatalf("Recover took %v of fake time, want at most %v", elapsed, settleBound)
+		}
+		if got, want := len(e.j.left()), len(ids); got != want {
+			t.Fatalf("journal holds %d intents, want %d", got, want)
+		}
+
+		// node02 is back: after the cooldown the breaker lets requests
+		// through, and the next Recover rolls every intent back.
+		e.nodes[1].mu.Lock()
+		e.nodes[1].down = false
+		e.nodes[1].mu.Unlock()
+		time.Sleep(e.cfg.Breaker.Options().Cooldown)
+		results, err = e.coordinator().Recover(t.Context(), 0)
+		if err != nil {
+			t.Fatalf("second Recover: %v", err)
+		}
+		for _, res := range results {
+			if res.Outcome != RolledBack {
+				t.Fatalf("%s: outcome=%v (%v), want rolled back", res.ID, res.Outcome, res.Err)
+			}
+		}
+		if got, want := len(results), len(ids); got != want {
+			t.Fatalf("%d results, want %d", got, want)
+		}
+		if left := e.j.left(); len(left) != 0 {
+			t.Fatalf("journal holds %d intents, want none", len(left))
+		}
+		if got := e.nodes.ids(); len(got) != 0 {
+			t.Fatalf("nodes hold %d ids, want none", len(got))
+		}
+	})
+}
+
+// TestBulkWithNodeDownIsFast: a job on 1000 ids that each carry a leftover
+// intent, with node02 down, settles each one first (see settle): every
+// operation ends pending, within seconds of the fake clock.
+func TestBulkWithNodeDownIsFast(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, 3)
+		e.cfg.Breaker = NewBreaker(BreakerOptions{})
+		ids := e.leftovers(1000)
+		e.nodes[1].down = true
+		start := time.Now()
+		rep := e.coordinator().Bulk(t.Context(), OpCreate, slices.Values(ids), 0, nil)
+		elapsed := time.Since(start)
+		t.Logf("1000 creates over leftover intents, node02 down: %v of fake time, %d requests", elapsed, rep.Requests)
+		if rep.Pending != len(ids) {
+			t.Fatalf("report = %+v, want %d pending", rep, len(ids))
+		}
+		if elapsed > settleBound {
+			t.Fatalf("the job took %v of fake time, want at most %v", elapsed, settleBound)
+		}
+	})
+}
+
+// TestBreakerKeepsAmbiguity: a create whose write to node02 may have landed
+// (the acknowledgement was lost) cannot be undone while node02 is down: the
+// breaker's refusals leave it pending, never rolled back, and the record
+// node02 holds stays known to the journal until a Recover deletes it.
+func TestBreakerKeepsAmbiguity(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, 3)
+		e.cfg.Breaker = NewBreaker(BreakerOptions{})
+		n := e.nodes[1]
+		// The create lands on node02 but its answer is lost, and node03,
+		// after one 500, refuses it for good: the operation must be
+		// undone. By then node02 is down.
+		n.fn = func(c call) fault {
+			if c.Method == "Create" {
+				return errAfter
+			}
+			return down
+		}
+		e.nodes[2].script = map[string][]fault{"Create": {errBefore, reject}}
+		res, err := e.coordinator().Create(t.Context(), "g1")
+		if got, want := res.Outcome, Pending; got != want {
+			t.Fatalf("outcome=%v (%v), want %v", got, err, want)
+		}
+		tok, held := n.token("g1")
+		if !held || tok != res.Token {
+			t.Fatalf("node02 holds %q (%v), want the create's token %s", tok, held, res.Token)
+		}
+		if got := e.nodes[1].totalCalls(); got == 0 {
+			t.Fatalf("no call reached node02")
+		}
+		if e.cfg.Breaker.Refused("node02") == 0 {
+			t.Fatalf("the breaker refused nothing: the test does not test it")
+		}
+		if got, want := res.Requests, e.nodes.totalCalls(); got != want {
+			t.Errorf("result counts %d requests, the nodes saw %d: refused requests are not sent", got, want)
+		}
+
+		// Still down: Recover leaves it pending, and node02's record is
+		// still there, still in the journal.
+		e.mustRecover(Pending)
+		if _, held := n.token("g1"); !held || len(e.j.left()) != 1 {
+			t.Fatalf("after Recover with node02 down: node02 holds g1=%v, journal %v; want both", held, e.j.left())
+		}
+
+		n.heal()
+		time.Sleep(e.cfg.Breaker.Options().Cooldown)
+		e.mustRecover(RolledBack)
+		if got := e.nodes.holders("g1"); len(got) != 0 {
+			t.Fatalf("nodes hold %v, want nothing", got)
+		}
+	})
+}
+
+// TestBreakerBlip: a node that refuses a few requests and then answers is
+// retried as without a breaker: the create is done, nothing refused.
+func TestBreakerBlip(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, 3)
+		e.cfg.Breaker = NewBreaker(BreakerOptions{})
+		e.nodes[1].downFor = 6 // about 0.3 s of backoff: less than the window
+		res := e.mustDo(OpCreate, "g1", Done)
+		if got := e.cfg.Breaker.Refused("node02"); got != 0 {
+			t.Fatalf("the breaker refused %d requests to a node that came back within its window", got)
+		}
+		if got, want := e.nodes.holders("g1"), all3(res.Token); !maps.Equal(got, want) {
+			t.Fatalf("nodes hold %v, want %v", got, want)
+		}
+	})
+}
+
+// TestBreakerNotSentAfterCancel: a request not sent because the caller gave
+// up says nothing about the node: it does not count against it.
+func TestBreakerNotSentAfterCancel(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, 3)
+		e.cfg.Breaker = NewBreaker(BreakerOptions{Failures: 1, Window: time.Nanosecond})
+		r := e.coordinator().start("g1")
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		ev, _, err := r.send(ctx, e.nodes[0], reqCreate, r.token, false)
+		if ev != evNotSent || ErrorCode(err) != EUnavailable {
+			t.Fatalf("send after cancel = %v, %v; want notSent, unavailable", ev, err)
+		}
+		if ev, _, err := r.send(t.Context(), e.nodes[0], reqCreate, r.token, false); ev != evApplied {
+			t.Fatalf("send = %v, %v; want applied: the breaker opened on the caller's cancel", ev, err)
+		}
+	})
+}
