@@ -116,6 +116,23 @@ var goldenCases = []goldenCase{
 	{name: "post-long-timestamp", reqs: []request{
 		post(`{"groupId": "9"}`, n1, "Timestamp: "+strings.Repeat("1", httpapi.MaxTokenLen+1)),
 	}},
+	// The timestamp is a finite non-negative decimal, as the original's
+	// clients send it (seconds.micros).
+	{name: "post-bad-timestamp", reqs: []request{
+		post(`{"groupId": "9"}`, n1, "Timestamp: nan"), post(`{"groupId": "9"}`, n1, "Timestamp: inf"),
+		post(`{"groupId": "9"}`, n1, "Timestamp: -1"), post(`{"groupId": "9"}`, n1, "Timestamp: 1e400"),
+		post(`{"groupId": "9"}`, n1, "Timestamp: hello world"), del(`{"groupId": "5"}`, n1, "Timestamp: +1.5"),
+		post(`{"groupId": "9"}`, n1, "Timestamp: 1."), post(`{"groupId": "9"}`, n1, "Timestamp: 0x10"),
+		get("/v1/stats"), post(`{"groupId": "9"}`, n1, "Timestamp: 1633786070"), get("/v1/group/9", n1),
+	}},
+	// A lone UTF-16 surrogate is no character: encoding/json would make
+	// every one U+FFFD, one id.
+	{name: "post-lone-surrogate", reqs: []request{
+		post(`{"groupId": "\ud800"}`, n1), post(`{"groupId": "\udfff"}`, n1), post(`{"groupId": "a\ud800b"}`, n1),
+		post(`{"groupId": "\ud800\ud800\udc00"}`, n1), post(`{"groupId": "\ud83d\u0041"}`, n1),
+		del(`{"groupId": "\udc00"}`, n1), get("/v1/group/%ED%A0%80", n1), get("/v1/stats"),
+		post(`{"groupId": "\ud83d\ude00"}`, n1, "Timestamp: 1700000001.000001"), get("/v1/group/%F0%9F%98%80", n1),
+	}},
 	{name: "delete-ok", reqs: []request{del(`{"groupId": "5"}`, n1), get("/v1/group/5", n1), get("/v1/stats")}},
 	{name: "delete-missing", reqs: []request{del(`{"groupId": "6"}`, n1)}},
 	{name: "delete-conditional", reqs: []request{

@@ -74,6 +74,11 @@ func decodeGroupRequest(body []byte) (core.GroupID, *httpError) {
 	}
 	switch c := raw[0]; {
 	case c == '"':
+		if at, ok := loneSurrogate(raw); ok {
+			// encoding/json would make it U+FFFD, and "\ud800" and
+			// "\udfff" the same id.
+			return "", reject(http.StatusNotAcceptable, fmt.Sprintf("invalid group id %.40s: %s is half of a UTF-16 surrogate pair, not a character", raw, raw[at:at+6]))
+		}
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
 			// Unreachable: raw is a string that Unmarshal accepted.
@@ -84,6 +89,53 @@ func decodeGroupRequest(body []byte) (core.GroupID, *httpError) {
 		return parseID(string(raw))
 	}
 	return "", reject(http.StatusNotAcceptable, fmt.Sprintf("groupId must be a string or a number, such as %s, not %.40s", bodyExample, raw))
+}
+
+// loneSurrogate reports whether the JSON string raw escapes a UTF-16
+// surrogate that is not part of a pair (a high one, \ud800 to \udbff,
+// followed by a low one, \udc00 to \udfff), and where its escape starts.
+func loneSurrogate(raw []byte) (int, bool) {
+	high := -1 // where an unpaired high surrogate's escape starts
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '\\' {
+			if high >= 0 {
+				return high, true
+			}
+			continue
+		}
+		if i+1 < len(raw) && raw[i+1] != 'u' {
+			if high >= 0 {
+				return high, true
+			}
+			i++ // an escape of one character, such as \\ or \"
+			continue
+		}
+		if i+6 > len(raw) {
+			break // not valid JSON: the decoder refuses it
+		}
+		r, err := strconv.ParseUint(string(raw[i+2:i+6]), 16, 16)
+		if err != nil {
+			break
+		}
+		switch {
+		case r >= 0xd800 && r < 0xdc00:
+			if high >= 0 {
+				return high, true
+			}
+			high = i
+		case r >= 0xdc00 && r < 0xe000:
+			if high < 0 {
+				return i, true
+			}
+			high = -1
+		default:
+			if high >= 0 {
+				return high, true
+			}
+		}
+		i += 5
+	}
+	return high, high >= 0
 }
 
 // decodeSimple decodes, without encoding/json, the body every client sends:

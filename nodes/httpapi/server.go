@@ -37,7 +37,7 @@ type ServerOptions struct {
 	// Original imitates the original Flask server's protocol, so that a
 	// Client's fallback path can be tried against real processes: GET
 	// /group/<id> answers {"groupId":"<id>"} without the timestamp, GET
-	// /groups and every unknown route answer Flask's HTML 404, a POST of
+	// /groups, GET /ping/ and every unknown route answer Flask's HTML 404, a POST of
 	// an id the node holds answers 400 "exists" even with the record's
 	// own timestamp (no replay), and answers carry no Rops- header (no
 	// Rops-Tombstones, no Rops-Applied on a node's 503). The stores
@@ -155,7 +155,10 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	}
 	switch p {
 	case "/ping", "/ping/":
-		if allowed(w, r, allowGet) {
+		if s.original && p == "/ping/" {
+			// Flask's route /ping has no trailing slash.
+			s.notFound(w, r)
+		} else if allowed(w, r, allowGet) {
 			writeText(w, http.StatusOK, "PONG\n")
 		}
 	case "/stats":
@@ -253,7 +256,10 @@ func (s *Server) node(w http.ResponseWriter, r *http.Request) (core.Node, bool) 
 	return nil, false
 }
 
-// token returns r's timestamp header, or answers 406 if it is too long.
+// token returns r's timestamp header, or answers 406 if it is too long or
+// not a finite non-negative decimal number, such as the original's clients
+// send (seconds.micros, 1633786070.879454): a token is compared and stored
+// as it is, and "nan" or "-1" would name no moment.
 func token(w http.ResponseWriter, r *http.Request) (core.Token, bool) {
 	v := r.Header[headerTimestamp]
 	if len(v) == 0 {
@@ -264,7 +270,31 @@ func token(w http.ResponseWriter, r *http.Request) (core.Token, bool) {
 			fmt.Sprintf("the timestamp header is %d bytes long: the limit is %d", len(v[0]), MaxTokenLen))
 		return "", false
 	}
+	if v[0] != "" && !isDecimal(v[0]) {
+		writeError(w, http.StatusNotAcceptable,
+			fmt.Sprintf("invalid timestamp header %s: give a non-negative decimal number of seconds, such as 1633786070.879454", quoteClipped(v[0], 40)))
+		return "", false
+	}
 	return core.Token(v[0]), true
+}
+
+// isDecimal reports whether s is digits, with a fraction after a '.' if any:
+// no sign, exponent, NaN or infinity.
+func isDecimal(s string) bool {
+	whole, frac, dot := strings.Cut(s, ".")
+	return allDigits(whole) && (!dot || allDigits(frac))
+}
+
+func allDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // groupRequest reads what POST and DELETE /group need: the node, the id in
