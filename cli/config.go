@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -69,6 +71,11 @@ func parseConfig(data []byte, name string) (Config, error) {
 		case t.Retries != nil && *t.Retries < 0:
 			return Config{}, fmt.Errorf("config %s: target %q: retries %d is negative", name, tname, *t.Retries)
 		}
+		for _, spec := range t.Nodes {
+			if err := checkAddress(spec); err != nil {
+				return Config{}, fmt.Errorf("config %s: target %q: node %s: %w", name, tname, spec, err)
+			}
+		}
 		if t.Concurrency != nil {
 			if err := checkConcurrency(*t.Concurrency); err != nil {
 				return Config{}, fmt.Errorf("config %s: target %q: concurrency %w", name, tname, err)
@@ -76,6 +83,20 @@ func parseConfig(data []byte, name string) (Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// checkAddress says what is wrong with the address of a node spec, if
+// anything: a port that no dial could reach would otherwise be retried as
+// a server that is down. The rest of the spec is its driver's to check.
+func checkAddress(spec string) error {
+	u, err := url.Parse(strings.TrimSpace(spec))
+	if err != nil || u.Port() == "" {
+		return nil
+	}
+	if n, err := strconv.Atoi(u.Port()); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("port %s is out of range: give 1 to 65535", u.Port())
+	}
+	return nil
 }
 
 // target returns the named target: from the config first, else built in.

@@ -15,6 +15,8 @@ func TestParseConfig(t *testing.T) {
 		{name: "negative retries", in: `{"targets": {"lab": {"nodes": ["memory://n"], "retries": -1}}}`, err: `retries -1 is negative`},
 		{name: "zero concurrency", in: `{"targets": {"lab": {"nodes": ["memory://n"], "concurrency": 0}}}`, err: `concurrency 0 is too small`},
 		{name: "concurrency over the limit", in: `{"targets": {"lab": {"nodes": ["memory://n"], "concurrency": 5000}}}`, err: `target "lab": concurrency 5000 is over the limit of 1024`},
+		{name: "port out of range", in: `{"targets": {"lab": {"nodes": ["http://127.0.0.1:9001/v1?node=node01", "http://127.0.0.1:99999/v1?node=node02"]}}}`,
+			err: `target "lab": node http://127.0.0.1:99999/v1?node=node02: port 99999 is out of range: give 1 to 65535`},
 		{name: "wrong type", in: `{"targets": {"lab": {"nodes": "memory://n"}}}`, err: `is not valid`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

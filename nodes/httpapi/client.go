@@ -116,8 +116,9 @@ var (
 
 // NewClient returns a Client for the node called node on the server at
 // baseURL, such as http://127.0.0.1:8080/v1. It returns an EInvalid error if
-// baseURL is not an http or https URL without query, fragment or user, or if
-// node is empty or holds spaces or control characters.
+// baseURL is not an http or https URL without query, fragment or user, with
+// a port from 1 to 65535 if any, or if node is empty or holds spaces or
+// control characters.
 func NewClient(baseURL, node string, opts ClientOptions) (*Client, error) {
 	u, err := url.Parse(baseURL)
 	switch {
@@ -127,6 +128,8 @@ func NewClient(baseURL, node string, opts ClientOptions) (*Client, error) {
 		return nil, core.Errorf(core.EInvalid, "invalid server URL %q: give an http:// or https:// URL, such as http://127.0.0.1:8080/v1", baseURL)
 	case u.Host == "":
 		return nil, core.Errorf(core.EInvalid, "invalid server URL %q: no host", baseURL)
+	case !validPort(u.Port()):
+		return nil, core.Errorf(core.EInvalid, "invalid server URL %q: port %s is out of range: give 1 to 65535", baseURL, u.Port())
 	case u.User != nil:
 		return nil, core.Errorf(core.EInvalid, "invalid server URL %q: rops sends no credentials; remove the user", u.Redacted())
 	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
@@ -271,14 +274,16 @@ func (c *Client) Count(ctx context.Context) (int, error) {
 	n, ok := counts[c.name]
 	if !ok {
 		return 0, &core.Error{Code: core.ERejected,
-			Message: fmt.Sprintf("%s at %s: the server does not serve %s: its stats are %.200s", c.name, c.base, c.name, bytes.TrimSpace(body))}
+			Message: fmt.Sprintf("%s at %s: the server does not serve %s: its stats are %s", c.name, c.base, c.name, clip(string(bytes.TrimSpace(body))))}
 	}
 	return n, nil
 }
 
-// Ping sends GET /ping/ and returns nil if the server answers.
+// Ping sends GET /ping, which the original server and a rops server both
+// answer PONG (the original answers GET /ping/ 404), and returns nil if the
+// server answers so.
 func (c *Client) Ping(ctx context.Context) error {
-	_, err := c.send(ctx, opPing, http.MethodGet, "/ping/", nil, "", false)
+	_, err := c.send(ctx, opPing, http.MethodGet, "/ping", nil, "", false)
 	return err
 }
 
@@ -323,7 +328,8 @@ func (c *Client) send(ctx context.Context, o op, method, path string, body []byt
 		_ = resp.Body.Close()
 	}()
 	ok := resp.StatusCode >= 200 && resp.StatusCode < 300
-	if ok && !read {
+	want := successBody[o]
+	if ok && !read && want == "" {
 		return nil, nil
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
@@ -333,7 +339,46 @@ func (c *Client) send(ctx context.Context, o op, method, path string, body []byt
 	if !ok {
 		return nil, statusError(o, resp.StatusCode, resp.Header, data, time.Now())
 	}
+	if want != "" && !isAnswer(data, want) {
+		return nil, c.notTheAnswer(o, method, path, resp.StatusCode, data, want)
+	}
 	return data, nil
+}
+
+// successBody is the body of the success of a call that returns no data,
+// as the original server and a rops server send it (with a newline).
+var successBody = map[op]string{opCreate: "CREATED", opDelete: "OK", opPing: "PONG"}
+
+// isAnswer reports whether body says want: as plain text, a JSON string, or
+// a JSON object whose message is want, with any surrounding space.
+func isAnswer(body []byte, want string) bool {
+	body = bytes.TrimSpace(body)
+	if string(body) == want {
+		return true
+	}
+	var s string
+	if json.Unmarshal(body, &s) == nil {
+		return s == want
+	}
+	var e struct {
+		Message string `json:"message"`
+	}
+	return json.Unmarshal(body, &e) == nil && e.Message == want
+}
+
+// notTheAnswer is the error of a success whose body is not the answer of
+// the call, such as a proxy's or a captive portal's page: the URL is not
+// one of a rops or the original server. A write may have been passed on
+// and applied all the same, so its error is transient ("may have been
+// applied"), never a rejection that would count it as not applied.
+func (c *Client) notTheAnswer(o op, method, path string, status int, body []byte, want string) error {
+	code := core.ERejected
+	if o == opCreate || o == opDelete {
+		code = core.ETransient
+	}
+	return &core.Error{Code: code, Status: status, Message: fmt.Sprintf(
+		"%s at %s: %s %s: the answer is %d %s with %s, not %s: is %s the API of a rops or the original server?",
+		c.name, c.base, method, path, status, http.StatusText(status), quoteBody(body), want, c.base)}
 }
 
 // badAnswer is the error of a success whose body is not what the call
@@ -383,6 +428,17 @@ func tokenOf(raw json.RawMessage) (core.Token, error) {
 		return "", err
 	}
 	return core.Token(s), nil
+}
+
+// validPort reports whether port, the port of a URL (digits, as url.Parse
+// checks), is empty or from 1 to 65535: a dial would refuse any other,
+// which must not pass for a server that is down.
+func validPort(port string) bool {
+	if port == "" {
+		return true
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= 1 && n <= 65535
 }
 
 // validHeaderValue reports whether s can be sent as a header value as it

@@ -55,6 +55,7 @@ var (
 	read   = func(ctx context.Context, c *httpapi.Client) error { _, err := c.Get(ctx, "5"); return err }
 	list   = func(ctx context.Context, c *httpapi.Client) error { _, err := c.List(ctx, "", 10); return err }
 	count  = func(ctx context.Context, c *httpapi.Client) error { _, err := c.Count(ctx); return err }
+	ping   = func(ctx context.Context, c *httpapi.Client) error { return c.Ping(ctx) }
 )
 
 // TestClientClassifies checks the class, status and Retry-After of the
@@ -73,14 +74,28 @@ func TestClientClassifies(t *testing.T) {
 		wantMsg    string // a part of the message
 	}{
 		{"create 201", answerWith(201, "", "CREATED\n"), create, "", 0, 0, ""},
-		{"create 200", answerWith(200, "", "OK\n"), create, "", 0, 0, ""},
+		{"create 200 CREATED", answerWith(200, "", "CREATED"), create, "", 0, 0, ""},
+		{"create 201 JSON CREATED", answerWith(201, "", `"CREATED"`), create, "", 0, 0, ""},
+		// A success whose body is not the call's answer comes from
+		// something that is not a node: a write may have been passed on.
+		{"create 200 HTML", answerWith(200, "", "<html><body>Welcome to the hotel network</body></html>\n"), create, core.ETransient, 200, 0,
+			`the answer is 200 OK with "<html><body>Welcome to the hotel network</body></html>", not CREATED`},
+		{"create 200 OK", answerWith(200, "", "OK\n"), create, core.ETransient, 200, 0, `with "OK", not CREATED`},
+		{"create 204", answerWith(204, "", ""), create, core.ETransient, 204, 0, "204 No Content with no body, not CREATED"},
+		{"delete 200 HTML", answerWith(200, "", "<html></html>"), remove, core.ETransient, 200, 0, "not OK"},
+		{"ping 200 HTML", answerWith(200, "", "<html></html>"), ping, core.ERejected, 200, 0, "not PONG"},
+		// A node's words are quoted, escaped and cut to 200 bytes.
+		{"create 500 long message", answerWith(500, "", `{"message": "\u001b[31m`+strings.Repeat("x", 300)+`", "status": 500}`), create, core.ETransient, 500, 0,
+			`"\x1b[31m` + strings.Repeat("x", 195) + `"...`},
+		{"create 502 page", answerWith(502, "", "<html>\r\n\x1b]0;pwned\x07"+strings.Repeat("y", 16<<10)), create, core.ETransient, 502, 0,
+			`502 Bad Gateway: "<html>\r\n\x1b]0;pwned\a` + strings.Repeat("y", 182) + `"...`},
 		{"create 400 exists", answerWith(400, "Perhaps the object exists.", ""), create, core.EExists, 400, 0, "Perhaps the object exists."},
 		{"create 400 other", answerWith(400, "", "Bad Request"), create, core.ERejected, 400, 0, "400 Bad Request: Bad Request"},
 		{"delete 400", answerWith(400, "Perhaps the object exists.", ""), remove, core.ERejected, 400, 0, "Perhaps"},
 		{"delete 200", answerWith(200, "", "OK\n"), remove, "", 0, 0, ""},
 		{"delete 404", answerWith(404, notFound, ""), remove, core.ENotFound, 404, 0, notFound},
 		{"get 404", answerWith(404, notFound, ""), read, core.ENotFound, 404, 0, notFound},
-		{"get 404 of a wrong URL", answerWith(404, "", html404), read, core.ERejected, 404, 0, "404 Not Found: <!DOCTYPE html>"},
+		{"get 404 of a wrong URL", answerWith(404, "", html404), read, core.ERejected, 404, 0, `404 Not Found: "<!DOCTYPE html>\n<title>`},
 		{"get 404 of no route", answerWith(404, "no route /v2/group/5", ""), read, core.ERejected, 404, 0, "no route"},
 		{"get 200 not a record", answerWith(200, "", "<html>"), read, core.ERejected, 0, 0, "the answer is not a group record"},
 		{"list 404 of the original", answerWith(404, "", html404), list, core.EUnsupported, 404, 0, "404 Not Found"},
@@ -218,6 +233,12 @@ func TestOriginalServer(t *testing.T) {
 	counts := `[true, {"node01": 1, "node02": 1, "node03": 1}]`
 	srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
+		case r.Method == "POST":
+			_, _ = io.WriteString(w, "CREATED\n")
+		case r.Method == "DELETE":
+			_, _ = io.WriteString(w, "OK\n")
+		case r.URL.Path == "/v1/ping":
+			_, _ = io.WriteString(w, "PONG\n")
 		case r.URL.Path == "/v1/stats":
 			answerWith(200, "", counts)(w, r)
 		case r.URL.Path == "/v1/group/5":
@@ -337,6 +358,8 @@ func TestNewClientInvalid(t *testing.T) {
 		{"query", "http://127.0.0.1/v1?node=node01", "node01", "remove the query"},
 		{"empty node", "http://127.0.0.1/v1", "", "invalid node name"},
 		{"node with space", "http://127.0.0.1/v1", "node 1", "invalid node name"},
+		{"port too large", "http://127.0.0.1:99999/v1", "node01", "port 99999 is out of range: give 1 to 65535"},
+		{"port 0", "http://127.0.0.1:0/v1", "node01", "port 0 is out of range"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := httpapi.NewClient(tc.url, tc.node, httpapi.ClientOptions{})
@@ -372,6 +395,12 @@ func TestClientRequests(t *testing.T) {
 		defer mu.Unlock()
 		got = append(got, fmt.Sprintf("%s %s %s %s", r.Method, r.RequestURI, strings.Join(hdr, " "), body))
 		switch {
+		case r.Method == "POST":
+			_, _ = io.WriteString(w, "CREATED\n")
+		case r.Method == "DELETE":
+			_, _ = io.WriteString(w, "OK\n")
+		case r.URL.Path == "/v1/ping":
+			_, _ = io.WriteString(w, "PONG\n")
 		case r.URL.Path == "/v1/stats":
 			_, _ = io.WriteString(w, `[true, {"node01": 0}]`)
 		case strings.HasPrefix(r.URL.Path, "/v1/groups"):
@@ -409,7 +438,7 @@ func TestClientRequests(t *testing.T) {
 		`GET /v1/group/%2E%2E Node=node01 User-Agent=test/1 `,
 		`GET /v1/groups?after=a%26b&limit=1000 Node=node01 User-Agent=test/1 `,
 		`GET /v1/stats Node=node01 User-Agent=test/1 `,
-		`GET /v1/ping/ Node=node01 User-Agent=test/1 `,
+		`GET /v1/ping Node=node01 User-Agent=test/1 `,
 	}
 	mu.Lock()
 	defer mu.Unlock()

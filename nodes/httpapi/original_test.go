@@ -48,6 +48,7 @@ func TestOriginalGolden(t *testing.T) {
 		faults nodes.Faults
 		reqs   []request
 	}{
+		{name: "original-ping", reqs: []request{get("/ping"), get("/v1/ping"), get("/v1/ping/")}},
 		{name: "original-get", reqs: []request{
 			get("/v1/group/5", n1), get("/v1/group/6", n1), get("/group/7", n2),
 		}},
@@ -95,6 +96,15 @@ func TestOriginalGolden(t *testing.T) {
 			}
 			checkGolden(t, filepath.Join("testdata", "golden", tc.name+".txt"), b.String())
 		})
+	}
+}
+
+// TestClientPingsTheOriginal: the original server answers GET /ping, and
+// GET /ping/ 404, so a Client pings /ping.
+func TestClientPingsTheOriginal(t *testing.T) {
+	srv := serve(t, originalServer(t, nodes.Faults{}))
+	if err := mustClient(t, srv, "node01", newHTTPClient(t)).Ping(t.Context()); err != nil {
+		t.Fatalf("Ping: %v", err)
 	}
 }
 

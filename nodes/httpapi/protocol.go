@@ -116,6 +116,20 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
+// quoteClipped returns s Go-quoted, cut to at most max bytes of s at a
+// character boundary, with "..." after the quote if it was cut: safe to
+// print whatever a peer sent.
+func quoteClipped(s string, max int) string {
+	if len(s) <= max {
+		return strconv.Quote(s)
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return strconv.Quote(s[:cut]) + "..."
+}
+
 // appendErrorBody appends the JSON error body {"message": msg, "status": status}.
 func appendErrorBody(b []byte, status int, msg string) []byte {
 	b = append(b, `{"message": `...)

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -13,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/reliable-ops/rops/core"
 )
@@ -47,8 +50,15 @@ const maxRetryAfter = time.Hour
 // EUnavailable, certainly not applied. 501 says the call is not offered.
 // Every other status is a permanent rejection.
 func statusError(o op, status int, h http.Header, body []byte, now time.Time) error {
-	msg := answerMessage(status, h, body)
-	e := &core.Error{Code: core.ERejected, Status: status, Message: msg,
+	msg, isJSON := answerMessage(status, h, body)
+	shown := clip(msg)
+	switch {
+	case !isJSON && msg == "" && len(bytes.TrimSpace(body)) > 0:
+		shown = fmt.Sprintf("%d %s: %s", status, http.StatusText(status), clip(string(bytes.TrimSpace(body))))
+	case !isJSON && msg == "":
+		shown = fmt.Sprintf("%d %s", status, http.StatusText(status))
+	}
+	e := &core.Error{Code: core.ERejected, Status: status, Message: shown,
 		RetryAfter: parseRetryAfter(h.Get("Retry-After"), now)}
 	switch {
 	case status == http.StatusBadRequest && o == opCreate && msg == msgExists:
@@ -69,27 +79,56 @@ func statusError(o op, status int, h http.Header, body []byte, now time.Time) er
 }
 
 // answerMessage returns what a server said in an answer that is not a
-// success: the message of a JSON error, else the start of the body as text,
-// else the status text; a redirect says where to.
-func answerMessage(status int, h http.Header, body []byte) string {
+// success: the message of a JSON error, else the body as text after the
+// status, else the status text; a redirect says where to. The message is
+// as the server sent it, for statusError to recognize; print it through
+// clip.
+func answerMessage(status int, h http.Header, body []byte) (msg string, isJSON bool) {
 	if status >= 300 && status < 400 {
-		return fmt.Sprintf("%d %s to %q: give the URL it redirects to", status, http.StatusText(status), h.Get("Location"))
+		return fmt.Sprintf("%d %s to %s: give the URL it redirects to", status, http.StatusText(status), quoteClipped(h.Get("Location"), maxQuoted)), false
 	}
 	var e struct {
 		Message *string `json:"message"`
 	}
 	if json.Unmarshal(body, &e) == nil && e.Message != nil {
-		return *e.Message
+		return *e.Message, true
 	}
-	const max = 200
-	text := strings.TrimSpace(strings.ToValidUTF8(string(body[:min(len(body), max)]), ""))
-	if i := strings.IndexAny(text, "\r\n"); i >= 0 {
-		text = strings.TrimSpace(text[:i])
+	return "", false
+}
+
+// maxQuoted bounds what a message quotes of a server's answer, in bytes.
+const maxQuoted = 200
+
+// clip returns s, words of a server, fit to print in a message: as it is
+// if it is at most maxQuoted bytes of printable text on one line, else
+// quoted with Go's escapes and cut to maxQuoted bytes of s ("..." after
+// the quote if cut), so that no control character, escape sequence or
+// megabyte of a page reaches the user's terminal.
+func clip(s string) string {
+	if len(s) <= maxQuoted && isPlain(s) {
+		return s
 	}
-	if text == "" {
-		return fmt.Sprintf("%d %s", status, http.StatusText(status))
+	return quoteClipped(s, maxQuoted)
+}
+
+// quoteBody returns a body for a message: "no body", or clip's quote of it.
+func quoteBody(body []byte) string {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return "no body"
 	}
-	return fmt.Sprintf("%d %s: %s", status, http.StatusText(status), text)
+	return quoteClipped(string(body), maxQuoted)
+}
+
+// isPlain reports whether s is valid UTF-8 of printable characters and
+// spaces only.
+func isPlain(s string) bool {
+	for _, r := range s {
+		if r == utf8.RuneError || r != ' ' && !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
 }
 
 // parseRetryAfter reads a Retry-After header, in seconds or an HTTP date; 0
