@@ -26,6 +26,8 @@ type statsJSON struct {
 	// CountsOnly: a node cannot list its ids (the original server), so
 	// only the counts were compared.
 	CountsOnly bool `json:"counts_only,omitempty"`
+	// Settled: ids listed on some nodes only that agreed when read again.
+	Settled int `json:"settled,omitempty"`
 }
 
 type divergenceJSON struct {
@@ -34,7 +36,9 @@ type divergenceJSON struct {
 	Missing []string     `json:"missing"`
 }
 
-// Run prints the stats; the exit code is 3 if the nodes disagree.
+// Run prints the stats; the exit code is 3 if the nodes disagree. An id the
+// listing finds on some nodes only is read again from every node (the first
+// 1000 such ids) before it counts: a job running meanwhile moves ids.
 func (c *StatsCmd) Run(ctx context.Context, g *Globals, io *IO) error {
 	cl, err := g.open(ctx, io.Stderr, readOnly)
 	if err != nil {
@@ -45,7 +49,7 @@ func (c *StatsCmd) Run(ctx context.Context, g *Globals, io *IO) error {
 	if err != nil {
 		return &exitError{code: ExitInconsistent, err: err}
 	}
-	out := statsJSON{Consistent: st.Consistent, Nodes: map[string]int{}, Divergent: []divergenceJSON{}, DivergentCount: st.DivergentCount, CountsOnly: st.CountsOnly}
+	out := statsJSON{Consistent: st.Consistent, Nodes: map[string]int{}, Divergent: []divergenceJSON{}, DivergentCount: st.DivergentCount, CountsOnly: st.CountsOnly, Settled: st.Settled}
 	all := make([]string, len(st.Nodes))
 	for i, n := range st.Nodes {
 		out.Nodes[n.Node] = n.Count
@@ -73,6 +77,9 @@ func (c *StatsCmd) Run(ctx context.Context, g *Globals, io *IO) error {
 func printStats(w io.Writer, st statsJSON, nodes []core.NodeCount, diff bool) {
 	for _, n := range nodes {
 		fmt.Fprintf(w, "%-8s %d\n", n.Node, n.Count)
+	}
+	if st.Settled > 0 {
+		fmt.Fprintf(w, "(%d ids changed while the nodes were listed: read again, every node agrees on them)\n", st.Settled)
 	}
 	switch {
 	case st.CountsOnly && st.Consistent:

@@ -23,3 +23,13 @@ func TestPrintStatsCountsOnly(t *testing.T) {
 		}
 	}
 }
+
+func TestPrintStatsSettled(t *testing.T) {
+	nodes := []core.NodeCount{{Node: "node01", Count: 2}, {Node: "node02", Count: 2}}
+	var b bytes.Buffer
+	printStats(&b, statsJSON{Consistent: true, Settled: 3}, nodes, false)
+	want := "node01   2\nnode02   2\n(3 ids changed while the nodes were listed: read again, every node agrees on them)\nconsistent: every node holds the same ids\n"
+	if got := b.String(); got != want {
+		t.Errorf("printStats = %q, want %q", got, want)
+	}
+}

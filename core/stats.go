@@ -11,6 +11,7 @@ import (
 const (
 	DefaultPageSize     = 1000
 	DefaultMaxDivergent = 100
+	DefaultReread       = 1000
 )
 
 // StatsOptions tunes Stats.
@@ -20,6 +21,10 @@ type StatsOptions struct {
 	// MaxDivergent bounds the divergent ids returned (0: DefaultMaxDivergent,
 	// negative: none); all are counted.
 	MaxDivergent int
+	// Reread bounds how many of the ids the listing found divergent are
+	// read again from every node before they are reported (0:
+	// DefaultReread, negative: none); the others are reported as listed.
+	Reread int
 }
 
 // NodeCount is how many records one node holds.
@@ -47,6 +52,10 @@ type Stats struct {
 	// CountsOnly is set when a node cannot list its records (the original
 	// server has no listing): then only the counts were compared.
 	CountsOnly bool `json:"counts_only,omitempty"`
+	// Settled counts the ids that the listing found on some nodes only
+	// but that every node, or none, held when read again: an operation on
+	// them was under way.
+	Settled int `json:"settled,omitempty"`
 }
 
 // cursor pages through one node's records in id order.
@@ -60,17 +69,42 @@ type cursor struct {
 
 // Stats reads every node's records page by page, merges them in id order and
 // reports per-node counts and the ids that differ. Memory stays bounded by
-// PageSize per node however many records there are. Reads are retried like
-// writes; a node that cannot be read fails the call.
+// PageSize per node, and by Reread and MaxDivergent ids, however many
+// records there are. Reads are retried like writes; a node that cannot be
+// listed fails the call.
+//
+// The listing is not a snapshot: while a job runs, an id it is creating or
+// deleting may be listed on some nodes only. So the first Reread divergent
+// ids are read again from every node once the listing is done, and an id
+// every node (or none) then holds is not reported (it counts in Settled);
+// the counts are corrected by what the reads found. An id whose read fails
+// on a node is reported as listed.
 func (c *Coordinator) Stats(ctx context.Context, opts StatsOptions) (Stats, error) {
 	if opts.MaxDivergent == 0 {
 		opts.MaxDivergent = DefaultMaxDivergent
 	}
+	if opts.Reread == 0 {
+		opts.Reread = DefaultReread
+	}
 	st := Stats{Divergent: []Divergence{}}
-	counts, err := c.divergences(ctx, opts.PageSize, func(d Divergence) error {
+	add := func(d Divergence) {
 		st.DivergentCount++
 		if len(st.Divergent) < opts.MaxDivergent {
 			st.Divergent = append(st.Divergent, d)
+		}
+	}
+	// The ids past the first Reread come after them in id order, so they
+	// are kept apart until the first are read again.
+	var suspects, later []Divergence
+	laterCount := 0
+	counts, err := c.divergences(ctx, opts.PageSize, func(d Divergence) error {
+		if len(suspects) < opts.Reread {
+			suspects = append(suspects, d)
+			return nil
+		}
+		laterCount++
+		if len(later) < opts.MaxDivergent {
+			later = append(later, d)
 		}
 		return nil
 	})
@@ -80,9 +114,62 @@ func (c *Coordinator) Stats(ctx context.Context, opts StatsOptions) (Stats, erro
 	if err != nil {
 		return Stats{}, err
 	}
+	reread := c.reread(ctx, suspects)
+	if err := ctx.Err(); err != nil {
+		return Stats{}, err
+	}
+	for i, d := range reread {
+		for j := range counts {
+			_, was := suspects[i].On[counts[j].Node]
+			_, is := d.On[counts[j].Node]
+			switch {
+			case is && !was:
+				counts[j].Count++
+			case was && !is:
+				counts[j].Count--
+			}
+		}
+		if len(d.On) == 0 || len(d.On) == len(c.cfg.Nodes) {
+			st.Settled++
+			continue
+		}
+		add(d)
+	}
+	for _, d := range later {
+		add(d)
+	}
+	st.DivergentCount += laterCount - len(later)
 	st.Nodes = counts
 	st.Consistent = st.DivergentCount == 0
 	return st, nil
+}
+
+// reread reads every id of ds again from every node, each read retried as
+// Stats' listing is, and returns ds as found then, in the same order. An
+// id whose read fails on some node is returned as it was.
+func (c *Coordinator) reread(ctx context.Context, ds []Divergence) []Divergence {
+	out := make([]Divergence, len(ds))
+	r := &opRun{c: c}
+	copy(out, ds) // forEach stops taking ids once ctx ends: those stay as listed
+	forEach(ctx, indexes(len(ds)), DefaultConcurrency, func(i int) {
+		on := make(map[string]Token, len(c.cfg.Nodes))
+		for _, n := range c.cfg.Nodes {
+			var rec Record
+			err := r.retry(ctx, n, c.cfg.NewBackoff(), func(ctx context.Context) error {
+				var err error
+				rec, err = n.Get(ctx, ds[i].ID)
+				return err
+			})
+			switch {
+			case err == nil:
+				on[n.Name()] = rec.Token
+			case ErrorCode(err) != ENotFound:
+				return
+			}
+		}
+		out[i].On = on
+	})
+	return out
 }
 
 // divergences reads every node's records page by page (DefaultPageSize if

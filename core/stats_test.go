@@ -36,6 +36,7 @@ func TestStats(t *testing.T) {
 		divergent  []Divergence // nil: only the count is checked
 		count      int          // DivergentCount
 		lists      []int        // List calls per node; nil: not checked
+		settled    int          // ids divergent when listed, not when read again
 		wantErr    string       // substring of the error; "" for none
 	}{{
 		name:       "empty nodes agree",
@@ -124,6 +125,66 @@ func TestStats(t *testing.T) {
 		divergent:  []Divergence{},
 		lists:      []int{1, 4, 1},
 	}, {
+		// A create under way: node03 gets x between the listing and the
+		// read again.
+		name:       "an id completed by the time it is read again is not divergent",
+		before:     holdings{"node01": {"x": "1"}, "node02": {"x": "1"}},
+		setup:      onReread("node03", "x", func(n *fakeNode) { n.put("x", "1") }),
+		counts:     []int{1, 1, 1},
+		consistent: true,
+		divergent:  []Divergence{},
+		settled:    1,
+	}, {
+		// A create rolled back, or a delete under way.
+		name:       "an id gone by the time it is read again is not divergent",
+		before:     holdings{"node01": {"x": "1"}},
+		setup:      onReread("node01", "x", func(n *fakeNode) { n.remove("x") }),
+		counts:     []int{0, 0, 0},
+		consistent: true,
+		divergent:  []Divergence{},
+		settled:    1,
+	}, {
+		name:      "an id still divergent is reported as read again",
+		before:    holdings{"node01": {"x": "1"}},
+		setup:     onReread("node02", "x", func(n *fakeNode) { n.put("x", "1") }),
+		counts:    []int{1, 1, 0},
+		divergent: []Divergence{{ID: "x", On: map[string]Token{"node01": "1", "node02": "1"}}},
+		count:     1,
+	}, {
+		name:   "only the first Reread ids are read again",
+		before: holdings{"node01": {"x": "1", "y": "1"}, "node02": {"x": "1", "y": "1"}},
+		setup: func(e *env) {
+			onReread("node03", "x", func(n *fakeNode) { n.put("x", "1"); n.put("y", "1") })(e)
+		},
+		opts:      StatsOptions{Reread: 1},
+		counts:    []int{2, 2, 1},
+		divergent: []Divergence{{ID: "y", On: map[string]Token{"node01": "1", "node02": "1"}}},
+		count:     1,
+		settled:   1,
+	}, {
+		name:      "negative Reread reads nothing again",
+		before:    holdings{"node01": {"x": "1"}, "node02": {"x": "1"}},
+		setup:     onReread("node03", "x", func(n *fakeNode) { n.put("x", "1") }),
+		opts:      StatsOptions{Reread: -1},
+		counts:    []int{1, 1, 0},
+		divergent: []Divergence{{ID: "x", On: map[string]Token{"node01": "1", "node02": "1"}}},
+		count:     1,
+	}, {
+		name:   "an id a node cannot be read again for is reported as listed",
+		before: holdings{"node01": {"x": "1"}, "node02": {"x": "1"}},
+		setup: func(e *env) {
+			e.nodes[2].fn = func(c call) fault {
+				if c.Method == "Get" {
+					return down
+				}
+				return pass
+			}
+			onReread("node01", "x", func(n *fakeNode) { n.remove("x") })(e)
+		},
+		counts:    []int{1, 1, 0},
+		divergent: []Divergence{{ID: "x", On: map[string]Token{"node01": "1", "node02": "1"}}},
+		count:     1,
+	}, {
 		name:    "a node that cannot be listed fails the call",
 		setup:   func(e *env) { e.nodes[2].down = true },
 		wantErr: "cannot list the records of node03",
@@ -182,6 +243,9 @@ func TestStats(t *testing.T) {
 				if !slices.IsSortedFunc(st.Divergent, func(a, b Divergence) int { return strings.Compare(string(a.ID), string(b.ID)) }) {
 					t.Errorf("divergent ids not in id order: %v", st.Divergent)
 				}
+				if got, want := st.Settled, tc.settled; got != want {
+					t.Errorf("settled=%d, want %d", got, want)
+				}
 				if tc.lists != nil {
 					var lists []int
 					for _, n := range e.nodes {
@@ -194,6 +258,27 @@ func TestStats(t *testing.T) {
 			})
 		})
 	}
+}
+
+// onReread returns a setup that runs change on node when it is first asked
+// for id, as Stats reads a divergent id again after the listing: an
+// operation under way changes the node in between.
+func onReread(node string, id GroupID, change func(n *fakeNode)) func(e *env) {
+	return func(e *env) {
+		n := e.nodes.byName(node)
+		n.onCall = func(c call) {
+			if c.Method == "Get" && c.ID == id && c.KID == 1 {
+				change(n)
+			}
+		}
+	}
+}
+
+// remove deletes id from n, as a write n received would.
+func (n *fakeNode) remove(id GroupID) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	delete(n.recs, id)
 }
 
 // stuckLister is a node whose List ignores after: its first page comes back
