@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -15,14 +16,10 @@ type RepairCmd struct {
 	DryRun bool   `help:"Print the plan and change nothing."`
 }
 
-// repairJSON is the JSON shape of repair's output.
-type repairJSON struct {
-	Policy core.Policy  `json:"policy"`
-	Plan   []core.Fix   `json:"plan"`
-	Report *core.Report `json:"report,omitempty"` // absent for --dry-run
-}
-
-// Run prints the plan and, unless --dry-run, applies it.
+// Run plans the repair and, unless --dry-run, applies it. The plan is made
+// once, page by page, and never held whole: each fix is printed as it is
+// planned (--dry-run) or as it ends (applied), so memory stays flat however
+// many ids diverge.
 func (c *RepairCmd) Run(ctx context.Context, g *Globals, io *IO) error {
 	policy, err := core.ParsePolicy(c.Policy)
 	if err != nil {
@@ -33,52 +30,138 @@ func (c *RepairCmd) Run(ctx context.Context, g *Globals, io *IO) error {
 		return err
 	}
 	defer cl.Close()
-	out := repairJSON{Policy: policy, Plan: []core.Fix{}}
-	if err := cl.Plan(ctx, policy, func(f core.Fix) error {
-		out.Plan = append(out.Plan, f)
-		return nil
-	}); err != nil {
-		return &exitError{code: ExitInconsistent, err: fmt.Errorf("cannot plan the repair: %w", err)}
-	}
-	if !c.DryRun && len(out.Plan) > 0 {
-		rep, err := cl.Repair(ctx, policy, cl.concurrency, nil)
-		if err != nil {
-			return &exitError{code: ExitInconsistent, err: fmt.Errorf("repair stopped: %w", err)}
-		}
-		out.Report = &rep
-	}
-	if g.Output == "json" {
-		if err := writeJSON(io.Stdout, out); err != nil {
-			return err
-		}
+	out := &fixPrinter{w: io.Stdout, json: g.Output == "json", policy: policy, dryRun: c.DryRun}
+	var rep core.Report
+	if c.DryRun {
+		err = cl.Plan(ctx, policy, func(f core.Fix) error {
+			out.fix(f, nil)
+			return nil
+		})
 	} else {
-		printPlan(io.Stdout, out, c.DryRun)
+		rep, err = cl.Repair(ctx, policy, cl.concurrency, func(f core.Fix, res core.Result) {
+			out.fix(f, &res)
+		})
 	}
-	if out.Report == nil {
-		return jobError(ctx, core.Report{}, left)
+	if perr := out.end(rep); perr != nil {
+		return perr
 	}
-	return jobError(ctx, *out.Report, left)
+	if err != nil {
+		what := "repair stopped"
+		if c.DryRun {
+			what = "cannot plan the repair"
+		}
+		return &exitError{code: ExitInconsistent, err: fmt.Errorf("%s: %w", what, err)}
+	}
+	return jobError(ctx, rep, left)
 }
 
-func printPlan(w io.Writer, out repairJSON, dryRun bool) {
-	if len(out.Plan) == 0 {
-		fmt.Fprintln(w, "repair: every node holds the same ids; nothing to do")
+// fixJSON is one fix in repair's JSON output, with its outcome once it is
+// applied.
+type fixJSON struct {
+	core.Fix
+	Outcome core.Outcome `json:"outcome,omitempty"`
+	Error   string       `json:"error,omitempty"`
+}
+
+// fixPrinter writes repair's output a fix at a time: as text, or as one
+// JSON object {"policy", "plan": [fixes], "report"} whose plan is written
+// as it grows. Calls must not overlap.
+type fixPrinter struct {
+	w      io.Writer
+	json   bool
+	policy core.Policy
+	dryRun bool
+	n      int   // fixes written
+	err    error // the first write error
+}
+
+func (p *fixPrinter) printf(format string, args ...any) {
+	if p.err == nil {
+		_, p.err = fmt.Fprintf(p.w, format, args...)
+	}
+}
+
+// fix writes f, and its result if it was applied.
+func (p *fixPrinter) fix(f core.Fix, res *core.Result) {
+	p.n++
+	if p.json {
+		if p.n == 1 {
+			p.printf("{\n  \"policy\": %s,\n  \"plan\": [\n    ", jsonString(string(p.policy)))
+		} else {
+			p.printf(",\n    ")
+		}
+		fj := fixJSON{Fix: f}
+		if res != nil {
+			fj.Outcome = res.Outcome
+			if res.Err != nil && res.Outcome != core.Done && res.Outcome != core.Unchanged {
+				fj.Error = res.Err.Error()
+			}
+		}
+		b, err := json.MarshalIndent(fj, "    ", "  ")
+		if err != nil && p.err == nil {
+			p.err = err
+		}
+		p.printf("%s", b)
 		return
 	}
-	fmt.Fprintf(w, "repair plan (%s): %d ids\n", out.Policy, len(out.Plan))
-	for _, f := range out.Plan {
-		nodes := strings.Join(f.Nodes, ", ")
-		if f.Op == core.OpCreate {
-			fmt.Fprintf(w, "  create %s on %s (token %s)\n", f.ID, nodes, f.Token)
+	if p.n == 1 {
+		if p.dryRun {
+			p.printf("repair plan (%s):\n", p.policy)
 		} else {
-			fmt.Fprintf(w, "  delete %s from %s\n", f.ID, nodes)
+			p.printf("repair (%s), each fix as it ends:\n", p.policy)
 		}
 	}
-	if dryRun {
-		fmt.Fprintln(w, "dry run: nothing changed")
-		return
+	nodes := strings.Join(f.Nodes, ", ")
+	if f.Op == core.OpCreate {
+		p.printf("  create %s on %s (token %s)", f.ID, nodes, f.Token)
+	} else {
+		p.printf("  delete %s from %s", f.ID, nodes)
 	}
-	if err := printReport(w, "text", *out.Report); err != nil {
-		fmt.Fprintln(w, err)
+	switch {
+	case res == nil:
+	case res.Outcome == core.Done || res.Outcome == core.Unchanged:
+		p.printf(": %s", res.Outcome)
+	default:
+		p.printf(": %s: %v", strings.ReplaceAll(string(res.Outcome), "_", " "), res.Err)
 	}
+	p.printf("\n")
+}
+
+// end finishes the output with rep, the report of the fixes applied (none
+// for a dry run), and returns the first write error.
+func (p *fixPrinter) end(rep core.Report) error {
+	if p.json {
+		switch {
+		case p.n == 0:
+			p.printf("{\n  \"policy\": %s,\n  \"plan\": []", jsonString(string(p.policy)))
+		default:
+			p.printf("\n  ]")
+		}
+		if !p.dryRun {
+			b, err := json.MarshalIndent(rep, "  ", "  ")
+			if err != nil && p.err == nil {
+				p.err = err
+			}
+			p.printf(",\n  \"report\": %s", b)
+		}
+		p.printf("\n}\n")
+		return p.err
+	}
+	switch {
+	case p.n == 0:
+		p.printf("repair: every node holds the same ids; nothing to do\n")
+	case p.dryRun:
+		p.printf("dry run: %d ids to fix, nothing changed\n", p.n)
+	default:
+		if p.err == nil {
+			p.err = printReport(p.w, "text", rep)
+		}
+	}
+	return p.err
+}
+
+// jsonString returns s as a JSON string.
+func jsonString(s string) string {
+	b, _ := json.Marshal(s) // a string always encodes
+	return string(b)
 }
