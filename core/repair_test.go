@@ -356,7 +356,7 @@ func applyCases() []applyCase {
 		left:     1, recover: true,
 		check: func(t *testing.T, e *env, res Result) {
 			noDeletesOn("node01", "node02")(t, e, res)
-			want := Intent{Op: OpCreate, ID: gid, Token: res.Token, Nodes: []string{"node03"}}
+			want := Intent{Op: OpCreate, ID: gid, Token: res.Token, Nodes: []string{"node03"}, RollBack: true}
 			if left := e.j.left(); len(left) != 1 || fmt.Sprint(left[0]) != fmt.Sprint(want) {
 				t.Errorf("journal holds %+v, want %+v", left, want)
 			}
@@ -431,9 +431,11 @@ func applyCases() []applyCase {
 		setup: func(e *env) {
 			e.j.intents = []Intent{{Op: OpCreate, ID: gid, Token: "A", Nodes: allNodes}}
 		},
-		want:     Unchanged,
-		after:    map[string]Token{},
-		requests: 3 + 3,
+		want:  Unchanged,
+		after: map[string]Token{},
+		// Settling reads the intent's nodes, finds it partial and rolls
+		// it back; then the fix probes.
+		requests: 3 + 3 + 3,
 	}, {
 		name: "the read fails: nothing touched", before: held12, fix: create3,
 		setup: script("node02", "Get", repeat(errBefore, DefaultRetries+1)...),
@@ -607,6 +609,37 @@ func TestPlanStreamsEverything(t *testing.T) {
 		})
 		if !errors.Is(err, stop) || calls != 5 {
 			t.Errorf("Plan = %v after %d fixes, want stop after 5", err, calls)
+		}
+	})
+}
+
+// TestRepairStreams: Repair applies each fix as it is planned, so memory
+// stays flat: the first fixes end before the plan has read its last page,
+// and every node is listed once, page by page.
+func TestRepairStreams(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const n = 2*DefaultPageSize + 500
+		e := newEnv(t, 3)
+		for i := range n {
+			e.nodes[0].put(GroupID(fmt.Sprintf("g%05d", i)), "T")
+		}
+		listedAtFirst := -1
+		rep, err := e.coordinator().Repair(t.Context(), PolicyMajority, 4, func(Fix, Result) {
+			if listedAtFirst < 0 {
+				listedAtFirst = e.nodes[0].callCount("List")
+			}
+		})
+		if err != nil || rep.Done != n {
+			t.Fatalf("Repair = %+v, %v; want %d done", rep, err, n)
+		}
+		if listedAtFirst >= 3 {
+			t.Errorf("the first fix ended after node01's %d pages were all listed: the plan was read whole first", listedAtFirst)
+		}
+		if got, want := e.nodes[0].callCount("List"), 3; got != want {
+			t.Errorf("node01 was listed %d times, want %d pages", got, want)
+		}
+		if got := e.nodes.ids(); len(got) != 0 {
+			t.Errorf("nodes hold %d ids after the repair, want none", len(got))
 		}
 	})
 }
