@@ -3,8 +3,10 @@ package core
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -382,8 +384,12 @@ func (c *Coordinator) prepare(ctx context.Context, op Op, r *opRun, parts []*par
 	if err := r.id.Validate(); err != nil {
 		return fail(RolledBack, err)
 	}
-	if err := c.book.load(ctx, c.cfg.Journal, false); err != nil {
+	if err := c.book.load(ctx, c.cfg.Journal, false, c.cfg.Tokens); err != nil {
 		return fail(RolledBack, err)
+	}
+	if !c.cfg.Tokens.above(r.token) {
+		// Drawn before the journal was read, and not above its tokens.
+		r.retoken(parts)
 	}
 	unlock, err = c.locks.lock(ctx, r.id)
 	if err != nil {
@@ -399,8 +405,8 @@ func (c *Coordinator) prepare(ctx context.Context, op Op, r *opRun, parts []*par
 	return unlock, Result{}, nil
 }
 
-// settle rolls back, newest first, the intents left on r.id, counting its
-// requests in r. Call it with the id's lock held.
+// settle ends, newest first, the intents left on r.id (see resolve),
+// counting its requests in r. Call it with the id's lock held.
 func (c *Coordinator) settle(ctx context.Context, r *opRun) error {
 	var rn renames
 	for {
@@ -408,8 +414,8 @@ func (c *Coordinator) settle(ctx context.Context, r *opRun) error {
 		if !ok {
 			return nil
 		}
-		if _, err := c.rollback(ctx, r, in, &rn); err != nil {
-			return fmt.Errorf("an earlier %s of %q (token %s) is still pending and could not be rolled back: %w", in.Op, in.ID, in.Token, err)
+		if _, _, err := c.resolve(ctx, r, in, &rn); err != nil {
+			return fmt.Errorf("an earlier %s of %q (token %s) is still pending and could not be settled: %w", in.Op, in.ID, in.Token, err)
 		}
 	}
 }
@@ -418,6 +424,114 @@ func (c *Coordinator) settle(ctx context.Context, r *opRun) error {
 // the token it re-created it under, so that an older create on the same id,
 // undone next, deletes the record under its new name.
 type renames map[string]map[Token]Token
+
+// resolve ends the intent in left behind by an operation that crashed or
+// ended pending. It reads the nodes in names first: if the operation is
+// complete on every one of them (a create's id is held on each, as the
+// create itself would have counted it done; a delete's id is on none), it
+// finishes the intent and returns Done: a complete operation may have been
+// reported done, and undoing it would undo a reported operation. If some
+// node shows it partial, or the operation was reported pending (RollBack),
+// it rolls it back (see rollback) and returns RolledBack. If the reads cannot tell (a node does not answer), it touches
+// nothing and returns Pending with the reads' error. The parts returned
+// say what each node holds. Intents on one id are resolved newest first,
+// with one rn.
+func (c *Coordinator) resolve(ctx context.Context, r *opRun, in Intent, rn *renames) (Outcome, []*part, error) {
+	byName := make(map[string]Node, len(c.cfg.Nodes))
+	for _, n := range c.cfg.Nodes {
+		byName[n.Name()] = n
+	}
+	var parts []*part
+	for _, name := range in.Nodes {
+		n, ok := byName[name]
+		if !ok {
+			return Pending, nil, Errorf(EInvalid,
+				"intent %s for %q names node %q, which this target does not have: recover with the target the job ran on", in.Token, in.ID, name)
+		}
+		parts = append(parts, &part{node: n, st: stUnknown})
+	}
+	var complete bool
+	var err error
+	if !in.RollBack {
+		complete, err = c.complete(ctx, r, in, parts)
+	}
+	switch {
+	case complete:
+		if err := c.finish(ctx, in.Token); err != nil {
+			return Pending, parts, err
+		}
+		c.book.drop(in)
+		return Done, parts, nil
+	case err != nil:
+		return Pending, parts, fmt.Errorf("cannot tell whether the %s of %q (token %s) completed: %w", in.Op, in.ID, in.Token, err)
+	}
+	parts, err = c.rollback(ctx, r, in, rn)
+	if err != nil {
+		return Pending, parts, err
+	}
+	return RolledBack, parts, nil
+}
+
+// complete reads in.ID on every part's node, in parallel, and reports
+// whether in's operation is complete on all of them; each part's state
+// then says what the node holds, for the report. If a node shows the
+// operation partial, it returns false and nil; if a node cannot be read and
+// none shows it partial, false and the node's error.
+func (c *Coordinator) complete(ctx context.Context, r *opRun, in Intent, parts []*part) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.OperationTimeout)
+	defer cancel()
+	var mu sync.Mutex
+	partial := false
+	var errs []error
+	var wg sync.WaitGroup
+	for _, p := range parts {
+		wg.Go(func() {
+			ev, rec, err := r.read(ctx, p.node, in.written())
+			mu.Lock()
+			defer mu.Unlock()
+			held := ev == evReadOurs || ev == evReadOther || ev == evReadNoToken
+			switch {
+			case held && in.Op == OpCreate:
+				p.st = map[event]state{evReadOurs: stOurs, evReadOther: stForeign, evReadNoToken: stHeld}[ev]
+			case ev == evNotFound && in.Op == OpDelete:
+				p.st = stAbsent
+				if _, ok := in.PreImage[p.Name()]; ok {
+					p.st = stOurs
+				}
+			case held || ev == evNotFound:
+				partial = true
+			default:
+				p.err = err
+				errs = append(errs, fmt.Errorf("%s: %w", p.Name(), err))
+			}
+			if held {
+				c.cfg.Tokens.Observe(rec.Token)
+			}
+		})
+	}
+	wg.Wait()
+	if partial {
+		return false, nil
+	}
+	return len(errs) == 0, errors.Join(errs...)
+}
+
+// read reads r.id on node, retrying what did not answer with a fresh
+// backoff as a forward request would, and returns the read's event: whether
+// the node holds want (evReadOurs), another token, none told, or nothing.
+func (r *opRun) read(ctx context.Context, node Node, want Token) (event, Record, error) {
+	bo := r.c.cfg.NewBackoff()
+	for attempt := 0; ; attempt++ {
+		ev, rec, err := r.send(ctx, node, reqGet, want, attempt > 0)
+		if ev != evNotSent && ev != evAmbiguous || errors.Is(err, ErrBreakerOpen) || ctx.Err() != nil {
+			return ev, rec, err
+		}
+		d, stop := bo.Next()
+		if stop || r.c.cfg.Clock.Sleep(ctx, max(d, retryAfter(err))) != nil {
+			return ev, rec, err
+		}
+	}
+}
 
 // rollback undoes in on the nodes it names, finishes it in the journal and
 // drops it from the ledger. It returns the parts it visited, with their
@@ -467,17 +581,27 @@ func (c *Coordinator) rollback(ctx context.Context, r *opRun, in Intent, rn *ren
 	return parts, nil
 }
 
-// begin records in as r's intent, in the ledger and then in the journal. If
-// the journal fails, it tries to finish the intent in case it was written
-// anyway; an intent it cannot finish stays in the ledger, to be settled.
+// begin records in as r's intent, in the ledger and then in the journal.
+// The tokens of in's pre-image, read from the nodes, are observed so that
+// no later operation takes one; one equal to r's own token would make its
+// undo indistinguishable from the record it restores, so it is refused
+// (nothing is written yet). If the journal fails, nothing of in is recorded
+// (see Journal.Begin), and r has no intent to finish: finishing its token
+// could remove another operation's intent recorded under it.
 func (c *Coordinator) begin(ctx context.Context, r *opRun, in Intent) error {
+	for _, t := range in.PreImage {
+		c.cfg.Tokens.Observe(t)
+		if t == in.Token {
+			return Errorf(EInvalid, "token %s of this %s of %q is the token a node holds it under: not started, try again", in.Token, in.Op, in.ID)
+		}
+	}
 	r.intent = &in
 	c.book.begin(in.Token)
 	if c.cfg.Journal == nil {
 		return nil
 	}
 	if err := c.cfg.Journal.Begin(ctx, in); err != nil {
-		_ = r.finish(ctx)
+		r.intent = nil
 		return fmt.Errorf("journal: cannot record intent for %q: %w", in.ID, err)
 	}
 	return nil
@@ -490,6 +614,9 @@ func (r *opRun) finish(ctx context.Context) error {
 	return err
 }
 
+// finish finishes the intent with token in the journal. It does not wait
+// for the finish to be durable (see Journal): a finish lost in a crash
+// brings back an intent that Recover finds complete, or undone already.
 func (c *Coordinator) finish(ctx context.Context, token Token) error {
 	if c.cfg.Journal == nil {
 		return nil

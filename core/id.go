@@ -1,8 +1,10 @@
 package core
 
 import (
+	"cmp"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"unicode"
 	"unicode/utf8"
@@ -62,12 +64,14 @@ type Record struct {
 
 // TokenSource makes operation tokens: decimal "seconds.micros" strings taken
 // from a clock, strictly increasing within the process even when the clock
-// stands still or steps back. The original server parses tokens as floats and
-// accepts these. A TokenSource is safe for concurrent use.
+// stands still or steps back, and above every token it was told of with
+// Observe. The original server parses tokens as floats and accepts these. A
+// TokenSource is safe for concurrent use.
 type TokenSource struct {
 	clock Clock
 	mu    sync.Mutex
 	last  int64 // microseconds since the epoch of the last token
+	floor int64 // the greatest token observed, in microseconds
 }
 
 // NewTokenSource returns a TokenSource reading clock (SystemClock if nil).
@@ -78,14 +82,80 @@ func NewTokenSource(clock Clock) *TokenSource {
 	return &TokenSource{clock: clock}
 }
 
-// Next returns a token greater than every token this source returned before.
+// Next returns a token greater than every token this source returned before
+// and every token it observed.
 func (s *TokenSource) Next() Token {
 	now := s.clock.Now().UnixMicro()
 	s.mu.Lock()
-	if now <= s.last {
-		now = s.last + 1
-	}
+	now = max(now, s.last+1, s.floor+1)
 	s.last = now
 	s.mu.Unlock()
 	return Token(strconv.FormatInt(now/1e6, 10) + "." + fmt.Sprintf("%06d", now%1e6))
+}
+
+// Observe makes every later token of s greater than t: a token found in a
+// journal or on a node, which a process whose clock is behind must not
+// make again. Tokens that are not decimal numbers of seconds (see
+// CompareTokens) cannot collide with s's and are ignored.
+func (s *TokenSource) Observe(t Token) {
+	us, ok := t.micros()
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	s.floor = max(s.floor, us)
+	s.mu.Unlock()
+}
+
+// above reports whether t is greater than every token s observed.
+func (s *TokenSource) above(t Token) bool {
+	us, ok := t.micros()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return ok && us > s.floor
+}
+
+// CompareTokens orders tokens as the numbers of seconds they are: a
+// decimal number with an optional fraction, as TokenSource makes them and
+// the original's clients send them, compared to the microsecond; ties and
+// tokens that are not such numbers (these sort first) compare bytewise. It
+// returns -1, 0 or +1.
+func CompareTokens(a, b Token) int {
+	am, aok := a.micros()
+	bm, bok := b.micros()
+	switch {
+	case aok && bok && am != bm:
+		return cmp.Compare(am, bm)
+	case aok != bok:
+		if aok {
+			return 1
+		}
+		return -1
+	}
+	return strings.Compare(string(a), string(b))
+}
+
+// micros returns t as whole microseconds, rounded down, if t is digits with
+// an optional '.' and more digits, and fits.
+func (t Token) micros() (int64, bool) {
+	whole, frac, _ := strings.Cut(string(t), ".")
+	if whole == "" || len(whole) > 12 || !allDigits(whole) || !allDigits(frac) {
+		return 0, false
+	}
+	frac = (frac + "000000")[:6]
+	w, err1 := strconv.ParseInt(whole, 10, 64)
+	f, err2 := strconv.ParseInt(frac, 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return w*1e6 + f, true
+}
+
+func allDigits(s string) bool {
+	for i := range len(s) {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }

@@ -33,19 +33,27 @@ type leftIntent struct {
 // if force. The ledger's lock is held across the read, and intents are
 // removed from the ledger only after the journal finished them, so an intent
 // finished meanwhile is either not read or still known, and never comes back.
-func (b *ledger) load(ctx context.Context, j Journal, force bool) error {
+// Every token the journal holds, and its last token if it keeps one
+// (TokenKeeper), is observed by tokens, so that no later operation reuses
+// it.
+func (b *ledger) load(ctx context.Context, j Journal, force bool, tokens *TokenSource) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if j == nil || b.loaded && !force {
 		b.loaded = true
 		return nil
 	}
+	if k, ok := j.(TokenKeeper); ok {
+		tokens.Observe(k.LastToken())
+	}
 	// Pending may return the intents it could read along with an error
-	// naming those it could not: keep the good ones, so Recover can still
-	// roll them back, but stay unloaded, so every operation refuses to run
-	// while the journal holds an entry nobody can read.
+	// naming what it could not: keep the good ones, but stay unloaded, so
+	// that every operation, and Recover, refuses to run while the journal
+	// holds an entry nobody can read (it may be the finish of one of them,
+	// or the intent of an operation on the same id).
 	intents, err := j.Pending(ctx)
 	for _, in := range intents {
+		tokens.Observe(in.Token)
 		if !b.live[in.Token] && !b.knows(in) {
 			b.add(in)
 		}
@@ -55,6 +63,16 @@ func (b *ledger) load(ctx context.Context, j Journal, force bool) error {
 	}
 	b.loaded = true
 	return nil
+}
+
+// retoken gives r a fresh token, in its parts too: for an operation whose
+// token was drawn before the journal was loaded, and is not above the
+// tokens it holds. Call it before anything is written.
+func (r *opRun) retoken(parts []*part) {
+	r.token = r.c.cfg.Tokens.Next()
+	for _, p := range parts {
+		p.write, p.restore = r.token, r.token
+	}
 }
 
 func (b *ledger) knows(in Intent) bool {
@@ -80,8 +98,19 @@ func (b *ledger) begin(token Token) {
 }
 
 // end notes that r is over; its intent stays in the ledger unless the
-// journal finished it. Call it after the last journal call of r.
+// journal finished it. Call it after the last journal call of r. An
+// intent left so is r's report of pending, which promises a rollback: it is
+// marked RollBack, in the journal too (an Update), so that no later
+// Recover finishes it instead, even in another process.
 func (b *ledger) end(r *opRun) {
+	if r.intent != nil && !r.finished && !r.intent.RollBack {
+		r.intent.RollBack = true
+		if j := r.c.cfg.Journal; j != nil {
+			// If it fails the intent is left unmarked: a Recover that
+			// finds the operation complete then finishes it.
+			_ = j.Update(context.Background(), *r.intent)
+		}
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	delete(b.live, r.token)

@@ -86,8 +86,8 @@ const (
 	OpDelete Op = "delete"
 )
 
-// Intent is the journal's record of one unfinished operation: enough to roll
-// it back after a crash.
+// Intent is the journal's record of one unfinished operation: enough to
+// finish it or roll it back after a crash.
 type Intent struct {
 	Op    Op       `json:"op"`
 	ID    GroupID  `json:"id"`
@@ -101,6 +101,15 @@ type Intent struct {
 	// writes: only journals of older versions, whose repairs wrote the
 	// majority's token, hold it.
 	Written Token `json:"written,omitempty"`
+	// RollBack is set once the operation was reported pending, which
+	// promises that Recover rolls it back: it then does so whatever the
+	// nodes hold, instead of finishing an operation it finds complete.
+	RollBack bool `json:"roll_back,omitempty"`
+	// Cluster names the cluster the operation ran on, as the journal that
+	// recorded it knows it (a journal may stamp it in Begin); a journal
+	// refuses to return an intent of another cluster than its own. Empty in
+	// journals of older versions.
+	Cluster string `json:"cluster,omitempty"`
 }
 
 // written returns the token a create intent wrote.
@@ -109,20 +118,42 @@ func (in Intent) written() Token { return cmp.Or(in.Written, in.Token) }
 // Journal is the coordinator's durable log of unfinished operations. The
 // coordinator writes an intent before it touches any node and finishes it
 // once the operation is committed or fully compensated, so that after a crash
-// Recover can roll back whatever was left half-done. Implementations are safe
-// for concurrent use.
+// Recover can finish or roll back whatever was left half-done.
+// Implementations are safe for concurrent use.
+//
+// A finish need not be durable when Finish returns, provided finishes are
+// ordered with the Begins that follow them: the sync of any later Begin (or
+// of Close) makes every earlier Finish durable. A finish lost in a crash
+// brings its intent back; Recover reads the nodes and finds the operation
+// complete (done) or undone already (rolled back again, which changes
+// nothing), and since no later operation began after it, the nodes still
+// show its outcome.
 type Journal interface {
 	// Begin records a new intent durably before it returns. A token that
-	// is already recorded gives an EInvalid error.
+	// is already recorded gives an EInvalid error. On any error nothing of
+	// in is recorded, or the journal refuses every later write: the
+	// caller never finishes an intent whose Begin failed.
 	Begin(ctx context.Context, in Intent) error
-	// Update replaces the intent with the same token, or returns
+	// Update replaces the intent with the same token durably, or returns
 	// ErrNotFound.
 	Update(ctx context.Context, in Intent) error
-	// Finish removes the intent with token; finishing an unknown token is
-	// not an error.
+	// Finish removes the intent with token, durably once a later Begin or
+	// Update returns (see above); finishing an unknown token is not an
+	// error.
 	Finish(ctx context.Context, token Token) error
-	// Pending returns the unfinished intents, oldest first. If some
-	// entries cannot be read (torn or corrupt), it returns the others with
-	// an error naming those; they stay until removed.
+	// Pending returns the unfinished intents, oldest first. If the journal
+	// holds entries it cannot read (damaged), or intents of another
+	// cluster, it returns an error naming them, with the intents it could
+	// read; the coordinator then acts on none of them until the damage is
+	// dealt with.
 	Pending(ctx context.Context) ([]Intent, error)
+}
+
+// TokenKeeper is implemented by a Journal that remembers the greatest token
+// of the intents it ever recorded, finished ones included, so that a new
+// coordinator's tokens are above it even if its clock is behind.
+type TokenKeeper interface {
+	// LastToken returns the greatest token (by CompareTokens) of any
+	// intent the journal recorded, or "" if none.
+	LastToken() Token
 }

@@ -2,27 +2,34 @@ package core
 
 import (
 	"context"
-	"errors"
 	"fmt"
 )
 
-// Recover rolls back every operation left pending: by an earlier run that
+// Recover ends every operation left pending: by an earlier run that
 // crashed (read from the journal) or by this coordinator's operations whose
-// compensation could not finish. A create is deleted where it holds its
-// token, a delete is re-created with its pre-image; the intents on one id are
-// undone newest first. It returns one result per intent, grouped by id:
-// RolledBack, or Pending if a node could not be reached in time (the intent
-// stays for the next run, or for the next operation on the id, which settles
-// it first). If ctx ends, the intents not yet tried are reported Pending and
-// ctx.Err() is returned. If the journal holds entries it cannot read, the
-// readable intents are still rolled back and the journal's error is
-// returned; operations refuse to run until those entries are removed. Without a journal only this coordinator's own
-// leftovers are rolled back. It takes each id's lock, so it may run while
-// operations do; it never touches a running operation's intent.
+// compensation could not finish. It reads each one's nodes first: an
+// operation complete on every node it names (a create's id held on each, a
+// delete's id on none) is finished and reported Done, since it may have been
+// reported done before a crash took its finish; a partial one is rolled back
+// (a create is deleted where it holds its token, a delete is re-created
+// with its pre-image) and reported RolledBack. The intents on one id are
+// resolved newest first. An intent is reported Pending if a node could not
+// be read or undone in time (it stays for the next run, or for the next
+// operation on the id, which settles it first). If ctx ends, the intents
+// not yet tried are reported Pending and ctx.Err() is returned.
+//
+// If the journal cannot be read, or holds entries it cannot read (damage)
+// or intents of another cluster, Recover touches nothing and returns the
+// journal's error with no results: a damaged part may hold the finish of
+// an intent that can be read, and an intent of another cluster names
+// other nodes. Operations refuse to run too until the damage is dealt with.
+// Without a journal only this coordinator's own leftovers are resolved. It
+// takes each id's lock, so it may run while operations do; it never
+// touches a running operation's intent.
 func (c *Coordinator) Recover(ctx context.Context, concurrency int) ([]Result, error) {
-	// A journal entry that cannot be read is reported after the intents
-	// that can be are rolled back.
-	loadErr := c.book.load(ctx, c.cfg.Journal, true)
+	if err := c.book.load(ctx, c.cfg.Journal, true, c.cfg.Tokens); err != nil {
+		return nil, err
+	}
 	ids := c.book.ids()
 	per := make([][]Result, len(ids))
 	forEach(ctx, indexes(len(ids)), concurrency, func(i int) {
@@ -35,10 +42,10 @@ func (c *Coordinator) Recover(ctx context.Context, concurrency int) ([]Result, e
 		}
 		results = append(results, rs...)
 	}
-	return results, errors.Join(loadErr, ctx.Err())
+	return results, ctx.Err()
 }
 
-// recoverID rolls back the intents left on id, newest first, and stops at
+// recoverID resolves the intents left on id, newest first, and stops at
 // the first that cannot be: the older ones wait for it.
 func (c *Coordinator) recoverID(ctx context.Context, id GroupID) []Result {
 	unlock, err := c.locks.lock(ctx, id)
@@ -54,20 +61,18 @@ func (c *Coordinator) recoverID(ctx context.Context, id GroupID) []Result {
 			return results
 		}
 		r := &opRun{c: c, id: in.ID, token: in.Token}
-		nodes, err := c.rollback(ctx, r, in, &rn)
-		if err != nil {
-			res, _ := r.result(in.Op, Pending, nodes, err)
-			results = append(results, res)
+		out, nodes, err := c.resolve(ctx, r, in, &rn)
+		res, _ := r.result(in.Op, out, nodes, err)
+		results = append(results, res)
+		if out == Pending {
 			for _, older := range c.book.intents(id)[1:] {
 				r := &opRun{c: c, id: older.ID, token: older.Token}
 				res, _ := r.result(older.Op, Pending, nil,
-					fmt.Errorf("intent %s on %q must be rolled back first: %w", in.Token, id, err))
+					fmt.Errorf("intent %s on %q must be settled first: %w", in.Token, id, err))
 				results = append(results, res)
 			}
 			return results
 		}
-		res, _ := r.result(in.Op, RolledBack, nodes, nil)
-		results = append(results, res)
 	}
 }
 
