@@ -170,7 +170,7 @@ type background struct {
 func startBackground(t *testing.T, args ...string) *background {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
-	b := &background{cmd: exec.CommandContext(ctx, binary(t), args...), done: make(chan struct{})}
+	b := &background{cmd: ropsCmd(t, ctx, args...), done: make(chan struct{})}
 	b.cmd.Stdout, b.cmd.Stderr = &b.stdout, &b.stderr
 	if err := b.cmd.Start(); err != nil {
 		cancel()

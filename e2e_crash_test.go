@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"os/exec"
 	"slices"
 	"strings"
 	"syscall"
@@ -45,7 +44,7 @@ func runKilled(t *testing.T, requests *counter, kill int, args ...string) killed
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary(t), append([]string{"-v"}, args...)...)
+	cmd := ropsCmd(t, ctx, append([]string{"-v"}, args...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

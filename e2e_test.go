@@ -52,6 +52,17 @@ func binary(t *testing.T) string {
 	return ropsBin
 }
 
+// ropsCmd returns a command that runs the rops binary with args in the
+// isolated environment (see isolate): whatever it would write to the
+// user's home, data or config directories lands in empty directories that
+// TestMain checks stay empty.
+func ropsCmd(t *testing.T, ctx context.Context, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, binary(t), args...)
+	cmd.Env = isolated.env()
+	return cmd
+}
+
 // server is a running `rops serve` process.
 type server struct {
 	cmd      *exec.Cmd
@@ -97,7 +108,7 @@ func startServer(t *testing.T, addr string, requests *counter, args ...string) *
 		addr = "127.0.0.1:0"
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
-	cmd := exec.CommandContext(ctx, binary(t), append([]string{"serve", "--addr", addr}, args...)...)
+	cmd := ropsCmd(t, ctx, append([]string{"serve", "--addr", addr}, args...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -162,7 +173,7 @@ func run(t *testing.T, args ...string) (code int, stdout string) {
 	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
 	defer cancel()
 	var out, errb bytes.Buffer
-	cmd := exec.CommandContext(ctx, binary(t), args...)
+	cmd := ropsCmd(t, ctx, args...)
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
 	if ee, ok := err.(*exec.ExitError); ok {
@@ -245,7 +256,7 @@ func TestRemoteTarget(t *testing.T) {
 		t.Run(strings.Join(faults, " "), func(t *testing.T) {
 			s := startServer(t, "", nil, append([]string{"--store", "memory"}, faults...)...)
 			cfg := writeConfig(t, "remote", remoteSpecs(s.addr, s.addr, s.addr)...)
-			checkJob(t, "--config", cfg, "--target", "remote")
+			checkJob(t, "--config", cfg, "--target", "remote", "--data", t.TempDir())
 		})
 	}
 }
@@ -260,7 +271,7 @@ func TestServerPerNode(t *testing.T) {
 		addrs = append(addrs, s.addr)
 	}
 	cfg := writeConfig(t, "lab", remoteSpecs(addrs...)...)
-	checkJob(t, "--config", cfg, "--target", "lab")
+	checkJob(t, "--config", cfg, "--target", "lab", "--data", t.TempDir())
 }
 
 func remoteSpecs(addrs ...string) []string {
@@ -283,7 +294,7 @@ func TestNodeKilledMidJob(t *testing.T) {
 		s := startServer(t, "", nil, "--nodes", name, "--data", dir, "--random-behavior", "0.2", "--seed", fmt.Sprint(40+i))
 		servers, addrs, dirs = append(servers, s), append(addrs, s.addr), append(dirs, dir)
 	}
-	cfg := writeConfig(t, "lab", remoteSpecs(addrs...)...)
+	target := []string{"--config", writeConfig(t, "lab", remoteSpecs(addrs...)...), "--target", "lab", "--data", t.TempDir()}
 
 	// Start the job, kill node02 once it has answered 500 requests, and
 	// restart it on the same port and data while the job goes on.
@@ -291,7 +302,7 @@ func TestNodeKilledMidJob(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
 	defer cancel()
 	var out bytes.Buffer
-	job := exec.CommandContext(ctx, binary(t), "-o", "json", "--config", cfg, "--target", "lab", "create", "--range", fmt.Sprintf("0-%d", ids-1))
+	job := ropsCmd(t, ctx, append([]string{"-o", "json"}, append(target, "create", "--range", fmt.Sprintf("0-%d", ids-1))...)...)
 	job.Stdout = &out
 	if err := job.Start(); err != nil {
 		t.Fatal(err)
@@ -314,7 +325,7 @@ func TestNodeKilledMidJob(t *testing.T) {
 	}
 	// Every id is done (on every node), rolled back (on none) or pending
 	// (listed, and the only ids that may be divergent).
-	st := runJSON[statsOut](t, "--config", cfg, "--target", "lab", "stats")
+	st := runJSON[statsOut](t, append(target, "stats")...)
 	pending := rep.PendingIDs
 	for _, d := range st.Divergent {
 		if !slices.Contains(pending, d.ID) {

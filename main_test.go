@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,9 +24,93 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden output in testdata/script")
 
 func TestMain(m *testing.M) {
-	testscript.Main(m, map[string]func(){
+	testscript.Main(isolatedM{m}, map[string]func(){
 		"rops": func() { os.Exit(cli.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) },
 	})
+}
+
+// isolated holds the directories every rops process of these tests gets as
+// its HOME, XDG_DATA_HOME and XDG_CONFIG_HOME; set by isolatedM.Run.
+var isolated userDirs
+
+// userDirs are stand-ins for the user's home, data and config directories.
+type userDirs struct {
+	home, data, config string
+}
+
+// env returns the test process's environment with d in place of the
+// user's directories, and without the user's ROPS_* settings (ROPS_DATA
+// would point rops at the user's data).
+func (d userDirs) env() []string {
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "ROPS_") })
+	return append(env, "HOME="+d.home, "XDG_DATA_HOME="+d.data, "XDG_CONFIG_HOME="+d.config)
+}
+
+// isolatedM runs the tests with every rops process they start (through
+// ropsCmd or a script) pointed at empty stand-ins of the user's
+// directories, and fails the run if anything was written there: a test
+// must name its own --data, and must never touch ~/.local/share/rops, where
+// the user's journals and a rops run by hand live. The go commands the
+// tests run keep the real environment (and build cache).
+type isolatedM struct{ m *testing.M }
+
+func (im isolatedM) Run() int {
+	root, err := os.MkdirTemp("", "rops-test-user-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(root)
+	isolated = userDirs{filepath.Join(root, "home"), filepath.Join(root, "data"), filepath.Join(root, "config")}
+	for _, d := range []string{isolated.home, isolated.data, isolated.config} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	code := im.m.Run()
+	if err := isolated.untouched(); err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: a test wrote to the user's directories: %v\n", err)
+		return 1
+	}
+	return code
+}
+
+// untouched returns an error naming what was written in d's directories.
+func (d userDirs) untouched() error {
+	var errs []error
+	for _, dir := range []string{d.home, d.data, d.config} {
+		err := filepath.WalkDir(dir, func(path string, _ fs.DirEntry, err error) error {
+			if err == nil && path != dir {
+				err = fmt.Errorf("%s was written (a rops run without --data?)", path)
+			}
+			return err
+		})
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// TestUserDirsGuard shows that the guard of isolatedM works: rops run
+// without --data keeps its data (the local nodes, the journal) under
+// XDG_DATA_HOME, so a test that forgot --data writes into the stand-in,
+// and untouched says so.
+func TestUserDirsGuard(t *testing.T) {
+	d := userDirs{t.TempDir(), t.TempDir(), t.TempDir()}
+	if err := d.untouched(); err != nil {
+		t.Fatalf("fresh dirs: %v", err)
+	}
+	cmd := exec.Command(binary(t), "--random-behavior", "0", "create-one", "x")
+	cmd.Env = d.env()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("rops create-one x: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(d.data, "rops", "journal")); err != nil {
+		t.Errorf("rops without --data kept no journal under XDG_DATA_HOME: %v", err)
+	}
+	if err := d.untouched(); err == nil {
+		t.Errorf("untouched found nothing written")
+	}
 }
 
 // TestScript runs the CLI scripts in testdata/script: every command, its
@@ -34,6 +122,9 @@ func TestScript(t *testing.T) {
 		UpdateScripts:       *update,
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("ROPS_DATA", env.Getenv("WORK")+"/data")
+			env.Setenv("HOME", isolated.home)
+			env.Setenv("XDG_DATA_HOME", isolated.data)
+			env.Setenv("XDG_CONFIG_HOME", isolated.config)
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
