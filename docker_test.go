@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -54,4 +55,134 @@ func TestScratchImage(t *testing.T) {
 	if copies == 0 {
 		t.Fatal("found no COPY of repository files in the Dockerfile")
 	}
+}
+
+// TestComposeVolumes checks docker-compose.yml without a Docker engine:
+// every service keeps the image's data directory (ROPS_DATA in the
+// Dockerfile) on a named volume of its own, declared at the top level. The
+// Dockerfile's VOLUME would otherwise give it an anonymous volume, which
+// "docker compose run --rm job" deletes with the container, and with it
+// the journal of a job that left intents to recover.
+func TestComposeVolumes(t *testing.T) {
+	dataDir := dockerfileEnv(t)["ROPS_DATA"]
+	if dataDir == "" {
+		t.Fatal("the Dockerfile sets no ROPS_DATA")
+	}
+	c := readCompose(t, "docker-compose.yml")
+	t.Logf("services and their mounts: %v; volumes: %v", c.services, c.volumes)
+	if _, ok := c.services["job"]; !ok {
+		t.Fatal("docker-compose.yml has no job service")
+	}
+	owner := map[string]string{} // volume → the service that mounts it
+	for name, mounts := range c.services {
+		var source string
+		for _, m := range mounts {
+			if src, dst, ok := strings.Cut(m, ":"); ok && strings.TrimSuffix(dst, ":rw") == dataDir {
+				source = src
+			}
+		}
+		switch {
+		case source == "":
+			t.Errorf("service %s mounts nothing at %s: its data would be on an anonymous volume", name, dataDir)
+		case strings.ContainsAny(source[:1], "/.~$"):
+			t.Errorf("service %s mounts %s at %s: want a named volume", name, source, dataDir)
+		case !slices.Contains(c.volumes, source):
+			t.Errorf("service %s mounts volume %s, which the top-level volumes do not declare", name, source)
+		case owner[source] != "":
+			t.Errorf("services %s and %s share volume %s", owner[source], name, source)
+		default:
+			owner[source] = name
+		}
+	}
+}
+
+// dockerfileEnv returns the variables the Dockerfile's ENV lines set.
+func dockerfileEnv(t *testing.T) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile("Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	for line := range strings.Lines(string(b)) {
+		fields := strings.Fields(line)
+		if len(fields) == 0 || fields[0] != "ENV" {
+			continue
+		}
+		for _, kv := range fields[1:] {
+			if k, v, ok := strings.Cut(kv, "="); ok {
+				env[k] = v
+			}
+		}
+	}
+	return env
+}
+
+// compose is what TestComposeVolumes reads of a compose file.
+type compose struct {
+	services map[string][]string // service → its volume mounts, short syntax
+	volumes  []string            // the top-level named volumes
+}
+
+// readCompose reads a compose file far enough for TestComposeVolumes: the
+// block layout docker-compose.yml uses, two spaces an indent, each
+// service's volumes as a flow ([a, b]) or block (- a) list. There is no
+// YAML parser among the module's dependencies, and the test must run
+// without Docker.
+func readCompose(t *testing.T, path string) compose {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := compose{services: map[string][]string{}}
+	var section, service string
+	inVolumes := false // in a service's block list of volumes
+	for line := range strings.Lines(string(b)) {
+		line = strings.TrimRight(line, "\r\n")
+		if i := strings.Index(line, " #"); i >= 0 {
+			line = line[:i]
+		}
+		text := strings.TrimSpace(line)
+		if text == "" || strings.HasPrefix(text, "#") {
+			continue
+		}
+		indent := len(line) - len(strings.TrimLeft(line, " "))
+		key, value, _ := strings.Cut(text, ":")
+		value = strings.TrimSpace(value)
+		switch {
+		case indent == 0:
+			section, service, inVolumes = key, "", false
+		case indent == 2 && section == "services":
+			service, inVolumes = key, false
+			c.services[service] = nil
+		case indent == 2 && section == "volumes":
+			c.volumes = append(c.volumes, key)
+		case indent == 4 && service != "":
+			inVolumes = key == "volumes"
+			if inVolumes && value != "" {
+				c.services[service] = append(c.services[service], flowList(value)...)
+				inVolumes = false
+			}
+		case indent >= 6 && inVolumes && strings.HasPrefix(text, "- "):
+			c.services[service] = append(c.services[service], unquote(strings.TrimPrefix(text, "- ")))
+		}
+	}
+	return c
+}
+
+// flowList returns the items of a YAML flow list such as ["a:/data", b].
+func flowList(s string) []string {
+	s = strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(s), "["), "]")
+	var items []string
+	for item := range strings.SplitSeq(s, ",") {
+		if item = unquote(item); item != "" {
+			items = append(items, item)
+		}
+	}
+	return items
+}
+
+func unquote(s string) string {
+	return strings.Trim(strings.TrimSpace(s), `"'`)
 }
