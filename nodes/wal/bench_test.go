@@ -1,0 +1,104 @@
+package wal_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"testing"
+
+	"github.com/reliable-ops/rops/core"
+	"github.com/reliable-ops/rops/nodes"
+	"github.com/reliable-ops/rops/nodes/badger"
+	"github.com/reliable-ops/rops/nodes/memory"
+	"github.com/reliable-ops/rops/nodes/wal"
+)
+
+// BenchmarkBulkCreateJournal measures what the journal costs a bulk job, as
+// nodes/badger's benchmark of the same name does: a bulk create of b.N ids
+// on three memory nodes (no faults, 16 workers), with no journal, the
+// memory journal, the badger journal of earlier versions, and the log file.
+func BenchmarkBulkCreateJournal(b *testing.B) {
+	for _, tc := range []struct {
+		name    string
+		journal func(b *testing.B) core.Journal
+	}{
+		{"none", func(*testing.B) core.Journal { return nil }},
+		{"memory", func(*testing.B) core.Journal { return memory.NewJournal() }},
+		{"badger", func(b *testing.B) core.Journal {
+			j, err := badger.OpenJournal(b.TempDir())
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { j.Close() })
+			return j
+		}},
+		{"wal", func(b *testing.B) core.Journal {
+			j, err := wal.Open(b.TempDir(), wal.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() {
+				b.ReportMetric(float64(wal.Syncs(j))/float64(b.N), "syncs/op")
+				j.Close()
+			})
+			return j
+		}},
+	} {
+		b.Run("journal="+tc.name, func(b *testing.B) {
+			var ns []core.Node
+			for i := range 3 {
+				ns = append(ns, nodes.New(fmt.Sprintf("node%02d", i+1), memory.New(), nodes.Options{}))
+			}
+			cfg := core.Config{Nodes: ns}
+			if j := tc.journal(b); j != nil {
+				cfg.Journal = j
+			}
+			c, err := core.New(cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ids := func(yield func(core.GroupID) bool) {
+				for i := range b.N {
+					if !yield(core.GroupID(strconv.Itoa(i))) {
+						return
+					}
+				}
+			}
+			b.ResetTimer()
+			rep := c.Bulk(context.Background(), core.OpCreate, ids, 16, nil)
+			b.StopTimer()
+			if rep.Done != b.N {
+				b.Fatalf("report = %+v, want %d done", rep, b.N)
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+		})
+	}
+}
+
+// BenchmarkBeginFinish measures one Begin and one Finish from 16
+// goroutines at once, as a bulk job's workers make them.
+func BenchmarkBeginFinish(b *testing.B) {
+	j, err := wal.Open(b.TempDir(), wal.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer j.Close()
+	b.SetParallelism(16)
+	var next wal.AtomicCounter
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := next.Add()
+			in := core.Intent{Op: core.OpCreate, ID: core.GroupID(strconv.Itoa(i)), Token: core.Token(fmt.Sprintf("1700000000.%09d", i)), Nodes: []string{"node01", "node02", "node03"}}
+			if err := j.Begin(context.Background(), in); err != nil {
+				b.Error(err)
+				return
+			}
+			if err := j.Finish(context.Background(), in.Token); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(wal.Syncs(j))/float64(b.N), "syncs/op")
+}

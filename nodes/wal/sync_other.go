@@ -1,0 +1,11 @@
+//go:build !linux
+
+package wal
+
+import "os"
+
+// datasync makes f's data durable.
+func datasync(f *os.File) error { return f.Sync() }
+
+// preallocate sets f's size; the bytes read as zero.
+func preallocate(f *os.File, size int64) error { return f.Truncate(size) }
