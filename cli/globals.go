@@ -18,8 +18,8 @@ import (
 	"github.com/sethvargo/go-retry"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes/badger"
 	"github.com/reliable-ops/rops/nodes/httpapi"
+	"github.com/reliable-ops/rops/nodes/wal"
 	"github.com/reliable-ops/rops/plugins"
 )
 
@@ -97,8 +97,8 @@ func (g *Globals) dataDir() (string, error) {
 type cluster struct {
 	*core.Coordinator
 	target      *plugins.Target
-	http        *http.Client    // the keep-alive pool of the target's HTTP nodes
-	journal     *badger.Journal // nil for read-only commands
+	http        *http.Client // the keep-alive pool of the target's HTTP nodes
+	journal     *wal.Journal // nil for read-only commands
 	concurrency int
 }
 
@@ -150,8 +150,12 @@ func (g *Globals) open(ctx context.Context, stderr io.Writer, journal bool) (_ *
 		}
 	}
 	if journal {
-		// One journal per target: its intents name the target's nodes.
-		if cl.journal, err = badger.OpenJournal(filepath.Join(env.DataDir, "journal", fileName(g.Target))); err != nil {
+		// One journal and one lock per cluster, whatever the target's
+		// name (see clusterIdentity).
+		if cl.journal, err = g.openJournal(ctx, stderr, cfg, tc.Nodes, env.DataDir); err != nil {
+			if _, ok := errors.AsType[*exitError](err); ok {
+				return nil, err
+			}
 			return nil, usageError(err)
 		}
 	}

@@ -7,17 +7,24 @@ import (
 	"io"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes/badger"
+	"github.com/reliable-ops/rops/nodes/wal"
 )
 
-// RecoverCmd rolls back what earlier runs left unfinished.
+// ExitDamaged is the exit code of a command that found the journal
+// damaged (or the journal of an older rops unreadable): it did nothing, and
+// waits for the user to decide (recover --discard KEY, or --accept-loss).
+const ExitDamaged = 5
+
+// RecoverCmd finishes or rolls back what earlier runs left unfinished.
 type RecoverCmd struct {
-	Discard []string `placeholder:"KEY" help:"Remove an unreadable journal entry by the key an error named (after checking the nodes with stats --diff)."`
+	Discard    []string `placeholder:"KEY" help:"Drop a damaged range of the journal, by the key an error named, accepting that the operations it recorded are lost (check the nodes with stats --diff and repair them first). Name every damaged range."`
+	AcceptLoss bool     `name:"accept-loss" help:"Drop every damaged range of the journal, as --discard with every key."`
 }
 
 // recoverJSON is the JSON shape of recover's output.
 type recoverJSON struct {
 	Intents    []intentJSON `json:"intents"`
+	Done       int          `json:"done"`
 	RolledBack int          `json:"rolled_back"`
 	Pending    int          `json:"pending"`
 }
@@ -30,28 +37,33 @@ type intentJSON struct {
 	Error   string       `json:"error,omitempty"`
 }
 
-// Run rolls back every intent in the target's journal and reports each one.
-// The exit code is 3 if any is still pending.
+// Run finishes or rolls back every intent in the cluster's journal (see
+// core.Coordinator.Recover) and reports each one. The exit code is 3 if
+// any is still pending, ExitDamaged if the journal is damaged, and 2 if it
+// holds intents of another cluster.
 func (c *RecoverCmd) Run(ctx context.Context, g *Globals, io *IO) error {
 	cl, err := g.open(ctx, io.Stderr, journaled)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	for _, key := range c.Discard {
-		if err := cl.journal.Discard(ctx, key); err != nil {
-			return usageError(fmt.Errorf("cannot discard journal entry %q: %w", key, err))
-		}
-		fmt.Fprintf(io.Stderr, "discarded journal entry %q\n", key)
+	if err := c.discard(ctx, cl.journal, io.Stderr); err != nil {
+		return err
 	}
 	results, rerr := cl.Recover(ctx, cl.concurrency)
+	if err := journalError(rerr); err != nil {
+		return err
+	}
 	out := recoverJSON{Intents: []intentJSON{}}
 	for _, res := range results {
 		in := intentJSON{Op: res.Op, ID: res.ID, Token: res.Token, Outcome: res.Outcome}
-		if res.Outcome == core.Pending {
+		switch res.Outcome {
+		case core.Pending:
 			out.Pending++
 			in.Error = fmt.Sprint(res.Err)
-		} else {
+		case core.Done:
+			out.Done++
+		default:
 			out.RolledBack++
 		}
 		out.Intents = append(out.Intents, in)
@@ -71,7 +83,7 @@ func (c *RecoverCmd) Run(ctx context.Context, g *Globals, io *IO) error {
 		if len(out.Intents) == 0 {
 			fmt.Fprintln(io.Stdout, "recover: nothing to recover")
 		} else {
-			fmt.Fprintf(io.Stdout, "recover: %d intents, %d rolled back, %d pending\n", len(out.Intents), out.RolledBack, out.Pending)
+			fmt.Fprintf(io.Stdout, "recover: %d intents, %s%d rolled back, %d pending\n", len(out.Intents), doneCount(out.Done), out.RolledBack, out.Pending)
 		}
 	}
 	switch {
@@ -79,6 +91,52 @@ func (c *RecoverCmd) Run(ctx context.Context, g *Globals, io *IO) error {
 		return &exitError{code: ExitInconsistent, err: rerr}
 	case out.Pending > 0:
 		return &exitError{code: ExitInconsistent}
+	}
+	return nil
+}
+
+// doneCount says how many intents were found complete and finished, if
+// any.
+func doneCount(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d done, ", n)
+}
+
+// discard drops the damaged ranges of j that --discard names, or all of
+// them with --accept-loss.
+func (c *RecoverCmd) discard(ctx context.Context, j *wal.Journal, stderr io.Writer) error {
+	keys := c.Discard
+	if c.AcceptLoss {
+		d := j.Damage()
+		if d == nil {
+			fmt.Fprintf(stderr, "rops: the journal %s has no damage to accept\n", j.Dir())
+			return nil
+		}
+		keys = d.Keys()
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	if err := j.Discard(ctx, keys); err != nil {
+		return usageError(fmt.Errorf("cannot discard: %w", err))
+	}
+	for _, k := range keys {
+		fmt.Fprintf(stderr, "rops: dropped the damaged journal range %s; what it recorded is lost\n", k)
+	}
+	return nil
+}
+
+// journalError returns the command's error for a journal the coordinator
+// could not read, or nil: exit ExitDamaged for damage, 2 for intents of
+// another cluster.
+func journalError(err error) error {
+	switch {
+	case errors.Is(err, wal.ErrDamaged):
+		return &exitError{code: ExitDamaged, err: err}
+	case errors.Is(err, wal.ErrOtherCluster):
+		return usageError(err)
 	}
 	return nil
 }
@@ -104,19 +162,22 @@ func (g *Globals) openForWrite(ctx context.Context, stderr io.Writer) (*cluster,
 // the command.
 func recoverFirst(ctx context.Context, cl *cluster, w io.Writer) (left int, err error) {
 	results, err := cl.Recover(ctx, cl.concurrency)
-	if errors.Is(err, badger.ErrCorrupt) {
-		return 0, &exitError{code: ExitInconsistent, err: err}
+	if err := journalError(err); err != nil {
+		return 0, err
 	}
-	var rolledBack int
+	var done, rolledBack int
 	for _, res := range results {
-		if res.Outcome == core.Pending {
+		switch res.Outcome {
+		case core.Pending:
 			left++
-		} else {
+		case core.Done:
+			done++
+		default:
 			rolledBack++
 		}
 	}
 	if len(results) > 0 {
-		fmt.Fprintf(w, "rops: recovered %d operations an earlier run left unfinished (%d rolled back, %d still pending)\n", len(results), rolledBack, left)
+		fmt.Fprintf(w, "rops: recovered %d operations an earlier run left unfinished (%s%d rolled back, %d still pending)\n", len(results), doneCount(done), rolledBack, left)
 	}
 	return left, nil
 }
