@@ -18,9 +18,16 @@
 //
 // The optional "timestamp" header carries the operation's token: the token a
 // POST stores (the server makes one if it is absent) and the token a DELETE
-// is conditional on. Bad requests get 406 as in the original (missing or
-// unknown node, missing body or groupId, invalid id), undecodable JSON 400,
-// bodies over ServerOptions.MaxBody 413. A node's injected faults answer as
+// is conditional on; it must be a non-negative decimal number such as
+// 1633786070.879454. Bad requests get 406 as in the original (missing,
+// repeated or unknown node, a timestamp that is repeated or not such a
+// number, missing body or groupId, invalid id, an id escaping a lone UTF-16
+// surrogate), undecodable JSON 400, bodies over ServerOptions.MaxBody 413,
+// a body that does not arrive within ServerOptions.BodyTimeout 408 (and the
+// connection is closed). Beyond ServerOptions.MaxStats GET /stats or
+// MaxLists GET /groups at once, a request answers 503 with Retry-After: 1.
+// What net/http refuses before any handler runs (no Host, a bad escape in
+// the path, conflicting Content-Lengths) gets its text "400 Bad Request". A node's injected faults answer as
 // the original's did: 500 or 408 with its messages; a node that is down
 // answers 503 with "Rops-Applied: false", the only 503 the Client takes as
 // certainly not applied. A create whose token a tombstone holds answers 409

@@ -190,6 +190,15 @@ var goldenCases = []goldenCase{
 		{method: "DELETE", path: "/v1/admin/faults"},
 		get("/v1/admin/faults"),
 	}},
+	// Fault values are bounded: a typo (1000h for 1000ms) is refused.
+	{name: "admin-put-out-of-bounds", admin: true, reqs: []request{
+		{method: "PUT", path: "/v1/admin/faults", body: `{"node01": {"latency": "1000h"}}`},
+		{method: "PUT", path: "/v1/admin/faults", body: `{"node01": {"jitter": "2h"}}`},
+		{method: "PUT", path: "/v1/admin/faults", body: `{"node01": {"late_rate": 0.1, "late_delay": "1h"}}`},
+		{method: "PUT", path: "/v1/admin/faults", body: `{"node01": {"hang_rate": 1e400}}`},
+		{method: "PUT", path: "/v1/admin/faults", body: `{"node01": {"latency": "-1s"}}`},
+		get("/v1/admin/faults"),
+	}},
 	// Seeds 2 and 0 make node01's first GET of id 5 fail with 500 and
 	// 408: each call draws its fault from the seed, method, id and count.
 	{name: "fault-500", faults: nodes.Faults{ErrorRate: 1}, seed: 2, reqs: []request{

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"unicode/utf8"
@@ -32,6 +33,10 @@ func readBody(r *http.Request, max int64) (*bytes.Buffer, *httpError) {
 	// One byte over the limit tells a body at the limit from one beyond it.
 	_, err := buf.ReadFrom(io.LimitReader(r.Body, max+1))
 	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		bufPool.Put(buf)
+		return nil, reject(http.StatusRequestTimeout, fmt.Sprintf(
+			"the body did not arrive in time: %d of %d bytes came; send the whole request at once", buf.Len(), r.ContentLength))
 	case err != nil:
 		bufPool.Put(buf)
 		return nil, reject(http.StatusBadRequest, "cannot read the body: "+err.Error())

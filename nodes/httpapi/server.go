@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -23,6 +24,19 @@ type ServerOptions struct {
 	Admin bool
 	// MaxBody limits request bodies, in bytes (0: DefaultMaxBody).
 	MaxBody int64
+	// BodyTimeout bounds the time a request's body may take to arrive,
+	// from the moment its handler starts (0: DefaultBodyTimeout): a client
+	// that announces a body and sends it slowly, or never, gets 408 and
+	// its connection is closed, so it cannot hold one for good. Give the
+	// http.Server a ReadHeaderTimeout for the headers.
+	BodyTimeout time.Duration
+	// MaxStats bounds the GET /stats requests that run at once, each of
+	// which pages through every node (0: DefaultMaxStats); MaxLists bounds
+	// the GET /groups requests that run at once, each holding a page of up
+	// to MaxListLimit records (0: DefaultMaxLists). Beyond, a request
+	// answers 503 at once with Retry-After, so memory stays bounded
+	// however many clients ask.
+	MaxStats, MaxLists int
 	// AccessLog, if not nil, receives one line per request, as gunicorn
 	// writes them: the common log format plus referer and user agent,
 	//	127.0.0.1 - - [25/Nov/2026:18:00:00 +0000] "POST /v1/group HTTP/1.1" 201 8 "-" "rops/1"
@@ -49,16 +63,19 @@ type ServerOptions struct {
 // system's API; see the package documentation for the routes. It is safe for
 // concurrent use.
 type Server struct {
-	nodes   []core.Node
-	byName  map[string]core.Node
-	only    core.Node // the node a request without a node header is for, if the server has one
-	names   string    // the node names, for messages
-	maxBody int64
-	admin   bool
-	tokens  *core.TokenSource
-	stats   *core.Coordinator
-	log     *accessLog
-	adminMu sync.Mutex // makes a PUT /admin/faults read, merge and set as one
+	nodes       []core.Node
+	bodyTimeout time.Duration
+	statsSem    chan struct{} // a slot per GET /stats running
+	listSem     chan struct{} // a slot per GET /groups running
+	byName      map[string]core.Node
+	only        core.Node // the node a request without a node header is for, if the server has one
+	names       string    // the node names, for messages
+	maxBody     int64
+	admin       bool
+	tokens      *core.TokenSource
+	stats       *core.Coordinator
+	log         *accessLog
+	adminMu     sync.Mutex // makes a PUT /admin/faults read, merge and set as one
 	// tombstones holds the Rops-Tombstones header of each node that
 	// keeps tombstones, by name (markFencing).
 	tombstones map[string][]string
@@ -70,6 +87,20 @@ var _ http.Handler = (*Server)(nil)
 // statsRequestTimeout bounds each page a GET /stats reads from a node: the
 // caller's context bounds the whole request.
 const statsRequestTimeout = time.Minute
+
+// Defaults of ServerOptions.
+const (
+	// DefaultBodyTimeout is the time a request body may take to arrive.
+	DefaultBodyTimeout = 5 * time.Second
+	// DefaultMaxStats is how many GET /stats may run at once.
+	DefaultMaxStats = 4
+	// DefaultMaxLists is how many GET /groups may run at once.
+	DefaultMaxLists = 32
+)
+
+// busyRetryAfter is the Retry-After of a GET /stats or /groups refused
+// because too many run, in seconds.
+const busyRetryAfter = "1"
 
 // NewServer returns a Server for nodes, which must be at least one, with
 // unique names; it panics otherwise, as that is a programming error.
@@ -85,6 +116,9 @@ func NewServer(nodes []core.Node, opts ServerOptions) *Server {
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBody
 	}
+	s.bodyTimeout = cmp.Or(max(opts.BodyTimeout, 0), DefaultBodyTimeout)
+	s.statsSem = make(chan struct{}, cmp.Or(max(opts.MaxStats, 0), DefaultMaxStats))
+	s.listSem = make(chan struct{}, cmp.Or(max(opts.MaxLists, 0), DefaultMaxLists))
 	if s.tokens == nil {
 		s.tokens = core.NewTokenSource(opts.Clock)
 	}
@@ -125,6 +159,16 @@ func NewServer(nodes []core.Node, opts ServerOptions) *Server {
 
 // ServeHTTP answers one request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
+		// The deadline covers the body whether a handler reads it or
+		// net/http drains it after the answer. net/http sets the
+		// connection's next deadline itself before the next request's
+		// header when the http.Server has a ReadHeaderTimeout, ReadTimeout
+		// or IdleTimeout; without one, this deadline stays and closes the
+		// idle connection when it passes. A writer that cannot set one
+		// (a test's recorder) reads without.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.bodyTimeout))
+	}
 	if s.original {
 		w = originalWriter{w}
 	}
@@ -162,7 +206,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 			writeText(w, http.StatusOK, "PONG\n")
 		}
 	case "/stats":
-		if allowed(w, r, allowGet) {
+		if allowed(w, r, allowGet) && s.acquire(w, s.statsSem, "GET /stats") {
+			defer s.release(s.statsSem)
 			s.handleStats(w, r)
 		}
 	case "/group":
@@ -177,7 +222,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	case "/groups":
 		if s.original {
 			s.notFound(w, r)
-		} else if allowed(w, r, allowGet) {
+		} else if allowed(w, r, allowGet) && s.acquire(w, s.listSem, "GET /groups") {
+			defer s.release(s.listSem)
 			s.handleList(w, r)
 		}
 	case "/admin/faults":
@@ -204,6 +250,22 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 }
+
+// acquire takes a slot of sem for a request of what, or answers 503 with
+// Retry-After if every slot is taken, and reports whether it took one.
+func (s *Server) acquire(w http.ResponseWriter, sem chan struct{}, what string) bool {
+	select {
+	case sem <- struct{}{}:
+		return true
+	default:
+	}
+	w.Header()["Retry-After"] = []string{busyRetryAfter}
+	writeError(w, http.StatusServiceUnavailable,
+		fmt.Sprintf("busy: %d %s requests are running, the most this server runs at once; retry in %s s", cap(sem), what, busyRetryAfter))
+	return false
+}
+
+func (s *Server) release(sem chan struct{}) { <-sem }
 
 // allowed reports whether r's method is among allow, a list of GET and HEAD;
 // if not, it answers 405.
@@ -242,6 +304,10 @@ func (s *Server) node(w http.ResponseWriter, r *http.Request) (core.Node, bool) 
 	// The header map is indexed directly: Header.Get would canonicalize
 	// the key again on every request.
 	v := r.Header[headerNode]
+	if len(v) > 1 {
+		writeError(w, http.StatusNotAcceptable, fmt.Sprintf("the 'node' header is given %d times: name one node", len(v)))
+		return nil, false
+	}
 	if len(v) == 0 || v[0] == "" {
 		if s.only != nil {
 			return s.only, true
@@ -264,6 +330,10 @@ func token(w http.ResponseWriter, r *http.Request) (core.Token, bool) {
 	v := r.Header[headerTimestamp]
 	if len(v) == 0 {
 		return "", true
+	}
+	if len(v) > 1 {
+		writeError(w, http.StatusNotAcceptable, fmt.Sprintf("the timestamp header is given %d times: give it once", len(v)))
+		return "", false
 	}
 	if len(v[0]) > MaxTokenLen {
 		writeError(w, http.StatusNotAcceptable,
