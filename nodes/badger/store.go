@@ -131,6 +131,14 @@ func openDB(dir, what string, opts []Option) (*badgerdb.DB, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	// badger drops what it cannot read in its logs; refuse first.
+	if err := verify(dir, what); err != nil {
+		if inUse(dir) {
+			// Its writer may be mid-write.
+			return nil, lockedError(what, dir)
+		}
+		return nil, err
+	}
 	db, err := badgerdb.Open(badgerOptions(dir, cfg))
 	if err != nil {
 		if isLocked(err) {
@@ -153,7 +161,7 @@ func openDB(dir, what string, opts []Option) (*badgerdb.DB, error) {
 func badgerOptions(dir string, cfg config) badgerdb.Options {
 	opt := badgerdb.DefaultOptions(dir).
 		WithSyncWrites(cfg.syncWrites).
-		WithMemTableSize(1 << 20).
+		WithMemTableSize(memTableSize).
 		WithValueLogFileSize(1 << 20).
 		// At most 15% of the memtable, as badger requires.
 		WithValueThreshold(64 << 10).
@@ -174,6 +182,10 @@ func badgerOptions(dir string, cfg config) badgerdb.Options {
 	}
 	return opt
 }
+
+// memTableSize is the size of badger's memtable, and half that of its
+// memtable logs.
+const memTableSize = 1 << 20
 
 // isLocked reports whether err is badger's failure to lock its directory.
 // badger flattens the cause into the message (y.Wrapf outside its debug
