@@ -171,6 +171,9 @@ func (g *Globals) open(ctx context.Context, stderr io.Writer, journal bool) (_ *
 		RequestTimeout:      g.RequestTimeout,
 		OperationTimeout:    g.OperationTimeout,
 		CompensationTimeout: g.CompensationTimeout,
+		// A node that is down is then given up on within seconds, not
+		// a compensation timeout per operation.
+		Breaker: core.NewBreaker(core.BreakerOptions{}),
 		NewBackoff: func() core.Backoff {
 			return backoff(*retries)
 		},
