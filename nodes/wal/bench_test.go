@@ -102,3 +102,52 @@ func BenchmarkBeginFinish(b *testing.B) {
 	})
 	b.ReportMetric(float64(wal.Syncs(j))/float64(b.N), "syncs/op")
 }
+
+// BenchmarkOpenClose measures what opening the journal costs every
+// command: Open and Close of a journal holding 10 intents, as a
+// short-lived CLI does; badger's journal for comparison.
+func BenchmarkOpenClose(b *testing.B) {
+	in := func(i int) core.Intent {
+		return core.Intent{Op: core.OpCreate, ID: core.GroupID(strconv.Itoa(i)), Token: core.Token(fmt.Sprintf("1700000000.%06d", i)), Nodes: []string{"node01", "node02", "node03"}}
+	}
+	b.Run("journal=wal", func(b *testing.B) {
+		dir := b.TempDir()
+		j, err := wal.Open(dir, wal.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i := range 10 {
+			if err := j.Begin(context.Background(), in(i)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		j.Close()
+		for b.Loop() {
+			j, err := wal.Open(dir, wal.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			j.Close()
+		}
+	})
+	b.Run("journal=badger", func(b *testing.B) {
+		dir := b.TempDir()
+		j, err := badger.OpenJournal(dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i := range 10 {
+			if err := j.Begin(context.Background(), in(i)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		j.Close()
+		for b.Loop() {
+			j, err := badger.OpenJournal(dir)
+			if err != nil {
+				b.Fatal(err)
+			}
+			j.Close()
+		}
+	})
+}
