@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/alecthomas/kong"
@@ -22,6 +23,12 @@ const (
 	ExitRolledBack   = 1 // some operations were rolled back
 	ExitUsage        = 2 // bad flags, ids, config or input
 	ExitInconsistent = 3 // some operations pending, or the nodes disagree
+	// ExitNoSpace: the file system of the data is full, or nearly (less
+	// than MinFree left): a command that writes did not start, or stopped
+	// as on SIGINT, taking no new operation; what it reported done is
+	// done, and what it reported pending is in the journal for rops
+	// recover once there is room.
+	ExitNoSpace = 4
 )
 
 // CLI is the whole command line.
@@ -52,7 +59,12 @@ type exitError struct {
 	err  error
 }
 
-func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit code %d", e.code)
+	}
+	return e.err.Error()
+}
 func (e *exitError) Unwrap() error { return e.err }
 
 // usageError marks err as the user's to fix: exit code 2.
@@ -68,7 +80,10 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 // Run is Main with a context and no signal handling, for tests and
 // embedders.
-func Run(ctx context.Context, args []string, io IO) int {
+func Run(ctx context.Context, args []string, io IO) (code int) {
+	// The command's context also ends when its disk fills (spaceGuard).
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	var cli CLI
 	exit := -1
 	parser, err := kong.New(&cli,
@@ -94,14 +109,46 @@ func Run(ctx context.Context, args []string, io IO) int {
 		fmt.Fprintf(io.Stderr, "rops: %v\n", err)
 		return ExitUsage
 	}
-	if err := kctx.Run(); err != nil {
-		return report(io.Stderr, err)
+	guard := newSpaceGuard(&cli, kctx.Selected())
+	if err := guard.check(); err != nil {
+		return report(io.Stderr, guard, err)
+	}
+	defer guard.watch(ctx, cancel)()
+	// A store's memory-mapped file that faults in this goroutine (opening
+	// a badger store on a full disk) is then a panic to report, not a
+	// crash; the stores' own goroutines are spared it by the guard's
+	// margin.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if v := recover(); v != nil {
+			err := guard.fault(v)
+			if err == nil {
+				panic(v)
+			}
+			code = report(io.Stderr, guard, err)
+		}
+	}()
+	err = kctx.Run()
+	if cause := context.Cause(ctx); guard.noSpace(cause) != nil {
+		// Stopped by the guard: say what the command did, then why.
+		if err != nil && guard.noSpace(err) == nil {
+			report(io.Stderr, guard, err)
+		}
+		return report(io.Stderr, guard, cause)
+	}
+	if err != nil {
+		return report(io.Stderr, guard, err)
 	}
 	return ExitOK
 }
 
-// report prints err and returns its exit code.
-func report(w io.Writer, err error) int {
+// report prints err and returns its exit code. A full disk under the
+// guard's directories, wherever it was found, is ExitNoSpace.
+func report(w io.Writer, guard *spaceGuard, err error) int {
+	if ns := guard.noSpace(err); ns != nil {
+		fmt.Fprintf(w, "rops: %v\n", ns)
+		return ExitNoSpace
+	}
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.err != nil {
