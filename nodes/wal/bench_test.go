@@ -13,10 +13,10 @@ import (
 	"github.com/reliable-ops/rops/nodes/wal"
 )
 
-// BenchmarkBulkCreateJournal measures what the journal costs a bulk job, as
-// nodes/badger's benchmark of the same name does: a bulk create of b.N ids
-// on three memory nodes (no faults, 16 workers), with no journal, the
-// memory journal, the badger journal of earlier versions, and the log file.
+// BenchmarkBulkCreateJournal measures what the journal costs a bulk job: a
+// bulk create of b.N ids on three memory nodes (no faults, 16 workers), with
+// no journal, the memory journal, the badger journal of earlier versions,
+// and the log file.
 func BenchmarkBulkCreateJournal(b *testing.B) {
 	for _, tc := range []struct {
 		name    string
