@@ -545,8 +545,8 @@ func (c *Coordinator) rollback(ctx context.Context, r *opRun, in Intent, rn *ren
 	}
 	var parts []*part
 	for _, name := range in.Nodes {
-		pre, stHeld := in.PreImage[name]
-		if in.Op == OpDelete && !stHeld {
+		pre, held := in.PreImage[name]
+		if in.Op == OpDelete && !held {
 			continue
 		}
 		n, ok := byName[name]

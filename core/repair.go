@@ -62,7 +62,7 @@ func (p Policy) fix(d Divergence, nodes []Node) Fix {
 	}
 	f := Fix{ID: d.ID, Op: op, Nodes: []string{}}
 	for _, n := range nodes {
-		if _, stHeld := d.On[n.Name()]; stHeld == (op == OpDelete) {
+		if _, held := d.On[n.Name()]; held == (op == OpDelete) {
 			f.Nodes = append(f.Nodes, n.Name())
 		}
 	}
