@@ -201,15 +201,28 @@ func (c *Coordinator) divergences(ctx context.Context, pageSize int, fn func(Div
 		if !found {
 			break
 		}
-		on := make(map[string]Token, len(curs))
+		// Most ids are on every node: build the map of holders only for
+		// those that are not, so a million agreeing ids allocate nothing.
+		holders := 0
 		for _, cur := range curs {
 			if len(cur.page) > 0 && cur.page[0].ID == low {
-				on[cur.node.Name()] = cur.page[0].Token
+				holders++
+			}
+		}
+		var on map[string]Token
+		if holders < len(curs) {
+			on = make(map[string]Token, holders)
+		}
+		for _, cur := range curs {
+			if len(cur.page) > 0 && cur.page[0].ID == low {
+				if on != nil {
+					on[cur.node.Name()] = cur.page[0].Token
+				}
 				cur.page = cur.page[1:]
 				cur.count++
 			}
 		}
-		if len(on) < len(curs) {
+		if on != nil {
 			if err := fn(Divergence{ID: low, On: on}); err != nil {
 				return nil, err
 			}
