@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -26,13 +27,13 @@ import (
 // Globals are the flags every command takes. Each also reads the ROPS_*
 // environment variable named in its help.
 type Globals struct {
-	Target      string `short:"t" default:"local" help:"Nodes to work on: 'local' (three embedded badger nodes node01..03 under --data), 'remote' (rops serve's default nodes at http://127.0.0.1:8080/v1), or a target named in --config."`
-	Config      string `type:"path" placeholder:"FILE" help:"JSON file of named targets: {\"targets\": {\"lab\": {\"nodes\": [\"http://127.0.0.1:9001/v1?node=node01\", ...], \"retries\": 10, \"concurrency\": 16}}}."`
-	Data        string `type:"path" placeholder:"DIR" help:"Data directory of the local target (default: $XDG_DATA_HOME/rops, or ~/.local/share/rops)."`
-	Seed        uint64 `placeholder:"N" help:"Seed of the fault and backoff random numbers, for reproducible runs (0: a new one each run, shown with -v)."`
-	Retries     *int   `placeholder:"N" help:"Retries per request before an operation is rolled back (default 10, or the target's)."`
-	Concurrency *int   `placeholder:"N" help:"Operations run at once by bulk commands, 1 to 1024 (default 16, or the target's); never more than the ids."`
-	Output      string `short:"o" enum:"text,json" default:"text" help:"Output format: text or json."`
+	Target      string  `short:"t" default:"local" help:"Nodes to work on: 'local' (three embedded badger nodes node01..03 under --data), 'remote' (rops serve's default nodes at http://127.0.0.1:8080/v1), or a target named in --config."`
+	Config      string  `type:"path" placeholder:"FILE" help:"JSON file of named targets: {\"targets\": {\"lab\": {\"nodes\": [\"http://127.0.0.1:9001/v1?node=node01\", ...], \"retries\": 10, \"concurrency\": 16}}}."`
+	Data        string  `type:"path" placeholder:"DIR" help:"Data directory of the local target (default: $XDG_DATA_HOME/rops, or ~/.local/share/rops)."`
+	Seed        uint64  `placeholder:"N" help:"Seed of the fault and backoff random numbers, for reproducible runs (0: a new one each run, shown with -v)."`
+	Retries     *int    `placeholder:"N" help:"Retries per request before an operation is rolled back (default 10, or the target's)."`
+	Concurrency *string `placeholder:"N|auto" help:"Operations run at once by create and delete: 1 to 1024, or auto to grow while the nodes' latency stays flat and shrink when they slow down or ask to (default auto, or the target's number); never more than the ids. Other bulk commands run 16 at once under auto."`
+	Output      string  `short:"o" enum:"text,json" default:"text" help:"Output format: text or json."`
 
 	RequestTimeout      time.Duration `default:"2s" help:"Give up on a request to a node after this long (it is then retried)."`
 	OperationTimeout    time.Duration `default:"30s" help:"Give up on an operation after this long, and roll it back."`
@@ -59,12 +60,26 @@ func (g *Globals) Validate() error {
 	if g.Retries != nil && *g.Retries < 0 {
 		return fmt.Errorf("--retries %d is negative: give 0 or more", *g.Retries)
 	}
-	if g.Concurrency != nil {
-		if err := checkConcurrency(*g.Concurrency); err != nil {
-			return fmt.Errorf("--concurrency %w", err)
-		}
+	if _, err := g.concurrency(); err != nil {
+		return fmt.Errorf("--concurrency %w", err)
 	}
 	return nil
+}
+
+// concurrency returns --concurrency as a number, core.AutoConcurrency for
+// auto, or nil if the flag was not given (or ROPS_CONCURRENCY is empty).
+func (g *Globals) concurrency() (*int, error) {
+	if g.Concurrency == nil || *g.Concurrency == "" {
+		return nil, nil
+	}
+	if *g.Concurrency == "auto" {
+		return ptr(core.AutoConcurrency), nil
+	}
+	n, err := strconv.Atoi(*g.Concurrency)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not a number: give 1 to %d, or auto", *g.Concurrency, core.MaxConcurrency)
+	}
+	return &n, checkConcurrency(n)
 }
 
 // checkConcurrency says what is wrong with a concurrency of n, if anything.
@@ -100,6 +115,9 @@ type cluster struct {
 	http        *http.Client // the keep-alive pool of the target's HTTP nodes
 	journal     *wal.Journal // nil for read-only commands
 	concurrency int
+	// bulkConcurrency is that of create and delete jobs: concurrency or
+	// core.AutoConcurrency.
+	bulkConcurrency int
 }
 
 // Opening modes: read-only commands run without the journal, so that they
@@ -122,20 +140,30 @@ func (g *Globals) open(ctx context.Context, stderr io.Writer, journal bool) (_ *
 		return nil, usageError(err)
 	}
 	retries := cmp.Or(g.Retries, tc.Retries, ptr(core.DefaultRetries))
-	concurrency := *cmp.Or(g.Concurrency, tc.Concurrency, ptr(core.DefaultConcurrency))
+	flag, err := g.concurrency()
+	if err != nil {
+		return nil, usageError(err)
+	}
+	concurrency := *cmp.Or(flag, tc.Concurrency, ptr(core.AutoConcurrency))
+	// Under auto, create and delete adapt; the other bulk commands keep the
+	// fixed default.
+	bulk, pool := concurrency, concurrency
+	if concurrency == core.AutoConcurrency {
+		concurrency, pool = core.DefaultConcurrency, core.MaxConcurrency
+	}
 	seed := g.seed()
 	env := plugins.Env{
 		Seed:   seed,
 		Faults: g.faults(),
 		// One keep-alive pool for every HTTP node, a connection per
 		// worker per node.
-		HTTP: httpapi.NewHTTPClient(concurrency * len(tc.Nodes)),
+		HTTP: httpapi.NewHTTPClient(pool * len(tc.Nodes)),
 	}
 	if g.Verbose {
 		env.Log = stderr
 		fmt.Fprintf(stderr, "seed %d\n", seed)
 	}
-	cl := &cluster{concurrency: concurrency, http: env.HTTP}
+	cl := &cluster{concurrency: concurrency, bulkConcurrency: bulk, http: env.HTTP}
 	defer func() {
 		if err != nil {
 			cl.Close()

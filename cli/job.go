@@ -68,7 +68,7 @@ func runBulk(ctx context.Context, g *Globals, io *IO, op core.Op, src *IDSource)
 			progress.add(res)
 		}
 	}
-	rep := cl.Bulk(ctx, op, ids.all(), cl.concurrency, each)
+	rep := cl.Bulk(ctx, op, ids.all(), cl.bulkConcurrency, each)
 	progress.done()
 	if err := printReport(io.Stdout, g.Output, rep); err != nil {
 		return err

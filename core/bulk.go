@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"errors"
 	"iter"
 	"sync"
 )
@@ -41,8 +42,10 @@ func (r *Report) Add(res Result) {
 	r.Retries += res.Retries
 }
 
-// Bulk runs op (OpCreate or OpDelete) for every id on at most concurrency
-// goroutines (DefaultConcurrency if < 1) and reports the sum. If each is not
+// Bulk runs op (OpCreate or OpDelete) for every id, concurrency at once
+// (MaxConcurrency at most), and reports the sum. With AutoConcurrency (or
+// any concurrency < 1) a Limiter chooses how many run at once, from
+// DefaultConcurrency up to MaxConcurrency. If each is not
 // nil it is called with every result, one at a time. Ids must be valid; an
 // invalid one ends rolled back. Once ctx ends no new operation starts;
 // Requested counts the ids that were started.
@@ -55,10 +58,63 @@ func (c *Coordinator) Bulk(ctx context.Context, op Op, ids iter.Seq[GroupID], co
 	if each != nil {
 		hook = func(_ GroupID, res Result) { each(res) }
 	}
-	return runAll(ctx, c.cfg.Clock, string(op), ids, concurrency, func(id GroupID) Result {
+	do := func(id GroupID) Result {
 		res, _ := run(ctx, id)
 		return res
-	}, hook)
+	}
+	if concurrency < 1 {
+		return runLimited(ctx, c.cfg.Clock, string(op), ids, NewLimiter(DefaultConcurrency, MaxConcurrency), do, hook)
+	}
+	return runAll(ctx, c.cfg.Clock, string(op), ids, concurrency, do, hook)
+}
+
+// runLimited is runAll with as many items at once as lim allows, each
+// result told to lim.
+func runLimited[T any](ctx context.Context, clock Clock, command string, items iter.Seq[T], lim *Limiter, run func(T) Result, each func(T, Result)) Report {
+	start := clock.Now()
+	rep := Report{Command: command}
+	var mu sync.Mutex
+	taken := forEachLimited(ctx, items, lim, func(item T) Sample {
+		t := clock.Now()
+		res := run(item)
+		s := Sample{Latency: clock.Now().Sub(t), Clean: res.Retries == 0 && res.Err == nil, Overload: overloaded(res)}
+		mu.Lock()
+		defer mu.Unlock()
+		rep.Add(res)
+		if each != nil {
+			each(item, res)
+		}
+		return s
+	})
+	rep.Requested = taken
+	rep.Seconds = clock.Now().Sub(start).Seconds()
+	return rep
+}
+
+// overloaded says whether res saw a sign of load: a node asked to slow down
+// (429 Too Many Requests, or a Retry-After such as a busy rops node's 503 carries) or a
+// request timed out. A 500 or an injected 408 is not one.
+func overloaded(res Result) bool {
+	if isOverload(res.Err) {
+		return true
+	}
+	for _, n := range res.Nodes {
+		if isOverload(n.Err) {
+			return true
+		}
+	}
+	return false
+}
+
+func isOverload(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var e *Error
+	return errors.As(err, &e) && (e.Status == 429 || e.RetryAfter > 0)
 }
 
 // runAll calls run for every item on at most concurrency goroutines and sums

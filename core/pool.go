@@ -65,3 +65,30 @@ func forEach[T any](ctx context.Context, items iter.Seq[T], concurrency int, f f
 	wg.Wait()
 	return taken
 }
+
+// forEachLimited is forEach with as many calls at once as lim allows: an
+// item starts once lim grants it a slot, and f's Sample is given back to lim.
+// It returns how many items it took.
+func forEachLimited[T any](ctx context.Context, items iter.Seq[T], lim *Limiter, f func(T) Sample) int {
+	// A worker per slot in use, started on demand as forEach's are; the
+	// limiter, not the worker count, bounds the calls at once.
+	return forEach(ctx, gated(ctx, items, lim), MaxConcurrency, func(item T) {
+		lim.Release(f(item))
+	})
+}
+
+// gated yields the items of items, each once lim grants it a slot, and stops
+// when ctx ends.
+func gated[T any](ctx context.Context, items iter.Seq[T], lim *Limiter) iter.Seq[T] {
+	return func(yield func(T) bool) {
+		for item := range items {
+			if lim.Acquire(ctx) != nil {
+				return
+			}
+			if !yield(item) {
+				lim.Release(Sample{})
+				return
+			}
+		}
+	}
+}

@@ -1,0 +1,150 @@
+package core
+
+import (
+	"context"
+	"math"
+	"sync"
+	"time"
+)
+
+// AutoConcurrency, given as a bulk job's concurrency, lets a Limiter choose
+// it: the job starts at DefaultConcurrency and adapts between 1 and
+// MaxConcurrency.
+const AutoConcurrency = 0
+
+// Sample is what one finished operation tells a Limiter.
+type Sample struct {
+	// Latency is how long the operation took.
+	Latency time.Duration
+	// Clean is set when no request of the operation was retried, so that
+	// Latency is the nodes' own and holds no backoff.
+	Clean bool
+	// Overload is set when a node said it was overloaded (429, a 503 with
+	// Retry-After) or a request timed out.
+	Overload bool
+}
+
+// Limiter decides how many operations run at once, in the family of TCP
+// Vegas and Netflix's gradient limiters: it doubles the limit while the
+// latency of clean operations stays near the lowest seen, grows it by its
+// square root after the first sign of queueing, and cuts it when latency
+// rises or a node reports overload. Failures that say nothing about load (a
+// 500, a 408) are not signals: an operation that retried gives no latency
+// sample. It is safe for concurrent use.
+type Limiter struct {
+	mu        sync.Mutex
+	limit     float64
+	max       float64
+	inflight  int
+	wake      chan struct{} // closed and replaced when a slot may have freed
+	slowStart bool
+	cooldown  int // samples before another overload cut, one per op in flight
+	stale     int // samples still to come from operations started under the last limit
+
+	n      int           // clean samples in the current window
+	sum    time.Duration // their latency
+	minRTT time.Duration // lowest window average: the latency without load
+}
+
+// limiterTolerance is how far a window's average latency may rise over the lowest
+// seen before the Limiter takes it for queueing.
+const limiterTolerance = 2.0
+
+// NewLimiter returns a Limiter starting at initial operations at once and
+// never above max (nor below 1).
+func NewLimiter(initial, ceiling int) *Limiter {
+	ceiling = max(ceiling, 1)
+	return &Limiter{limit: float64(min(max(initial, 1), ceiling)), max: float64(ceiling), slowStart: true, wake: make(chan struct{})}
+}
+
+// Limit returns how many operations may run at once now.
+func (l *Limiter) Limit() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return int(l.limit)
+}
+
+// Acquire waits until fewer than Limit operations run and counts one more.
+// It returns ctx.Err() if ctx ends first. Every nil return must be matched
+// by one Release.
+func (l *Limiter) Acquire(ctx context.Context) error {
+	for {
+		l.mu.Lock()
+		if l.inflight < int(l.limit) {
+			l.inflight++
+			l.mu.Unlock()
+			return nil
+		}
+		wake := l.wake
+		l.mu.Unlock()
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Release counts one operation done and learns from s.
+func (l *Limiter) Release(s Sample) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.inflight--
+	l.learn(s)
+	close(l.wake)
+	l.wake = make(chan struct{})
+}
+
+func (l *Limiter) learn(s Sample) {
+	if l.cooldown > 0 {
+		l.cooldown--
+	}
+	if s.Overload {
+		// One cut per round of operations in flight, as TCP cuts once per
+		// round trip: the others that saw the same overload started before
+		// the cut.
+		if l.cooldown == 0 {
+			l.setLimit(l.limit * 0.75)
+			l.slowStart = false
+			l.cooldown = l.inflight + 1
+		}
+		return
+	}
+	if l.stale > 0 {
+		l.stale--
+		return
+	}
+	if !s.Clean {
+		return
+	}
+	l.n++
+	l.sum += s.Latency
+	// A window of half the limit: long enough to average out noise, short
+	// enough to follow the limit it measures.
+	if l.n < max(8, int(l.limit)/2) {
+		return
+	}
+	avg := l.sum / time.Duration(l.n)
+	l.n, l.sum = 0, 0
+	if l.minRTT == 0 || avg < l.minRTT {
+		l.minRTT = avg
+	}
+	ratio := float64(avg) / float64(max(l.minRTT, 1))
+	switch {
+	case ratio > limiterTolerance:
+		l.slowStart = false
+		l.setLimit(l.limit * max(0.5, min(0.9, limiterTolerance/ratio)))
+	case l.slowStart:
+		l.setLimit(l.limit * 2)
+	default:
+		l.setLimit(l.limit + math.Sqrt(l.limit))
+	}
+}
+
+// setLimit sets the limit to v within bounds and starts a new latency
+// window once the operations started under the old limit have ended.
+func (l *Limiter) setLimit(v float64) {
+	l.limit = max(1, min(v, l.max))
+	l.stale = l.inflight
+	l.n, l.sum = 0, 0
+}

@@ -1,0 +1,135 @@
+package core
+
+import (
+	"context"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// feed gives lim n samples from sample, each through an Acquire and a
+// Release, as one operation at a time would.
+func feed(tb testing.TB, lim *Limiter, n int, sample func(i int) Sample) {
+	tb.Helper()
+	for i := range n {
+		if err := lim.Acquire(context.Background()); err != nil {
+			tb.Fatal(err)
+		}
+		lim.Release(sample(i))
+	}
+}
+
+func clean(d time.Duration) func(int) Sample {
+	return func(int) Sample { return Sample{Latency: d, Clean: true} }
+}
+
+func TestLimiterGrowsWhileLatencyFlat(t *testing.T) {
+	lim := NewLimiter(DefaultConcurrency, MaxConcurrency)
+	feed(t, lim, 5000, clean(time.Millisecond))
+	if got, want := lim.Limit(), MaxConcurrency; got != want {
+		t.Fatalf("limit=%d, want %d", got, want)
+	}
+}
+
+func TestLimiterShrinksOnOverload(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		s    Sample
+	}{
+		{"overload", Sample{Latency: time.Millisecond, Overload: true}},
+		{"rising latency", Sample{Latency: 10 * time.Millisecond, Clean: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			lim := NewLimiter(DefaultConcurrency, 256)
+			feed(t, lim, 2000, clean(time.Millisecond))
+			before := lim.Limit()
+			feed(t, lim, 1000, func(int) Sample { return tc.s })
+			if got := lim.Limit(); got >= before/4 {
+				t.Fatalf("limit=%d after %s, want under a quarter of %d", got, tc.name, before)
+			}
+		})
+	}
+}
+
+// TestLimiterOverloadCutsOncePerRound: the operations in flight when a node
+// first says it is overloaded all saw the same overload; the limit is cut
+// once for them, not once each.
+func TestLimiterOverloadCutsOncePerRound(t *testing.T) {
+	lim := NewLimiter(64, 64)
+	for range 64 {
+		if err := lim.Acquire(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 64 {
+		lim.Release(Sample{Overload: true})
+	}
+	if got, want := lim.Limit(), 48; got != want {
+		t.Fatalf("limit=%d, want %d", got, want)
+	}
+}
+
+// TestLimiterIgnoresSteadyFailures: a fifth of the operations retry a 500
+// and take ten times as long; they are noise, not load, and the limit still
+// grows to its cap.
+func TestLimiterIgnoresSteadyFailures(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	lim := NewLimiter(DefaultConcurrency, MaxConcurrency)
+	feed(t, lim, 20000, func(int) Sample {
+		if rng.Float64() < 0.2 {
+			return Sample{Latency: 10 * time.Millisecond}
+		}
+		return Sample{Latency: time.Millisecond + time.Duration(rng.Int64N(int64(time.Millisecond/2))), Clean: true}
+	})
+	if got, want := lim.Limit(), MaxConcurrency; got != want {
+		t.Fatalf("limit=%d, want %d", got, want)
+	}
+}
+
+// TestBulkAutoSettlesBelowOverload runs an adaptive job against a fake node
+// whose latency is flat up to 100 requests in flight and then grows with the
+// fourth power of the load. The limit must grow past the default and settle
+// below the 150 in flight where latency has risen fivefold.
+func TestBulkAutoSettlesBelowOverload(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const knee, explode = 100, 150
+		var mu sync.Mutex
+		inflight, peakLate := 0, 0
+		const items = 30000
+		done := 0
+		lim := NewLimiter(DefaultConcurrency, MaxConcurrency)
+		run := func(int) Result {
+			mu.Lock()
+			inflight++
+			n := inflight
+			if done > items/2 {
+				peakLate = max(peakLate, n)
+			}
+			mu.Unlock()
+			d := time.Millisecond
+			if n > knee {
+				x := float64(n) / knee
+				d = time.Duration(float64(d) * x * x * x * x)
+			}
+			time.Sleep(d)
+			mu.Lock()
+			inflight--
+			done++
+			mu.Unlock()
+			return Result{Outcome: Done, Requests: 1}
+		}
+		rep := runLimited(t.Context(), SystemClock{}, "create", indexes(items), lim, run, nil)
+		if got, want := rep.Done, items; got != want {
+			t.Fatalf("done=%d, want %d", got, want)
+		}
+		if got := lim.Limit(); got <= DefaultConcurrency || got >= explode {
+			t.Errorf("limit=%d, want over %d and under %d", got, DefaultConcurrency, explode)
+		}
+		if peakLate >= explode {
+			t.Errorf("peak in flight in the second half=%d, want under %d", peakLate, explode)
+		}
+		t.Logf("limit %d, peak in flight in the second half %d, %.1f s simulated", lim.Limit(), peakLate, rep.Seconds)
+	})
+}
