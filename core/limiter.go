@@ -35,6 +35,7 @@ type Limiter struct {
 	mu        sync.Mutex
 	limit     float64
 	max       float64
+	floor     float64 // the lowest limit rising latency alone can set
 	inflight  int
 	wake      chan struct{} // closed and replaced when a slot may have freed
 	slowStart bool
@@ -51,10 +52,12 @@ type Limiter struct {
 const limiterTolerance = 2.0
 
 // NewLimiter returns a Limiter starting at initial operations at once and
-// never above max (nor below 1).
+// never above ceiling (nor below 1). Rising latency alone never takes it
+// below initial; overload signals can, down to 1.
 func NewLimiter(initial, ceiling int) *Limiter {
 	ceiling = max(ceiling, 1)
-	return &Limiter{limit: float64(min(max(initial, 1), ceiling)), max: float64(ceiling), slowStart: true, wake: make(chan struct{})}
+	start := float64(min(max(initial, 1), ceiling))
+	return &Limiter{limit: start, max: float64(ceiling), floor: start, slowStart: true, wake: make(chan struct{})}
 }
 
 // Limit returns how many operations may run at once now.
@@ -133,7 +136,10 @@ func (l *Limiter) learn(s Sample) {
 	switch {
 	case ratio > limiterTolerance:
 		l.slowStart = false
-		l.setLimit(l.limit * max(0.5, min(0.9, limiterTolerance/ratio)))
+		// Latency on a busy machine also rises for reasons of its own, so
+		// it alone never takes the limit below where it started; only a
+		// node's own overload signal does.
+		l.setLimit(max(l.floor, l.limit*max(0.5, min(0.9, limiterTolerance/ratio))))
 	case l.slowStart:
 		l.setLimit(l.limit * 2)
 	default:
