@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 )
 
@@ -238,6 +239,11 @@ func (c *Coordinator) divergences(ctx context.Context, pageSize int, fn func(Div
 // refill fetches the next page, in parallel, of every cursor whose page is
 // used up.
 func (r *opRun) refill(ctx context.Context, curs []*cursor, limit int) error {
+	// Called once per merged id: most calls have nothing to fetch, and
+	// must not allocate.
+	if !slices.ContainsFunc(curs, func(cur *cursor) bool { return !cur.done && len(cur.page) == 0 }) {
+		return nil
+	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(curs))
 	for i, cur := range curs {
