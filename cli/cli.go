@@ -41,7 +41,7 @@ type CLI struct {
 	DeleteOne DeleteOneCmd `cmd:"" name:"delete-one" help:"Delete one group record from every node."`
 	Stats     StatsCmd     `cmd:"" help:"Show how many records each node holds and whether they agree."`
 	Repair    RepairCmd    `cmd:"" help:"Make the nodes agree: plan a fix for every id not on every node, and apply it."`
-	Recover   RecoverCmd   `cmd:"" help:"Roll back operations an earlier run left unfinished (every mutating command does this first)."`
+	Recover   RecoverCmd   `cmd:"" help:"Finish or roll back what an earlier run left unfinished (every mutating command does this first)."`
 	Ping      PingCmd      `cmd:"" help:"Check that every node of the target answers."`
 	Check     CheckCmd     `cmd:"" help:"Run a seeded mix of creates and deletes on ids of its own and report anything lost, unexpected or divergent."`
 	Serve     ServeCmd     `cmd:"" help:"Serve nodes over HTTP, wire-compatible with the original system."`
