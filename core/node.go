@@ -3,6 +3,8 @@ package core
 import (
 	"cmp"
 	"context"
+	"errors"
+	"fmt"
 	"time"
 )
 
@@ -110,6 +112,18 @@ type Intent struct {
 	// refuses to return an intent of another cluster than its own. Empty in
 	// journals of older versions.
 	Cluster string `json:"cluster,omitempty"`
+}
+
+// Validate refuses an intent that Recover could not act on (no token, an
+// unknown op), so that a journal never returns one.
+func (in Intent) Validate() error {
+	switch {
+	case in.Token == "":
+		return errors.New("no token")
+	case in.Op != OpCreate && in.Op != OpDelete:
+		return fmt.Errorf("unknown op %q", in.Op)
+	}
+	return nil
 }
 
 // written returns the token a create intent wrote.

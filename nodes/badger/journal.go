@@ -308,7 +308,7 @@ func parseKey(key []byte) (seq uint64, ok bool) {
 // JSON. The checksum finds an entry torn or damaged on disk, which JSON
 // alone may not (a damaged token still parses).
 func encode(in core.Intent) ([]byte, error) {
-	if err := check(in); err != nil {
+	if err := in.Validate(); err != nil {
 		return nil, core.Errorf(core.EInvalid, "journal: refusing intent %s for %q: %w", in.Token, in.ID, err)
 	}
 	js, err := json.Marshal(in)
@@ -333,23 +333,12 @@ func decode(v []byte) (core.Intent, error) {
 	if err := json.Unmarshal(js, &in); err != nil {
 		return core.Intent{}, fmt.Errorf("not an intent: %w", err)
 	}
-	if err := check(in); err != nil {
+	if err := in.Validate(); err != nil {
 		return core.Intent{}, fmt.Errorf("not an intent: %w", err)
 	}
 	return in, nil
 }
 
-// check refuses an intent that Recover could not act on, so that Pending
-// never returns one.
-func check(in core.Intent) error {
-	switch {
-	case in.Token == "":
-		return errors.New("no token")
-	case in.Op != core.OpCreate && in.Op != core.OpDelete:
-		return fmt.Errorf("unknown op %q", in.Op)
-	}
-	return nil
-}
 
 // CorruptError lists the journal entries that Pending could not read. It
 // comes with the intents that could be read; the entries it names stay in

@@ -183,7 +183,7 @@ func lastNonZero(b []byte) int {
 // encodeIntent returns in's payload, or an EInvalid error for an intent
 // that Recover could not act on or that is too large.
 func encodeIntent(in core.Intent) ([]byte, error) {
-	if err := check(in); err != nil {
+	if err := in.Validate(); err != nil {
 		return nil, core.Errorf(core.EInvalid, "journal: refusing intent %s for %q: %v", in.Token, in.ID, err)
 	}
 	js, err := json.Marshal(in)
@@ -201,19 +201,9 @@ func decodeIntent(p []byte) (core.Intent, error) {
 	if err := json.Unmarshal(p, &in); err != nil {
 		return core.Intent{}, fmt.Errorf("not an intent: %v", err)
 	}
-	if err := check(in); err != nil {
+	if err := in.Validate(); err != nil {
 		return core.Intent{}, fmt.Errorf("not an intent: %v", err)
 	}
 	return in, nil
 }
 
-// check refuses an intent that Recover could not act on.
-func check(in core.Intent) error {
-	switch {
-	case in.Token == "":
-		return errors.New("no token")
-	case in.Op != core.OpCreate && in.Op != core.OpDelete:
-		return fmt.Errorf("unknown op %q", in.Op)
-	}
-	return nil
-}
