@@ -339,7 +339,6 @@ func decode(v []byte) (core.Intent, error) {
 	return in, nil
 }
 
-
 // CorruptError lists the journal entries that Pending could not read. It
 // comes with the intents that could be read; the entries it names stay in
 // the journal until Discard removes them.

@@ -206,4 +206,3 @@ func decodeIntent(p []byte) (core.Intent, error) {
 	}
 	return in, nil
 }
-
