@@ -240,13 +240,15 @@ func needsData(specs []string) bool {
 	return slices.ContainsFunc(specs, func(s string) bool { return strings.HasPrefix(s, "badger:") })
 }
 
-// backoff is the retry policy of one node in one operation: exponential
-// from 10 ms, capped at 500 ms, with jitter, retries times.
+// backoff is the retry policy of one node in one operation: the first
+// retry at once (the driver still paces it by the failure's own latency and
+// overload signals), then exponential from 10 ms, capped at 500 ms, with
+// jitter; retries times in all.
 func backoff(retries int) core.Backoff {
 	b := retry.NewExponential(core.DefaultBackoffBase)
 	b = retry.WithJitterPercent(50, b)
 	b = retry.WithCappedDuration(core.DefaultBackoffCap, b)
-	return retry.WithMaxRetries(uint64(retries), b)
+	return retry.WithMaxRetries(uint64(retries), core.QuickFirst(b))
 }
 
 // Close closes the target's nodes and the journal.

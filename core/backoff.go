@@ -64,6 +64,38 @@ func (b *exponential) Next() (next time.Duration, stop bool) {
 	return d, false
 }
 
+// QuickFirst returns a Backoff whose first retry comes at once, then b's
+// delays: most failures of a healthy node are one-off (an injected 500, a
+// dropped answer) and waiting 10 ms after them is most of an operation's
+// time. The retry still counts against b's limit only from the second on,
+// so wrap it in the limit (go-retry's WithMaxRetries) to keep the count.
+// The driver never retries sooner than the failed request took, nor before
+// a Retry-After, nor at once after an overload signal, so a slow or
+// overloaded node is still backed off.
+func QuickFirst(b Backoff) Backoff {
+	first := true
+	return BackoffFunc(func() (time.Duration, bool) {
+		if first {
+			first = false
+			return 0, false
+		}
+		return b.Next()
+	})
+}
+
+// pace is the least wait before a retry of a request that failed with err
+// after took, whatever the backoff says: never sooner than the failure
+// took, as a node slow to fail is one under load, and never at once after
+// an overload signal (429, a timeout). It is bounded by DefaultBackoffCap,
+// so a timed-out request is not followed by as long a wait.
+func pace(err error, took time.Duration) time.Duration {
+	d := min(took, DefaultBackoffCap)
+	if isOverload(err) {
+		d = max(d, DefaultBackoffBase)
+	}
+	return d
+}
+
 // NewLockedSource returns a seeded random source that is safe for concurrent
 // use, so one seeded *rand.Rand can serve every goroutine of a run and the run
 // stays reproducible from its seed.

@@ -193,3 +193,34 @@ func TestForEachBoundsConcurrency(t *testing.T) {
 		}
 	})
 }
+
+func TestQuickFirst(t *testing.T) {
+	got := delays(QuickFirst(Exponential(10*time.Millisecond, 500*time.Millisecond, 3, nil)), 100)
+	if want := ms(0, 10, 20, 40); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("delays=%v, want %v", got, want)
+	}
+	if got := delays(QuickFirst(Exponential(time.Millisecond, time.Second, 0, nil)), 100); len(got) != 1 {
+		t.Fatalf("delays=%v, want one quick retry before the inner backoff stops", got)
+	}
+}
+
+func TestPace(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		took time.Duration
+		want time.Duration
+	}{
+		{"a fast 500 is retried as soon as it came", Errorf(ETransient, "500"), 300 * time.Microsecond, 300 * time.Microsecond},
+		{"a slow 500 waits as long as it took", Errorf(ETransient, "500"), 80 * time.Millisecond, 80 * time.Millisecond},
+		{"a fast 429 still waits the base", &Error{Code: ETransient, Status: 429}, time.Millisecond, DefaultBackoffBase},
+		{"a timeout waits no longer than the cap", context.DeadlineExceeded, 2 * time.Second, DefaultBackoffCap},
+		{"a refused dial is retried at once", Errorf(EUnavailable, "refused"), 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := pace(tc.err, tc.took); got != tc.want {
+				t.Fatalf("pace=%v, want %v", got, tc.want)
+			}
+		})
+	}
+}
