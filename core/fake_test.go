@@ -54,6 +54,8 @@ type fakeNode struct {
 	noReplay   bool                       // Create with the record's own token answers ErrExists (the original server)
 	hideTokens bool                       // Get and List return records without their token (the original server)
 	noFence    bool                       // keep no tombstones (the original server)
+	removes    bool                       // serve Remove, as rops nodes do (unless noFence)
+	removals   map[GroupID]map[Token]Token // what Remove(id, before) removed, by before
 	down       bool
 	downFor    int
 	script     map[string][]fault
@@ -86,6 +88,15 @@ func (n *fakeNode) Fences() bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return !n.noFence
+}
+
+// Removes reports whether the node serves Remove: if removes is set and
+// it fences. Off by default, so that a test of the read-first delete need
+// not say so.
+func (n *fakeNode) Removes() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.removes && !n.noFence
 }
 
 // original makes n behave like the original server: no replays, no tokens
@@ -129,7 +140,7 @@ func (n *fakeNode) next(method string, id GroupID) fault {
 // do runs op under the fault of this call.
 func (n *fakeNode) do(ctx context.Context, method string, id GroupID, op func() error) error {
 	f := n.next(method, id)
-	write := method == "Create" || method == "Delete"
+	write := method == "Create" || method == "Delete" || method == "Remove"
 	if !write && (f == late || f == duplicate) {
 		// A read has no effect to apply later.
 		f = map[fault]fault{late: hangBefore, duplicate: pass}[f]
@@ -216,6 +227,36 @@ func (n *fakeNode) Delete(ctx context.Context, id GroupID, token Token) error {
 		delete(n.recs, id)
 		return nil
 	})
+}
+
+func (n *fakeNode) Remove(ctx context.Context, id GroupID, before Token) (Token, error) {
+	var tok Token
+	answered := false
+	err := n.do(ctx, "Remove", id, func() error {
+		t, ok := n.recs[id]
+		removed, known := n.removals[id][before]
+		write, got, err := CheckRemove(id, t, ok, before, removed, known)
+		if !answered {
+			// A late or duplicate apply answers nobody.
+			tok, answered = got, true
+		}
+		if !write {
+			return err
+		}
+		delete(n.recs, id)
+		n.tomb(id, t)
+		if n.removals == nil {
+			n.removals = map[GroupID]map[Token]Token{}
+		}
+		if n.removals[id] == nil {
+			n.removals[id] = map[Token]Token{}
+		}
+		n.removals[id][before] = t
+		return nil
+	})
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return tok, err
 }
 
 // tomb leaves a tombstone for (id, token); call it with n.mu held.

@@ -27,6 +27,12 @@ package core
 //     Against a node that does not fence, the driver also waits out the
 //     lifetime of the last ambiguous request and reads the node again
 //     (lapsed, verifyGone, verifyHeld).
+//   - A delete on nodes that remove without a read (Remover) sends
+//     Remove(id, before = its own token) and learns from the answer what it
+//     removed. The node answers a copy of it from its record of the removal,
+//     so resending it is how an undo learns what an ambiguous one removed
+//     (unremoving), and a copy landing late removes nothing written since:
+//     the undo's record carries the operation's token, not older than it.
 
 // state is what the coordinator knows of one node in an operation.
 type state uint8
@@ -77,11 +83,21 @@ const (
 	stVerifyHeld
 	// unknown: the undo gave up; the operation is pending.
 	stUnknown
+	// removing: a delete without a read: Remove is to be sent; nothing of
+	// it can have been applied.
+	stRemoving
+	// maybeRemoved: a Remove may have been applied; send it again, its
+	// answer says what it removed.
+	stMaybeRemoved
+	// unremoving: undoing a Remove that may have been applied: send it
+	// again to learn what it removed, then re-create the record if it did.
+	stUnremoving
 	stNumStates
 )
 
 var stateNames = [...]string{"probing", "untouched", "maybeWritten", "reading", "ours", "foreign", "held", "absent",
-	"fenced", "unwriting", "rewriting", "clearing", "cleared", "unwritten", "rewritten", "verifyGone", "verifyHeld", "unknown"}
+	"fenced", "unwriting", "rewriting", "clearing", "cleared", "unwritten", "rewritten", "verifyGone", "verifyHeld", "unknown",
+	"removing", "maybeRemoved", "unremoving"}
 
 func (s state) String() string { return stateNames[s] }
 
@@ -190,7 +206,7 @@ var transitions = map[state]map[event]transition{
 		evUndoCreate: {stUnwriting, acSend},
 	},
 	stOurs:    {evUndoCreate: {stUnwriting, acSend}, evUndoDelete: {stRewriting, acSend}},
-	stForeign: {evUndoCreate: {stForeign, acDone}},
+	stForeign: {evUndoCreate: {stForeign, acDone}, evUndoDelete: {stForeign, acDone}},
 	stHeld:    {evUndoCreate: {stUnwriting, acSend}},
 	stAbsent:  {evUndoDelete: {stAbsent, acDone}},
 	stFenced:  {evUndoCreate: {stFenced, acDone}},
@@ -215,6 +231,29 @@ var transitions = map[state]map[event]transition{
 		evExists:  {stRewritten, acDone}, // another record, not the one we deleted: the id is held
 		evNotSent: {stCleared, acSend}, evAmbiguous: {stCleared, acSend},
 		evFenced: {stUnknown, acFail}, evRejected: {stUnknown, acFail}, evGiveUp: {stUnknown, acFail},
+	},
+	stRemoving: {
+		evApplied:  {stOurs, acDone}, // the answer says what it removed; undo re-creates it
+		evNotFound: {stAbsent, acDone},
+		evNotSent:  {stRemoving, acSend}, evAmbiguous: {stMaybeRemoved, acSend},
+		evExists:   {stForeign, acFail}, // a record not older than ours: nothing removed, the delete fails
+		evRejected: {stRemoving, acFail}, evGiveUp: {stRemoving, acFail},
+		evUndoDelete: {stRemoving, acDone},
+	},
+	stMaybeRemoved: {
+		evApplied:  {stOurs, acDone}, // by this copy or an earlier one: the node's record says
+		evNotFound: {stAbsent, acDone},
+		evNotSent:  {stMaybeRemoved, acSend}, evAmbiguous: {stMaybeRemoved, acSend},
+		evExists:   {stForeign, acFail}, // no earlier copy removed anything, and none will
+		evRejected: {stMaybeRemoved, acFail}, evGiveUp: {stMaybeRemoved, acFail},
+		evUndoDelete: {stUnremoving, acSend},
+	},
+	stUnremoving: {
+		evApplied:  {stCleared, acSend}, // it removed the record: re-create it
+		evNotFound: {stAbsent, acDone},  // it removed nothing, and never will
+		evExists:   {stForeign, acDone},
+		evNotSent:  {stUnremoving, acSend}, evAmbiguous: {stUnremoving, acSend},
+		evRejected: {stUnknown, acFail}, evGiveUp: {stUnknown, acFail},
 	},
 	stUnwritten: {evLapsed: {stVerifyGone, acSend}},
 	stRewritten: {evLapsed: {stVerifyHeld, acSend}},
@@ -249,6 +288,7 @@ const (
 	reqCreate
 	reqDelete
 	reqGet
+	reqRemove
 )
 
 // requestOf returns the request a state sends and the token it carries (or,
@@ -272,6 +312,8 @@ func requestOf(s state, op Op, p *part) (request, Token) {
 		return reqCreate, p.restore
 	case stClearing:
 		return reqDelete, p.pre
+	case stRemoving, stMaybeRemoved, stUnremoving:
+		return reqRemove, p.restore
 	}
 	return reqNone, ""
 }

@@ -61,6 +61,36 @@ func Fences(n Node) bool {
 	return ok && f.Fences()
 }
 
+// Remover is implemented by Nodes and Stores that delete without a read
+// first (rops nodes; not the original server). The coordinator deletes
+// through Remove on an operation whose nodes all say Removes, and reads
+// each record first (Get, then a conditional Delete) otherwise.
+type Remover interface {
+	// Removes reports whether Remove is served; for a node over a network,
+	// as far as its last answer said.
+	Removes() bool
+	// Remove deletes the record for id if its token is older than before
+	// (CompareTokens), and returns the token it removed. It records, for
+	// at least DefaultTombstoneTTL, that before removed that token, and
+	// answers a later Remove(id, before) from that record, touching
+	// nothing: a resent or late copy gets the same answer and can never
+	// remove a record written since, such as the undo's, which carries
+	// before itself. A record it removes is tombstoned as a conditional
+	// Delete of its token would be (see Fencer). It returns ErrNotFound if
+	// it removed nothing (no record, and no record of an earlier removal
+	// by before), and ErrExists, with the token held, if the record's token
+	// is not older than before: nothing is removed.
+	Remove(ctx context.Context, id GroupID, before Token) (Token, error)
+}
+
+// Removes reports whether n deletes without a read (see Remover). Only n
+// itself is asked, not what it wraps: a wrapper that does not pass Remove
+// on (a request log) must not be bypassed.
+func Removes(n Node) bool {
+	r, ok := n.(Remover)
+	return ok && r.Removes()
+}
+
 // NodeAs returns the first node in n's chain of wrappers that is a T: n
 // itself, or what an Unwrap() Node method of n returns, and so on, as
 // errors.As looks through wrapped errors.
@@ -98,6 +128,17 @@ type Intent struct {
 	// PreImage holds, for a delete, the token each node held before the
 	// operation (nodes that held nothing are absent). Empty for a create.
 	PreImage map[string]Token `json:"pre_image,omitempty"`
+	// Blind marks a delete that removes without a read (Remover): at Begin
+	// it knows no pre-image. PreImage then holds, for the nodes where the
+	// delete is known to have removed a record, the token removed, and
+	// Nodes the nodes where it may have removed one: a report of pending
+	// writes what the delete learned with Update first. Recover rolls a
+	// blind delete that was not reported pending forward (Remove again on
+	// every node: all end without the id), and one that was back,
+	// re-creating the id under Token where it removed a record, learning
+	// that, where unknown, from the node's record of the removal, which
+	// lives DefaultTombstoneTTL.
+	Blind bool `json:"blind,omitempty"`
 	// Written is, for a create that wrote another token than its own, the
 	// token it wrote. Empty means Token, as every intent of this version
 	// writes: only journals of older versions, whose repairs wrote the

@@ -41,3 +41,26 @@ func CheckDelete(id GroupID, held Token, found bool, token Token) (write bool, e
 	}
 	return true, nil
 }
+
+// CheckRemove says what Remove(id, before) must do to a node that holds
+// held for id (found is false if it holds nothing), given what an earlier
+// Remove(id, before) removed, if the node recorded one (known): remove the
+// record (write) and answer its token, answer the recorded token again
+// (touching nothing), fail with an ErrNotFound error (nothing to remove),
+// or fail with an ErrExists error and the token held (the record is not
+// older than before). A Store that removes records,
+// with the removed token, that before removed it, and tombstones that token
+// as a conditional Delete of it would. It records no removal of nothing:
+// only a record older than before could be removed later, and tombstones
+// keep those from coming back.
+func CheckRemove(id GroupID, held Token, found bool, before Token, removed Token, known bool) (write bool, tok Token, err error) {
+	switch {
+	case known:
+		return false, removed, nil
+	case !found:
+		return false, "", Errorf(ENotFound, "no group record %q", id)
+	case CompareTokens(held, before) >= 0:
+		return false, held, Errorf(EExists, "group record %q holds token %q, not older than %q: not removed", id, held, before)
+	}
+	return true, held, nil
+}

@@ -60,6 +60,23 @@ func (l *logged) Delete(ctx context.Context, id core.GroupID, token core.Token) 
 	return err
 }
 
+// Removes reports whether the node l logs serves Remove (core.Remover).
+func (l *logged) Removes() bool { return core.Removes(l.n) }
+
+// Remove logs a delete without a read, which the node answers with the
+// token it removed.
+func (l *logged) Remove(ctx context.Context, id core.GroupID, before core.Token) (core.Token, error) {
+	r, ok := l.n.(core.Remover)
+	if !ok {
+		return "", core.Errorf(core.EUnsupported, "%s cannot delete without a read", l.n.Name())
+	}
+	req := "delete groupId=" + field(string(id))
+	l.line(req + " older-than=" + field(string(before)))
+	tok, err := r.Remove(ctx, id, before)
+	l.answer(req, "deleted timestamp="+field(string(tok)), err)
+	return tok, err
+}
+
 func (l *logged) Get(ctx context.Context, id core.GroupID) (core.Record, error) {
 	req := "get groupId=" + field(string(id))
 	l.line(req)

@@ -27,7 +27,9 @@ import (
 // or not, every unconditional one that removed a record, and every
 // Create(id, token) refused with ErrExists leaves a tombstone for (id,
 // token), and a Create(id, token) of an id it does not hold fails with
-// core.ErrFenced while that tombstone lasts. A tombstone
+// core.ErrFenced while that tombstone lasts. A Remove(id, before) that
+// removed a record leaves one for the token removed, and one that records
+// the removal, from which it answers a copy of itself. A tombstone
 // lasts Options.TombstoneTTL from the last delete that left it, unless more
 // than Options.MaxTombstones are kept: then the oldest go first, and a
 // create that arrives later than that is no longer fenced. The bound
@@ -43,8 +45,9 @@ type Store struct {
 }
 
 var (
-	_ core.Store  = (*Store)(nil)
-	_ core.Fencer = (*Store)(nil)
+	_ core.Store   = (*Store)(nil)
+	_ core.Fencer  = (*Store)(nil)
+	_ core.Remover = (*Store)(nil)
 )
 
 // DefaultMaxTombstones is the number of tombstones a Store keeps at most
@@ -114,7 +117,7 @@ func (s *Store) Create(ctx context.Context, id core.GroupID, token core.Token) e
 		if core.ErrorCode(err) == core.EExists && s.tombs.max > 0 {
 			// A copy of this create delivered later must not land once
 			// the record is gone (core.CheckDelete's note).
-			s.tombs.add(id, token)
+			s.tombs.add(tombKey{id: id, token: token}, "")
 		}
 		return err
 	}
@@ -139,9 +142,9 @@ func (s *Store) Delete(ctx context.Context, id core.GroupID, token core.Token) e
 	case token != "":
 		// Found or not: a create with this token still on its way must
 		// not land after this delete.
-		s.tombs.add(id, token)
+		s.tombs.add(tombKey{id: id, token: token}, "")
 	case err == nil:
-		s.tombs.add(id, held)
+		s.tombs.add(tombKey{id: id, token: held}, "")
 	}
 	if err != nil {
 		return err
@@ -149,6 +152,35 @@ func (s *Store) Delete(ctx context.Context, id core.GroupID, token core.Token) e
 	delete(s.records, id)
 	s.change(id)
 	return nil
+}
+
+// Removes reports whether the Store serves Remove: as it fences (see
+// Fences), since Remove's answers to late copies rest on its records.
+func (s *Store) Removes() bool { return s.Fences() }
+
+// Remove deletes the record for id if its token is older than before, and
+// returns the token removed (core.Remover, core.CheckRemove). It records
+// that before removed it, next to the tombstone it leaves for that token,
+// for as long, and answers a later Remove(id, before) from that record. It
+// returns an ErrNotFound error if it removed nothing, and an ErrExists
+// error with the token held if that is not older than before.
+func (s *Store) Remove(ctx context.Context, id core.GroupID, before core.Token) (core.Token, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	held, ok := s.records[id]
+	removed, known := s.tombs.removal(id, before)
+	write, tok, err := core.CheckRemove(id, held, ok, before, removed, known)
+	if !write {
+		return tok, err
+	}
+	s.tombs.add(tombKey{id: id, token: held}, "")
+	s.tombs.add(tombKey{id: id, token: before, removal: true}, held)
+	delete(s.records, id)
+	s.change(id)
+	return held, nil
 }
 
 // Get returns the record for id, or an ErrNotFound error.
@@ -243,10 +275,12 @@ func (s *Store) tidy() {
 	s.changed = s.changed[:0]
 }
 
-// tombKey names a tombstone.
+// tombKey names a tombstone: of a token, which fences creates with it, or
+// of a removal, which records what Remove(id, token) removed.
 type tombKey struct {
-	id    core.GroupID
-	token core.Token
+	id      core.GroupID
+	token   core.Token
+	removal bool
 }
 
 // tombstones are a Store's tombstones: a map to look them up, and a queue
@@ -268,8 +302,9 @@ type tombstones struct {
 }
 
 type tomb struct {
-	until time.Time // the tombstone lasts until then
-	seq   uint64    // which entry of the queue is its own
+	until   time.Time  // the tombstone lasts until then
+	seq     uint64     // which entry of the queue is its own
+	removed core.Token // a removal's: the token it removed
 }
 
 type queued struct {
@@ -280,22 +315,31 @@ type queued struct {
 // holds reports whether a tombstone for (id, token) is there and has not
 // expired.
 func (t *tombstones) holds(id core.GroupID, token core.Token) bool {
-	tb, ok := t.until[tombKey{id, token}]
+	tb, ok := t.until[tombKey{id: id, token: token}]
 	return ok && t.clock.Now().Before(tb.until)
 }
 
-// add leaves a tombstone for (id, token) that lasts the TTL from now,
-// renewing one that is there. Then it drops, from the front of the queue,
-// stale entries, expired tombstones, and the oldest tombstones while there
-// are more than max.
-func (t *tombstones) add(id core.GroupID, token core.Token) {
+// removal returns what Remove(id, before) removed, if a live tombstone
+// records it.
+func (t *tombstones) removal(id core.GroupID, before core.Token) (core.Token, bool) {
+	tb, ok := t.until[tombKey{id: id, token: before, removal: true}]
+	if !ok || !t.clock.Now().Before(tb.until) {
+		return "", false
+	}
+	return tb.removed, true
+}
+
+// add leaves the tombstone key, with removed for a removal's, that lasts
+// the TTL from now, renewing one that is there. Then it drops, from the
+// front of the queue, stale entries, expired tombstones, and the oldest
+// tombstones while there are more than max.
+func (t *tombstones) add(key tombKey, removed core.Token) {
 	if t.max == 0 {
 		return
 	}
 	now := t.clock.Now()
-	key := tombKey{id, token}
 	t.seq++
-	t.until[key] = tomb{until: now.Add(t.ttl), seq: t.seq}
+	t.until[key] = tomb{until: now.Add(t.ttl), seq: t.seq, removed: removed}
 	t.queue = append(t.queue, queued{key, t.seq})
 	for t.head < len(t.queue) {
 		q := t.queue[t.head]

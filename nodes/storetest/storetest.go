@@ -121,6 +121,11 @@ func RunWithOptions(t *testing.T, open func(tb testing.TB) core.Store, opts Opti
 		{"NotFencedByUnconditionalDeleteOfMissing", testNotFencedByUnconditionalDeleteOfMissing},
 		{"FencedConcurrentDeleteCreate", testFencedConcurrentDeleteCreate},
 		{"Fences", testFences},
+		{"RemoveOlder", testRemoveOlder},
+		{"RemoveAnswersCopies", testRemoveAnswersCopies},
+		{"RemoveRefusesNewer", testRemoveRefusesNewer},
+		{"RemoveMissing", testRemoveMissing},
+		{"RemoveConcurrentCopies", testRemoveConcurrentCopies},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, open(t)) })
 	}
@@ -134,6 +139,7 @@ func RunWithOptions(t *testing.T, open func(tb testing.TB) core.Store, opts Opti
 	}{
 		{"TombstoneExpires", testTombstoneExpires},
 		{"TombstoneRenewed", testTombstoneRenewed},
+		{"RemovalExpires", testRemovalExpires},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clock := NewClock(time.Unix(1700000000, 0))
@@ -554,6 +560,131 @@ func testFences(t *testing.T, s core.Store) {
 	if !f.Fences() {
 		t.Fatalf("%T.Fences()=false, want true", s)
 	}
+}
+
+// remover returns s as a core.Remover that says it serves Remove, once it
+// has answered a call, or skips the test: a Store that fences need not.
+func remover(t *testing.T, s core.Store) core.Remover {
+	t.Helper()
+	r, ok := s.(core.Remover)
+	if !ok {
+		t.Skipf("%T does not delete without a read", s)
+	}
+	mustCount(t, s)
+	if !r.Removes() {
+		t.Fatalf("%T.Removes()=false for a Store that fences, want true", s)
+	}
+	return r
+}
+
+func mustRemove(t *testing.T, r core.Remover, id core.GroupID, before, want core.Token) {
+	t.Helper()
+	got, err := r.Remove(t.Context(), id, before)
+	if err != nil || got != want {
+		t.Fatalf("Remove(%s, %s)=%q, %v; want %q, nil", id, before, got, err, want)
+	}
+}
+
+// testRemoveOlder: Remove(a, B) removes a's record of the older A, answers
+// A, and fences a late Create(a, A) as a conditional delete of A would.
+func testRemoveOlder(t *testing.T, s core.Store) {
+	r := remover(t, s)
+	mustCreate(t, s, "a", tokenA)
+	mustCreate(t, s, "b", tokenA)
+	mustRemove(t, r, "a", tokenB, tokenA)
+	_, err := s.Get(t.Context(), "a")
+	wantErr(t, err, core.ErrNotFound, "Get(a) after Remove(a, B)")
+	wantErr(t, s.Create(t.Context(), "a", tokenA), core.ErrFenced, "a late Create(a, A) after Remove(a, B)")
+	checkList(t, s, []core.Record{{ID: "b", Token: tokenA}})
+}
+
+// testRemoveAnswersCopies: a copy of Remove(a, B), resent or late, gets the
+// first one's answer and touches nothing, not even the record the undo
+// re-created under B, nor a later operation's.
+func testRemoveAnswersCopies(t *testing.T, s core.Store) {
+	r := remover(t, s)
+	mustCreate(t, s, "a", tokenA)
+	mustRemove(t, r, "a", tokenB, tokenA)
+	mustRemove(t, r, "a", tokenB, tokenA) // a resend learns what the first removed
+	mustCreate(t, s, "a", tokenB)         // the undo
+	mustRemove(t, r, "a", tokenB, tokenA) // a late copy
+	if got := mustGet(t, s, "a").Token; got != tokenB {
+		t.Fatalf("Get(a).Token=%q after a late copy of Remove(a, B), want the undo's %q", got, tokenB)
+	}
+	later := core.Token("1700000001.000000")
+	mustRemove(t, r, "a", later, tokenB)
+	mustCreate(t, s, "a", "1700000002.000000")
+	mustRemove(t, r, "a", later, tokenB)
+	if got := mustGet(t, s, "a").Token; got != "1700000002.000000" {
+		t.Fatalf("Get(a).Token=%q after late copies, want a later operation's", got)
+	}
+}
+
+// testRemoveRefusesNewer: a record whose token is not older than the
+// Remove's stays, and the answer names its token.
+func testRemoveRefusesNewer(t *testing.T, s core.Store) {
+	r := remover(t, s)
+	mustCreate(t, s, "a", tokenB)
+	for _, before := range []core.Token{tokenA, tokenB} {
+		got, err := r.Remove(t.Context(), "a", before)
+		wantErr(t, err, core.ErrExists, fmt.Sprintf("Remove(a, %s) of a record of B", before))
+		if got != tokenB {
+			t.Fatalf("Remove(a, %s) answered %q, want the token held, %q", before, got, tokenB)
+		}
+	}
+	if got := mustGet(t, s, "a").Token; got != tokenB {
+		t.Fatalf("Get(a).Token=%q after refused Removes, want %q", got, tokenB)
+	}
+}
+
+// testRemoveMissing: a Remove that finds nothing says so, and fences
+// nothing: the id can be created with any token.
+func testRemoveMissing(t *testing.T, s core.Store) {
+	r := remover(t, s)
+	_, err := r.Remove(t.Context(), "a", tokenB)
+	wantErr(t, err, core.ErrNotFound, "Remove(a, B) of a missing record")
+	_, err = r.Remove(t.Context(), "a", tokenB)
+	wantErr(t, err, core.ErrNotFound, "Remove(a, B) again")
+	mustCreate(t, s, "a", tokenB)
+	mustCreate(t, s, "b", tokenA)
+	checkList(t, s, []core.Record{{ID: "a", Token: tokenB}, {ID: "b", Token: tokenA}})
+}
+
+// testRemoveConcurrentCopies races copies of one Remove on many ids: one
+// removes, and every copy answers what it removed.
+func testRemoveConcurrentCopies(t *testing.T, s core.Store) {
+	r := remover(t, s)
+	const n, copies = 16, 4
+	for i := range n {
+		mustCreate(t, s, core.GroupID(fmt.Sprintf("r%02d", i)), tokenA)
+	}
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n * copies {
+		id := core.GroupID(fmt.Sprintf("r%02d", i%n))
+		wg.Go(func() {
+			<-start
+			if got, err := r.Remove(t.Context(), id, tokenB); err != nil || got != tokenA {
+				t.Errorf("Remove(%s, B)=%q, %v; want %q, nil", id, got, err, tokenA)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	checkList(t, s, nil)
+}
+
+// testRemovalExpires: a Store answers a copy of Remove from its record of
+// the removal for the TTL; after it, a copy finds nothing.
+func testRemovalExpires(t *testing.T, s core.Store, clock *Clock, ttl time.Duration) {
+	r := remover(t, s)
+	mustCreate(t, s, "a", tokenA)
+	mustRemove(t, r, "a", tokenB, tokenA)
+	clock.Advance(ttl - time.Nanosecond)
+	mustRemove(t, r, "a", tokenB, tokenA)
+	clock.Advance(time.Second + time.Nanosecond)
+	_, err := r.Remove(t.Context(), "a", tokenB)
+	wantErr(t, err, core.ErrNotFound, "Remove(a, B) after the TTL")
 }
 
 // testTombstoneExpires: a tombstone fences for TTL, then no longer.
