@@ -50,11 +50,11 @@ type fakeNode struct {
 
 	mu         sync.Mutex
 	recs       map[GroupID]Token
-	tombs      map[GroupID]map[Token]bool // tombstones of conditional deletes
-	noReplay   bool                       // Create with the record's own token answers ErrExists (the original server)
-	hideTokens bool                       // Get and List return records without their token (the original server)
-	noFence    bool                       // keep no tombstones (the original server)
-	removes    bool                       // serve Remove, as rops nodes do (unless noFence)
+	tombs      map[GroupID]map[Token]bool  // tombstones of conditional deletes
+	noReplay   bool                        // Create with the record's own token answers ErrExists (the original server)
+	hideTokens bool                        // Get and List return records without their token (the original server)
+	noFence    bool                        // keep no tombstones (the original server)
+	removes    bool                        // serve Remove, as rops nodes do (unless noFence)
 	removals   map[GroupID]map[Token]Token // what Remove(id, before) removed, by before
 	down       bool
 	downFor    int
