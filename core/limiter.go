@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"math"
+	"slices"
 	"sync"
 	"time"
 )
@@ -26,9 +27,10 @@ type Sample struct {
 
 // Limiter decides how many operations run at once, in the family of TCP
 // Vegas and Netflix's gradient limiters: it doubles the limit while the
-// latency of clean operations stays near the lowest seen, grows it by its
-// square root after the first sign of queueing, and cuts it when latency
-// rises or a node reports overload. Failures that say nothing about load (a
+// median latency of a window of clean operations stays near the lowest
+// seen, grows it by its square root after the first sign of queueing, and
+// cuts it when latency stays up two windows in a row or a node reports
+// overload. Failures that say nothing about load (a
 // 500, a 408) are not signals: an operation that retried gives no latency
 // sample. It is safe for concurrent use.
 type Limiter struct {
@@ -42,10 +44,14 @@ type Limiter struct {
 	cooldown  int // samples before another overload cut, one per op in flight
 	stale     int // samples still to come from operations started under the last limit
 
-	n      int           // clean samples in the current window
-	sum    time.Duration // their latency
-	minRTT time.Duration // lowest window average: the latency without load
+	window []time.Duration // the latency of the clean samples in the current window
+	high   bool            // the last window's latency was over the tolerance
+	minRTT time.Duration   // lowest window median: the latency without load
 }
+
+// limiterMinWindow is the fewest clean samples a latency window holds, so
+// that its median is not one operation's luck.
+const limiterMinWindow = 32
 
 // limiterTolerance is how far a window's average latency may rise over the lowest
 // seen before the Limiter takes it for queueing.
@@ -120,22 +126,31 @@ func (l *Limiter) learn(s Sample) {
 	if !s.Clean {
 		return
 	}
-	l.n++
-	l.sum += s.Latency
+	l.window = append(l.window, s.Latency)
 	// A window of half the limit: long enough to average out noise, short
 	// enough to follow the limit it measures.
-	if l.n < max(8, int(l.limit)/2) {
+	if len(l.window) < max(limiterMinWindow, int(l.limit)/2) {
 		return
 	}
-	avg := l.sum / time.Duration(l.n)
-	l.n, l.sum = 0, 0
+	// The median, not the mean: a synced journal's or a busy machine's
+	// latency has rare spikes many times the usual, which say nothing
+	// about the load the limit puts on the nodes.
+	slices.Sort(l.window)
+	avg := l.window[len(l.window)/2]
+	l.window = l.window[:0]
 	if l.minRTT == 0 || avg < l.minRTT {
 		l.minRTT = avg
 	}
 	ratio := float64(avg) / float64(max(l.minRTT, 1))
+	high := ratio > limiterTolerance
+	wasHigh := l.high
+	l.high = high
 	switch {
-	case ratio > limiterTolerance:
+	case high && !wasHigh:
+		// One window can be a spike of the machine's: hold the limit and
+		// look again. Queueing the limit caused persists.
 		l.slowStart = false
+	case high:
 		// Latency on a busy machine also rises for reasons of its own, so
 		// it alone never takes the limit below where it started; only a
 		// node's own overload signal does.
@@ -152,5 +167,5 @@ func (l *Limiter) learn(s Sample) {
 func (l *Limiter) setLimit(v float64) {
 	l.limit = max(1, min(v, l.max))
 	l.stale = l.inflight
-	l.n, l.sum = 0, 0
+	l.window = l.window[:0]
 }

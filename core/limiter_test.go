@@ -133,3 +133,39 @@ func TestBulkAutoSettlesBelowOverload(t *testing.T) {
 		t.Logf("limit %d, peak in flight in the second half %d, %.1f s simulated", lim.Limit(), peakLate, rep.Seconds)
 	})
 }
+
+// TestLimiterIgnoresSpikes: one clean operation in ten takes 50 times as
+// long, as a synced journal's or a busy machine's sometimes do; the window's
+// median, not its mean, is the latency, and the limit still grows to its
+// cap.
+func TestLimiterIgnoresSpikes(t *testing.T) {
+	const seed = 3
+	rng := rand.New(rand.NewPCG(seed, seed))
+	lim := NewLimiter(DefaultConcurrency, MaxConcurrency)
+	feed(t, lim, 5000, func(int) Sample {
+		if rng.IntN(10) == 0 {
+			return Sample{Latency: 50 * time.Millisecond, Clean: true}
+		}
+		return Sample{Latency: time.Millisecond, Clean: true}
+	})
+	if got, want := lim.Limit(), MaxConcurrency; got != want {
+		t.Fatalf("seed %d: limit=%d, want %d", seed, got, want)
+	}
+}
+
+// TestLimiterHoldsOnOneSlowWindow: a single window of high latency holds
+// the limit instead of cutting it; a second in a row cuts.
+func TestLimiterHoldsOnOneSlowWindow(t *testing.T) {
+	lim := NewLimiter(DefaultConcurrency, 256)
+	feed(t, lim, 2000, clean(time.Millisecond))
+	before := lim.Limit()
+	window := max(limiterMinWindow, before/2)
+	feed(t, lim, window, clean(10*time.Millisecond))
+	if got := lim.Limit(); got != before {
+		t.Fatalf("limit=%d after one slow window, want %d held", got, before)
+	}
+	feed(t, lim, window, clean(10*time.Millisecond))
+	if got := lim.Limit(); got >= before {
+		t.Fatalf("limit=%d after two slow windows, want under %d", got, before)
+	}
+}
