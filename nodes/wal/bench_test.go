@@ -14,7 +14,8 @@ import (
 )
 
 // BenchmarkBulkCreateJournal measures what the journal costs a bulk job: a
-// bulk create of b.N ids on three memory nodes (no faults, 16 workers), with
+// bulk create of b.N ids on three memory nodes (no faults; 16 at once, and
+// the CLI's default, auto), with
 // no journal, the memory journal, the badger journal of earlier versions,
 // and the log file.
 func BenchmarkBulkCreateJournal(b *testing.B) {
@@ -44,35 +45,51 @@ func BenchmarkBulkCreateJournal(b *testing.B) {
 			return j
 		}},
 	} {
-		b.Run("journal="+tc.name, func(b *testing.B) {
-			var ns []core.Node
-			for i := range 3 {
-				ns = append(ns, nodes.New(fmt.Sprintf("node%02d", i+1), memory.New(), nodes.Options{}))
-			}
-			cfg := core.Config{Nodes: ns}
-			if j := tc.journal(b); j != nil {
-				cfg.Journal = j
-			}
-			c, err := core.New(cfg)
-			if err != nil {
-				b.Fatal(err)
-			}
-			ids := func(yield func(core.GroupID) bool) {
-				for i := range b.N {
-					if !yield(core.GroupID(strconv.Itoa(i))) {
-						return
-					}
-				}
-			}
-			b.ResetTimer()
-			rep := c.Bulk(context.Background(), core.OpCreate, ids, 16, nil)
-			b.StopTimer()
-			if rep.Done != b.N {
-				b.Fatalf("report = %+v, want %d done", rep, b.N)
-			}
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
-		})
+		for _, conc := range []int{16, core.AutoConcurrency} {
+			b.Run(fmt.Sprintf("journal=%s/%s", tc.name, concurrencyName(conc)), func(b *testing.B) {
+				bulkCreate(b, tc.journal(b), conc)
+			})
+		}
 	}
+}
+
+// concurrencyName names a bulk job's concurrency as the CLI's flag does.
+func concurrencyName(n int) string {
+	if n == core.AutoConcurrency {
+		return "concurrency=auto"
+	}
+	return fmt.Sprintf("concurrency=%d", n)
+}
+
+// bulkCreate creates b.N ids on three memory nodes through j (nil: no
+// journal), concurrency at once.
+func bulkCreate(b *testing.B, j core.Journal, concurrency int) {
+	var ns []core.Node
+	for i := range 3 {
+		ns = append(ns, nodes.New(fmt.Sprintf("node%02d", i+1), memory.New(), nodes.Options{}))
+	}
+	cfg := core.Config{Nodes: ns}
+	if j != nil {
+		cfg.Journal = j
+	}
+	c, err := core.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ids := func(yield func(core.GroupID) bool) {
+		for i := range b.N {
+			if !yield(core.GroupID(strconv.Itoa(i))) {
+				return
+			}
+		}
+	}
+	b.ResetTimer()
+	rep := c.Bulk(context.Background(), core.OpCreate, ids, concurrency, nil)
+	b.StopTimer()
+	if rep.Done != b.N {
+		b.Fatalf("report = %+v, want %d done", rep, b.N)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
 }
 
 // BenchmarkBeginFinish measures one Begin and one Finish from 16
