@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // Stats defaults.
@@ -59,13 +60,60 @@ type Stats struct {
 	Settled int `json:"settled,omitempty"`
 }
 
-// cursor pages through one node's records in id order.
+// Scanner is a Node (or Store) that can stream its records: Stats then
+// reads it in one pass instead of a List request per page. A wrapper that
+// adds behaviour to a Node must implement Scan itself to be one.
+type Scanner interface {
+	// Scan calls fn with every record whose id is greater than after, in
+	// ascending id order, until fn returns false or the records end. It
+	// returns ctx's error if ctx ends first, and an error if the records
+	// cannot all be read: a stream that breaks off fails, never ends early
+	// without an error.
+	Scan(ctx context.Context, after GroupID, fn func(Record) bool) error
+}
+
+// Scan streams the records of s whose ids are greater than after to fn, as
+// Scanner does: with s's own Scan if s is a Scanner, else page by page
+// with List.
+func Scan(ctx context.Context, s Store, after GroupID, fn func(Record) bool) error {
+	if sc, ok := s.(Scanner); ok {
+		return sc.Scan(ctx, after, fn)
+	}
+	for {
+		page, err := s.List(ctx, after, DefaultPageSize)
+		if err != nil {
+			return err
+		}
+		for _, rec := range page {
+			if !fn(rec) {
+				return nil
+			}
+		}
+		if len(page) < DefaultPageSize {
+			return nil
+		}
+		after = page[len(page)-1].ID
+	}
+}
+
+// cursor pages through one node's records in id order: by List requests,
+// or from a scan's pages if the node is a Scanner.
 type cursor struct {
 	node  Node
 	page  []Record
 	after GroupID
 	done  bool
 	count int
+	// pages delivers the pages of a Scanner's scan (scan).
+	pages <-chan scanned
+}
+
+// scanned is one page of a scan, the last if done, or the error that ended
+// the scan.
+type scanned struct {
+	page []Record
+	done bool
+	err  error
 }
 
 // Stats reads every node's records page by page, merges them in id order and
@@ -183,9 +231,21 @@ func (c *Coordinator) divergences(ctx context.Context, pageSize int, fn func(Div
 		pageSize = DefaultPageSize
 	}
 	r := &opRun{c: c}
+	// The scans stop, and are waited for, when the merge does.
+	ctx, cancel := context.WithCancel(ctx)
+	var scans sync.WaitGroup
+	defer scans.Wait()
+	defer cancel()
 	curs := make([]*cursor, len(c.cfg.Nodes))
 	for i, n := range c.cfg.Nodes {
 		curs[i] = &cursor{node: n}
+		if sc, ok := n.(Scanner); ok {
+			// One page waits while the merge uses another: the node
+			// is read while the others catch up.
+			pages := make(chan scanned, 1)
+			curs[i].pages = pages
+			scans.Go(func() { r.scan(ctx, n, sc, pageSize, pages) })
+		}
 	}
 	for {
 		if err := r.refill(ctx, curs, pageSize); err != nil {
@@ -250,6 +310,21 @@ func (r *opRun) refill(ctx context.Context, curs []*cursor, limit int) error {
 		if cur.done || len(cur.page) > 0 {
 			continue
 		}
+		if cur.pages != nil {
+			// The scan's goroutine fetches: wait for its next page.
+			var p scanned
+			select {
+			case p = <-cur.pages:
+			case <-ctx.Done():
+				p.err = ctx.Err()
+			}
+			if p.err != nil {
+				errs[i] = fmt.Errorf("cannot list the records of %s: %w", cur.node.Name(), p.err)
+				continue
+			}
+			cur.page, cur.done = p.page, p.done
+			continue
+		}
 		wg.Go(func() {
 			var page []Record
 			err := r.retry(ctx, cur.node, r.c.cfg.NewBackoff(), func(ctx context.Context) error {
@@ -280,6 +355,126 @@ func (r *opRun) refill(ctx context.Context, curs []*cursor, limit int) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// scan reads node's records with sc.Scan into pages of pageSize records,
+// sent to out in id order; the last one is marked done, or carries the
+// error that ended the scan. A scan that fails with a retryable error is
+// resumed after the last record it delivered, retried as List requests
+// are; one that delivered records since its last failure starts a fresh
+// backoff, so that a long listing over a flaky link is not cut short.
+func (r *opRun) scan(ctx context.Context, node Node, sc Scanner, pageSize int, out chan<- scanned) {
+	var (
+		after    GroupID
+		page     = make([]Record, 0, pageSize)
+		orderErr error
+	)
+	send := func(p scanned) bool {
+		select {
+		case out <- p:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	bo := r.c.cfg.NewBackoff()
+	for attempt := 0; ; attempt++ {
+		progress := false
+		err := r.stream(ctx, node, attempt > 0, func(ctx context.Context, w *watch) error {
+			return sc.Scan(ctx, after, func(rec Record) bool {
+				// A node that repeats or misorders records would make
+				// the merge miscount.
+				if after != "" && rec.ID <= after {
+					orderErr = Errorf(EInternal, "%s listed %q after %q; records must come sorted by id, after the one asked for", node.Name(), rec.ID, after)
+					return false
+				}
+				page = append(page, rec)
+				after, progress = rec.ID, true
+				w.seen.Add(1)
+				if len(page) < pageSize {
+					return true
+				}
+				w.paused.Store(true) // waiting for the merge is not the node's silence
+				defer w.paused.Store(false)
+				if !send(scanned{page: page}) {
+					return false
+				}
+				page = make([]Record, 0, pageSize)
+				return true
+			})
+		})
+		switch {
+		case orderErr != nil:
+			send(scanned{err: orderErr})
+			return
+		case err == nil && ctx.Err() == nil:
+			send(scanned{page: page, done: true})
+			return
+		case ctx.Err() != nil:
+			return
+		case !IsRetryable(err):
+			send(scanned{err: err})
+			return
+		}
+		if progress {
+			bo = r.c.cfg.NewBackoff()
+		}
+		d, stop := bo.Next()
+		if stop {
+			send(scanned{err: fmt.Errorf("%w (retries exhausted)", err)})
+			return
+		}
+		if r.c.cfg.Clock.Sleep(ctx, max(d, retryAfter(err))) != nil {
+			return
+		}
+	}
+}
+
+// watch is what stream's watchdog sees of a scan: records seen, and
+// whether the scan waits for its reader rather than for the node.
+type watch struct {
+	seen   atomic.Uint64
+	paused atomic.Bool
+}
+
+// stream runs f, one Scan of node, as call runs a request, except that
+// RequestTimeout bounds the time the node sends nothing rather than the
+// whole scan, which takes as long as the node has records.
+func (r *opRun) stream(ctx context.Context, node Node, retry bool, f func(ctx context.Context, w *watch) error) error {
+	if err := ctx.Err(); err != nil {
+		return &Error{Code: EUnavailable, Message: fmt.Sprintf("%s: request not sent: %v", node.Name(), err), Err: err}
+	}
+	r.requests.Add(1)
+	if retry {
+		r.retries.Add(1)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w := new(watch)
+	var silent atomic.Bool
+	var watchdog sync.WaitGroup
+	defer watchdog.Wait()
+	defer cancel()
+	watchdog.Go(func() {
+		last := uint64(0)
+		for r.c.cfg.Clock.Sleep(sctx, r.c.cfg.RequestTimeout) == nil {
+			if n := w.seen.Load(); n != last || w.paused.Load() {
+				last = n
+				continue
+			}
+			silent.Store(true)
+			cancel()
+			return
+		}
+	})
+	err := f(sctx, w)
+	if err == nil || !silent.Load() && ctx.Err() == nil || isDefinite(err) {
+		return err
+	}
+	if ctx.Err() != nil {
+		return &Error{Code: ETransient, Message: fmt.Sprintf("%s: request abandoned: %v", node.Name(), ctx.Err()), Err: ctx.Err()}
+	}
+	return &Error{Code: ETransient, Message: fmt.Sprintf("%s: sent no record for %v", node.Name(), r.c.cfg.RequestTimeout), Err: err}
 }
 
 // counts is Stats for nodes that cannot list their records: each node's

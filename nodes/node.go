@@ -70,8 +70,9 @@ type callKey struct {
 const maxTrackedCalls = 1 << 17
 
 var (
-	_ core.Node   = (*Node)(nil)
-	_ core.Fencer = (*Node)(nil)
+	_ core.Node    = (*Node)(nil)
+	_ core.Fencer  = (*Node)(nil)
+	_ core.Scanner = (*Node)(nil)
 )
 
 // New returns a Node named name over store. It panics if opts.Faults is
@@ -171,6 +172,15 @@ func (n *Node) List(ctx context.Context, after core.GroupID, limit int) ([]core.
 		return nil, err
 	}
 	return n.store.List(ctx, after, limit)
+}
+
+// Scan streams the store's records (core.Scanner), subject to Down and the
+// delay only, as List; a store that cannot stream is read page by page.
+func (n *Node) Scan(ctx context.Context, after core.GroupID, fn func(core.Record) bool) error {
+	if _, _, err := n.enter(ctx, "scan", after); err != nil {
+		return err
+	}
+	return core.Scan(ctx, n.store, after, fn)
 }
 
 // Count counts the store's records, subject to Down and the delay only.

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	badgerdb "github.com/dgraph-io/badger/v4"
@@ -58,18 +59,24 @@ const tombPrefix = "t/"
 // that. They are not bounded in number: each costs a few dozen bytes of
 // disk, for the TTL.
 type Store struct {
-	db        *badgerdb.DB
-	c         *committer // the only writer of db
-	dir       string
-	ttl       time.Duration // of tombstones
-	noTombs   bool          // keep none, as the original server
+	db      *badgerdb.DB
+	c       *committer // the only writer of db
+	dir     string
+	ttl     time.Duration // of tombstones
+	noTombs bool          // keep none, as the original server
+	// mapDir is dir as /proc/self/maps names it, and listed counts the
+	// records listed since the tables' pages were last released
+	// (releaseTables).
+	mapDir    string
+	listed    atomic.Int64
 	closeOnce sync.Once
 	closeErr  error
 }
 
 var (
-	_ core.Store  = (*Store)(nil)
-	_ core.Fencer = (*Store)(nil)
+	_ core.Store   = (*Store)(nil)
+	_ core.Fencer  = (*Store)(nil)
+	_ core.Scanner = (*Store)(nil)
 )
 
 // Option configures Open.
@@ -116,7 +123,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	if cfg.tombstoneTTL <= 0 {
 		cfg.tombstoneTTL = core.DefaultTombstoneTTL
 	}
-	s := &Store{db: db, dir: dir, ttl: cfg.tombstoneTTL, noTombs: cfg.noTombstones}
+	s := &Store{db: db, dir: dir, ttl: cfg.tombstoneTTL, noTombs: cfg.noTombstones, mapDir: mapDir(dir)}
 	s.c = newCommitter(db, func(err error) error {
 		return core.Errorf(core.EInternal, "badger %s: cannot write; the store refuses writes until reopened: %w", dir, err)
 	}, core.Errorf(core.EInternal, "badger %s is closed", dir))
@@ -357,21 +364,33 @@ func (s *Store) Get(ctx context.Context, id core.GroupID) (core.Record, error) {
 // bytewise by id. A limit below 1 means core.DefaultPageSize, so a caller
 // that does not care still gets bounded pages.
 func (s *Store) List(ctx context.Context, after core.GroupID, limit int) ([]core.Record, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
 	if limit < 1 {
 		limit = core.DefaultPageSize
 	}
 	var page []core.Record
-	err := s.view("list after", after, func(txn *badgerdb.Txn) error {
+	err := s.Scan(ctx, after, func(rec core.Record) bool {
+		page = append(page, rec)
+		return len(page) < limit
+	})
+	return page, err
+}
+
+// Scan calls fn with every record whose id is greater than after, in
+// bytewise id order, until fn returns false; all from one snapshot. It
+// returns ctx's error if ctx ends first.
+func (s *Store) Scan(ctx context.Context, after core.GroupID, fn func(core.Record) bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	n := 0
+	defer func() { s.noteListed(n) }()
+	return s.view("list after", after, func(txn *badgerdb.Txn) error {
 		// Tokens are far below badger's value threshold, so they live in
 		// the LSM tree next to their keys: prefetching them would only add
 		// goroutines.
 		it := txn.NewIterator(badgerdb.IteratorOptions{Prefix: []byte(recordPrefix)})
 		defer it.Close()
-		start := key(after)
-		for it.Seek(start); it.Valid() && len(page) < limit; it.Next() {
+		for it.Seek(key(after)); it.Valid(); it.Next() {
 			item := it.Item()
 			id := core.GroupID(item.Key()[len(recordPrefix):])
 			if id == after {
@@ -381,11 +400,47 @@ func (s *Store) List(ctx context.Context, after core.GroupID, limit int) ([]core
 			if err := item.Value(func(v []byte) error { token = core.Token(v); return nil }); err != nil {
 				return err
 			}
-			page = append(page, core.Record{ID: id, Token: token})
+			if n++; n%1024 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				if n >= releaseEvery {
+					s.noteListed(n)
+					n = 0
+				}
+			}
+			if !fn(core.Record{ID: id, Token: token}) {
+				return nil
+			}
 		}
 		return nil
 	})
-	return page, err
+}
+
+// releaseEvery is how many records a Store lists between two releases of
+// its tables' memory-mapped pages: about 3 MiB of tables. Without them a
+// listing of every record would keep every table resident (releaseTables).
+const releaseEvery = 64 << 10
+
+// noteListed counts n records listed, and releases the tables' pages every
+// releaseEvery records.
+func (s *Store) noteListed(n int) {
+	if s.listed.Add(int64(n)) >= releaseEvery {
+		s.listed.Store(0)
+		releaseTables(s.mapDir)
+	}
+}
+
+// mapDir returns dir as the kernel names it in /proc/self/maps: absolute,
+// without symbolic links.
+func mapDir(dir string) string {
+	if d, err := filepath.Abs(dir); err == nil {
+		dir = d
+	}
+	if d, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = d
+	}
+	return dir
 }
 
 // Count returns the number of records held. It reads every key, so it costs

@@ -219,43 +219,6 @@ func (c *Client) Get(ctx context.Context, id core.GroupID) (core.Record, error) 
 	return core.Record{ID: id, Token: tok}, nil
 }
 
-// List sends GET /groups, as many times as it takes to fill limit (a server
-// pages at most MaxListLimit records). It returns an EUnsupported error
-// from a server without GET /groups, such as the original.
-func (c *Client) List(ctx context.Context, after core.GroupID, limit int) ([]core.Record, error) {
-	if limit < 1 {
-		limit = core.DefaultPageSize
-	}
-	var all []core.Record
-	for len(all) < limit {
-		ask := min(limit-len(all), MaxListLimit)
-		path := "/groups?after=" + url.QueryEscape(string(after)) + "&limit=" + strconv.Itoa(ask)
-		body, err := c.send(ctx, opList, http.MethodGet, path, nil, "", true)
-		if err != nil {
-			return nil, err
-		}
-		var page struct {
-			Groups []core.Record `json:"groups"`
-		}
-		if err := json.Unmarshal(body, &page); err != nil {
-			return nil, c.badAnswer(http.MethodGet, path, "a page of group records", err)
-		}
-		if len(page.Groups) > ask {
-			return nil, c.badAnswer(http.MethodGet, path, "a page of group records",
-				fmt.Errorf("%d records for limit=%d", len(page.Groups), ask))
-		}
-		all = append(all, page.Groups...)
-		if len(page.Groups) < ask {
-			break
-		}
-		after = page.Groups[len(page.Groups)-1].ID
-	}
-	if all == nil {
-		all = []core.Record{}
-	}
-	return all, nil
-}
-
 // Count sends GET /stats, which every server has, and returns this node's
 // count from it.
 func (c *Client) Count(ctx context.Context) (int, error) {
@@ -292,6 +255,33 @@ func (c *Client) Ping(ctx context.Context) error {
 // (statusError, transportError). Bodies are always drained and closed, so
 // that the connection goes back to the pool.
 func (c *Client) send(ctx context.Context, o op, method, path string, body []byte, token core.Token, read bool) ([]byte, error) {
+	resp, err := c.do(ctx, method, path, body, token)
+	if err != nil {
+		return nil, err
+	}
+	defer drain(resp)
+	ok := resp.StatusCode >= 200 && resp.StatusCode < 300
+	want := successBody[o]
+	if ok && !read && want == "" {
+		return nil, nil
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	if err != nil {
+		return nil, c.transportError(ctx, method, path, err, true)
+	}
+	if !ok {
+		return nil, statusError(o, resp.StatusCode, resp.Header, data, time.Now())
+	}
+	if want != "" && !isAnswer(data, want) {
+		return nil, c.notTheAnswer(o, method, path, resp.StatusCode, data, want)
+	}
+	return data, nil
+}
+
+// do sends one request and returns the answer, whatever its status; the
+// caller must drain it. No answer is returned as a core error
+// (transportError).
+func (c *Client) do(ctx context.Context, method, path string, body []byte, token core.Token) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -323,26 +313,14 @@ func (c *Client) send(ctx context.Context, o op, method, path string, body []byt
 		return nil, c.transportError(ctx, method, path, err, wt.wrote.Load())
 	}
 	c.noteTombstones(resp.Header)
-	defer func() {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
-		_ = resp.Body.Close()
-	}()
-	ok := resp.StatusCode >= 200 && resp.StatusCode < 300
-	want := successBody[o]
-	if ok && !read && want == "" {
-		return nil, nil
-	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
-	if err != nil {
-		return nil, c.transportError(ctx, method, path, err, true)
-	}
-	if !ok {
-		return nil, statusError(o, resp.StatusCode, resp.Header, data, time.Now())
-	}
-	if want != "" && !isAnswer(data, want) {
-		return nil, c.notTheAnswer(o, method, path, resp.StatusCode, data, want)
-	}
-	return data, nil
+	return resp, nil
+}
+
+// drain reads what is left of resp's body, up to maxDrain, and closes it,
+// so that the connection can go back to the pool.
+func drain(resp *http.Response) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
+	_ = resp.Body.Close()
 }
 
 // successBody is the body of the success of a call that returns no data,

@@ -460,46 +460,6 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request, escaped strin
 	writeJSON(w, http.StatusOK, append(appendRecord(b, string(rec.ID), string(rec.Token)), '\n'))
 }
 
-func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
-	n, ok := s.node(w, r)
-	if !ok {
-		return
-	}
-	q := r.URL.Query()
-	limit, herr := parseLimit(q["limit"])
-	if herr != nil {
-		writeHTTPError(w, herr)
-		return
-	}
-	var after core.GroupID
-	if a := q.Get("after"); a != "" {
-		if after, herr = parseID(a); herr != nil {
-			writeHTTPError(w, herr)
-			return
-		}
-	}
-	page, err := n.List(r.Context(), after, limit)
-	if err != nil {
-		nodeError(w, n, err, "", "")
-		return
-	}
-	b := make([]byte, 0, 64+len(page)*48)
-	b = append(b, `{"groups": [`...)
-	for i, rec := range page {
-		if i > 0 {
-			b = append(b, ", "...)
-		}
-		b = appendRecord(b, string(rec.ID), string(rec.Token))
-	}
-	b = append(b, `], "next": `...)
-	if len(page) == limit {
-		b = appendJSONString(b, string(page[len(page)-1].ID))
-	} else {
-		b = append(b, "null"...)
-	}
-	writeJSON(w, http.StatusOK, append(b, "}\n"...))
-}
-
 // handleStats answers GET /stats as the original's job printed it: whether
 // every node holds the same ids, and each node's count. The ids are
 // compared page by page (core.Coordinator.Stats), so memory stays flat.

@@ -1,0 +1,20 @@
+package httpapi
+
+import (
+	"bufio"
+	"io"
+
+	"github.com/reliable-ops/rops/core"
+)
+
+// DecodeListing decodes a GET /groups answer from r as a Client does, through
+// a buffer of bufio's smallest size, so that strings span buffers.
+func DecodeListing(r io.Reader) ([]core.Record, core.GroupID, error) {
+	d := groupsDecoder{r: bufio.NewReaderSize(r, 16)}
+	recs := []core.Record{}
+	next, _, err := d.decode(func(rec core.Record) bool {
+		recs = append(recs, rec)
+		return true
+	})
+	return recs, next, err
+}
