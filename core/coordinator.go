@@ -311,12 +311,15 @@ func (c *Coordinator) create(ctx, fctx context.Context, r *opRun, parts []*part)
 	return r.result(OpCreate, out, parts, nil)
 }
 
-// Delete deletes id from every node as one operation. It reads each node's
-// record first so that a failure can restore what was there. Errors,
-// cancellation and earlier pending operations are as for Create.
+// Delete deletes id from every node as one operation. If every node
+// removes without a read (Removes), it sends each one Remove, whose answer
+// says what it removed, so that a failure can restore it; otherwise it
+// reads each node's record first. Errors, cancellation and earlier pending
+// operations are as for Create.
 func (c *Coordinator) Delete(ctx context.Context, id GroupID) (Result, error) {
 	r := c.start(id)
-	parts := r.newParts(stProbing)
+	blind := c.removes()
+	parts := r.newParts(map[bool]state{false: stProbing, true: stRemoving}[blind])
 	unlock, res, err := c.prepare(ctx, OpDelete, r, parts)
 	if unlock == nil {
 		return res, err
@@ -324,6 +327,19 @@ func (c *Coordinator) Delete(ctx context.Context, id GroupID) (Result, error) {
 	defer unlock()
 	fctx, cancel := context.WithTimeout(ctx, c.cfg.OperationTimeout)
 	defer cancel()
+	if blind {
+		res, err := c.remove(ctx, fctx, r, parts)
+		if res.Outcome != RolledBack || ErrorCode(err) != EExists {
+			return res, err
+		}
+		// A node holds a record not older than the token (made by a
+		// clock ahead of ours): undone, and the tokens are now above
+		// it, so once more with a fresh one.
+		again := c.start(id)
+		again.requests.Store(r.requests.Load())
+		again.retries.Store(r.retries.Load())
+		return c.remove(ctx, fctx, again, again.newParts(stRemoving))
+	}
 	// Read the pre-image; nothing is touched yet, so a failure here is a
 	// clean rollback.
 	if err := r.forward(fctx, OpDelete, parts, stProbing); err != nil {
@@ -358,6 +374,99 @@ func (c *Coordinator) delete(ctx, fctx context.Context, r *opRun, parts []*part)
 		return r.result(OpDelete, Pending, parts, ferr)
 	}
 	return r.result(OpDelete, Done, parts, nil)
+}
+
+// removes reports whether every node removes without a read (Removes).
+func (c *Coordinator) removes() bool {
+	for _, n := range c.cfg.Nodes {
+		if !Removes(n) {
+			return false
+		}
+	}
+	return true
+}
+
+// remove deletes the record from every part (in state removing) with
+// Remove, bounded by the operation's own token, and commits, or undoes what
+// the answers say it removed. Its intent is Blind: begun before anything is
+// known, and, if the delete ends pending, updated with what it learned. fctx
+// bounds the forward part. Call it with the id's lock held.
+func (c *Coordinator) remove(ctx, fctx context.Context, r *opRun, parts []*part) (Result, error) {
+	err := c.begin(ctx, r, Intent{Op: OpDelete, ID: r.id, Token: r.token, Nodes: names(c.cfg.Nodes), Blind: true})
+	defer c.book.end(r)
+	if err != nil {
+		return r.result(OpDelete, RolledBack, parts, err)
+	}
+	// Runs before book.end, which writes the intent of a pending report.
+	defer r.learned(parts)
+	if err := r.forward(fctx, OpDelete, parts, stRemoving); err != nil {
+		if merr := c.markRollBack(ctx, r.intent, parts); merr != nil {
+			return r.result(OpDelete, Pending, parts, fmt.Errorf("%w; then could not undo it: %w", err, merr))
+		}
+		return r.compensate(ctx, OpDelete, parts, err)
+	}
+	out := Unchanged
+	for _, p := range parts {
+		if p.st != stAbsent {
+			out = Done
+		}
+	}
+	if ferr := r.finish(ctx); ferr != nil && out == Done {
+		return r.result(OpDelete, Pending, parts, ferr)
+	}
+	return r.result(OpDelete, out, parts, nil)
+}
+
+// learned writes into r's Blind intent, unless it is finished, what the
+// nodes' answers taught (see learn). An intent marked for roll back before
+// its undo is written again, as book.end writes only unmarked ones; if that
+// fails, the mark's copy stands, which Recover completes from the nodes'
+// records of their removals.
+func (r *opRun) learned(parts []*part) {
+	if r.intent == nil || r.finished {
+		return
+	}
+	learn(r.intent, parts)
+	if j := r.c.cfg.Journal; j != nil && r.intent.RollBack {
+		_ = j.Update(context.Background(), *r.intent)
+	}
+}
+
+// markRollBack marks the Blind intent in for roll back, with what parts
+// learned, durably, before its undo re-creates a record: Recover must then
+// roll it back, never forward. A copy of Remove answers from the node's
+// record of what it removed, so rolling forward over a re-created record
+// would take it for removed.
+func (c *Coordinator) markRollBack(ctx context.Context, in *Intent, parts []*part) error {
+	if in == nil {
+		return nil
+	}
+	learn(in, parts)
+	in.RollBack = true
+	if c.cfg.Journal == nil {
+		return nil
+	}
+	if err := c.cfg.Journal.Update(context.WithoutCancel(ctx), *in); err != nil {
+		return fmt.Errorf("journal: cannot mark intent %s for roll back: %w", in.Token, err)
+	}
+	return nil
+}
+
+// learn writes into the Blind intent in what the nodes' answers taught:
+// PreImage, the tokens removed; Nodes, the nodes where a record may have
+// been removed (not those that certainly removed nothing). Recover then
+// rolls back the nodes it names.
+func learn(in *Intent, parts []*part) {
+	in.Nodes, in.PreImage = nil, map[string]Token{}
+	for _, p := range parts {
+		switch {
+		case p.had:
+			in.PreImage[p.Name()] = p.pre
+		case p.st == stRemoving || p.st == stAbsent || p.st == stForeign:
+			continue
+		}
+		in.Nodes = append(in.Nodes, p.Name())
+	}
 }
 
 // compensate undoes a failed operation on every part that may hold its
@@ -450,6 +559,9 @@ func (c *Coordinator) resolve(ctx context.Context, r *opRun, in Intent, rn *rena
 		}
 		parts = append(parts, &part{node: n, st: stUnknown})
 	}
+	if in.Blind && !in.RollBack {
+		return c.rollForward(ctx, r, in, rn)
+	}
 	var complete bool
 	var err error
 	if !in.RollBack {
@@ -466,6 +578,52 @@ func (c *Coordinator) resolve(ctx context.Context, r *opRun, in Intent, rn *rena
 		return Pending, parts, fmt.Errorf("cannot tell whether the %s of %q (token %s) completed: %w", in.Op, in.ID, in.Token, err)
 	}
 	parts, err = c.rollback(ctx, r, in, rn)
+	if err != nil {
+		return Pending, parts, err
+	}
+	return RolledBack, parts, nil
+}
+
+// rollForward ends the Blind delete in, which was not reported pending, by
+// sending Remove again on every node it names: its answers say what the
+// delete removed, and every node ends without the id (Done). If a node
+// refuses (it holds a newer record) or cannot be reached, the delete is
+// marked for roll back, in the journal and the ledger, and rolled back.
+func (c *Coordinator) rollForward(ctx context.Context, r *opRun, in Intent, rn *renames) (Outcome, []*part, error) {
+	byName := make(map[string]Node, len(c.cfg.Nodes))
+	for _, n := range c.cfg.Nodes {
+		byName[n.Name()] = n
+	}
+	var parts []*part
+	for _, name := range in.Nodes {
+		n, ok := byName[name]
+		if _, removes := n.(Remover); !ok || !removes {
+			// Removes is not asked: a node over HTTP says it only once
+			// it has answered.
+			return Pending, parts, Errorf(EInvalid,
+				"intent %s for %q names node %q, which this target does not have or which cannot delete without a read: recover with the target the job ran on", in.Token, in.ID, name)
+		}
+		// The crashed process may have sent it: maybe removed.
+		parts = append(parts, &part{node: n, st: stMaybeRemoved, restore: in.Token})
+	}
+	fctx, cancel := context.WithTimeout(ctx, c.cfg.OperationTimeout)
+	err := r.forward(fctx, OpDelete, parts, stMaybeRemoved)
+	cancel()
+	if err == nil {
+		if err := c.finish(ctx, in.Token); err != nil {
+			return Pending, parts, err
+		}
+		c.book.drop(in)
+		return Done, parts, nil
+	}
+	marked := in
+	if merr := c.markRollBack(ctx, &marked, parts); merr != nil {
+		return Pending, parts, fmt.Errorf("%w; then could not undo it: %w", err, merr)
+	}
+	// The ledger must not roll it forward again either.
+	c.book.drop(in)
+	c.book.end(&opRun{c: c, token: in.Token, intent: &marked})
+	parts, err = c.rollback(ctx, r, marked, rn)
 	if err != nil {
 		return Pending, parts, err
 	}
@@ -546,7 +704,7 @@ func (c *Coordinator) rollback(ctx context.Context, r *opRun, in Intent, rn *ren
 	var parts []*part
 	for _, name := range in.Nodes {
 		pre, held := in.PreImage[name]
-		if in.Op == OpDelete && !held {
+		if in.Op == OpDelete && !held && !in.Blind {
 			continue
 		}
 		n, ok := byName[name]
@@ -558,13 +716,21 @@ func (c *Coordinator) rollback(ctx context.Context, r *opRun, in Intent, rn *ren
 		if w, ok := (*rn)[name][write]; ok {
 			write = w
 		}
-		parts = append(parts, &part{node: n, st: stMaybeWritten, write: write, pre: pre, restore: in.Token})
+		st := stMaybeWritten
+		switch {
+		case in.Blind && held:
+			st = stOurs // removed pre: re-create it
+		case in.Blind:
+			st = stMaybeRemoved // Remove again tells
+		}
+		parts = append(parts, &part{node: n, st: st, write: write, pre: pre, restore: in.Token, had: held})
 	}
 	if err := r.undo(ctx, in.Op, parts); err != nil {
 		return parts, err
 	}
 	for _, p := range parts {
-		if in.Op == OpDelete {
+		// A Blind delete's node that removed nothing has nothing renamed.
+		if in.Op == OpDelete && p.st == stRewritten {
 			if *rn == nil {
 				*rn = renames{}
 			}

@@ -20,9 +20,9 @@ type part struct {
 	node    Node
 	st      state
 	write   Token // the token a create writes
-	pre     Token // a delete: the token the node held, read by probing
-	restore Token // the token an undone delete re-creates: the operation's own
-	had     bool  // probing found a record: the node held the id before
+	pre     Token // a delete: the token the node held, read by probing or removed by Remove
+	restore Token // the token an undone delete re-creates, and Remove's bound: the operation's own
+	had     bool  // probing found a record, or Remove removed one: the node held the id before
 	err     error // the last failure seen on this node
 	// ambiguousAt is when the last write whose outcome is unknown was
 	// sent; lapsedTo is up to when such writes are known to have lapsed.
@@ -56,8 +56,16 @@ func (r *opRun) drive(ctx context.Context, op Op, p *part, newBackoff func() Bac
 		if err != nil {
 			p.err = err
 		}
-		if p.st == stProbing && (ev == evReadOurs || ev == evReadOther || ev == evReadNoToken) {
+		switch {
+		case p.st == stProbing && (ev == evReadOurs || ev == evReadOther || ev == evReadNoToken):
 			p.pre, p.had = rec.Token, true
+		case req == reqRemove && (ev == evApplied || ev == evExists):
+			// What it removed, or the newer token held: the next
+			// operation's token must be above either.
+			r.c.cfg.Tokens.Observe(rec.Token)
+			if ev == evApplied {
+				p.pre, p.had = rec.Token, true
+			}
 		}
 		next, act := step(p.st, ev)
 		p.st = next
@@ -119,6 +127,12 @@ func (r *opRun) send(ctx context.Context, node Node, req request, tok Token, ret
 			err = node.Create(ctx, r.id, tok)
 		case reqDelete:
 			err = node.Delete(ctx, r.id, tok)
+		case reqRemove:
+			rm, ok := node.(Remover)
+			if !ok {
+				return Errorf(EUnsupported, "%s cannot delete without a read", node.Name())
+			}
+			rec.Token, err = rm.Remove(ctx, r.id, tok)
 		default:
 			rec, err = node.Get(ctx, r.id)
 		}

@@ -54,7 +54,7 @@ func TestMachineTable(t *testing.T) {
 // mayHold are the states in which the node may hold a write of ours that
 // has not been undone.
 var mayHold = map[state]bool{stMaybeWritten: true, stReading: true, stOurs: true, stHeld: true,
-	stUnwriting: true, stRewriting: true, stClearing: true, stCleared: true}
+	stUnwriting: true, stRewriting: true, stClearing: true, stCleared: true, stMaybeRemoved: true, stUnremoving: true}
 
 // TestMachineNeverForgetsAWrite: from a state where the node may hold our
 // write, only an answer that proves otherwise leads to a state that says
@@ -82,7 +82,8 @@ func TestMachineNeverForgetsAWrite(t *testing.T) {
 	}
 	// Every forward state answers every failure, and every undo state can
 	// give up (so that undo ends at CompensationTimeout).
-	for _, s := range []state{stProbing, stUntouched, stMaybeWritten, stReading, stUnwriting, stRewriting, stClearing, stCleared, stVerifyGone, stVerifyHeld} {
+	for _, s := range []state{stProbing, stUntouched, stMaybeWritten, stReading, stUnwriting, stRewriting, stClearing, stCleared, stVerifyGone, stVerifyHeld,
+		stRemoving, stMaybeRemoved, stUnremoving} {
 		for _, e := range []event{evNotSent, evAmbiguous, evRejected, evGiveUp} {
 			if _, act := step(s, e); act == acInvalid {
 				t.Errorf("%s cannot take %s", s, e)
@@ -127,17 +128,23 @@ func TestRegressionLateCreateAfterUndo(t *testing.T) {
 // TestRegressionLateDeleteAfterUndo is the same for a delete: node02's
 // delete is queued, node01 rejects; the undo must not be removed by the
 // queued delete when it runs.
+// With nodes that remove without a read, the queued request is a Remove.
 func TestRegressionLateDeleteAfterUndo(t *testing.T) {
-	for _, fences := range []bool{true, false} {
-		t.Run(fmt.Sprintf("fences=%v", fences), func(t *testing.T) {
+	for _, mode := range []string{"remove", "fences", "original"} {
+		t.Run(mode, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				e := newEnv(t, 3)
+				method := "Delete"
 				for _, n := range e.nodes {
-					n.put(gid, "T0")
-					n.noFence = !fences
+					n.put(gid, "1.000001")
+					n.noFence = mode == "original"
+					n.removes = mode == "remove"
 				}
-				script("node02", "Delete", late)(e)
-				script("node01", "Delete", hangBefore, reject)(e)
+				if mode == "remove" {
+					method = "Remove"
+				}
+				script("node02", method, late)(e)
+				script("node01", method, hangBefore, reject)(e)
 				res, err := e.coordinator().Delete(t.Context(), gid)
 				if got, want := res.Outcome, RolledBack; got != want {
 					t.Fatalf("outcome=%v (%v), want %v", got, err, want)
