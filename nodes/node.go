@@ -73,6 +73,7 @@ var (
 	_ core.Node    = (*Node)(nil)
 	_ core.Fencer  = (*Node)(nil)
 	_ core.Scanner = (*Node)(nil)
+	_ core.Remover = (*Node)(nil)
 )
 
 // New returns a Node named name over store. It panics if opts.Faults is
@@ -159,6 +160,28 @@ func (n *Node) Delete(ctx context.Context, id core.GroupID, token core.Token) er
 	return err
 }
 
+// Removes reports whether the node's store serves Remove (core.Remover).
+func (n *Node) Removes() bool {
+	r, ok := n.store.(core.Remover)
+	return ok && r.Removes()
+}
+
+// Remove removes the record from the store if it is older than before,
+// subject to all faults, as a Delete is (it is one on the original's
+// routes). It returns an EUnsupported error if the store does not serve
+// Remove.
+func (n *Node) Remove(ctx context.Context, id core.GroupID, before core.Token) (core.Token, error) {
+	r, ok := n.store.(core.Remover)
+	if !ok || !r.Removes() {
+		return "", core.Errorf(core.EUnsupported, "%s cannot delete without a read: its store keeps no tombstones", n.name)
+	}
+	rec, err := n.group(ctx, "delete", id, func(ctx context.Context) (core.Record, error) {
+		tok, err := r.Remove(ctx, id, before)
+		return core.Record{Token: tok}, err
+	})
+	return rec.Token, err
+}
+
 // Get reads the record from the store, subject to all faults.
 func (n *Node) Get(ctx context.Context, id core.GroupID) (core.Record, error) {
 	return n.group(ctx, "get", id, func(ctx context.Context) (core.Record, error) {
@@ -229,10 +252,9 @@ func (n *Node) group(ctx context.Context, method string, id core.GroupID, apply 
 		// The answer, success or failure, never reaches the caller.
 		return core.Record{}, randomError(r.lostStatus)
 	}
-	if err != nil {
-		return core.Record{}, err
-	}
-	return rec, nil
+	// An error may come with a record: a Remove's refusal names the
+	// token held.
+	return rec, err
 }
 
 // later runs apply in the background after d on the node's clock, with the

@@ -40,6 +40,11 @@ const recordPrefix = "g/"
 // tombstones: List and Count iterate over recordPrefix alone.
 const tombPrefix = "t/"
 
+// removalPrefix starts the key of every record of a removal: "r/", the id's
+// length as a uvarint, the id, then the token of the Remove; the value is
+// the token it removed. Kept with the tombstones' TTL.
+const removalPrefix = "r/"
+
 // Store is a core.Store in a badger database. Every write is synced to disk
 // before it returns. It is safe for concurrent use.
 //
@@ -53,7 +58,10 @@ const tombPrefix = "t/"
 // or not, every unconditional one that removed a record, and every
 // Create(id, token) refused with ErrExists leaves a tombstone for (id,
 // token) in the same transaction, and a Create(id, token) of an id it does
-// not hold fails with core.ErrFenced while that tombstone lasts. Tombstones are keys of their own with badger's TTL, kept at least
+// not hold fails with core.ErrFenced while that tombstone lasts. A
+// Remove(id, before) that removed a record leaves one for the token removed
+// and a key recording the removal, from which it answers a copy of itself.
+// Tombstones are keys of their own with badger's TTL, kept at least
 // WithTombstoneTTL (core.DefaultTombstoneTTL) after the last delete that
 // left them, by the wall clock, and removed by badger's compaction after
 // that. They are not bounded in number: each costs a few dozen bytes of
@@ -77,6 +85,7 @@ var (
 	_ core.Store   = (*Store)(nil)
 	_ core.Fencer  = (*Store)(nil)
 	_ core.Scanner = (*Store)(nil)
+	_ core.Remover = (*Store)(nil)
 )
 
 // Option configures Open.
@@ -256,12 +265,32 @@ func (s *Store) Delete(ctx context.Context, id core.GroupID, token core.Token) e
 	return s.c.do(ctx, &storeOp{s: s, del: true, id: id, token: token})
 }
 
-// storeOp is a Create or a Delete, for the Store's committer.
+// Removes reports whether the Store serves Remove: unless opened
+// WithoutTombstones, as Remove's answers to late copies rest on its
+// records.
+func (s *Store) Removes() bool { return s.Fences() }
+
+// Remove deletes the record for id if its token is older than before, and
+// returns the token removed (core.Remover, core.CheckRemove). In the same
+// transaction it leaves a tombstone for that token and records that before
+// removed it, for the tombstones' TTL, and answers a later Remove(id,
+// before) from that record. It returns an ErrNotFound error if it removed
+// nothing, and an ErrExists error with the token held if that is not older
+// than before.
+func (s *Store) Remove(ctx context.Context, id core.GroupID, before core.Token) (core.Token, error) {
+	op := &storeOp{s: s, remove: true, id: id, token: before}
+	err := s.c.do(ctx, op)
+	return op.answer, err
+}
+
+// storeOp is a Create, a Delete or a Remove, for the Store's committer.
 type storeOp struct {
-	s     *Store
-	del   bool
-	id    core.GroupID
-	token core.Token
+	s      *Store
+	del    bool
+	remove bool
+	id     core.GroupID
+	token  core.Token
+	answer core.Token // a Remove's: the token removed, or held if newer
 }
 
 // apply checks and sets the record, and the tombstone a delete leaves, in
@@ -271,6 +300,9 @@ func (op *storeOp) apply(txn *badgerdb.Txn) (wrote bool, err error) {
 	held, ok, err := get(txn, op.id)
 	if err != nil {
 		return false, err
+	}
+	if op.remove {
+		return op.applyRemove(txn, held, ok)
 	}
 	if !op.del {
 		fenced := false
@@ -318,6 +350,38 @@ func (op *storeOp) apply(txn *badgerdb.Txn) (wrote bool, err error) {
 	return true, nil
 }
 
+// applyRemove is apply for a Remove: what CheckRemove says, given the
+// record of an earlier removal by the same token, read in txn.
+func (op *storeOp) applyRemove(txn *badgerdb.Txn, held core.Token, found bool) (bool, error) {
+	removed, known, err := getValue(txn, removalKey(op.id, op.token))
+	if err != nil {
+		return false, err
+	}
+	if known && found && held == core.Token(removed) {
+		// The record of the removal was committed without the delete
+		// (ErrTxnTooBig, below): finish it. Nothing else can bring the
+		// token back, as it is tombstoned.
+		op.answer = held
+		return true, txn.Delete(key(op.id))
+	}
+	write, tok, refused := core.CheckRemove(op.id, held, found, op.token, core.Token(removed), known)
+	op.answer = tok
+	if !write {
+		return false, refused
+	}
+	// As in a delete, the tombstones go first; should the delete then
+	// not fit the transaction, the committer commits them and applies op
+	// again, which finishes it (above).
+	life := op.s.tombstoneLife()
+	if err := txn.SetEntry(badgerdb.NewEntry(tombKey(op.id, held), nil).WithTTL(life)); err != nil {
+		return false, err
+	}
+	if err := txn.SetEntry(badgerdb.NewEntry(removalKey(op.id, op.token), []byte(held)).WithTTL(life)); err != nil {
+		return true, err
+	}
+	return true, txn.Delete(key(op.id))
+}
+
 // tombstoneLife is the TTL a tombstone is written with: badger rounds its
 // expiry down to a whole second, so a second more keeps it at least s.ttl.
 func (s *Store) tombstoneLife() time.Duration { return s.ttl + time.Second }
@@ -334,7 +398,10 @@ func tombstoned(txn *badgerdb.Txn, id core.GroupID, token core.Token) (bool, err
 // fail wraps an error of badger's that apply returned.
 func (op *storeOp) fail(err error) error {
 	what := "create"
-	if op.del {
+	switch {
+	case op.remove:
+		what = "remove"
+	case op.del:
 		what = "delete"
 	}
 	return op.s.internal(what, op.id, err)
@@ -478,15 +545,22 @@ func (s *Store) internal(op string, id core.GroupID, err error) error {
 
 // get reads id's token within txn; ok is false if there is no record.
 func get(txn *badgerdb.Txn, id core.GroupID) (token core.Token, ok bool, err error) {
-	item, err := txn.Get(key(id))
+	v, ok, err := getValue(txn, key(id))
+	return core.Token(v), ok, err
+}
+
+// getValue reads k's value within txn; ok is false if there is no such key
+// (or it expired).
+func getValue(txn *badgerdb.Txn, k []byte) (value string, ok bool, err error) {
+	item, err := txn.Get(k)
 	if errors.Is(err, badgerdb.ErrKeyNotFound) {
 		return "", false, nil
 	}
 	if err != nil {
 		return "", false, err
 	}
-	err = item.Value(func(v []byte) error { token = core.Token(v); return nil })
-	return token, err == nil, err
+	err = item.Value(func(v []byte) error { value = string(v); return nil })
+	return value, err == nil, err
 }
 
 func key(id core.GroupID) []byte {
@@ -494,9 +568,17 @@ func key(id core.GroupID) []byte {
 }
 
 // tombKey returns the key of the tombstone for (id, token); see tombPrefix.
-func tombKey(id core.GroupID, token core.Token) []byte {
-	k := make([]byte, 0, len(tombPrefix)+binary.MaxVarintLen64+len(id)+len(token))
-	k = append(k, tombPrefix...)
+func tombKey(id core.GroupID, token core.Token) []byte { return pairKey(tombPrefix, id, token) }
+
+// removalKey returns the key of the record of Remove(id, before); see
+// removalPrefix.
+func removalKey(id core.GroupID, before core.Token) []byte { return pairKey(removalPrefix, id, before) }
+
+// pairKey returns prefix, id's length as a uvarint, id and token: one
+// pair's key alone whatever bytes ids and tokens hold.
+func pairKey(prefix string, id core.GroupID, token core.Token) []byte {
+	k := make([]byte, 0, len(prefix)+binary.MaxVarintLen64+len(id)+len(token))
+	k = append(k, prefix...)
 	k = binary.AppendUvarint(k, uint64(len(id)))
 	k = append(k, id...)
 	return append(k, token...)

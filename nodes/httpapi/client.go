@@ -107,11 +107,14 @@ type Client struct {
 	// tombstones is the tombstone retention the last answer announced
 	// (a time.Duration), 0 if it announced none.
 	tombstones atomic.Int64
+	// removes is whether the last answer announced older_than deletes.
+	removes atomic.Bool
 }
 
 var (
-	_ core.Node   = (*Client)(nil)
-	_ core.Fencer = (*Client)(nil)
+	_ core.Node    = (*Client)(nil)
+	_ core.Fencer  = (*Client)(nil)
+	_ core.Remover = (*Client)(nil)
 )
 
 // NewClient returns a Client for the node called node on the server at
@@ -170,8 +173,9 @@ func (c *Client) Fences() bool { return c.tombstones.Load() > 0 }
 // answer from the server said; 0 if it said none (see Fences).
 func (c *Client) TombstoneTTL() time.Duration { return time.Duration(c.tombstones.Load()) }
 
-// noteTombstones records what an answer's header says of tombstones. A
-// value that is not a positive duration counts as none.
+// noteTombstones records what an answer's header says of tombstones, and
+// of older_than deletes, which need them. A value that is not a positive
+// duration counts as none.
 func (c *Client) noteTombstones(h http.Header) {
 	var ttl time.Duration
 	if v := h[headerTombstones]; len(v) > 0 {
@@ -180,7 +184,14 @@ func (c *Client) noteTombstones(h http.Header) {
 		}
 	}
 	c.tombstones.Store(int64(ttl))
+	v := h[headerRemoves]
+	c.removes.Store(ttl > 0 && len(v) > 0 && v[0] == removesOn[0])
 }
+
+// Removes reports whether the last answer from the server said that the
+// node serves deletes without a read (core.Remover): false until a first
+// answer, and against the original server.
+func (c *Client) Removes() bool { return c.removes.Load() }
 
 // Create sends POST /group with id and token. It returns ErrExists if the
 // node holds id with another token, and ErrFenced if a rops node refuses
@@ -195,6 +206,43 @@ func (c *Client) Create(ctx context.Context, id core.GroupID, token core.Token) 
 func (c *Client) Delete(ctx context.Context, id core.GroupID, token core.Token) error {
 	_, err := c.send(ctx, opDelete, http.MethodDelete, "/group", groupBody(id), token, false)
 	return err
+}
+
+// Remove sends DELETE /group?older_than=before with id: a delete without a
+// read, which removes the record only if its timestamp is older than
+// before. It returns the removed record's timestamp (Rops-Removed),
+// ErrNotFound if the node removed nothing, and ErrExists with the
+// timestamp held (Rops-Held) if that is not older. A success without
+// Rops-Removed comes from a server that ignored older_than and deleted
+// whatever was there (Removes said otherwise): it returns "" and nil.
+func (c *Client) Remove(ctx context.Context, id core.GroupID, before core.Token) (core.Token, error) {
+	path := "/group?" + queryOlderThan + "=" + url.QueryEscape(string(before))
+	resp, err := c.do(ctx, http.MethodDelete, path, groupBody(id), "")
+	if err != nil {
+		return "", err
+	}
+	defer drain(resp)
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	if err != nil {
+		return "", c.transportError(ctx, http.MethodDelete, path, err, true)
+	}
+	switch {
+	case resp.StatusCode == http.StatusConflict:
+		if msg, _ := answerMessage(resp.StatusCode, resp.Header, data); msg == msgNewer && len(resp.Header[headerHeld]) == 1 {
+			return core.Token(resp.Header[headerHeld][0]), &core.Error{Code: core.EExists, Status: resp.StatusCode,
+				Message: fmt.Sprintf("%s: %s", c.name, msgNewer)}
+		}
+	case resp.StatusCode < 200 || resp.StatusCode >= 300:
+	case !isAnswer(data, successBody[opDelete]):
+		return "", c.notTheAnswer(opDelete, http.MethodDelete, path, resp.StatusCode, data, successBody[opDelete])
+	default:
+		var removed core.Token
+		if v := resp.Header[headerRemoved]; len(v) > 0 {
+			removed = core.Token(v[0])
+		}
+		return removed, nil
+	}
+	return "", statusError(opDelete, resp.StatusCode, resp.Header, data, time.Now())
 }
 
 // Get sends GET /group/<id>. It returns ErrNotFound if the node holds no

@@ -37,8 +37,9 @@ func tombstoneTTL(n core.Node) time.Duration {
 }
 
 // markFencing puts the Rops-Tombstones header on the answer to r if r is
-// for a node that keeps tombstones, whatever the route and the answer, so
-// that a Client learns it from any answer. The node is the one the node
+// for a node that keeps tombstones, and Rops-Removes if it serves
+// older_than deletes, whatever the route and the answer, so that a Client
+// learns it from any answer. The node is the one the node
 // header names, or the server's only node; a request for no known node
 // gets no header.
 func (s *Server) markFencing(w http.ResponseWriter, r *http.Request) {
@@ -53,5 +54,19 @@ func (s *Server) markFencing(w http.ResponseWriter, r *http.Request) {
 	}
 	if v, ok := s.tombstones[name]; ok {
 		w.Header()[headerTombstones] = v
+		if s.removes[name] {
+			w.Header()[headerRemoves] = removesOn
+		}
 	}
+}
+
+// removers returns the names of nodes that serve Remove (core.Removes).
+func removers(nodes []core.Node) map[string]bool {
+	m := make(map[string]bool)
+	for _, n := range nodes {
+		if core.Removes(n) {
+			m[n.Name()] = true
+		}
+	}
+	return m
 }

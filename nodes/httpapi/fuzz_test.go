@@ -25,6 +25,8 @@ func FuzzServer(f *testing.F) {
 		{"POST", "/v1/group", "node09", "", `{"groupId": "5"}`},
 		{"DELETE", "/v1/group", "node01", "1700000000.000001", `{"groupId": "5"}`},
 		{"DELETE", "/v1/group", "", "", `{"groupId": `},
+		{"DELETE", "/v1/group?older_than=1700000000.000002", "node01", "", `{"groupId": "5"}`},
+		{"DELETE", "/group?older_than=1e9&older_than=", "node02", "1", `{"groupId": "5"}`},
 		{"GET", "/v1/groups?after=4&limit=2", "node03", "", ""},
 		{"GET", "/v1/groups?limit=-1", "node03", "", ""},
 		{"PUT", "/v1/admin/faults", "", "", `{"node01": {"down": true}}`},

@@ -35,6 +35,27 @@ const (
 	// from a proxy that forwarded the request (canonical form).
 	headerApplied = "Rops-Applied"
 
+	// queryOlderThan makes DELETE /group a delete without a read (a
+	// core.Remover's Remove): ?older_than=<token> removes the record only
+	// if its timestamp is older, and the answer names what it removed. Not
+	// the original's: a server that ignores it deletes unconditionally.
+	queryOlderThan = "older_than"
+	// headerRemoves is on every answer of a Server for a node that serves
+	// older_than, with the value "older_than" (canonical form); a Client
+	// sends older_than only to such a node.
+	headerRemoves = "Rops-Removes"
+	// headerRemoved carries, on the 200 of an older_than DELETE, the
+	// timestamp of the record it removed, now or in an earlier copy of
+	// the same request (canonical form).
+	headerRemoved = "Rops-Removed"
+	// headerHeld carries, on the 409 of an older_than DELETE that found a
+	// record not older (msgNewer), that record's timestamp (canonical
+	// form).
+	headerHeld = "Rops-Held"
+	// msgNewer answers, with 409, an older_than DELETE of a record whose
+	// timestamp is not older: nothing is removed.
+	msgNewer = "Newer: this group record's timestamp is not older than older_than; it is not deleted."
+
 	// DefaultListLimit is the page size of GET /groups without limit=.
 	DefaultListLimit = 1000
 	// MaxListLimit is the largest limit= GET /groups accepts.
@@ -61,7 +82,8 @@ func notFoundMessage(id, token string) string {
 var (
 	contentJSON = []string{"application/json"}
 	contentText = []string{"text/plain; charset=utf-8"}
-	notApplied  = []string{"false"} // the value of headerApplied
+	notApplied  = []string{"false"}        // the value of headerApplied
+	removesOn   = []string{queryOlderThan} // the value of headerRemoves
 )
 
 const hex = "0123456789abcdef"

@@ -79,7 +79,8 @@ type Server struct {
 	// tombstones holds the Rops-Tombstones header of each node that
 	// keeps tombstones, by name (markFencing).
 	tombstones map[string][]string
-	original   bool // ServerOptions.Original
+	removes    map[string]bool // the nodes that serve older_than deletes, by name
+	original   bool            // ServerOptions.Original
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -130,6 +131,7 @@ func NewServer(nodes []core.Node, opts ServerOptions) *Server {
 	s.names = strings.Join(names, ", ")
 	if !s.original {
 		s.tombstones = tombstoneHeaders(nodes)
+		s.removes = removers(nodes)
 	}
 	if len(nodes) == 1 {
 		s.only = nodes[0]
@@ -422,11 +424,67 @@ func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if r.URL.RawQuery != "" && !s.original {
+		// The original ignores the query, and so does its imitation.
+		if before, given := olderThan(w, r, tok); given {
+			if before != "" {
+				s.remove(w, r, n, id, before)
+			}
+			return
+		}
+	}
 	if err := n.Delete(r.Context(), id, tok); err != nil {
 		groupError(w, n, err, id, tok)
 		return
 	}
 	writeText(w, http.StatusOK, "OK\n")
+}
+
+// olderThan returns r's older_than query value and whether one is given;
+// a given one is "" if it is invalid, or comes with a timestamp header,
+// and then olderThan has answered 406.
+func olderThan(w http.ResponseWriter, r *http.Request, tok core.Token) (core.Token, bool) {
+	v, given := r.URL.Query()[queryOlderThan]
+	switch {
+	case !given:
+		return "", false
+	case len(v) != 1:
+		writeError(w, http.StatusNotAcceptable, fmt.Sprintf("older_than is given %d times: give it once", len(v)))
+	case tok != "":
+		writeError(w, http.StatusNotAcceptable, "give either older_than or a timestamp header, not both")
+	case len(v[0]) > MaxTokenLen:
+		writeError(w, http.StatusNotAcceptable, fmt.Sprintf("older_than is %d bytes long: the limit is %d", len(v[0]), MaxTokenLen))
+	case !isDecimal(v[0]):
+		writeError(w, http.StatusNotAcceptable,
+			fmt.Sprintf("invalid older_than %s: give a non-negative decimal number of seconds, such as 1633786070.879454", quoteClipped(v[0], 40)))
+	default:
+		return core.Token(v[0]), true
+	}
+	return "", true
+}
+
+// remove answers DELETE /group?older_than=before: 200 with the removed
+// record's timestamp in Rops-Removed, 404 as a DELETE that finds nothing,
+// 409 msgNewer with the record's timestamp in Rops-Held, or 501 from a node
+// that does not serve it.
+func (s *Server) remove(w http.ResponseWriter, r *http.Request, n core.Node, id core.GroupID, before core.Token) {
+	rm, ok := n.(core.Remover)
+	if !ok || !s.removes[n.Name()] {
+		writeError(w, http.StatusNotImplemented,
+			fmt.Sprintf("%s keeps no tombstones: it cannot delete older_than; send a timestamp header instead", n.Name()))
+		return
+	}
+	tok, err := rm.Remove(r.Context(), id, before)
+	switch {
+	case err == nil:
+		w.Header()[headerRemoved] = []string{string(tok)}
+		writeText(w, http.StatusOK, "OK\n")
+	case core.ErrorCode(err) == core.EExists:
+		w.Header()[headerHeld] = []string{string(tok)}
+		writeError(w, http.StatusConflict, msgNewer)
+	default:
+		groupError(w, n, err, id, "")
+	}
 }
 
 // handleGet answers GET /group/<id>; escaped is the id as the path holds it.
