@@ -33,7 +33,9 @@ const (
 
 // CLI is the whole command line.
 type CLI struct {
-	Globals
+	Globals `embed:"" group:"global"`
+
+	VersionFlag kong.VersionFlag `name:"version" help:"Print the version and exit."`
 
 	Create    CreateCmd    `cmd:"" help:"Create many group records on every node (default ids 0-99, like the original job)."`
 	CreateOne CreateOneCmd `cmd:"" name:"create-one" help:"Create one group record on every node."`
@@ -45,6 +47,9 @@ type CLI struct {
 	Ping      PingCmd      `cmd:"" help:"Check that every node of the target answers."`
 	Check     CheckCmd     `cmd:"" help:"Run a seeded mix of creates and deletes on ids of its own and report anything lost, unexpected or divergent."`
 	Serve     ServeCmd     `cmd:"" help:"Serve nodes over HTTP, wire-compatible with the original system."`
+
+	Version VersionCmd `cmd:"" help:"Print the version: the module's and the VCS revision it was built from."`
+	Help    HelpCmd    `cmd:"" help:"Show the help of rops or of a command, such as: rops help create."`
 }
 
 // IO is where a command reads input and writes output.
@@ -86,14 +91,22 @@ func Run(ctx context.Context, args []string, io IO) (code int) {
 	defer cancel(nil)
 	var cli CLI
 	exit := -1
+	// rops alone prints a short usage: the commands, and where to read on.
+	short := len(args) == 0
+	if short {
+		args = []string{"--help"}
+	}
 	parser, err := kong.New(&cli,
 		kong.Name("rops"),
 		kong.Description("Reliable operations on an unreliable cluster: create and delete group records on every node as one all-or-nothing operation."),
 		kong.Writers(io.Stdout, io.Stderr),
 		kong.Exit(func(code int) { exit = code }),
-		kong.DefaultEnvars("ROPS"),
+		globalEnvars("ROPS"),
 		kong.UsageOnError(),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+		kong.Help(helpPrinter(short)),
+		kong.ExplicitGroups([]kong.Group{{Key: "global", Title: "Global flags:"}}),
+		kong.Vars{"version": Build().String()},
 		kong.BindTo(ctx, (*context.Context)(nil)),
 		kong.Bind(&cli.Globals, &io),
 	)
