@@ -163,7 +163,7 @@ func Open(dir string, opts Options) (*Journal, error) {
 // load reads the log, or creates it, and leaves it open for appending.
 func (j *Journal) load() error {
 	_ = os.Remove(j.path + ".tmp") // a rewrite that did not finish
-	data, err := os.ReadFile(j.path)
+	data, release, err := readLog(j.path)
 	if errors.Is(err, os.ErrNotExist) {
 		return j.rewrite(0)
 	}
@@ -171,6 +171,7 @@ func (j *Journal) load() error {
 		return j.internal("cannot read the journal", err)
 	}
 	s := scan(data)
+	release()
 	if s.hdr != nil && j.opts.Cluster != "" && s.hdr.Cluster != "" && s.hdr.Cluster != j.opts.Cluster {
 		return &core.Error{Code: core.EInvalid, Err: ErrOtherCluster, Message: fmt.Sprintf(
 			"journal %s belongs to cluster %s (%s), not to this target's cluster %s (%s): it was moved or copied here; move it back, or run rops with the target it names",
