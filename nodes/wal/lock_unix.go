@@ -38,8 +38,14 @@ func lockDir(dir string) (*os.File, error) {
 		return nil, &core.Error{Code: core.EInvalid, Err: ErrLocked, Message: fmt.Sprintf(
 			"journal %s is in use by %s: one rops command at a time may change a cluster; wait for it to finish", dir, who)}
 	}
-	if err := f.Truncate(0); err == nil {
-		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	// Truncate only what the last holder's longer pid left: a truncate is
+	// a metadata change the file system journals, and cost commands a
+	// millisecond or more when every one did it.
+	pid := []byte(strconv.Itoa(os.Getpid()) + "\n")
+	if _, err := f.WriteAt(pid, 0); err == nil {
+		if fi, err := f.Stat(); err == nil && fi.Size() > int64(len(pid)) {
+			_ = f.Truncate(int64(len(pid)))
+		}
 	}
 	return f, nil
 }

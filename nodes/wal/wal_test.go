@@ -216,6 +216,24 @@ func TestLocked(t *testing.T) {
 	}
 }
 
+// TestLockPid: the lock file says which process holds it, even after a
+// holder whose pid was longer (the file is cut to the pid, not truncated
+// at every Open).
+func TestLockPid(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "LOCK"), []byte("12345678901234567890\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustOpen(t, dir, wal.Options{})
+	b, err := os.ReadFile(filepath.Join(dir, "LOCK"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(b), fmt.Sprintf("%d\n", os.Getpid()); got != want {
+		t.Fatalf("LOCK holds %q, want %q", got, want)
+	}
+}
+
 func TestCluster(t *testing.T) {
 	dir := t.TempDir()
 	a := wal.Options{Cluster: "aaaa", Nodes: "memory://node01"}
