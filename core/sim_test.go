@@ -28,7 +28,9 @@ import (
 // A schedule runs rounds of concurrent creates and deletes on a few ids over
 // 1 to 5 fake nodes that inject every fault of the fault model, sometimes as
 // the original server would (no tombstones, no replays, no tokens; such
-// nodes get no late or duplicated writes, which nothing can fence there). In some
+// nodes get no late or duplicated writes, which nothing can fence there);
+// in three schedules of four, rops nodes serve Remove, so deletes send no
+// read, and its copies get every fault a write gets. In some
 // rounds the coordinator's process crashes after a random number of node
 // calls: it can send nothing more and write nothing more to its journal,
 // though what it had sent goes on at the nodes; a new coordinator over the
