@@ -308,6 +308,19 @@ func benchCreate(b *testing.B, opts ...badger.Option) {
 	}
 }
 
+// BenchmarkRemove is BenchmarkCreate for deletes without a read: each
+// writes a tombstone and a record of the removal with the delete.
+func BenchmarkRemove(b *testing.B) {
+	var s *badger.Store
+	storetest.BenchRemove(b, func(tb testing.TB) core.Store {
+		s = mustOpen(tb, tb.TempDir())
+		return s
+	})
+	if commits := s.Commits(); commits > 0 {
+		b.ReportMetric(float64(2*b.N)/float64(commits), "writes/commit")
+	}
+}
+
 func BenchmarkList(b *testing.B) {
 	storetest.BenchList(b, func(tb testing.TB) core.Store { return mustOpen(tb, tb.TempDir()) }, 100_000, core.DefaultPageSize)
 }

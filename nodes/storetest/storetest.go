@@ -936,6 +936,44 @@ func BenchCreate(b *testing.B, open func(tb testing.TB) core.Store) {
 	})
 }
 
+// BenchRemove measures Removes (deletes without a read, core.Remover) of
+// records the store holds, from as many goroutines as a bulk job runs:
+// BenchCreate's job for deletes. The creates are not timed.
+func BenchRemove(b *testing.B, open func(tb testing.TB) core.Store) {
+	s := open(b)
+	r, ok := s.(core.Remover)
+	if !ok {
+		b.Skipf("%T does not delete without a read", s)
+	}
+	ctx := b.Context()
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for range core.DefaultConcurrency {
+		wg.Go(func() {
+			for i := next.Add(1); i <= int64(b.N); i = next.Add(1) {
+				if err := s.Create(ctx, core.GroupID(strconv.FormatInt(i, 10)), tokenA); err != nil {
+					b.Errorf("Create(%d): %v", i, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	next.Store(0)
+	b.ReportAllocs()
+	b.SetParallelism(max(1, core.DefaultConcurrency/runtime.GOMAXPROCS(0)))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			id := core.GroupID(strconv.FormatInt(next.Add(1), 10))
+			if _, err := r.Remove(ctx, id, tokenB); err != nil {
+				b.Errorf("Remove(%s): %v", id, err)
+				return
+			}
+		}
+	})
+}
+
 // BenchList measures paging through n records, pageSize at a time, as Stats
 // does; one op is one full pass, and ns/record is reported too.
 func BenchList(b *testing.B, open func(tb testing.TB) core.Store, n, pageSize int) {
