@@ -104,8 +104,11 @@ type cursor struct {
 	after GroupID
 	done  bool
 	count int
-	// pages delivers the pages of a Scanner's scan (scan).
+	// pages delivers the pages of a Scanner's scan (scan), and free
+	// takes back the one used up (whole), for the scan to fill again.
 	pages <-chan scanned
+	free  chan<- []Record
+	whole []Record
 }
 
 // scanned is one page of a scan, the last if done, or the error that ended
@@ -243,8 +246,9 @@ func (c *Coordinator) divergences(ctx context.Context, pageSize int, fn func(Div
 			// One page waits while the merge uses another: the node
 			// is read while the others catch up.
 			pages := make(chan scanned, 1)
-			curs[i].pages = pages
-			scans.Go(func() { r.scan(ctx, n, sc, pageSize, pages) })
+			free := make(chan []Record, 2)
+			curs[i].pages, curs[i].free = pages, free
+			scans.Go(func() { r.scan(ctx, n, sc, pageSize, pages, free) })
 		}
 	}
 	for {
@@ -311,7 +315,14 @@ func (r *opRun) refill(ctx context.Context, curs []*cursor, limit int) error {
 			continue
 		}
 		if cur.pages != nil {
-			// The scan's goroutine fetches: wait for its next page.
+			// The scan's goroutine fetches: wait for its next page,
+			// and give it back the last one to fill.
+			if cur.whole != nil {
+				select {
+				case cur.free <- cur.whole[:0]:
+				default:
+				}
+			}
 			var p scanned
 			select {
 			case p = <-cur.pages:
@@ -322,7 +333,7 @@ func (r *opRun) refill(ctx context.Context, curs []*cursor, limit int) error {
 				errs[i] = fmt.Errorf("cannot list the records of %s: %w", cur.node.Name(), p.err)
 				continue
 			}
-			cur.page, cur.done = p.page, p.done
+			cur.page, cur.whole, cur.done = p.page, p.page, p.done
 			continue
 		}
 		wg.Go(func() {
@@ -363,7 +374,7 @@ func (r *opRun) refill(ctx context.Context, curs []*cursor, limit int) error {
 // resumed after the last record it delivered, retried as List requests
 // are; one that delivered records since its last failure starts a fresh
 // backoff, so that a long listing over a flaky link is not cut short.
-func (r *opRun) scan(ctx context.Context, node Node, sc Scanner, pageSize int, out chan<- scanned) {
+func (r *opRun) scan(ctx context.Context, node Node, sc Scanner, pageSize int, out chan<- scanned, free <-chan []Record) {
 	var (
 		after    GroupID
 		page     = make([]Record, 0, pageSize)
@@ -399,7 +410,11 @@ func (r *opRun) scan(ctx context.Context, node Node, sc Scanner, pageSize int, o
 				if !send(scanned{page: page}) {
 					return false
 				}
-				page = make([]Record, 0, pageSize)
+				select {
+				case page = <-free:
+				default:
+					page = make([]Record, 0, pageSize)
+				}
 				return true
 			})
 		})

@@ -18,3 +18,12 @@ func DecodeListing(r io.Reader) ([]core.Record, core.GroupID, error) {
 	})
 	return recs, next, err
 }
+
+// DecodeListingLarge counts the records of a GET /groups answer read from r
+// as a Client reads it, for benchmarks.
+func DecodeListingLarge(r io.Reader) (int, core.GroupID, error) {
+	d := groupsDecoder{r: bufio.NewReaderSize(r, 32<<10)}
+	n := 0
+	next, _, err := d.decode(func(core.Record) bool { n++; return true })
+	return n, next, err
+}

@@ -322,6 +322,7 @@ func (d *groupsDecoder) decode(fn func(core.Record) bool) (next core.GroupID, st
 	if err := d.expect('{'); err != nil {
 		return "", false, err
 	}
+	seen := false // "groups"
 	for first := true; ; first = false {
 		c, err := d.next()
 		if err != nil {
@@ -347,6 +348,11 @@ func (d *groupsDecoder) decode(fn func(core.Record) bool) (next core.GroupID, st
 		}
 		switch key {
 		case "groups":
+			// encoding/json would take the last of two: refuse them.
+			if seen {
+				return "", false, &syntaxError{`"groups" given twice`}
+			}
+			seen = true
 			if stopped, err = d.records(fn); err != nil || stopped {
 				return "", stopped, err
 			}
@@ -510,6 +516,20 @@ func (d *groupsDecoder) stringOrNull() (s string, null bool, err error) {
 // common case, are taken as they are; the rest go through encoding/json,
 // so that every escape means what JSON says.
 func (d *groupsDecoder) str() (string, error) {
+	// Fast path: the whole string is in the buffer, printable ASCII
+	// without escapes.
+	if b, err := d.r.Peek(d.r.Buffered()); err == nil {
+		for i, c := range b {
+			if c == '"' {
+				s := string(b[:i])
+				_, _ = d.r.Discard(i + 1)
+				return s, nil
+			}
+			if c < ' ' || c == '\\' || c >= utf8.RuneSelf {
+				break
+			}
+		}
+	}
 	d.buf = append(d.buf[:0], '"')
 	for {
 		chunk, err := d.r.ReadSlice('"')
@@ -608,13 +628,20 @@ func (d *groupsDecoder) skip(depth int) error {
 	if c != '-' && (c < '0' || c > '9') {
 		return d.unexpected(c, "a value")
 	}
+	num := append(d.buf[:0], c)
 	for {
 		c, err := d.r.ReadByte()
 		if err != nil {
 			return eof(err)
 		}
 		if !(c >= '0' && c <= '9' || c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-') {
+			if !json.Valid(num) {
+				return &syntaxError{fmt.Sprintf("an invalid number %q", num)}
+			}
 			return d.r.UnreadByte()
+		}
+		if num = append(num, c); len(num) > maxJSONString {
+			return &syntaxError{"a number too long"}
 		}
 	}
 }
@@ -666,4 +693,10 @@ func eof(err error) error {
 		return io.ErrUnexpectedEOF
 	}
 	return err
+}
+
+// Scan streams the node's records for GET /stats (core.Scanner), with its
+// List's errors: a node that cannot stream is read page by page.
+func (n statsNode) Scan(ctx context.Context, after core.GroupID, fn func(core.Record) bool) error {
+	return n.down(core.Scan(ctx, n.Node, after, fn))
 }
