@@ -45,10 +45,14 @@ func TestScratchImage(t *testing.T) {
 	copies := 0
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
-		if len(fields) == 3 && fields[0] == "COPY" && fields[1] != "rops" {
+		if len(fields) == 0 || fields[0] != "COPY" {
+			continue
+		}
+		fields = slices.DeleteFunc(fields[1:], func(f string) bool { return strings.HasPrefix(f, "--") })
+		if len(fields) == 2 && fields[0] != "rops" {
 			copies++
-			if _, err := os.Stat(fields[1]); err != nil {
-				t.Errorf("Dockerfile copies %s: %v", fields[1], err)
+			if _, err := os.Stat(fields[0]); err != nil {
+				t.Errorf("Dockerfile copies %s: %v", fields[0], err)
 			}
 		}
 	}
@@ -93,6 +97,57 @@ func TestComposeVolumes(t *testing.T) {
 		default:
 			owner[source] = name
 		}
+	}
+}
+
+// TestImageSettings checks, without a Docker engine, what the image and
+// the compose file promise: a non-root user, a health check that pings the
+// server, a build context of the binary and deploy/ only, and ports
+// published on 127.0.0.1 only. The e2e/docker tests run them on an engine.
+func TestImageSettings(t *testing.T) {
+	df, err := os.ReadFile("Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	instr := map[string]string{} // instruction → its last arguments
+	for line := range strings.Lines(strings.ReplaceAll(string(df), "\\\n", " ")) {
+		if f := strings.Fields(line); len(f) > 0 && !strings.HasPrefix(f[0], "#") {
+			instr[f[0]] = strings.Join(f[1:], " ")
+		}
+	}
+	if user, _, _ := strings.Cut(instr["USER"], ":"); user == "" || user == "0" || user == "root" {
+		t.Errorf("the image runs as user %q: want a non-root one", instr["USER"])
+	}
+	if hc := instr["HEALTHCHECK"]; !strings.Contains(hc, `"/rops", "ping"`) {
+		t.Errorf("HEALTHCHECK %q: want one that runs rops ping", hc)
+	}
+	ignore, err := os.ReadFile(".dockerignore")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Fields(string(ignore)); !slices.Contains(lines, "*") || !slices.Contains(lines, "!rops") {
+		t.Errorf(".dockerignore should leave out everything (*) but the binary (!rops) and what the Dockerfile copies:\n%s", ignore)
+	}
+
+	b, err := os.ReadFile("docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ports := 0
+	for line := range strings.Lines(string(b)) {
+		key, value, _ := strings.Cut(strings.TrimSpace(line), ":")
+		if key != "ports" {
+			continue
+		}
+		for _, p := range flowList(value) {
+			ports++
+			if !strings.HasPrefix(p, "127.0.0.1:") {
+				t.Errorf("docker-compose.yml publishes port %q: want 127.0.0.1 only", p)
+			}
+		}
+	}
+	if ports == 0 {
+		t.Error("docker-compose.yml publishes no port")
 	}
 }
 
