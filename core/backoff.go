@@ -70,8 +70,8 @@ func (b *exponential) Next() (next time.Duration, stop bool) {
 // time. The retry still counts against b's limit only from the second on,
 // so wrap it in the limit (go-retry's WithMaxRetries) to keep the count.
 // The driver never retries sooner than the failed request took, nor before
-// a Retry-After, nor at once after an overload signal, so a slow or
-// overloaded node is still backed off.
+// a Retry-After, nor at once after an overload signal or an unreachable
+// node, so a slow, overloaded or down node is still backed off.
 func QuickFirst(b Backoff) Backoff {
 	first := true
 	return BackoffFunc(func() (time.Duration, bool) {
@@ -86,11 +86,13 @@ func QuickFirst(b Backoff) Backoff {
 // pace is the least wait before a retry of a request that failed with err
 // after took, whatever the backoff says: never sooner than the failure
 // took, as a node slow to fail is one under load, and never at once after
-// an overload signal (429, a timeout). It is bounded by DefaultBackoffCap,
-// so a timed-out request is not followed by as long a wait.
+// an overload signal (429, a timeout) nor after a node was unreachable or
+// said it is down (EUnavailable), which a retry at once would not change.
+// It is bounded by DefaultBackoffCap, so a timed-out request is not
+// followed by as long a wait.
 func pace(err error, took time.Duration) time.Duration {
 	d := min(took, DefaultBackoffCap)
-	if isOverload(err) {
+	if isOverload(err) || ErrorCode(err) == EUnavailable {
 		d = max(d, DefaultBackoffBase)
 	}
 	return d

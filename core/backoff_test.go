@@ -215,7 +215,7 @@ func TestPace(t *testing.T) {
 		{"a slow 500 waits as long as it took", Errorf(ETransient, "500"), 80 * time.Millisecond, 80 * time.Millisecond},
 		{"a fast 429 still waits the base", &Error{Code: ETransient, Status: 429}, time.Millisecond, DefaultBackoffBase},
 		{"a timeout waits no longer than the cap", context.DeadlineExceeded, 2 * time.Second, DefaultBackoffCap},
-		{"a refused dial is retried at once", Errorf(EUnavailable, "refused"), 0, 0},
+		{"a refused dial waits the base", Errorf(EUnavailable, "refused"), 0, DefaultBackoffBase},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := pace(tc.err, tc.took); got != tc.want {

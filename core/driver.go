@@ -71,7 +71,7 @@ func (r *opRun) drive(ctx context.Context, op Op, p *part, newBackoff func() Bac
 		p.st = next
 		retry = ev == evNotSent || ev == evAmbiguous
 		if act == acSend && retry {
-			act = r.wait(ctx, p, bo, err)
+			act = r.wait(ctx, p, bo, err, r.c.cfg.Clock.Now().Sub(sent))
 		} else if act == acSend {
 			bo = newBackoff()
 		}
@@ -87,8 +87,9 @@ func (r *opRun) drive(ctx context.Context, op Op, p *part, newBackoff func() Bac
 }
 
 // wait backs off before p's request is sent again, and returns acSend, or
-// what giving up leads to if the backoff or ctx says stop.
-func (r *opRun) wait(ctx context.Context, p *part, bo Backoff, err error) action {
+// what giving up leads to if the backoff or ctx says stop. The failed
+// request took took.
+func (r *opRun) wait(ctx context.Context, p *part, bo Backoff, err error, took time.Duration) action {
 	giveUp := func(why string) action {
 		p.err = fmt.Errorf("%w (%s)", err, why)
 		var act action
@@ -107,7 +108,7 @@ func (r *opRun) wait(ctx context.Context, p *part, bo Backoff, err error) action
 	if stop {
 		return giveUp("retries exhausted")
 	}
-	if r.c.cfg.Clock.Sleep(ctx, max(d, retryAfter(err))) != nil {
+	if r.c.cfg.Clock.Sleep(ctx, max(d, retryAfter(err), pace(err, took))) != nil {
 		return giveUp("gave up: " + context.Cause(ctx).Error())
 	}
 	return acSend
