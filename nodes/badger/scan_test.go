@@ -98,8 +98,8 @@ func TestScanReleasesTables(t *testing.T) {
 		t.Fatalf("Scan: %d records, %v", k, err)
 	}
 	// What is left is what was read since the last release: less than
-	// 64k records' worth.
-	if got, limit := residentTables(t, dir), size/3; got > limit {
+	// 16k records' worth.
+	if got, limit := residentTables(t, dir), size/8; got > limit {
 		t.Fatalf("%d bytes of %d of tables resident after the scan, want at most %d", got, size, limit)
 	}
 }

@@ -485,9 +485,9 @@ func (s *Store) Scan(ctx context.Context, after core.GroupID, fn func(core.Recor
 }
 
 // releaseEvery is how many records a Store lists between two releases of
-// its tables' memory-mapped pages: about 3 MiB of tables. Without them a
+// its tables' memory-mapped pages: about 650 KiB of tables. Without them a
 // listing of every record would keep every table resident (releaseTables).
-const releaseEvery = 64 << 10
+const releaseEvery = 16 << 10
 
 // noteListed counts n records listed, and releases the tables' pages every
 // releaseEvery records.
