@@ -720,6 +720,10 @@ func (c *Coordinator) rollback(ctx context.Context, r *opRun, in Intent, rn *ren
 		switch {
 		case in.Blind && held:
 			st = stOurs // removed pre: re-create it
+		case in.Blind && len(in.PreImage) > 0 && c.removalForgotten(n, in.Token):
+			// Remove again would find nothing and say so: restore it,
+			// as on the nodes known to have removed the record.
+			st = stOurs
 		case in.Blind:
 			st = stMaybeRemoved // Remove again tells
 		}
@@ -745,6 +749,22 @@ func (c *Coordinator) rollback(ctx context.Context, r *opRun, in Intent, rn *ren
 	}
 	c.book.drop(in)
 	return parts, nil
+}
+
+// removalForgotten reports whether n may have forgotten what a Remove
+// with token removed: its records of removals live as long as its
+// tombstones (TombstoneTTL, if n says; else DefaultTombstoneTTL), and token
+// is the time the Remove was first sent, at the latest.
+func (c *Coordinator) removalForgotten(n Node, token Token) bool {
+	us, ok := token.micros()
+	if !ok {
+		return false
+	}
+	ttl := DefaultTombstoneTTL
+	if t, ok := NodeAs[interface{ TombstoneTTL() time.Duration }](n); ok && t.TombstoneTTL() > 0 {
+		ttl = t.TombstoneTTL()
+	}
+	return c.cfg.Clock.Now().Sub(time.UnixMicro(us)) >= ttl
 }
 
 // begin records in as r's intent, in the ledger and then in the journal.

@@ -262,3 +262,31 @@ func TestDeleteWithoutReadLateCopies(t *testing.T) {
 		}
 	})
 }
+
+// TestDeleteWithoutReadRecoveredLate: a pending delete recovered after the
+// nodes forgot what its Removes removed (their records live as long as
+// tombstones) is restored on the nodes whose answer it never learned, as
+// on those it did: asking them again would find nothing, and leave the id
+// on some nodes only.
+func TestDeleteWithoutReadRecoveredLate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, 3)
+		removes(e)
+		e.load(holdings{"node01": {gid: "T1"}, "node02": {gid: "T2"}, "node03": {gid: "T3"}})
+		script("node03", "Remove", hangBefore, reject)(e)
+		script("node02", "Remove", append([]fault{errAfter, hangBefore, hangBefore, hangBefore}, repeat(down, 1000)...)...)(e)
+		script("node01", "Create", repeat(down, 1000)...)(e)
+		res, _ := e.coordinator().Delete(t.Context(), gid)
+		if res.Outcome != Pending {
+			t.Fatalf("outcome=%v, want pending (%v)", res.Outcome, res.Err)
+		}
+		time.Sleep(DefaultTombstoneTTL)
+		e.nodes.heal()
+		node02 := e.nodes.byName("node02")
+		node02.mu.Lock()
+		node02.removals = nil // expired
+		node02.mu.Unlock()
+		e.mustRecover(RolledBack)
+		e.checkHoldings(holdings{"node01": {gid: res.Token}, "node02": {gid: res.Token}, "node03": {gid: res.Token}})
+	})
+}
