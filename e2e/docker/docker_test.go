@@ -605,6 +605,9 @@ func TestDocker(t *testing.T) {
 	image := "rops-e2e:" + suffix()
 	bin := buildImage(t, image)
 	t.Logf("image %s, compose %s", image, strings.Join(eng.compose, " "))
+	if user := docker(t, "image", "inspect", "--format", "{{.Config.User}}", image); user != "65532:65532" {
+		t.Fatalf("the image runs as user %q, want 65532:65532", user)
+	}
 
 	t.Run("cluster", func(t *testing.T) {
 		p := newProject(t, eng, image, bin)
