@@ -137,7 +137,8 @@ type Intent struct {
 	// every node: all end without the id), and one that was back,
 	// re-creating the id under Token where it removed a record, learning
 	// that, where unknown, from the node's record of the removal, which
-	// lives DefaultTombstoneTTL.
+	// lives as long as its tombstones; past that, such a node is restored
+	// as the nodes known to have removed the record are.
 	Blind bool `json:"blind,omitempty"`
 	// Written is, for a create that wrote another token than its own, the
 	// token it wrote. Empty means Token, as every intent of this version
