@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Stats defaults.
@@ -453,8 +454,9 @@ type watch struct {
 }
 
 // stream runs f, one Scan of node, as call runs a request, except that
-// RequestTimeout bounds the time the node sends nothing rather than the
-// whole scan, which takes as long as the node has records.
+// RequestTimeout bounds the time the node sends nothing (it fails after
+// one to two of them without a record) rather than the whole scan, which
+// takes as long as the node has records.
 func (r *opRun) stream(ctx context.Context, node Node, retry bool, f func(ctx context.Context, w *watch) error) error {
 	if err := ctx.Err(); err != nil {
 		return &Error{Code: EUnavailable, Message: fmt.Sprintf("%s: request not sent: %v", node.Name(), err), Err: err}
@@ -471,8 +473,16 @@ func (r *opRun) stream(ctx context.Context, node Node, retry bool, f func(ctx co
 	defer watchdog.Wait()
 	defer cancel()
 	watchdog.Go(func() {
+		// Real time, as call's timeout: a test clock may not sleep.
+		tick := time.NewTicker(r.c.cfg.RequestTimeout)
+		defer tick.Stop()
 		last := uint64(0)
-		for r.c.cfg.Clock.Sleep(sctx, r.c.cfg.RequestTimeout) == nil {
+		for {
+			select {
+			case <-sctx.Done():
+				return
+			case <-tick.C:
+			}
 			if n := w.seen.Load(); n != last || w.paused.Load() {
 				last = n
 				continue

@@ -232,3 +232,27 @@ func TestStatsScanStops(t *testing.T) {
 		}
 	})
 }
+
+// instantClock stands still and sleeps no time, as a test's clock may.
+type instantClock struct{}
+
+func (instantClock) Now() time.Time { return time.Unix(1700000000, 0) }
+
+func (instantClock) Sleep(ctx context.Context, _ time.Duration) error { return ctx.Err() }
+
+// TestStatsScanInstantClock: the silence of a scan is timed on real time,
+// as a request's timeout is, not on the injected clock, which may not sleep
+// at all: a regression test, as a watchdog on such a clock took every scan
+// for silent at once.
+func TestStatsScanInstantClock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, 3)
+		e.cfg.Clock = instantClock{}
+		e.load(holdings{"node01": {"a": "1"}, "node02": {"a": "1"}, "node03": {"a": "1"}})
+		scanning(e, func(_ int, n *scanNode) { n.pause = time.Second })
+		st, err := e.coordinator().Stats(t.Context(), StatsOptions{})
+		if err != nil || !st.Consistent {
+			t.Fatalf("Stats=%+v, %v; want every node to agree", st, err)
+		}
+	})
+}

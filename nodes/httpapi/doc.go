@@ -13,6 +13,7 @@
 //	POST   /group {"groupId": ...}  201 CREATED; 400 Perhaps the object exists.; 409 fenced
 //	DELETE /group {"groupId": ...}  200 OK; 404
 //	GET    /groups?after=&limit=    200 {"groups": [...], "next": "<id>" or null}
+//	GET    /groups?after=&stream=1  200 the same, every record after, written as read (stream.go)
 //	GET    /admin/faults            200 {"node01": {"error_rate": 0.2, ...}} (ServerOptions.Admin)
 //	PUT    /admin/faults            200 the new faults of every node
 //
