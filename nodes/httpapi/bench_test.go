@@ -129,31 +129,43 @@ func BenchmarkLoopback(b *testing.B) {
 
 // BenchmarkBulkCreateHTTP runs a bulk create through a coordinator over
 // three Clients of one server on loopback, with memory stores: without
-// faults, and with the original's RANDOM_BEHAVIOR of 0.2.
+// faults, and with the original's RANDOM_BEHAVIOR of 0.2; 16 at once, and
+// at the CLI's default, auto.
 func BenchmarkBulkCreateHTTP(b *testing.B) {
-	for _, rate := range []float64{0, 0.2} {
-		b.Run(fmt.Sprintf("error_rate=%v", rate), func(b *testing.B) {
-			ns := make([]core.Node, len(names))
-			for i, name := range names {
-				ns[i] = nodes.New(name, memory.New(), nodes.Options{Seed: uint64(i), Faults: nodes.Faults{ErrorRate: rate}})
-			}
-			srv := serve(b, httpapi.NewServer(ns, httpapi.ServerOptions{}))
-			hc := httpapi.NewHTTPClient(core.DefaultConcurrency * len(ns))
-			b.Cleanup(hc.CloseIdleConnections)
-			coord, err := core.New(core.Config{Nodes: clients(b, srv, hc, ns)})
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.ResetTimer()
-			rep := coord.Bulk(b.Context(), core.OpCreate, ids(b.N), core.DefaultConcurrency, nil)
-			b.StopTimer()
-			if rep.Done != b.N {
-				b.Fatalf("%d of %d creates done: %+v", rep.Done, b.N, rep)
-			}
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
-			b.ReportMetric(float64(rep.Requests)/float64(b.N), "requests/op")
-		})
+	for _, conc := range []int{core.DefaultConcurrency, core.AutoConcurrency} {
+		for _, rate := range []float64{0, 0.2} {
+			bulkCreateHTTP(b, conc, rate)
+		}
 	}
+}
+
+// bulkCreateHTTP is one case of BenchmarkBulkCreateHTTP.
+func bulkCreateHTTP(b *testing.B, conc int, rate float64) {
+	name := fmt.Sprintf("concurrency=%d/error_rate=%v", conc, rate)
+	if conc == core.AutoConcurrency {
+		name = fmt.Sprintf("concurrency=auto/error_rate=%v", rate)
+	}
+	b.Run(name, func(b *testing.B) {
+		ns := make([]core.Node, len(names))
+		for i, name := range names {
+			ns[i] = nodes.New(name, memory.New(), nodes.Options{Seed: uint64(i), Faults: nodes.Faults{ErrorRate: rate}})
+		}
+		srv := serve(b, httpapi.NewServer(ns, httpapi.ServerOptions{}))
+		hc := httpapi.NewHTTPClient(core.MaxConcurrency * len(ns))
+		b.Cleanup(hc.CloseIdleConnections)
+		coord, err := core.New(core.Config{Nodes: clients(b, srv, hc, ns)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ResetTimer()
+		rep := coord.Bulk(b.Context(), core.OpCreate, ids(b.N), conc, nil)
+		b.StopTimer()
+		if rep.Done != b.N {
+			b.Fatalf("%d of %d creates done: %+v", rep.Done, b.N, rep)
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+		b.ReportMetric(float64(rep.Requests)/float64(b.N), "requests/op")
+	})
 }
 
 // ids yields the ids "0" to n-1.
