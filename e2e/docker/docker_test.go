@@ -192,8 +192,7 @@ func (p *project) must(t *testing.T, args ...string) string {
 	return strings.TrimSpace(out)
 }
 
-// down removes the project's containers, network and volumes, and the job
-// containers it started.
+// down removes the project's containers, network and volumes.
 func (p *project) down(t *testing.T) {
 	out, errOut, code, err := execute(p.env, p.eng.compose[0], p.args("down", "-v", "--remove-orphans", "-t", "0")...)
 	if err != nil || code != 0 {
