@@ -64,20 +64,25 @@ func (b *exponential) Next() (next time.Duration, stop bool) {
 	return d, false
 }
 
-// QuickFirst returns a Backoff whose first retry comes at once, then b's
-// delays: most failures of a healthy node are one-off (an injected 500, a
-// dropped answer) and waiting 10 ms after them is most of an operation's
-// time. The retry still counts against b's limit only from the second on,
-// so wrap it in the limit (go-retry's WithMaxRetries) to keep the count.
-// The driver never retries sooner than the failed request took, nor before
-// a Retry-After, nor at once after an overload signal or an unreachable
-// node, so a slow, overloaded or down node is still backed off.
+// DefaultFirstRetry is how soon the first retry of a request comes after a
+// failure that is no sign of load (an injected 500, a lost answer): about
+// one loopback round trip, where DefaultBackoffBase is many.
+const DefaultFirstRetry = time.Millisecond
+
+// QuickFirst returns a Backoff whose first retry comes after
+// DefaultFirstRetry, then b's delays: most failures of a healthy node are
+// one-off, and waiting 10 ms after them was most of an operation's time.
+// The first retry does not count against b's limit, so wrap QuickFirst in
+// the limit (go-retry's WithMaxRetries) to keep the count. The driver never
+// retries sooner than the failed request took, nor before a Retry-After,
+// nor that soon after an overload signal or an unreachable node, so a slow,
+// overloaded or down node is still backed off.
 func QuickFirst(b Backoff) Backoff {
-	first := true
+	done := false
 	return BackoffFunc(func() (time.Duration, bool) {
-		if first {
-			first = false
-			return 0, false
+		if !done {
+			done = true
+			return DefaultFirstRetry, false
 		}
 		return b.Next()
 	})

@@ -196,7 +196,7 @@ func TestForEachBoundsConcurrency(t *testing.T) {
 
 func TestQuickFirst(t *testing.T) {
 	got := delays(QuickFirst(Exponential(10*time.Millisecond, 500*time.Millisecond, 3, nil)), 100)
-	if want := ms(0, 10, 20, 40); fmt.Sprint(got) != fmt.Sprint(want) {
+	if want := ms(1, 10, 20, 40); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("delays=%v, want %v", got, want)
 	}
 	if got := delays(QuickFirst(Exponential(time.Millisecond, time.Second, 0, nil)), 100); len(got) != 1 {

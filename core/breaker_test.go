@@ -174,16 +174,15 @@ func TestBreakerKeepsAmbiguity(t *testing.T) {
 		e.cfg.Breaker = NewBreaker(BreakerOptions{})
 		n := e.nodes[1]
 		// The create lands on node02 but its answer is lost, and node03,
-		// after two 500s (the first retried at once, the second after a
-		// backoff, by which time node02 has its create), refuses it for
-		// good: the operation must be undone. By then node02 is down.
+		// after one 500, refuses it for good: the operation must be
+		// undone. By then node02 is down.
 		n.fn = func(c call) fault {
 			if c.Method == "Create" {
 				return errAfter
 			}
 			return down
 		}
-		e.nodes[2].script = map[string][]fault{"Create": {errBefore, errBefore, reject}}
+		e.nodes[2].script = map[string][]fault{"Create": {errBefore, reject}}
 		res, err := e.coordinator().Create(t.Context(), "g1")
 		if got, want := res.Outcome, Pending; got != want {
 			t.Fatalf("outcome=%v (%v), want %v", got, err, want)

@@ -332,10 +332,8 @@ func deleteCases() []opCase {
 		requests: 6, retries: 0,
 	}, {
 		name: "node without tokens, rolled back: restored under the operation's token", before: tokens123,
-		// Two 500s: the first is retried at once, before node02's delete
-		// may have gone out; the second after a backoff.
 		setup: both(func(e *env) { e.nodes[1].hideTokens = true },
-			script("node01", "Delete", errBefore, errBefore, reject)),
+			script("node01", "Delete", errBefore, reject)),
 		want: RolledBack, wantErr: ErrRejected,
 		after:    all3(ours),
 		requests: -1, retries: -1,

@@ -384,14 +384,12 @@ func applyCases() []applyCase {
 		requests: 3 + 3,
 	}, {
 		name: "delete rejected: restored under the operation's token", before: map[string]Token{"node01": "T1", "node03": "T3"},
-		fix: Fix{Op: OpDelete, Nodes: []string{"node01", "node03"}},
-		// Two 500s: the first is retried at once, before node01's delete
-		// may have gone out; the second after a backoff.
-		setup: script("node03", "Delete", errBefore, errBefore, reject),
+		fix:   Fix{Op: OpDelete, Nodes: []string{"node01", "node03"}},
+		setup: script("node03", "Delete", errBefore, reject),
 		want:  RolledBack, wantErr: ErrRejected,
 		after:    map[string]Token{"node01": ours, "node03": ours},
 		states:   []NodeState{StateRestored, StateAbsent, StateRestored},
-		requests: 3 + 2 + 2 + 1 + 2, // reads, deletes, the retries, node01's restore, node03's clear and restore
+		requests: 3 + 2 + 1 + 1 + 2, // reads, deletes, the retry, node01's restore, node03's clear and restore
 	}, {
 		name: "delete cannot be undone: pending, pre-image journaled, then recovered", before: map[string]Token{"node01": "T1"},
 		fix: Fix{Op: OpDelete, Nodes: []string{"node01"}},
