@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -75,9 +76,10 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 	lw := &listWriter{w: w}
 	sc, ok := n.(core.Scanner)
 	if !ok {
-		// A page, at most MaxListLimit records: a streaming client
-		// follows its "next".
-		page, err := n.List(r.Context(), after, cmp0(limit, MaxListLimit))
+		// A page in memory, so at most MaxListLimit records: a
+		// streaming client follows its "next".
+		size := min(cmp.Or(limit, MaxListLimit), MaxListLimit)
+		page, err := n.List(r.Context(), after, size)
 		if err != nil {
 			nodeError(w, n, err, "", "")
 			return
@@ -85,7 +87,7 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 		for _, rec := range page {
 			lw.add(rec)
 		}
-		lw.end(len(page) == cmp0(limit, MaxListLimit))
+		lw.end(len(page) == size)
 		return
 	}
 	err := sc.Scan(r.Context(), after, func(rec core.Record) bool {
@@ -101,14 +103,6 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 	default:
 		lw.end(limit > 0 && lw.n == limit)
 	}
-}
-
-// cmp0 returns a, or b if a is 0.
-func cmp0(a, b int) int {
-	if a == 0 {
-		return b
-	}
-	return a
 }
 
 // parseStream reads stream=: absent, or 1.
