@@ -31,7 +31,10 @@ type loadedServer struct {
 	seen     map[string][]handled // by node, method, URL and body
 }
 
-type handled struct{ at, took time.Duration }
+type handled struct {
+	at   time.Time // when the handler was entered (monotonic)
+	took time.Duration
+}
 
 func (s *loadedServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
@@ -52,7 +55,7 @@ func (s *loadedServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer s.mu.Unlock()
 	s.inflight--
 	key := r.Header.Get("Node") + " " + r.Method + " " + r.URL.String() + " " + string(body)
-	s.seen[key] = append(s.seen[key], handled{at: time.Duration(start.UnixNano()), took: end.Sub(start)})
+	s.seen[key] = append(s.seen[key], handled{at: start, took: end.Sub(start)})
 }
 
 // TestRetryPacedBySlowServer runs creates against a real HTTP server on
@@ -109,7 +112,7 @@ func TestRetryPacedBySlowServer(t *testing.T) {
 	checked := 0
 	for key, hs := range ls.seen {
 		for i := 1; i < len(hs); i++ {
-			prev, gap := hs[i-1], hs[i].at-hs[i-1].at
+			prev, gap := hs[i-1], hs[i].at.Sub(hs[i-1].at)
 			if want := 2 * prev.took; gap < want {
 				t.Errorf("seed %d: %s: attempt %d came %v after the one before, which the server took %v over: want at least %v",
 					seed, key, i+1, gap, prev.took, want)
