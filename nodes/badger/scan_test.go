@@ -150,17 +150,40 @@ func residentTables(t *testing.T, dir string) int64 {
 	return total
 }
 
-// BenchmarkScan reads 100,000 records with one Scan, against List's pages
-// of core.DefaultPageSize (BenchmarkList).
+// BenchmarkScan reads 100,000 records from tables with one Scan, and with
+// List's pages of core.DefaultPageSize.
 func BenchmarkScan(b *testing.B) {
 	const n = 100_000
 	s, _ := filledStore(b, n)
-	b.ReportAllocs()
-	for b.Loop() {
-		k := 0
-		if err := s.Scan(b.Context(), "", func(core.Record) bool { k++; return true }); err != nil || k != n {
-			b.Fatalf("Scan: %d records, %v", k, err)
+	b.Run("scan", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			k := 0
+			if err := s.Scan(b.Context(), "", func(core.Record) bool { k++; return true }); err != nil || k != n {
+				b.Fatalf("Scan: %d records, %v", k, err)
+			}
 		}
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/record")
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/record")
+	})
+	b.Run("list", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			k := 0
+			for after := core.GroupID(""); ; {
+				page, err := s.List(b.Context(), after, core.DefaultPageSize)
+				if err != nil {
+					b.Fatal(err)
+				}
+				k += len(page)
+				if len(page) < core.DefaultPageSize {
+					break
+				}
+				after = page[len(page)-1].ID
+			}
+			if k != n {
+				b.Fatalf("List: %d records", k)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/record")
+	})
 }
