@@ -594,12 +594,15 @@ func agree(t *testing.T, nodes []node, st statsOut, op string, j *job, ids span)
 
 // TestDocker runs the image and docker-compose.yml on the Docker engine:
 // the README's cluster with jobs from a job container and from the host,
-// and, but under -short, the job container killed mid-job and the per-node
-// containers under node loss and a network partition. Each scenario ends
+// the job container killed mid-job and the per-node containers under node
+// loss and a network partition. It is skipped under -short, the quick loop. Each scenario ends
 // with the nodes checked: stats from a job container and the ids each node
 // holds, read from the host. Scenarios share a cluster, each on ids of its
 // own.
 func TestDocker(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipped under -short: the Docker scenarios build an image and run containers for 1-3 minutes; run go test ./e2e/docker")
+	}
 	eng := requireDocker(t)
 	image := "rops-e2e:" + suffix()
 	bin := buildImage(t, image)
@@ -615,20 +618,12 @@ func TestDocker(t *testing.T) {
 		t.Run("job-killed", func(t *testing.T) { testJobKilled(t, p) })
 	})
 	t.Run("per-node", func(t *testing.T) {
-		skipShort(t)
 		p := newProject(t, eng, image, bin)
 		p.up(t, "node01", "node02", "node03")
 		t.Run("create-delete", func(t *testing.T) { testPerNode(t, p) })
 		t.Run("node-killed", func(t *testing.T) { testNodeKilled(t, p) })
 		t.Run("node-cut-off", func(t *testing.T) { testNodeCutOff(t, p) })
 	})
-}
-
-// skipShort skips a long scenario under -short.
-func skipShort(t *testing.T) {
-	if testing.Short() {
-		t.Skip("a job of 2000 ids under faults: skipped under -short")
-	}
 }
 
 // testClusterJobs runs the README's cluster: one container serving
@@ -770,7 +765,6 @@ func testNodeCutOff(t *testing.T, p *project) {
 // of 2000 ids on the cluster; a new job container, on the same named
 // volume, finds the journal's intents and recover settles them.
 func testJobKilled(t *testing.T, p *project) {
-	skipShort(t)
 	ids := span{1000, 2999}
 	j := p.start(t, "create", "--range", ids.String())
 	j.await("done", 300)
