@@ -84,8 +84,8 @@ func TestScanAll(t *testing.T) {
 	}
 }
 
-// TestScanReleasesTables: a scan of every record leaves little of the
-// tables resident, where badger alone would keep every page it read.
+// TestScanReleasesTables: a scan of every record, or a count, leaves little
+// of the tables resident, where badger alone would keep every page read.
 func TestScanReleasesTables(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("pages are released on Linux only")
@@ -101,6 +101,13 @@ func TestScanReleasesTables(t *testing.T) {
 	// 16k records' worth.
 	if got, limit := residentTables(t, dir), size/8; got > limit {
 		t.Fatalf("%d bytes of %d of tables resident after the scan, want at most %d", got, size, limit)
+	}
+	// Count reads every key, and releases as it goes too.
+	if k, err := s.Count(t.Context()); err != nil || k != n {
+		t.Fatalf("Count: %d, %v", k, err)
+	}
+	if got, limit := residentTables(t, dir), size/8; got > limit {
+		t.Fatalf("%d bytes of %d of tables resident after Count, want at most %d", got, size, limit)
 	}
 }
 

@@ -521,7 +521,12 @@ func (s *Store) Count(ctx context.Context) (int, error) {
 		it := txn.NewIterator(badgerdb.IteratorOptions{Prefix: []byte(recordPrefix)})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			n++
+			if n++; n%releaseEvery == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				s.noteListed(releaseEvery)
+			}
 		}
 		return nil
 	})
