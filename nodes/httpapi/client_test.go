@@ -179,27 +179,55 @@ func TestClientRefused(t *testing.T) {
 	}
 }
 
-// TestClientContext checks that a call whose context ends returns the
-// context's error, as a transient error.
+// TestClientContext: a request whose context ends before any byte of it
+// was written (while dialing) is certainly not applied, EUnavailable; one
+// that ends after it was sent may have been applied, ETransient.
 func TestClientContext(t *testing.T) {
-	block := make(chan struct{})
+	arrived := make(chan struct{}, 1)
 	srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-block:
-		case <-r.Context().Done():
-		}
+		// Read the body, so that the server sees the client go away.
+		_, _ = io.Copy(io.Discard, r.Body)
+		arrived <- struct{}{}
+		<-r.Context().Done()
 	}))
-	defer close(block)
-	c := mustClient(t, srv, "node01", newHTTPClient(t))
-	ctx, cancel := context.WithCancel(t.Context())
-	cancel()
-	err := c.Create(ctx, "5", "1.000001")
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("Create with a cancelled context: err=%v, want %v", err, context.Canceled)
-	}
-	if got, want := core.ErrorCode(err), core.ETransient; got != want {
-		t.Fatalf("code of %v=%q, want %q", err, got, want)
-	}
+	t.Run("before-sent", func(t *testing.T) {
+		// The dial waits until the test ends: the transport dials apart
+		// from the request, whose cancellation it does not see.
+		dialing, release := make(chan struct{}), make(chan struct{})
+		defer close(release)
+		hc := &http.Client{Transport: &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				close(dialing)
+				select {
+				case <-ctx.Done():
+				case <-release:
+				}
+				return nil, errors.New("dial abandoned by the test")
+			},
+		}}
+		c := mustClient(t, srv, "node01", hc)
+		ctx, cancel := context.WithCancel(t.Context())
+		go func() { <-dialing; cancel() }()
+		err := c.Create(ctx, "5", "1.000001")
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Create cancelled while dialing: err=%v, want %v", err, context.Canceled)
+		}
+		if got, want := core.ErrorCode(err), core.EUnavailable; got != want {
+			t.Fatalf("code of %v=%q, want %q: nothing was sent", err, got, want)
+		}
+	})
+	t.Run("after-sent", func(t *testing.T) {
+		c := mustClient(t, srv, "node01", newHTTPClient(t))
+		ctx, cancel := context.WithCancel(t.Context())
+		go func() { <-arrived; cancel() }()
+		err := c.Create(ctx, "5", "1.000001")
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Create cancelled once sent: err=%v, want %v", err, context.Canceled)
+		}
+		if got, want := core.ErrorCode(err), core.ETransient; got != want {
+			t.Fatalf("code of %v=%q, want %q: the request may have been applied", err, got, want)
+		}
+	})
 }
 
 // TestHang serves a node that never answers: the client's deadline must

@@ -167,6 +167,13 @@ func isNotApplied(h http.Header) bool {
 // an EOF, a timeout mid-request) is transient.
 func (c *Client) transportError(ctx context.Context, method, path string, err error, wrote bool) error {
 	if cerr := ctx.Err(); cerr != nil {
+		if !wrote {
+			// Ended before a byte of the request was written (while
+			// dialing, say): certainly not applied, and no sign that
+			// the node is down.
+			return &core.Error{Code: core.EUnavailable, Err: cerr,
+				Message: fmt.Sprintf("%s: %s %s: not sent: %v", c.name, method, path, cerr)}
+		}
 		return &core.Error{Code: core.ETransient, Err: cerr,
 			Message: fmt.Sprintf("%s: %s %s: no answer: %v", c.name, method, path, cerr)}
 	}
