@@ -30,6 +30,10 @@ type TargetConfig struct {
 	// Retries and Concurrency are used unless the flags are given.
 	Retries     *int `json:"retries,omitempty"`
 	Concurrency *int `json:"concurrency,omitempty"`
+	// Journal, such as etcd://HOST:PORT/PREFIX, is where the target's
+	// journal and locks live unless --journal is given; empty, the local
+	// journal under --data.
+	Journal string `json:"journal,omitempty"`
 }
 
 // builtinTargets are the targets every config has: the local cluster and
@@ -70,6 +74,8 @@ func parseConfig(data []byte, name string) (Config, error) {
 			return Config{}, fmt.Errorf("config %s: target %q has no nodes: list node specs under \"nodes\"", name, tname)
 		case t.Retries != nil && *t.Retries < 0:
 			return Config{}, fmt.Errorf("config %s: target %q: retries %d is negative", name, tname, *t.Retries)
+		case t.Journal != "" && !strings.Contains(t.Journal, "://"):
+			return Config{}, fmt.Errorf("config %s: target %q: journal %q is not a URL: write etcd://HOST:PORT[,HOST:PORT...]/PREFIX, or leave it out for the local journal", name, tname, t.Journal)
 		}
 		for _, spec := range t.Nodes {
 			if err := checkAddress(spec); err != nil {

@@ -18,6 +18,7 @@ func TestParseConfig(t *testing.T) {
 		{name: "port out of range", in: `{"targets": {"lab": {"nodes": ["http://127.0.0.1:9001/v1?node=node01", "http://127.0.0.1:99999/v1?node=node02"]}}}`,
 			err: `target "lab": node http://127.0.0.1:99999/v1?node=node02: port 99999 is out of range: give 1 to 65535`},
 		{name: "wrong type", in: `{"targets": {"lab": {"nodes": "memory://n"}}}`, err: `is not valid`},
+		{name: "journal not a URL", in: `{"targets": {"lab": {"nodes": ["memory://n"], "journal": "127.0.0.1:2379"}}}`, err: `target "lab": journal "127.0.0.1:2379" is not a URL: write etcd://`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := parseConfig([]byte(tc.in), "lab.json")

@@ -30,6 +30,7 @@ type Globals struct {
 	Target      string  `short:"t" default:"local" help:"Nodes to work on: 'local' (three embedded badger nodes node01..03 under --data), 'remote' (rops serve's default nodes at http://127.0.0.1:8080/v1), or a target named in --config."`
 	Config      string  `type:"path" placeholder:"FILE" help:"JSON file of named targets: {\"targets\": {\"lab\": {\"nodes\": [\"http://127.0.0.1:9001/v1?node=node01\", ...], \"retries\": 10, \"concurrency\": 16}}}."`
 	Data        string  `type:"path" placeholder:"DIR" help:"Data directory of the local target (default: $XDG_DATA_HOME/rops, or ~/.local/share/rops)."`
+	Journal     string  `placeholder:"URL" help:"Keep the journal of unfinished operations, and a lock per id, in etcd at etcd://HOST:PORT[,HOST:PORT...]/PREFIX, shared by every rops that names it, so that many can run jobs on one cluster at once (default: the target's journal, else a local file under --data, for one rops per cluster)."`
 	Seed        uint64  `placeholder:"N" help:"Seed of the fault and backoff random numbers, for reproducible runs (0: a new one each run, shown with -v)."`
 	Retries     *int    `placeholder:"N" help:"Retries per request before an operation is rolled back (default 10, or the target's)."`
 	Concurrency *string `placeholder:"N|auto" help:"Operations run at once by create and delete: 1 to 1024, or auto to grow while the nodes' latency stays flat and shrink when they slow down or ask to (default auto, or the target's number); never more than the ids. Other bulk commands run 16 at once under auto."`
@@ -112,8 +113,9 @@ func (g *Globals) dataDir() (string, error) {
 type cluster struct {
 	*core.Coordinator
 	target      *plugins.Target
-	http        *http.Client // the keep-alive pool of the target's HTTP nodes
-	journal     *wal.Journal // nil for read-only commands
+	http        *http.Client    // the keep-alive pool of the target's HTTP nodes
+	journal     *wal.Journal    // the local journal; nil for read-only commands
+	shared      plugins.Journal // the journal in etcd, with its lock, if --journal
 	concurrency int
 	// bulkConcurrency is that of create and delete jobs: concurrency or
 	// core.AutoConcurrency.
@@ -180,7 +182,7 @@ func (g *Globals) open(ctx context.Context, stderr io.Writer, journal bool) (_ *
 	if journal {
 		// One journal and one lock per cluster, whatever the target's
 		// name (see clusterIdentity).
-		if cl.journal, err = g.openJournal(ctx, stderr, cfg, tc.Nodes, env.DataDir); err != nil {
+		if cl.journal, cl.shared, err = g.openJournal(ctx, stderr, cfg, tc, env.DataDir); err != nil {
 			if _, ok := errors.AsType[*exitError](err); ok {
 				return nil, err
 			}
@@ -208,6 +210,9 @@ func (g *Globals) open(ctx context.Context, stderr io.Writer, journal bool) (_ *
 	}
 	if cl.journal != nil {
 		coordCfg.Journal = cl.journal
+	}
+	if cl.shared.Journal != nil {
+		coordCfg.Journal, coordCfg.Locks = cl.shared.Journal, cl.shared.Locks
 	}
 	if cl.Coordinator, err = core.New(coordCfg); err != nil {
 		return nil, usageError(err)
@@ -241,9 +246,9 @@ func needsData(specs []string) bool {
 }
 
 // backoff is the retry policy of one node in one operation: the first
-// retry at once (the driver still paces it by the failure's own latency and
-// overload signals), then exponential from 10 ms, capped at 500 ms, with
-// jitter; retries times in all.
+// retry after 1 ms (the driver still paces it by the failure's own latency
+// and overload signals), then exponential from 10 ms, capped at 500 ms,
+// with jitter; retries times in all.
 func backoff(retries int) core.Backoff {
 	b := retry.NewExponential(core.DefaultBackoffBase)
 	b = retry.WithJitterPercent(50, b)
@@ -259,6 +264,9 @@ func (c *cluster) Close() error {
 	}
 	if c.journal != nil {
 		errs = append(errs, c.journal.Close())
+	}
+	if c.shared.Closer != nil {
+		errs = append(errs, c.shared.Closer.Close())
 	}
 	if c.http != nil {
 		c.http.CloseIdleConnections()

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -17,6 +18,7 @@ import (
 	"github.com/reliable-ops/rops/core"
 	"github.com/reliable-ops/rops/nodes/badger"
 	"github.com/reliable-ops/rops/nodes/wal"
+	"github.com/reliable-ops/rops/plugins"
 )
 
 // clusterIdentity returns the identity of the cluster specs name, and its
@@ -70,20 +72,27 @@ func canonicalSpec(spec, dataDir string) string {
 	return u.String()
 }
 
-// openJournal opens the journal of the cluster specs name, under
-// dataDir/journal/ID, and moves into it the journal an older rops kept for
-// target under dataDir/journal/NAME, if any (see adoptLegacy).
-func (g *Globals) openJournal(ctx context.Context, stderr io.Writer, cfg Config, specs []string, dataDir string) (*wal.Journal, error) {
-	id, desc := clusterIdentity(specs, dataDir)
+// openJournal opens the journal of the cluster tc names: the one --journal
+// (or the target's "journal") gives, such as etcd://HOST:PORT/PREFIX, shared
+// with every process that names it, with its lock; else the local one, under
+// dataDir/journal/ID, into which it moves the journal an older rops kept
+// for target under dataDir/journal/NAME, if any (see adoptLegacy). One of
+// local and shared is set.
+func (g *Globals) openJournal(ctx context.Context, stderr io.Writer, cfg Config, tc TargetConfig, dataDir string) (local *wal.Journal, shared plugins.Journal, err error) {
+	id, desc := clusterIdentity(tc.Nodes, dataDir)
+	if u := cmp.Or(g.Journal, tc.Journal); u != "" {
+		shared, err = plugins.OpenJournal(ctx, u, plugins.JournalEnv{Cluster: id})
+		return nil, shared, err
+	}
 	j, err := wal.Open(filepath.Join(dataDir, "journal", id), wal.Options{Cluster: id, Nodes: desc})
 	if err != nil {
-		return nil, err
+		return nil, shared, err
 	}
 	if err := adoptLegacy(ctx, stderr, j, cfg, g.Target, dataDir); err != nil {
 		j.Close()
-		return nil, err
+		return nil, shared, err
 	}
-	return j, nil
+	return j, shared, nil
 }
 
 // adoptLegacy moves the intents of the journal an older rops kept per

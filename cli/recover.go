@@ -107,6 +107,9 @@ func doneCount(n int) string {
 // discard drops the damaged ranges of j that --discard names, or all of
 // them with --accept-loss.
 func (c *RecoverCmd) discard(ctx context.Context, j *wal.Journal, stderr io.Writer) error {
+	if j == nil && (len(c.Discard) > 0 || c.AcceptLoss) {
+		return usageError(errors.New("--discard and --accept-loss drop damage in the local journal; remove a damaged entry of a journal in etcd with etcdctl"))
+	}
 	keys := c.Discard
 	if c.AcceptLoss {
 		d := j.Damage()

@@ -34,8 +34,8 @@ type Config struct {
 	// until repaired.
 	Journal Journal
 	// NewBackoff returns a fresh Backoff for one node's requests in one
-	// operation. Default: Exponential(DefaultBackoffBase,
-	// DefaultBackoffCap, DefaultRetries, Rand).
+	// operation. Default: QuickFirst(Exponential(DefaultBackoffBase,
+	// DefaultBackoffCap, DefaultRetries-1, Rand)), DefaultRetries in all.
 	NewBackoff func() Backoff
 	// NewCompensationBackoff is the same for compensation, which retries
 	// until CompensationTimeout. Default: Exponential without a limit.
@@ -62,6 +62,11 @@ type Config struct {
 	Rand *rand.Rand
 	// Tokens makes operation tokens. Default: NewTokenSource(Clock).
 	Tokens *TokenSource
+	// Locks serializes operations on the same id. Default: a mutex per id
+	// in this process, which is enough while one coordinator runs jobs on
+	// the cluster; coordinators in several processes sharing a journal
+	// (see SharedJournal) need one lock for all, such as etcd's.
+	Locks Locker
 	// Breaker, if not nil, stops sending requests to a node that has been
 	// unreachable for a while, so that operations needing it end rolled
 	// back or pending at once instead of after their timeouts (see
@@ -72,9 +77,8 @@ type Config struct {
 // Coordinator runs operations across a fixed set of nodes. It is safe for
 // concurrent use; operations on the same id are serialized.
 type Coordinator struct {
-	cfg   Config
-	locks keyedMutex
-	book  ledger
+	cfg  Config
+	book ledger
 }
 
 // New returns a Coordinator for cfg, filling in defaults. It fails with
@@ -99,10 +103,13 @@ func New(cfg Config) (*Coordinator, error) {
 	if cfg.Tokens == nil {
 		cfg.Tokens = NewTokenSource(cfg.Clock)
 	}
+	if cfg.Locks == nil {
+		cfg.Locks = LocalLocker()
+	}
 	if cfg.NewBackoff == nil {
 		rng := cfg.Rand
 		cfg.NewBackoff = func() Backoff {
-			return Exponential(DefaultBackoffBase, DefaultBackoffCap, DefaultRetries, rng)
+			return QuickFirst(Exponential(DefaultBackoffBase, DefaultBackoffCap, DefaultRetries-1, rng))
 		}
 	}
 	if cfg.NewCompensationBackoff == nil {
@@ -264,7 +271,7 @@ func (r *opRun) retry(ctx context.Context, node Node, bo Backoff, f func(ctx con
 func (c *Coordinator) Create(ctx context.Context, id GroupID) (Result, error) {
 	r := c.start(id)
 	parts := r.newParts(stUntouched)
-	unlock, res, err := c.prepare(ctx, OpCreate, r, parts)
+	ctx, unlock, res, err := c.prepare(ctx, OpCreate, r, parts)
 	if unlock == nil {
 		return res, err
 	}
@@ -320,7 +327,7 @@ func (c *Coordinator) Delete(ctx context.Context, id GroupID) (Result, error) {
 	r := c.start(id)
 	blind := c.removes()
 	parts := r.newParts(map[bool]state{false: stProbing, true: stRemoving}[blind])
-	unlock, res, err := c.prepare(ctx, OpDelete, r, parts)
+	ctx, unlock, res, err := c.prepare(ctx, OpDelete, r, parts)
 	if unlock == nil {
 		return res, err
 	}
@@ -482,13 +489,15 @@ func (r *opRun) compensate(ctx context.Context, op Op, parts []*part, cause erro
 }
 
 // prepare checks r.id, takes its lock and rolls back what earlier operations
-// on the id left pending (see ledger). If it cannot, unlock is nil and res and
-// err are what to report for op: rolled back if nothing was touched, pending
-// if the id still has an operation that could not be undone.
-func (c *Coordinator) prepare(ctx context.Context, op Op, r *opRun, parts []*part) (unlock func(), res Result, err error) {
-	fail := func(out Outcome, err error) (func(), Result, error) {
+// on the id left pending (see ledger). The operation then runs under held,
+// which ends if the lock is lost (see Locker). If prepare cannot, unlock is
+// nil and res and err are what to report for op: rolled back if nothing was
+// touched, pending if the id still has an operation that could not be
+// undone.
+func (c *Coordinator) prepare(ctx context.Context, op Op, r *opRun, parts []*part) (held context.Context, unlock func(), res Result, err error) {
+	fail := func(out Outcome, err error) (context.Context, func(), Result, error) {
 		res, err := r.result(op, out, parts, err)
-		return nil, res, err
+		return ctx, nil, res, err
 	}
 	if err := r.id.Validate(); err != nil {
 		return fail(RolledBack, err)
@@ -496,22 +505,23 @@ func (c *Coordinator) prepare(ctx context.Context, op Op, r *opRun, parts []*par
 	if err := c.book.load(ctx, c.cfg.Journal, false, c.cfg.Tokens); err != nil {
 		return fail(RolledBack, err)
 	}
-	if !c.cfg.Tokens.above(r.token) {
-		// Drawn before the journal was read, and not above its tokens.
-		r.retoken(parts)
-	}
-	unlock, err = c.locks.lock(ctx, r.id)
+	held, unlock, err = c.lockID(ctx, r.id)
 	if err != nil {
 		return fail(RolledBack, err)
 	}
-	if err := c.settle(ctx, r); err != nil {
+	if !c.cfg.Tokens.above(r.token) {
+		// Drawn before the journal was read, or below a token another
+		// coordinator began on the id.
+		r.retoken(parts)
+	}
+	if err := c.settle(held, r); err != nil {
 		unlock()
 		for _, p := range parts {
 			p.st = stUnknown
 		}
 		return fail(Pending, err)
 	}
-	return unlock, Result{}, nil
+	return held, unlock, Result{}, nil
 }
 
 // settle ends, newest first, the intents left on r.id (see resolve),

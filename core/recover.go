@@ -48,7 +48,7 @@ func (c *Coordinator) Recover(ctx context.Context, concurrency int) ([]Result, e
 // recoverID resolves the intents left on id, newest first, and stops at
 // the first that cannot be: the older ones wait for it.
 func (c *Coordinator) recoverID(ctx context.Context, id GroupID) []Result {
-	unlock, err := c.locks.lock(ctx, id)
+	ctx, unlock, err := c.lockID(ctx, id)
 	if err != nil {
 		return c.pendingResults(id, err)
 	}

@@ -134,7 +134,7 @@ func (c *Coordinator) Apply(ctx context.Context, fix Fix) (Result, error) {
 	if err := c.checkFix(fix); err != nil {
 		return r.result(fix.Op, RolledBack, parts, err)
 	}
-	unlock, res, err := c.prepare(ctx, fix.Op, r, parts)
+	ctx, unlock, res, err := c.prepare(ctx, fix.Op, r, parts)
 	if unlock == nil {
 		return res, err
 	}

@@ -34,7 +34,9 @@ import (
 // rounds the coordinator's process crashes after a random number of node
 // calls: it can send nothing more and write nothing more to its journal,
 // though what it had sent goes on at the nodes; a new coordinator over the
-// same journal recovers. Half the schedules run with a Breaker (see
+// same journal recovers. In others the process loses its locks (an etcd
+// lease that expired) after a random number of node calls: the operations
+// holding them must send nothing more and end pending. Half the schedules run with a Breaker (see
 // Breaker), so a node downed for a round is refused fast. After every round, Checker verifies the nodes
 // against the reported outcomes; at the end every fault is healed, every
 // late request lands, and nothing may be pending, lost, unexpected or
@@ -53,6 +55,7 @@ var simFaults = []fault{errBefore, errAfter, hangBefore, hangAfter, late, reset,
 // simStats counts what the schedules did, for the log.
 type simStats struct {
 	schedules, ops, crashes, recovers atomic.Int64
+	lockLosses                        atomic.Int64
 	outcomes                          [4]atomic.Int64 // done, unchanged, rolled back, pending
 	refused                           atomic.Int64    // requests a breaker refused
 	removes                           atomic.Int64    // Remove calls the nodes saw
@@ -105,9 +108,9 @@ func TestSimulation(t *testing.T) {
 				fs = append(fs, fmt.Sprintf("%s=%d", f, c))
 			}
 		}
-		t.Logf("%d schedules in %.1fs: %d operations (done %d, unchanged %d, rolled back %d, pending %d), %d crashes, %d recovers, %d requests refused by a breaker, %d Removes; faults: %s",
+		t.Logf("%d schedules in %.1fs: %d operations (done %d, unchanged %d, rolled back %d, pending %d), %d crashes, %d locks lost, %d recovers, %d requests refused by a breaker, %d Removes; faults: %s",
 			st.schedules.Load(), time.Since(start).Seconds(), st.ops.Load(), st.outcomes[0].Load(), st.outcomes[1].Load(),
-			st.outcomes[2].Load(), st.outcomes[3].Load(), st.crashes.Load(), st.recovers.Load(), st.refused.Load(), st.removes.Load(), strings.Join(fs, " "))
+			st.outcomes[2].Load(), st.outcomes[3].Load(), st.crashes.Load(), st.lockLosses.Load(), st.recovers.Load(), st.refused.Load(), st.removes.Load(), strings.Join(fs, " "))
 	})
 }
 
@@ -161,6 +164,8 @@ type process struct {
 	calls   int
 	crashAt int // crash before this call; -1: never
 	crashed bool
+	loseAt  int // lose every lock held before this call; -1: never
+	locks   *losableLocker
 }
 
 var errDead = errors.New("the coordinator's process is dead")
@@ -168,12 +173,21 @@ var errDead = errors.New("the coordinator's process is dead")
 // enter counts a call and says whether the process may make it.
 func (p *process) enter() error {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if !p.crashed && p.crashAt >= 0 && p.calls >= p.crashAt {
 		p.crashed = true
 	}
+	lose := p.loseAt >= 0 && p.calls >= p.loseAt
+	if lose {
+		p.loseAt = -1
+	}
 	p.calls++
-	if p.crashed {
+	crashed := p.crashed
+	p.mu.Unlock()
+	if lose {
+		// This call was on its way: it goes on; nothing after it may.
+		p.locks.lose()
+	}
+	if crashed {
 		return &Error{Code: EUnavailable, Message: errDead.Error()}
 	}
 	return nil
@@ -246,12 +260,12 @@ func (j procJournal) Finish(ctx context.Context, tok Token) error {
 // before its crashAt-th node call (never if crashAt < 0), with a Breaker of
 // its own if breaker is set.
 func newProcess(t *testing.T, seed uint64, nodes fakeCluster, j *fakeJournal, crashAt int, breaker bool) *process {
-	p := &process{crashAt: crashAt}
+	p := &process{crashAt: crashAt, loseAt: -1, locks: &losableLocker{}}
 	ns := make([]Node, len(nodes))
 	for i, n := range nodes {
 		ns[i] = procNode{n, p}
 	}
-	cfg := Config{Nodes: ns, Journal: procJournal{j, p}, Rand: rand.New(NewLockedSource(seed))}
+	cfg := Config{Nodes: ns, Journal: procJournal{j, p}, Locks: p.locks, Rand: rand.New(NewLockedSource(seed))}
 	if breaker {
 		cfg.Breaker = NewBreaker(BreakerOptions{})
 	}
@@ -345,6 +359,14 @@ func runSchedule(t *testing.T, seed uint64, breaker bool, st *simStats) {
 			p.crashAt = p.calls + rng.IntN(4*len(ids)*size)
 			p.mu.Unlock()
 		}
+		// Drawn apart from rng, so that adding it did not change the
+		// schedules.
+		if !crash && draw(seed, "lose", round) < 0.15 {
+			st.lockLosses.Add(1)
+			p.mu.Lock()
+			p.loseAt = p.calls + int(draw(seed, "loseAt", round)*float64(4*len(ids)*size))
+			p.mu.Unlock()
+		}
 		downNode := -1
 		if rng.IntN(6) == 0 {
 			downNode = rng.IntN(size)
@@ -389,7 +411,7 @@ func runSchedule(t *testing.T, seed uint64, breaker bool, st *simStats) {
 			nodes[downNode].mu.Unlock()
 		}
 		p.mu.Lock()
-		p.crashAt = -1 // a crash planned for this round and not reached
+		p.crashAt, p.loseAt = -1, -1 // planned for this round and not reached
 		p.mu.Unlock()
 		if p.dead() {
 			st.crashes.Add(1)

@@ -1,0 +1,161 @@
+// Package etcdtest runs real etcd members in the test's process
+// (go.etcd.io/etcd/server/v3/embed), on 127.0.0.1 ports chosen free at run
+// time, with their data in the test's temporary directory, so that tests of
+// rops on etcd need nothing installed. Members can be stopped and started
+// again on their data, to show what rops does when etcd fails.
+package etcdtest
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+)
+
+// startTimeout bounds a member's start (joining its cluster included): a
+// bound against a hang, not a measure of speed.
+const startTimeout = 2 * time.Minute
+
+// Cluster is a set of etcd members started together. Its methods are safe
+// for concurrent use.
+type Cluster struct {
+	tb      testing.TB
+	mu      sync.Mutex
+	members []*member
+}
+
+type member struct {
+	name    string
+	dir     string
+	client  url.URL
+	peer    url.URL
+	initial string
+	etcd    *embed.Etcd // nil while stopped
+}
+
+// Start starts an etcd cluster of n members and waits until every one is
+// ready; they stop when the test ends.
+func Start(tb testing.TB, n int) *Cluster {
+	tb.Helper()
+	c := &Cluster{tb: tb}
+	var initial []string
+	for i := range n {
+		m := &member{
+			name:   fmt.Sprintf("m%d", i),
+			dir:    tb.TempDir(),
+			client: url.URL{Scheme: "http", Host: freeAddr(tb)},
+			peer:   url.URL{Scheme: "http", Host: freeAddr(tb)},
+		}
+		initial = append(initial, m.name+"="+m.peer.String())
+		c.members = append(c.members, m)
+	}
+	for _, m := range c.members {
+		m.initial = strings.Join(initial, ",")
+	}
+	tb.Cleanup(c.StopAll)
+	// Members of a new cluster wait for each other: start them all, then
+	// wait.
+	for i := range c.members {
+		c.launch(i)
+	}
+	for i := range c.members {
+		c.wait(i)
+	}
+	return c
+}
+
+// freeAddr returns a 127.0.0.1 address whose port was free a moment ago.
+func freeAddr(tb testing.TB) string {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatalf("etcdtest: no free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func (c *Cluster) launch(i int) {
+	c.tb.Helper()
+	m := c.members[i]
+	cfg := embed.NewConfig()
+	cfg.Name = m.name
+	cfg.Dir = m.dir
+	cfg.ListenClientUrls = []url.URL{m.client}
+	cfg.AdvertiseClientUrls = []url.URL{m.client}
+	cfg.ListenPeerUrls = []url.URL{m.peer}
+	cfg.AdvertisePeerUrls = []url.URL{m.peer}
+	cfg.InitialCluster = m.initial
+	cfg.InitialClusterToken = "rops-test"
+	// Elections within half a second, so that a stopped member's place
+	// is taken soon.
+	cfg.TickMs, cfg.ElectionMs = 50, 500
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		c.tb.Fatalf("etcdtest: cannot start member %s: %v", m.name, err)
+	}
+	m.etcd = e
+}
+
+func (c *Cluster) wait(i int) {
+	c.tb.Helper()
+	m := c.members[i]
+	select {
+	case <-m.etcd.Server.ReadyNotify():
+	case err := <-m.etcd.Err():
+		c.tb.Fatalf("etcdtest: member %s failed: %v", m.name, err)
+	case <-time.After(startTimeout):
+		c.tb.Fatalf("etcdtest: member %s not ready after %v", m.name, startTimeout)
+	}
+}
+
+// Endpoints returns the members' client addresses, HOST:PORT.
+func (c *Cluster) Endpoints() []string {
+	var eps []string
+	for _, m := range c.members {
+		eps = append(eps, m.client.Host)
+	}
+	return eps
+}
+
+// Stop stops member i, as a crash of its process would (its data stays).
+func (c *Cluster) Stop(i int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if m := c.members[i]; m.etcd != nil {
+		m.etcd.Close()
+		m.etcd = nil
+	}
+}
+
+// StopAll stops every member.
+func (c *Cluster) StopAll() {
+	for i := range c.members {
+		c.Stop(i)
+	}
+}
+
+// Restart starts the stopped members again on their data and waits until
+// they are ready (which needs a quorum of them running).
+func (c *Cluster) Restart() {
+	c.tb.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var started []int
+	for i, m := range c.members {
+		if m.etcd == nil {
+			c.launch(i)
+			started = append(started, i)
+		}
+	}
+	for _, i := range started {
+		c.wait(i)
+	}
+}

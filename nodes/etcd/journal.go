@@ -1,0 +1,335 @@
+// Package etcd keeps a cluster's journal of unfinished operations in etcd,
+// and a lock per id on etcd leases, so that coordinators in any number of
+// processes, on any machines, run jobs on the same cluster with the
+// guarantee of one: each operation holds its id's lock (a
+// concurrency.Mutex on the process's session), reads the id's intents
+// afresh under it (core.SharedJournal), and records its intent with a
+// write that succeeds only while it still holds the lock.
+//
+// Keys, under /PREFIX/CLUSTER/ (CLUSTER the cluster's identity):
+//
+//	intents/ID/TOKEN   an unfinished operation's intent, JSON
+//	floor/ID           the greatest token begun on ID: later tokens are above
+//	locks/ID/LEASE     the lock's waiters, oldest first (concurrency.Mutex)
+package etcd
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/reliable-ops/rops/core"
+)
+
+// Defaults of Options.
+const (
+	DefaultTTL            = 10 * time.Second
+	DefaultDialTimeout    = 5 * time.Second
+	DefaultRequestTimeout = 5 * time.Second
+)
+
+// Options configures Open.
+type Options struct {
+	// Endpoints are the etcd members' HOST:PORT (or URLs).
+	Endpoints []string
+	// Prefix is the root of rops' keys in etcd, without slashes at its
+	// ends; several rops installations may share an etcd under different
+	// prefixes.
+	Prefix string
+	// Cluster is the identity of the cluster the journal is for: its keys
+	// live under it, and every intent begun gets it as its Cluster.
+	Cluster string
+	// TTL is the lease of the process's locks: a process that dies, or is
+	// cut off from etcd, loses them this long after its last keepalive.
+	// Whole seconds; default DefaultTTL.
+	TTL time.Duration
+	// DialTimeout bounds the first contact with etcd. Default
+	// DefaultDialTimeout.
+	DialTimeout time.Duration
+	// RequestTimeout bounds every request to etcd. Default
+	// DefaultRequestTimeout.
+	RequestTimeout time.Duration
+}
+
+// Journal is a core.SharedJournal in etcd, with the Locker that fences its
+// writes. It is safe for concurrent use.
+type Journal struct {
+	cli    *clientv3.Client
+	opts   Options
+	root   string // /PREFIX/CLUSTER/
+	locker *Locker
+}
+
+var (
+	_ core.SharedJournal = (*Journal)(nil)
+	_ core.Locker        = (*Locker)(nil)
+)
+
+// ErrUnreachable is the class of the errors of a request etcd did not
+// answer.
+var ErrUnreachable = errors.New("etcd unreachable")
+
+// Open connects to etcd and checks that it answers, within
+// opts.DialTimeout, before anything else is done: an unreachable etcd gives
+// an ErrUnreachable error that names the endpoints.
+func Open(ctx context.Context, opts Options) (*Journal, error) {
+	if len(opts.Endpoints) == 0 {
+		return nil, core.Errorf(core.EInvalid, "no etcd endpoints: give HOST:PORT[,HOST:PORT...]")
+	}
+	if strings.Trim(opts.Prefix, "/") == "" || strings.Contains(opts.Prefix, "//") {
+		return nil, core.Errorf(core.EInvalid, "etcd prefix %q is empty or has an empty part: give a name such as rops", opts.Prefix)
+	}
+	if opts.Cluster == "" || strings.Contains(opts.Cluster, "/") {
+		return nil, core.Errorf(core.EInvalid, "cluster identity %q is empty or has a '/'", opts.Cluster)
+	}
+	if opts.TTL != 0 && opts.TTL < time.Second {
+		return nil, core.Errorf(core.EInvalid, "lease TTL %v is under a second: etcd counts leases in whole seconds", opts.TTL)
+	}
+	opts.TTL = cmp.Or(opts.TTL, DefaultTTL)
+	opts.DialTimeout = cmp.Or(opts.DialTimeout, DefaultDialTimeout)
+	opts.RequestTimeout = cmp.Or(opts.RequestTimeout, DefaultRequestTimeout)
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   opts.Endpoints,
+		DialTimeout: opts.DialTimeout,
+		Logger:      zap.NewNop(),
+		// Find out soon that a member is gone, and fail over.
+		DialKeepAliveTime:    time.Second,
+		DialKeepAliveTimeout: opts.DialTimeout,
+	})
+	if err != nil {
+		return nil, unreachable(opts, err)
+	}
+	j := &Journal{cli: cli, opts: opts, root: "/" + strings.Trim(opts.Prefix, "/") + "/" + opts.Cluster + "/"}
+	cctx, cancel := context.WithTimeout(ctx, opts.DialTimeout)
+	defer cancel()
+	if _, err := cli.Get(cctx, j.root+"intents/", clientv3.WithPrefix(), clientv3.WithCountOnly()); err != nil {
+		cli.Close()
+		return nil, unreachable(opts, err)
+	}
+	j.locker = newLocker(j)
+	return j, nil
+}
+
+func unreachable(opts Options, err error) error {
+	return &core.Error{Code: core.EUnavailable, Err: errors.Join(ErrUnreachable, err),
+		Message: fmt.Sprintf("etcd at %s did not answer within %v: %v; start it, or check the --journal address", strings.Join(opts.Endpoints, ","), opts.DialTimeout, err)}
+}
+
+// Locker returns the lock that goes with the journal: per id, on the
+// process's lease.
+func (j *Journal) Locker() *Locker { return j.locker }
+
+// Client returns the etcd client, for tests and tools.
+func (j *Journal) Client() *clientv3.Client { return j.cli }
+
+// Close releases the process's locks (revoking its lease) and closes the
+// connection to etcd.
+func (j *Journal) Close() error {
+	err := j.locker.close()
+	return errors.Join(err, j.cli.Close())
+}
+
+// request bounds a request to etcd by Options.RequestTimeout.
+func (j *Journal) request(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, j.opts.RequestTimeout)
+}
+
+// failed turns an etcd client error into a core error: EUnavailable with
+// ErrUnreachable for an etcd that did not answer.
+func (j *Journal) failed(what string, err error) error {
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	return &core.Error{Code: core.EUnavailable, Err: errors.Join(ErrUnreachable, err),
+		Message: fmt.Sprintf("etcd at %s: %s: %v", strings.Join(j.opts.Endpoints, ","), what, err)}
+}
+
+func (j *Journal) intentKey(id core.GroupID, token core.Token) string {
+	return j.root + "intents/" + string(id) + "/" + string(token)
+}
+
+func (j *Journal) floorKey(id core.GroupID) string { return j.root + "floor/" + string(id) }
+
+// owner returns the comparisons that hold while the lock on id in ctx
+// (taken with this journal's Locker) is still held, if any: a coordinator
+// that lost its lock then writes nothing more on id.
+func (j *Journal) owner(ctx context.Context, id core.GroupID) []clientv3.Cmp {
+	if h, ok := ctx.Value(heldKey{}).(*held); ok && h.locker == j.locker && h.id == id {
+		return []clientv3.Cmp{h.m.IsOwner()}
+	}
+	return nil
+}
+
+// Begin records in, with Options.Cluster as its Cluster, and raises its
+// id's floor to its token, in one write that succeeds only while the
+// caller holds the id's lock (if ctx carries it). It returns an EInvalid
+// error if the token is recorded on the id already, and an EUnavailable one
+// if the lock is lost or etcd does not answer; then nothing is recorded.
+func (j *Journal) Begin(ctx context.Context, in core.Intent) error {
+	in.Cluster = cmp.Or(in.Cluster, j.opts.Cluster)
+	if err := j.check(in); err != nil {
+		return err
+	}
+	data, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	key := j.intentKey(in.ID, in.Token)
+	rctx, cancel := j.request(ctx)
+	defer cancel()
+	resp, err := j.cli.Txn(rctx).
+		If(append(j.owner(ctx, in.ID), clientv3.Compare(clientv3.CreateRevision(key), "=", 0))...).
+		Then(clientv3.OpPut(key, string(data)), clientv3.OpPut(j.floorKey(in.ID), string(in.Token))).
+		Else(clientv3.OpGet(key, clientv3.WithCountOnly())).
+		Commit()
+	if err != nil {
+		return j.failed("cannot record intent "+string(in.Token), err)
+	}
+	if !resp.Succeeded {
+		if resp.Responses[0].GetResponseRange().Count > 0 {
+			return core.Errorf(core.EInvalid, "intent %s on %q is recorded already", in.Token, in.ID)
+		}
+		return j.lost(in.ID)
+	}
+	return nil
+}
+
+func (j *Journal) lost(id core.GroupID) error {
+	return core.Errorf(core.EUnavailable, "the lock on %q was lost (its lease expired): another coordinator may hold it now", id)
+}
+
+// check refuses an intent this journal must not hold.
+func (j *Journal) check(in core.Intent) error {
+	if err := in.Validate(); err != nil {
+		return core.Errorf(core.EInvalid, "intent %s: %v", in.Token, err)
+	}
+	if err := in.ID.Validate(); err != nil {
+		return err
+	}
+	if in.Cluster != j.opts.Cluster {
+		return core.Errorf(core.EInvalid, "intent %s is for cluster %s, and this journal is cluster %s's", in.Token, in.Cluster, j.opts.Cluster)
+	}
+	return nil
+}
+
+// Update replaces the intent with in's id and token, or returns an
+// ENotFound error if there is none (finished meanwhile, maybe by another
+// coordinator).
+func (j *Journal) Update(ctx context.Context, in core.Intent) error {
+	in.Cluster = cmp.Or(in.Cluster, j.opts.Cluster)
+	if err := j.check(in); err != nil {
+		return err
+	}
+	data, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	key := j.intentKey(in.ID, in.Token)
+	rctx, cancel := j.request(ctx)
+	defer cancel()
+	resp, err := j.cli.Txn(rctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), ">", 0)).
+		Then(clientv3.OpPut(key, string(data))).
+		Commit()
+	if err != nil {
+		return j.failed("cannot update intent "+string(in.Token), err)
+	}
+	if !resp.Succeeded {
+		return core.Errorf(core.ENotFound, "no intent %s on %q", in.Token, in.ID)
+	}
+	return nil
+}
+
+// Finish removes the intent with token on the id whose lock ctx carries
+// (this journal's Locker's, or see core.HeldID), with a write that
+// succeeds only while the lock is held: two processes may draw one token
+// for two ids, so the token alone does not name an intent. Without a lock
+// in ctx it returns an EInvalid error. Finishing an unknown token is not an
+// error. It is durable when it returns.
+func (j *Journal) Finish(ctx context.Context, token core.Token) error {
+	id, ok := core.HeldID(ctx)
+	if h, mine := ctx.Value(heldKey{}).(*held); mine && h.locker == j.locker {
+		id, ok = h.id, true
+	}
+	if !ok {
+		return core.Errorf(core.EInvalid, "finish of intent %s without its id's lock: the journal in etcd keys intents by id", token)
+	}
+	rctx, cancel := j.request(ctx)
+	defer cancel()
+	resp, err := j.cli.Txn(rctx).If(j.owner(ctx, id)...).Then(clientv3.OpDelete(j.intentKey(id, token))).Commit()
+	if err != nil {
+		return j.failed("cannot finish intent "+string(token), err)
+	}
+	if !resp.Succeeded {
+		return j.lost(id)
+	}
+	return nil
+}
+
+// Pending returns every unfinished intent of the cluster, by any
+// coordinator, oldest first. Entries it cannot decode are named in its
+// error, with the intents it could.
+func (j *Journal) Pending(ctx context.Context) ([]core.Intent, error) {
+	rctx, cancel := j.request(ctx)
+	defer cancel()
+	resp, err := j.cli.Get(rctx, j.root+"intents/", clientv3.WithPrefix())
+	if err != nil {
+		return nil, j.failed("cannot read the intents", err)
+	}
+	return j.decode(resp)
+}
+
+// Intents returns the unfinished intents on id, oldest first, and the
+// greatest token ever begun on id, read together (see core.SharedJournal).
+func (j *Journal) Intents(ctx context.Context, id core.GroupID) ([]core.Intent, core.Token, error) {
+	rctx, cancel := j.request(ctx)
+	defer cancel()
+	resp, err := j.cli.Txn(rctx).Then(
+		clientv3.OpGet(j.root+"intents/"+string(id)+"/", clientv3.WithPrefix()),
+		clientv3.OpGet(j.floorKey(id)),
+	).Commit()
+	if err != nil {
+		return nil, "", j.failed(fmt.Sprintf("cannot read the intents on %q", id), err)
+	}
+	intents, err := j.decode((*clientv3.GetResponse)(resp.Responses[0].GetResponseRange()))
+	var floor core.Token
+	if kvs := resp.Responses[1].GetResponseRange().Kvs; len(kvs) > 0 {
+		floor = core.Token(kvs[0].Value)
+	}
+	return intents, floor, err
+}
+
+// decode decodes the intents of resp, oldest (smallest token) first.
+func (j *Journal) decode(resp *clientv3.GetResponse) ([]core.Intent, error) {
+	var intents []core.Intent
+	var errs []error
+	for _, kv := range resp.Kvs {
+		var in core.Intent
+		err := json.Unmarshal(kv.Value, &in)
+		if err == nil {
+			err = j.check(in)
+		}
+		if err == nil && string(kv.Key) != j.intentKey(in.ID, in.Token) {
+			err = fmt.Errorf("it holds intent %s on %q", in.Token, in.ID)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("etcd key %s: %w", kv.Key, err))
+			continue
+		}
+		intents = append(intents, in)
+	}
+	slices.SortStableFunc(intents, func(a, b core.Intent) int { return core.CompareTokens(a.Token, b.Token) })
+	if len(errs) > 0 {
+		return intents, &core.Error{Code: core.EInternal, Err: errors.Join(errs...),
+			Message: fmt.Sprintf("the journal in etcd holds %d entries rops cannot read (remove them with etcdctl once the nodes agree): %v", len(errs), errors.Join(errs...))}
+	}
+	return intents, nil
+}
