@@ -298,7 +298,7 @@ func (c *Coordinator) create(ctx, fctx context.Context, r *opRun, parts []*part)
 	err := c.begin(ctx, r, intent)
 	defer c.book.end(r)
 	if err != nil {
-		return r.result(OpCreate, RolledBack, parts, err)
+		return r.result(OpCreate, beginFailed(err), parts, err)
 	}
 	if err := r.forward(fctx, OpCreate, parts, stUntouched); err != nil {
 		return r.compensate(ctx, OpCreate, parts, err)
@@ -372,7 +372,7 @@ func (c *Coordinator) delete(ctx, fctx context.Context, r *opRun, parts []*part)
 	err := c.begin(ctx, r, intent)
 	defer c.book.end(r)
 	if err != nil {
-		return r.result(OpDelete, RolledBack, parts, err)
+		return r.result(OpDelete, beginFailed(err), parts, err)
 	}
 	if err := r.forward(fctx, OpDelete, parts, stUntouched); err != nil {
 		return r.compensate(ctx, OpDelete, parts, err)
@@ -402,7 +402,7 @@ func (c *Coordinator) remove(ctx, fctx context.Context, r *opRun, parts []*part)
 	err := c.begin(ctx, r, Intent{Op: OpDelete, ID: r.id, Token: r.token, Nodes: names(c.cfg.Nodes), Blind: true})
 	defer c.book.end(r)
 	if err != nil {
-		return r.result(OpDelete, RolledBack, parts, err)
+		return r.result(OpDelete, beginFailed(err), parts, err)
 	}
 	// Runs before book.end, which writes the intent of a pending report.
 	defer r.learned(parts)
@@ -796,11 +796,39 @@ func (c *Coordinator) begin(ctx context.Context, r *opRun, in Intent) error {
 	if c.cfg.Journal == nil {
 		return nil
 	}
-	if err := c.cfg.Journal.Begin(ctx, in); err != nil {
-		r.intent = nil
-		return fmt.Errorf("journal: cannot record intent for %q: %w", in.ID, err)
+	err := c.cfg.Journal.Begin(ctx, in)
+	if err == nil {
+		return nil
 	}
-	return nil
+	err = fmt.Errorf("journal: cannot record intent for %q: %w", in.ID, err)
+	if ErrorCode(err) == ETransient {
+		// It may yet be recorded, and a recover that found it would act
+		// on an operation reported rolled back (roll a blind delete
+		// forward). Withdraw it; if that fails too, r.intent stays and
+		// the operation ends pending, marked for roll back (book.end).
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.RequestTimeout)
+		defer cancel()
+		if ferr := c.cfg.Journal.Finish(wctx, in.Token); ferr != nil {
+			return &beginUnsure{fmt.Errorf("%w, and withdrawing it failed: %w", err, ferr)}
+		}
+	}
+	r.intent = nil
+	return err
+}
+
+// beginUnsure is a Begin that failed but may have recorded its intent: the
+// operation, which touched no node, is reported pending, not rolled back.
+type beginUnsure struct{ err error }
+
+func (e *beginUnsure) Error() string { return e.err.Error() }
+func (e *beginUnsure) Unwrap() error { return e.err }
+
+// beginFailed is the outcome of an operation whose Begin failed with err.
+func beginFailed(err error) Outcome {
+	if _, ok := errors.AsType[*beginUnsure](err); ok {
+		return Pending
+	}
+	return RolledBack
 }
 
 // finish finishes r's intent in the journal.

@@ -210,6 +210,23 @@ func createCases() []opCase {
 		after:    map[string]Token{},
 		requests: 0, retries: 0,
 	}, {
+		name: "journal Begin timed out, withdrawn: rolled back",
+		setup: func(e *env) {
+			e.j.failBegin = Errorf(ETransient, "timed out")
+		},
+		want: RolledBack, wantErr: nil,
+		after:    map[string]Token{},
+		requests: 0, retries: 0,
+	}, {
+		name: "journal Begin timed out, not withdrawn: pending",
+		setup: func(e *env) {
+			e.j.failBegin = Errorf(ETransient, "timed out")
+			e.j.failFinish = Errorf(ETransient, "unreachable")
+		},
+		want: Pending, wantErr: nil,
+		after:    map[string]Token{},
+		requests: 0, retries: 0,
+	}, {
 		name:  "journal unreadable: nothing touched",
 		setup: func(e *env) { e.j.failList = errors.New("disk gone") },
 		want:  RolledBack,

@@ -186,9 +186,13 @@ func (in Intent) written() Token { return cmp.Or(in.Written, in.Token) }
 // show its outcome.
 type Journal interface {
 	// Begin records a new intent durably before it returns. A token that
-	// is already recorded gives an EInvalid error. On any error nothing of
-	// in is recorded, or the journal refuses every later write: the
-	// caller never finishes an intent whose Begin failed.
+	// is already recorded gives an EInvalid error. On an error with code
+	// ETransient the intent may still be recorded (a write to a remote
+	// journal that timed out may commit later): the coordinator then
+	// withdraws it with Finish, whose success must mean it is not
+	// recorded and never will be, and reports the operation pending if
+	// that fails too. On any other error nothing of in is recorded, or the
+	// journal refuses every later write.
 	Begin(ctx context.Context, in Intent) error
 	// Update replaces the intent with the same token durably, or returns
 	// ErrNotFound.

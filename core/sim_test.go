@@ -56,6 +56,7 @@ var simFaults = []fault{errBefore, errAfter, hangBefore, hangAfter, late, reset,
 type simStats struct {
 	schedules, ops, crashes, recovers atomic.Int64
 	lockLosses                        atomic.Int64
+	unsure                            atomic.Int64    // schedules whose Begins may time out
 	outcomes                          [4]atomic.Int64 // done, unchanged, rolled back, pending
 	refused                           atomic.Int64    // requests a breaker refused
 	removes                           atomic.Int64    // Remove calls the nodes saw
@@ -108,9 +109,9 @@ func TestSimulation(t *testing.T) {
 				fs = append(fs, fmt.Sprintf("%s=%d", f, c))
 			}
 		}
-		t.Logf("%d schedules in %.1fs: %d operations (done %d, unchanged %d, rolled back %d, pending %d), %d crashes, %d locks lost, %d recovers, %d requests refused by a breaker, %d Removes; faults: %s",
+		t.Logf("%d schedules in %.1fs: %d operations (done %d, unchanged %d, rolled back %d, pending %d), %d crashes, %d locks lost, %d schedules with unsure Begins, %d recovers, %d requests refused by a breaker, %d Removes; faults: %s",
 			st.schedules.Load(), time.Since(start).Seconds(), st.ops.Load(), st.outcomes[0].Load(), st.outcomes[1].Load(),
-			st.outcomes[2].Load(), st.outcomes[3].Load(), st.crashes.Load(), st.lockLosses.Load(), st.recovers.Load(), st.refused.Load(), st.removes.Load(), strings.Join(fs, " "))
+			st.outcomes[2].Load(), st.outcomes[3].Load(), st.crashes.Load(), st.lockLosses.Load(), st.unsure.Load(), st.recovers.Load(), st.refused.Load(), st.removes.Load(), strings.Join(fs, " "))
 	})
 }
 
@@ -166,6 +167,13 @@ type process struct {
 	crashed bool
 	loseAt  int // lose every lock held before this call; -1: never
 	locks   *losableLocker
+	// unsure is the chance that a Begin times out: it records the intent
+	// or not (half each) and fails with ETransient. The journal then stays
+	// unreachable for that intent's next Finish (the withdrawal) and
+	// Update, half the time.
+	unsure float64
+	seed   uint64
+	down   map[Token]int // unsure Begins: calls of the token still to fail
 }
 
 var errDead = errors.New("the coordinator's process is dead")
@@ -241,17 +249,49 @@ func (j procJournal) Begin(ctx context.Context, in Intent) error {
 	if j.p.dead() {
 		return errDead
 	}
+	if j.p.unsure > 0 && draw(j.p.seed, "unsure", in.Token) < j.p.unsure {
+		if draw(j.p.seed, "unsureRecorded", in.Token) < 0.5 {
+			if err := j.fakeJournal.Begin(ctx, in); err != nil {
+				return err
+			}
+		}
+		if draw(j.p.seed, "unsureDown", in.Token) < 0.5 {
+			j.p.mu.Lock()
+			j.p.down[in.Token] = 2 // the withdrawal and the mark
+			j.p.mu.Unlock()
+		}
+		return Errorf(ETransient, "journal: the write of intent %s timed out", in.Token)
+	}
 	return j.fakeJournal.Begin(ctx, in)
 }
+
+// unreachable says whether the journal is still down for tok, counting the
+// call.
+func (j procJournal) unreachable(tok Token) bool {
+	j.p.mu.Lock()
+	defer j.p.mu.Unlock()
+	if j.p.down[tok] == 0 {
+		return false
+	}
+	j.p.down[tok]--
+	return true
+}
+
 func (j procJournal) Update(ctx context.Context, in Intent) error {
 	if j.p.dead() {
 		return errDead
+	}
+	if j.unreachable(in.Token) {
+		return Errorf(ETransient, "journal: unreachable")
 	}
 	return j.fakeJournal.Update(ctx, in)
 }
 func (j procJournal) Finish(ctx context.Context, tok Token) error {
 	if j.p.dead() {
 		return errDead
+	}
+	if j.unreachable(tok) {
+		return Errorf(ETransient, "journal: unreachable")
 	}
 	return j.fakeJournal.Finish(ctx, tok)
 }
@@ -260,7 +300,7 @@ func (j procJournal) Finish(ctx context.Context, tok Token) error {
 // before its crashAt-th node call (never if crashAt < 0), with a Breaker of
 // its own if breaker is set.
 func newProcess(t *testing.T, seed uint64, nodes fakeCluster, j *fakeJournal, crashAt int, breaker bool) *process {
-	p := &process{crashAt: crashAt, loseAt: -1, locks: &losableLocker{}}
+	p := &process{crashAt: crashAt, loseAt: -1, locks: &losableLocker{}, seed: seed, down: map[Token]int{}}
 	ns := make([]Node, len(nodes))
 	for i, n := range nodes {
 		ns[i] = procNode{n, p}
@@ -350,7 +390,15 @@ func runSchedule(t *testing.T, seed uint64, breaker bool, st *simStats) {
 		chk.Resolve(still)
 	}
 
+	// Some schedules' journals time out on Begins that may still have
+	// recorded their intents; drawn apart from rng.
+	unsure := 0.0
+	if draw(seed, "unsureBegins") < 0.25 {
+		unsure = 0.15
+		st.unsure.Add(1)
+	}
 	p := newProcess(t, seed, nodes, j, -1, breaker)
+	p.unsure = unsure
 	rounds := 2 + rng.IntN(5)
 	for round := range rounds {
 		crash := rng.IntN(4) == 0
@@ -417,6 +465,7 @@ func runSchedule(t *testing.T, seed uint64, breaker bool, st *simStats) {
 			st.crashes.Add(1)
 			st.refused.Add(int64(p.refused()))
 			p = newProcess(t, seed+uint64(round)+1, nodes, j, -1, breaker)
+			p.unsure = unsure
 			recoverAll(p)
 		} else if len(chk.Pending()) > 0 && rng.IntN(2) == 0 {
 			recoverAll(p)

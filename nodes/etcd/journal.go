@@ -191,7 +191,14 @@ func (j *Journal) Begin(ctx context.Context, in core.Intent) error {
 		Else(clientv3.OpGet(key, clientv3.WithCountOnly())).
 		Commit()
 	if err != nil {
-		return j.failed("cannot record intent "+string(in.Token), err)
+		// The write may still commit (a request that timed out in a
+		// cluster without quorum): ETransient tells the coordinator to
+		// withdraw the intent (core.Journal).
+		err = j.failed("cannot record intent "+string(in.Token), err)
+		if ce, ok := errors.AsType[*core.Error](err); ok {
+			ce.Code = core.ETransient
+		}
+		return err
 	}
 	if !resp.Succeeded {
 		if resp.Responses[0].GetResponseRange().Count > 0 {
