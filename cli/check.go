@@ -137,9 +137,9 @@ func (c *CheckCmd) Run(ctx context.Context, g *Globals, io *IO) error {
 	w.mu.Unlock()
 	out.Ops, out.Done, out.Unchanged, out.RolledBack, out.Pending = rep.Requested, rep.Done, rep.Unchanged, rep.RolledBack, rep.Pending
 	out.Lost, out.Unexpected, out.Divergent = orEmpty(v.Lost), orEmpty(v.Unexpected), orEmpty(v.Divergent)
-	out.RequestsOp = round2(float64(rep.Requests) / math.Max(1, float64(rep.Requested)))
+	out.RequestsOp = round(float64(rep.Requests)/math.Max(1, float64(rep.Requested)), 2)
 	out.P50ms, out.P99ms = percentileMs(lat, 0.50), percentileMs(lat, 0.99)
-	out.Seconds = round2(elapsed.Seconds())
+	out.Seconds = round(elapsed.Seconds(), 2)
 	out.OK = v.OK()
 
 	// Remove what the check wrote.
@@ -371,8 +371,6 @@ func orEmpty(ids []core.GroupID) []core.GroupID {
 	return ids
 }
 
-func round2(f float64) float64 { return math.Round(f*100) / 100 }
-
 // percentileMs returns the p-th percentile of ds in milliseconds.
 func percentileMs(ds []time.Duration, p float64) float64 {
 	if len(ds) == 0 {
@@ -381,5 +379,5 @@ func percentileMs(ds []time.Duration, p float64) float64 {
 	s := slices.Clone(ds)
 	slices.Sort(s)
 	i := int(math.Ceil(p*float64(len(s)))) - 1
-	return round2(float64(s[max(i, 0)]) / float64(time.Millisecond))
+	return round(float64(s[max(i, 0)])/float64(time.Millisecond), 2)
 }

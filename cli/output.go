@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 
 	"github.com/reliable-ops/rops/core"
@@ -12,15 +13,23 @@ import (
 // maxListed bounds the ids a text report lists.
 const maxListed = 20
 
+// writeJSON writes v as one JSON object on one line: every command's -o
+// json output is JSON Lines, for jq and line-oriented tools.
 func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	return json.NewEncoder(w).Encode(v)
+}
+
+// round rounds x to places decimals, so that JSON carries 0.823, not
+// 0.8231234120000001.
+func round(x float64, places int) float64 {
+	p := math.Pow(10, float64(places))
+	return math.Round(x*p) / p
 }
 
 // printReport prints a job's report as text or JSON.
 func printReport(w io.Writer, format string, rep core.Report) error {
 	if format == "json" {
+		rep.Seconds = round(rep.Seconds, 3)
 		return writeJSON(w, rep)
 	}
 	ops := 0.0

@@ -11,6 +11,14 @@ import (
 // PingCmd checks that every node of the target answers.
 type PingCmd struct{}
 
+// pingJSON is one node's line of ping -o json.
+type pingJSON struct {
+	Node  string  `json:"node"`
+	OK    bool    `json:"ok"`
+	Ms    float64 `json:"ms"`
+	Error string  `json:"error,omitempty"`
+}
+
 // pinger is a node with a cheap liveness call (an HTTP node's /ping).
 type pinger interface {
 	Ping(ctx context.Context) error
@@ -28,12 +36,25 @@ func (c *PingCmd) Run(ctx context.Context, g *Globals, io *IO) error {
 	for _, n := range cl.Nodes() {
 		start := time.Now()
 		err := ping(ctx, n)
+		took := time.Since(start)
 		if err != nil {
 			failed++
+		}
+		if g.Output == "json" {
+			out := pingJSON{Node: n.Name(), OK: err == nil, Ms: round(float64(took)/float64(time.Millisecond), 3)}
+			if err != nil {
+				out.Error = err.Error()
+			}
+			if werr := writeJSON(io.Stdout, out); werr != nil {
+				return werr
+			}
+			continue
+		}
+		if err != nil {
 			fmt.Fprintf(io.Stdout, "%-8s %v\n", n.Name(), err)
 			continue
 		}
-		fmt.Fprintf(io.Stdout, "%-8s ok (%v)\n", n.Name(), time.Since(start).Round(time.Microsecond))
+		fmt.Fprintf(io.Stdout, "%-8s ok (%v)\n", n.Name(), took.Round(time.Microsecond))
 	}
 	if failed > 0 {
 		return &exitError{code: ExitInconsistent, err: fmt.Errorf("%d of %d nodes did not answer", failed, len(cl.Nodes()))}

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -63,9 +62,9 @@ type fixJSON struct {
 	Error   string       `json:"error,omitempty"`
 }
 
-// fixPrinter writes repair's output a fix at a time: as text, or as one
-// JSON object {"policy", "plan": [fixes], "report"} whose plan is written
-// as it grows. Calls must not overlap.
+// fixPrinter writes repair's output a fix at a time: as text, or as JSON
+// Lines, one object per fix, then {"policy", "fixes", "dry_run", "report"}.
+// Calls must not overlap.
 type fixPrinter struct {
 	w      io.Writer
 	json   bool
@@ -85,11 +84,6 @@ func (p *fixPrinter) printf(format string, args ...any) {
 func (p *fixPrinter) fix(f core.Fix, res *core.Result) {
 	p.n++
 	if p.json {
-		if p.n == 1 {
-			p.printf("{\n  \"policy\": %s,\n  \"plan\": [\n    ", jsonString(string(p.policy)))
-		} else {
-			p.printf(",\n    ")
-		}
 		fj := fixJSON{Fix: f}
 		if res != nil {
 			fj.Outcome = res.Outcome
@@ -97,11 +91,7 @@ func (p *fixPrinter) fix(f core.Fix, res *core.Result) {
 				fj.Error = res.Err.Error()
 			}
 		}
-		b, err := json.MarshalIndent(fj, "    ", "  ")
-		if err != nil && p.err == nil {
-			p.err = err
-		}
-		p.printf("%s", b)
+		p.writeJSON(fj)
 		return
 	}
 	if p.n == 1 {
@@ -131,20 +121,12 @@ func (p *fixPrinter) fix(f core.Fix, res *core.Result) {
 // for a dry run), and returns the first write error.
 func (p *fixPrinter) end(rep core.Report) error {
 	if p.json {
-		switch {
-		case p.n == 0:
-			p.printf("{\n  \"policy\": %s,\n  \"plan\": []", jsonString(string(p.policy)))
-		default:
-			p.printf("\n  ]")
-		}
+		end := repairJSON{Policy: p.policy, Fixes: p.n, DryRun: p.dryRun}
 		if !p.dryRun {
-			b, err := json.MarshalIndent(rep, "  ", "  ")
-			if err != nil && p.err == nil {
-				p.err = err
-			}
-			p.printf(",\n  \"report\": %s", b)
+			rep.Seconds = round(rep.Seconds, 3)
+			end.Report = &rep
 		}
-		p.printf("\n}\n")
+		p.writeJSON(end)
 		return p.err
 	}
 	switch {
@@ -160,8 +142,17 @@ func (p *fixPrinter) end(rep core.Report) error {
 	return p.err
 }
 
-// jsonString returns s as a JSON string.
-func jsonString(s string) string {
-	b, _ := json.Marshal(s) // a string always encodes
-	return string(b)
+// repairJSON is the last line of repair's JSON output.
+type repairJSON struct {
+	Policy core.Policy  `json:"policy"`
+	Fixes  int          `json:"fixes"`
+	DryRun bool         `json:"dry_run"`
+	Report *core.Report `json:"report,omitempty"`
+}
+
+// writeJSON writes v as a line, keeping the first error.
+func (p *fixPrinter) writeJSON(v any) {
+	if p.err == nil {
+		p.err = writeJSON(p.w, v)
+	}
 }
