@@ -171,8 +171,10 @@ func (j *Journal) owner(ctx context.Context, id core.GroupID) []clientv3.Cmp {
 // Begin records in, with Options.Cluster as its Cluster, and raises its
 // id's floor to its token, in one write that succeeds only while the
 // caller holds the id's lock (if ctx carries it). It returns an EInvalid
-// error if the token is recorded on the id already, and an EUnavailable one
-// if the lock is lost or etcd does not answer; then nothing is recorded.
+// error if the token is recorded on the id already and an EUnavailable one
+// if the lock is lost, and then nothing is recorded; if etcd does not
+// answer in time, an ETransient one: the write may still commit (see
+// core.Journal).
 func (j *Journal) Begin(ctx context.Context, in core.Intent) error {
 	in.Cluster = cmp.Or(in.Cluster, j.opts.Cluster)
 	if err := j.check(in); err != nil {
