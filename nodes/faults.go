@@ -1,6 +1,7 @@
 package nodes
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -226,4 +227,59 @@ func (f Faults) String() string {
 	return fmt.Sprintf("error_rate=%v ambiguous_rate=%v latency=%v jitter=%v hang_rate=%v down=%v late_rate=%v late_delay=%v reset_rate=%v duplicate_rate=%v gateway_rate=%v",
 		f.ErrorRate, f.AmbiguousRate, f.Latency, f.Jitter, f.HangRate, f.Down,
 		f.LateRate, f.LateDelay, f.ResetRate, f.DuplicateRate, f.GatewayRate)
+}
+
+// Names of the injected faults, as a Note records them.
+const (
+	FaultNone         = "none"
+	FaultError500     = "error_500"
+	FaultError408     = "error_408"
+	FaultAmbiguous500 = "ambiguous_500"
+	FaultAmbiguous408 = "ambiguous_408"
+	FaultHang         = "hang"
+	FaultLate         = "late"
+	FaultReset        = "reset"
+	FaultDuplicate    = "duplicate"
+	FaultGateway      = "gateway"
+	FaultDown         = "down"
+)
+
+// Note records which injected fault shaped a call's answer, for a server's
+// metrics: a Node that injects a fault into a call whose context carries a
+// Note (WithNote) sets Fault to the fault's name (FaultHang, ...). Fault
+// stays empty when none fired; if several did (a duplicate whose answer is
+// then lost), the last one is recorded. A Note is for one request at a
+// time: a server makes one per request.
+type Note struct {
+	Fault string
+}
+
+type noteKey struct{}
+
+// WithNote returns ctx carrying n, for the calls made with it to record
+// their faults in.
+func WithNote(ctx context.Context, n *Note) context.Context {
+	return context.WithValue(ctx, noteKey{}, n)
+}
+
+// note records fault in ctx's Note, if it carries one. It allocates
+// nothing, Note or not.
+func note(ctx context.Context, fault string) {
+	if n, ok := ctx.Value(noteKey{}).(*Note); ok {
+		n.Fault = fault
+	}
+}
+
+// randomFault names the fault of randomError(status) for ErrorRate, or for
+// AmbiguousRate if ambiguous.
+func randomFault(status int, ambiguous bool) string {
+	switch {
+	case ambiguous && status == 408:
+		return FaultAmbiguous408
+	case ambiguous:
+		return FaultAmbiguous500
+	case status == 408:
+		return FaultError408
+	}
+	return FaultError500
 }

@@ -224,17 +224,21 @@ func (n *Node) group(ctx context.Context, method string, id core.GroupID, apply 
 	}
 	switch {
 	case r.hang < f.HangRate:
+		note(ctx, FaultHang)
 		<-ctx.Done()
 		return core.Record{}, n.unanswered(ctx.Err())
 	case r.fail < f.ErrorRate:
+		note(ctx, randomFault(r.failStatus, false))
 		return core.Record{}, randomError(r.failStatus)
 	case r.gateway < f.GatewayRate:
+		note(ctx, FaultGateway)
 		if r.forwarded {
 			// The proxy passed the request on and lost the answer.
 			_, _ = apply(ctx)
 		}
 		return core.Record{}, n.gatewayError(r.gatewayStatus)
 	case r.late < f.LateRate:
+		note(ctx, FaultLate)
 		// The request waits in the node's queue past the caller's
 		// patience, then runs with nobody listening.
 		n.later(time.Duration(f.LateDelay), apply)
@@ -243,13 +247,16 @@ func (n *Node) group(ctx context.Context, method string, id core.GroupID, apply 
 	}
 	rec, err := apply(ctx)
 	if r.duplicate < f.DuplicateRate {
+		note(ctx, FaultDuplicate)
 		n.later(f.duplicateDelay(), apply)
 	}
 	switch {
 	case r.reset < f.ResetRate:
+		note(ctx, FaultReset)
 		return core.Record{}, n.resetError()
 	case r.lost < f.AmbiguousRate:
 		// The answer, success or failure, never reaches the caller.
+		note(ctx, randomFault(r.lostStatus, true))
 		return core.Record{}, randomError(r.lostStatus)
 	}
 	// An error may come with a record: a Remove's refusal names the
@@ -354,6 +361,7 @@ func (n *Node) enter(ctx context.Context, method string, id core.GroupID) (Fault
 		forwarded:     rng.Uint64()&1 == 0,
 	}
 	if f.Down {
+		note(ctx, FaultDown)
 		// A refused connection answers at once: the delay models the path
 		// to a server that is there.
 		return f, r, &core.Error{Code: core.EUnavailable, Message: fmt.Sprintf("%s is down (connection refused)", n.name)}

@@ -36,7 +36,7 @@ func TestAccessLog(t *testing.T) {
 	}
 	want := `192.0.2.1 - - [14/Nov/2023:22:13:20 +0000] "POST /v1/group HTTP/1.1" 201 8 "-" "rops/1"
 ::1 - - [14/Nov/2023:22:13:20 +0000] "GET /v1/group/9?x=1 HTTP/1.1" 200 51 "http://example.com/" "curl \x22evil\x22\x0a"
-192.0.2.1 - - [14/Nov/2023:22:13:20 +0000] "GET /nope HTTP/1.1" 404 131 "-" "-"
+192.0.2.1 - - [14/Nov/2023:22:13:20 +0000] "GET /nope HTTP/1.1" 404 150 "-" "-"
 `
 	if got := log.String(); got != want {
 		t.Fatalf("log:\n%s\nwant:\n%s", got, want)

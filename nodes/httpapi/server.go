@@ -57,6 +57,10 @@ type ServerOptions struct {
 	// Rops-Tombstones, no Rops-Applied on a node's 503). The stores
 	// underneath still keep tombstones; a create they fence answers 500.
 	Original bool
+	// Metrics serves GET /metrics, the Prometheus text format of the
+	// server's own registry: requests by node, route, status and injected
+	// fault, latency by node and route, and each node's records.
+	Metrics bool
 }
 
 // Server is an http.Handler that serves a set of nodes over the original
@@ -81,6 +85,7 @@ type Server struct {
 	tombstones map[string][]string
 	removes    map[string]bool // the nodes that serve older_than deletes, by name
 	original   bool            // ServerOptions.Original
+	metrics    *metrics        // nil without ServerOptions.Metrics
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -156,11 +161,22 @@ func NewServer(nodes []core.Node, opts ServerOptions) *Server {
 	if opts.AccessLog != nil {
 		s.log = newAccessLog(opts.AccessLog, opts.Clock)
 	}
+	if opts.Metrics {
+		s.metrics = newMetrics(nodes)
+	}
 	return s
 }
 
 // ServeHTTP answers one request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.metrics != nil {
+		s.metrics.serve(s, w, r, s.serve)
+		return
+	}
+	s.serve(w, r)
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
 		// The deadline covers the body whether a handler reads it or
 		// net/http drains it after the answer. net/http sets the
@@ -195,11 +211,18 @@ const (
 // must reach the id check rather than split the path.
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	s.markFencing(w, r)
-	p := r.URL.EscapedPath()
-	if rest, ok := strings.CutPrefix(p, "/v1"); ok && strings.HasPrefix(rest, "/") {
-		p = rest
-	}
+	p := routePath(r)
 	switch p {
+	case "/healthz":
+		handleHealthz(w, r)
+	case "/readyz":
+		s.handleReadyz(w, r)
+	case "/metrics":
+		if s.metrics == nil {
+			s.notFound(w, r)
+		} else if allowed(w, r, allowGet) {
+			s.metrics.handler.ServeHTTP(w, r)
+		}
 	case "/ping", "/ping/":
 		if s.original && p == "/ping/" {
 			// Flask's route /ping has no trailing slash.
@@ -253,6 +276,16 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// routePath returns r's escaped path without its /v1 prefix, as route
+// dispatches on it.
+func routePath(r *http.Request) string {
+	p := r.URL.EscapedPath()
+	if rest, ok := strings.CutPrefix(p, "/v1"); ok && strings.HasPrefix(rest, "/") {
+		return rest
+	}
+	return p
+}
+
 // acquire takes a slot of sem for a request of what, or answers 503 with
 // Retry-After if every slot is taken, and reports whether it took one.
 func (s *Server) acquire(w http.ResponseWriter, sem chan struct{}, what string) bool {
@@ -292,7 +325,10 @@ func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, flaskNotFound)
 		return
 	}
-	routes := "/ping, /stats, /group, /group/<id>, /groups"
+	routes := "/ping, /stats, /group, /group/<id>, /groups, /healthz, /readyz"
+	if s.metrics != nil {
+		routes += ", /metrics"
+	}
 	if s.admin {
 		routes += ", /admin/faults"
 	}
