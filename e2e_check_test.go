@@ -211,7 +211,7 @@ func lastLine(s string) string {
 func cutOff(log, node string) int {
 	n := 0
 	for line := range strings.Lines(log) {
-		if !strings.HasPrefix(line, node+" ") || !strings.Contains(line, " -> ") {
+		if !strings.Contains(line, " msg=answer node="+node+" ") {
 			continue
 		}
 		if strings.Contains(line, "EOF") || strings.Contains(line, "connection reset") || strings.Contains(line, "may have been applied") {

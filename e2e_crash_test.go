@@ -59,9 +59,10 @@ func runKilled(t *testing.T, requests *counter, kill int, args ...string) killed
 		defer close(read)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
-			// "result create 5 done": the job has told its user.
-			if f := strings.Fields(sc.Text()); len(f) == 4 && f[0] == "result" && f[3] == string(core.Done) {
-				job.done = append(job.done, core.GroupID(f[2]))
+			// "msg=result op=create id=5 outcome=done": the job has told
+			// its user.
+			if id, outcome, ok := resultLine(sc.Text()); ok && outcome == core.Done {
+				job.done = append(job.done, id)
 			}
 		}
 	}()

@@ -21,7 +21,8 @@ func etcdJournal(eps []string) string {
 }
 
 // watchedJob is a rops job run with -v in the background, whose per-id
-// results are read as they are logged ("result create 5 done").
+// results are read as they are logged ("msg=result op=create id=5
+// outcome=done").
 type watchedJob struct {
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -52,10 +53,10 @@ func startJob(t *testing.T, args ...string) *watchedJob {
 		for sc.Scan() {
 			line := sc.Text()
 			j.mu.Lock()
-			if f := strings.Fields(line); len(f) == 4 && f[0] == "result" {
-				j.outcomes[core.GroupID(f[2])] = core.Outcome(f[3])
-				j.count[core.Outcome(f[3])]++
-			} else if !strings.Contains(line, `"`) && !strings.HasPrefix(line, "node") {
+			if id, outcome, ok := resultLine(line); ok {
+				j.outcomes[id] = outcome
+				j.count[outcome]++
+			} else if !isRequestLog(line) {
 				j.tail = append(j.tail[max(0, len(j.tail)-5):], line)
 			}
 			j.mu.Unlock()

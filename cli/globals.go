@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -39,7 +40,9 @@ type Globals struct {
 	RequestTimeout      time.Duration `default:"2s" help:"Give up on a request to a node after this long (it is then retried)."`
 	OperationTimeout    time.Duration `default:"30s" help:"Give up on an operation after this long, and roll it back."`
 	CompensationTimeout time.Duration `default:"30s" help:"Retry a rollback for this long; what is not undone by then is reported pending."`
-	Verbose             bool          `short:"v" help:"Log every request and response to stderr."`
+	Verbose             bool          `short:"v" xor:"verbosity" help:"Log every request and response, and each operation's result, to stderr."`
+	Quiet               bool          `short:"q" xor:"verbosity" help:"Print only errors and the job's final report line: no progress."`
+	LogFormat           string        `enum:"text,json" default:"text" help:"Format of the logs of -v and rops serve: text (key=value pairs) or json (one object per line)."`
 
 	// The faults, a group of their own in the help.
 	FaultFlags `group:"Faults of local nodes and of rops serve:"`
@@ -117,6 +120,8 @@ type cluster struct {
 	journal     *wal.Journal    // the local journal; nil for read-only commands
 	shared      plugins.Journal // the journal in etcd, with its lock, if --journal
 	concurrency int
+	// log is the -v log; nil without -v.
+	log *slog.Logger
 	// bulkConcurrency is that of create and delete jobs: concurrency or
 	// core.AutoConcurrency.
 	bulkConcurrency int
@@ -161,11 +166,12 @@ func (g *Globals) open(ctx context.Context, stderr io.Writer, journal bool) (_ *
 		// worker per node.
 		HTTP: httpapi.NewHTTPClient(pool * len(tc.Nodes)),
 	}
-	if g.Verbose {
-		env.Log = stderr
-		fmt.Fprintf(stderr, "seed %d\n", seed)
-	}
 	cl := &cluster{concurrency: concurrency, bulkConcurrency: bulk, http: env.HTTP}
+	if g.Verbose {
+		cl.log = g.logger(stderr)
+		env.Log = cl.log
+		cl.log.Info("seed", "seed", seed)
+	}
 	defer func() {
 		if err != nil {
 			cl.Close()
@@ -228,6 +234,16 @@ func fileName(s string) string {
 		}
 		return '_'
 	}, s)
+}
+
+// logger returns a logger writing to w in --log-format: slog's text
+// (key=value) or JSON handler. Make one per command and share it, since
+// only one handler serializes its lines.
+func (g *Globals) logger(w io.Writer) *slog.Logger {
+	if g.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
 }
 
 // seed returns --seed, or a fresh random seed for 0.

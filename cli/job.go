@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"time"
 
@@ -60,17 +61,19 @@ func runBulk(ctx context.Context, g *Globals, io *IO, op core.Op, src *IDSource)
 		return err
 	}
 	defer cl.Close()
-	progress := newProgress(io.Stderr, isTerminal(io.Stderr), op, ids.len())
+	progress := newProgress(io.Stderr, terminalProgress(io.Stderr, g.Quiet), op, ids.len())
 	each := progress.add
-	if g.Verbose {
+	if cl.log != nil {
 		each = func(res core.Result) {
-			logResult(io.Stderr, res)
+			logResult(cl.log, res)
 			progress.add(res)
 		}
 	}
 	rep := cl.Bulk(ctx, op, ids.all(), cl.bulkConcurrency, each)
 	progress.done()
-	if err := printReport(io.Stdout, g.Output, rep); err != nil {
+	if g.Quiet && g.Output == "text" {
+		printSummary(io.Stdout, rep)
+	} else if err := printReport(io.Stdout, g.Output, rep); err != nil {
 		return err
 	}
 	return jobError(ctx, rep, left)
@@ -89,8 +92,8 @@ func runOne(ctx context.Context, g *Globals, io *IO, op core.Op, arg string) err
 	rep := core.Report{Command: string(op), Requested: 1}
 	start := time.Now()
 	res, _ := runOp(ctx, cl.Coordinator, op, id)
-	if g.Verbose {
-		logResult(io.Stderr, res)
+	if cl.log != nil {
+		logResult(cl.log, res)
 	}
 	rep.Add(res)
 	rep.Seconds = time.Since(start).Seconds()
@@ -111,11 +114,12 @@ func runOp(ctx context.Context, c *core.Coordinator, op core.Op, id core.GroupID
 	return c.Create(ctx, id)
 }
 
-// logResult writes one operation's outcome as it ends, so that whoever
+// logResult logs one operation's outcome as it ends, so that whoever
 // watches a job knows what it reported even if it is killed before its
-// summary: "result create 5 done".
-func logResult(w io.Writer, res core.Result) {
-	fmt.Fprintf(w, "result %s %s %s\n", res.Op, res.ID, res.Outcome)
+// summary: msg=result op=create id=5 outcome=done.
+func logResult(log *slog.Logger, res core.Result) {
+	log.LogAttrs(context.Background(), slog.LevelInfo, "result",
+		slog.String("op", string(res.Op)), slog.String("id", string(res.ID)), slog.String("outcome", string(res.Outcome)))
 }
 
 // jobError turns a report, and the intents an earlier run left that could
@@ -132,41 +136,6 @@ func jobError(ctx context.Context, rep core.Report, left int) error {
 		return &exitError{code: ExitRolledBack}
 	}
 	return nil
-}
-
-// progress shows a bulk job's progress on stderr when it is a terminal,
-// at most ten times a second, and clears it at the end.
-type progress struct {
-	w     io.Writer // nil: not a terminal, show nothing
-	op    core.Op
-	total int
-	n     int
-	last  time.Time
-	now   func() time.Time
-}
-
-func newProgress(w io.Writer, terminal bool, op core.Op, total int) *progress {
-	if !terminal {
-		return &progress{}
-	}
-	return &progress{w: w, op: op, total: total, now: time.Now}
-}
-
-func (p *progress) add(core.Result) {
-	if p.w == nil {
-		return
-	}
-	p.n++
-	if now := p.now(); now.Sub(p.last) > 100*time.Millisecond || p.n == p.total {
-		p.last = now
-		fmt.Fprintf(p.w, "\r%s: %d/%d", p.op, p.n, p.total)
-	}
-}
-
-func (p *progress) done() {
-	if p.w != nil && p.n > 0 {
-		fmt.Fprint(p.w, "\r\033[K")
-	}
 }
 
 // isTerminal reports whether w is a terminal.

@@ -5,7 +5,11 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
 
 	"github.com/reliable-ops/rops/core"
 )
@@ -36,8 +40,7 @@ func printReport(w io.Writer, format string, rep core.Report) error {
 	if rep.Seconds > 0 {
 		ops = float64(rep.Requested) / rep.Seconds
 	}
-	fmt.Fprintf(w, "%s: %d requested, %d done, %d unchanged, %d rolled back, %d pending\n",
-		rep.Command, rep.Requested, rep.Done, rep.Unchanged, rep.RolledBack, rep.Pending)
+	printSummary(w, rep)
 	fmt.Fprintf(w, "%d requests (%d retries) in %.2fs, %.0f ops/s\n", rep.Requests, rep.Retries, rep.Seconds, ops)
 	if len(rep.RolledBackIDs) > 0 {
 		fmt.Fprintf(w, "rolled back: %s (run the job again to retry them)\n", listIDs(rep.RolledBackIDs))
@@ -46,6 +49,13 @@ func printReport(w io.Writer, format string, rep core.Report) error {
 		fmt.Fprintf(w, "pending: %s (nodes may disagree on these until they answer again)\n", listIDs(rep.PendingIDs))
 	}
 	return nil
+}
+
+// printSummary prints a report's first line, the counts by outcome: all
+// that -q prints of a job.
+func printSummary(w io.Writer, rep core.Report) {
+	fmt.Fprintf(w, "%s: %d requested, %d done, %d unchanged, %d rolled back, %d pending\n",
+		rep.Command, rep.Requested, rep.Done, rep.Unchanged, rep.RolledBack, rep.Pending)
 }
 
 func listIDs(ids []core.GroupID) string {
@@ -88,4 +98,90 @@ func nodeList(nodes []core.NodeResult) string {
 		names[i] = n.Node
 	}
 	return strings.Join(names, ", ")
+}
+
+// progress shows a bulk job's progress on stderr when it is a terminal:
+// percent, count, rate, elapsed and ETA, and the operations rolled back and
+// pending so far, at most ten times a second; it clears the line at the end.
+// It uses schollz/progressbar, which writes to any io.Writer (so tests render
+// it into a buffer) and has no goroutine of its own for a bar of known length.
+type progress struct {
+	bar                 *progressbar.ProgressBar // nil: show nothing
+	op                  core.Op
+	color               bool
+	rolledBack, pending int
+}
+
+// progressConfig says whether and how a job shows its progress.
+type progressConfig struct {
+	show     bool          // stderr is a terminal and -q is not given
+	color    bool          // colours allowed: NO_COLOR is not set
+	throttle time.Duration // least time between two renders
+}
+
+// terminalProgress is the progress configuration of a job writing to w.
+func terminalProgress(w io.Writer, quiet bool) progressConfig {
+	return progressConfig{
+		show:     !quiet && isTerminal(w),
+		color:    os.Getenv("NO_COLOR") == "", // https://no-color.org
+		throttle: 100 * time.Millisecond,
+	}
+}
+
+func newProgress(w io.Writer, cfg progressConfig, op core.Op, total int) *progress {
+	p := &progress{op: op, color: cfg.color}
+	if !cfg.show || total <= 0 {
+		return p
+	}
+	p.bar = progressbar.NewOptions(total,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription(p.description()),
+		progressbar.OptionEnableColorCodes(cfg.color),
+		progressbar.OptionSetWidth(20),
+		progressbar.OptionShowCount(),
+		progressbar.OptionShowIts(),
+		progressbar.OptionSetItsString("ops"),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionSetElapsedTime(true),
+		progressbar.OptionThrottle(cfg.throttle),
+		progressbar.OptionClearOnFinish(),
+	)
+	return p
+}
+
+// description is the bar's label: the operation and, once there are any,
+// the operations rolled back and pending so far.
+func (p *progress) description() string {
+	d := string(p.op)
+	if p.rolledBack == 0 && p.pending == 0 {
+		return d
+	}
+	counts := fmt.Sprintf("%d rolled back, %d pending", p.rolledBack, p.pending)
+	if p.color {
+		counts = "[yellow]" + counts + "[reset]"
+	}
+	return d + " (" + counts + ")"
+}
+
+func (p *progress) add(res core.Result) {
+	if p.bar == nil {
+		return
+	}
+	switch res.Outcome {
+	case core.RolledBack:
+		p.rolledBack++
+		p.bar.Describe(p.description())
+	case core.Pending:
+		p.pending++
+		p.bar.Describe(p.description())
+	}
+	_ = p.bar.Add(1)
+}
+
+// done clears the bar's line, so that the report starts on a clean line.
+func (p *progress) done() {
+	if p.bar != nil {
+		_ = p.bar.Exit()
+		_ = p.bar.Clear()
+	}
 }

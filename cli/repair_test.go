@@ -74,11 +74,11 @@ func TestRepairStreams(t *testing.T) {
 	lists, firstFix, lastCreate := 0, -1, -1
 	for i, l := range lines {
 		switch {
-		case strings.HasPrefix(l, "node01 list ") && !strings.Contains(l, " -> "):
+		case strings.Contains(l, " msg=request node=node01 op=list "):
 			lists++
 		case strings.HasPrefix(l, "  create ") && firstFix < 0:
 			firstFix = i
-		case strings.HasPrefix(l, "node03 create groupId=r4 ") && !strings.Contains(l, " -> "):
+		case strings.Contains(l, " msg=request node=node03 op=create groupId=r4 "):
 			lastCreate = i
 		}
 	}

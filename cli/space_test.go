@@ -111,10 +111,11 @@ func TestNoSpaceStopsAJob(t *testing.T) {
 	assertKept(t, done, "--data", data)
 }
 
-// doneIDs returns the ids that -v logged as done ("result create 5 done").
+// doneIDs returns the ids that -v logged as done ("msg=result op=create
+// id=5 outcome=done").
 func doneIDs(log string) []string {
 	var ids []string
-	for _, m := range regexp.MustCompile(`(?m)^result create (\S+) done$`).FindAllStringSubmatch(log, -1) {
+	for _, m := range regexp.MustCompile(`(?m) msg=result op=create id=(\S+) outcome=done$`).FindAllStringSubmatch(log, -1) {
 		ids = append(ids, m[1])
 	}
 	return ids

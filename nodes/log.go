@@ -3,36 +3,32 @@ package nodes
 import (
 	"context"
 	"errors"
-	"io"
-	"strconv"
-	"strings"
-	"sync"
-	"unicode"
+	"log/slog"
 
 	"github.com/reliable-ops/rops/core"
 )
 
-// logMu serializes the writes of every logged node, so that nodes can share
-// one writer (a terminal, a bytes.Buffer) without interleaving or racing.
-var logMu sync.Mutex
-
-// Logged returns n with a request log, as the original connector kept: one
-// line to w when a call starts and one when it returns, such as
+// Logged returns n with a request log, as the original connector kept, on
+// log: one record when a call starts ("request") and one when it returns
+// ("answer"), with the node's name, the call and its arguments; an answer
+// holds the result, or the error's status (if it came with one), code and
+// message at level WARN. With slog's text handler:
 //
-//	node01 create groupId=5 timestamp=1633806680.426599
-//	node01 create groupId=5 -> created
-//	node01 create groupId=6 -> 408 transient: Timeout due to Random Behavior
+//	level=INFO msg=request node=node01 op=create groupId=5 timestamp=1633806680.426599
+//	level=INFO msg=answer node=node01 op=create groupId=5 result=created
+//	level=WARN msg=answer node=node01 op=create groupId=6 status=408 code=transient error="Timeout due to Random Behavior"
 //
-// Answer lines hold " -> ". The log has no timings, so a seeded
-// single-threaded run logs the same lines every time. Each line is one Write,
-// and lines of all logged nodes are written under one lock, so nodes may
-// share w; write errors are ignored. The result is safe for concurrent use if
-// n is.
-func Logged(n core.Node, w io.Writer) core.Node { return &logged{n: n, w: w} }
+// The records carry no timings of their own (only the handler's time), so a
+// seeded single-threaded run logs the same records every time. Nodes may
+// share one logger: its handler serializes the lines. The result is safe for
+// concurrent use if n is.
+func Logged(n core.Node, log *slog.Logger) core.Node {
+	return &logged{n: n, log: log.With(slog.String("node", n.Name()))}
+}
 
 type logged struct {
-	n core.Node
-	w io.Writer
+	n   core.Node
+	log *slog.Logger
 }
 
 // Unwrap returns the node that l logs.
@@ -40,23 +36,28 @@ func (l *logged) Unwrap() core.Node { return l.n }
 
 func (l *logged) Name() string { return l.n.Name() }
 
+// call returns the attributes naming a call on an id.
+func call(op string, id core.GroupID) []slog.Attr {
+	return []slog.Attr{slog.String("op", op), slog.String("groupId", string(id))}
+}
+
 func (l *logged) Create(ctx context.Context, id core.GroupID, token core.Token) error {
-	req := "create groupId=" + field(string(id))
-	l.line(req + " timestamp=" + field(string(token)))
+	req := call("create", id)
+	l.request(ctx, req, slog.String("timestamp", string(token)))
 	err := l.n.Create(ctx, id, token)
-	l.answer(req, "created", err)
+	l.answer(ctx, req, err, slog.String("result", "created"))
 	return err
 }
 
 func (l *logged) Delete(ctx context.Context, id core.GroupID, token core.Token) error {
-	req := "delete groupId=" + field(string(id))
+	req := call("delete", id)
 	if token == "" {
-		l.line(req)
+		l.request(ctx, req)
 	} else {
-		l.line(req + " timestamp=" + field(string(token)))
+		l.request(ctx, req, slog.String("timestamp", string(token)))
 	}
 	err := l.n.Delete(ctx, id, token)
-	l.answer(req, "deleted", err)
+	l.answer(ctx, req, err, slog.String("result", "deleted"))
 	return err
 }
 
@@ -70,73 +71,52 @@ func (l *logged) Remove(ctx context.Context, id core.GroupID, before core.Token)
 	if !ok {
 		return "", core.Errorf(core.EUnsupported, "%s cannot delete without a read", l.n.Name())
 	}
-	req := "delete groupId=" + field(string(id))
-	l.line(req + " older-than=" + field(string(before)))
+	req := call("delete", id)
+	l.request(ctx, req, slog.String("older_than", string(before)))
 	tok, err := r.Remove(ctx, id, before)
-	l.answer(req, "deleted timestamp="+field(string(tok)), err)
+	l.answer(ctx, req, err, slog.String("result", "deleted"), slog.String("timestamp", string(tok)))
 	return tok, err
 }
 
 func (l *logged) Get(ctx context.Context, id core.GroupID) (core.Record, error) {
-	req := "get groupId=" + field(string(id))
-	l.line(req)
+	req := call("get", id)
+	l.request(ctx, req)
 	rec, err := l.n.Get(ctx, id)
-	l.answer(req, "found timestamp="+field(string(rec.Token)), err)
+	l.answer(ctx, req, err, slog.String("result", "found"), slog.String("timestamp", string(rec.Token)))
 	return rec, err
 }
 
 func (l *logged) List(ctx context.Context, after core.GroupID, limit int) ([]core.Record, error) {
-	req := "list after=" + field(string(after)) + " limit=" + strconv.Itoa(limit)
-	l.line(req)
+	req := []slog.Attr{slog.String("op", "list"), slog.String("after", string(after)), slog.Int("limit", limit)}
+	l.request(ctx, req)
 	recs, err := l.n.List(ctx, after, limit)
-	l.answer(req, strconv.Itoa(len(recs))+" records", err)
+	l.answer(ctx, req, err, slog.Int("records", len(recs)))
 	return recs, err
 }
 
 func (l *logged) Count(ctx context.Context) (int, error) {
-	l.line("count")
+	req := []slog.Attr{slog.String("op", "count")}
+	l.request(ctx, req)
 	c, err := l.n.Count(ctx)
-	l.answer("count", strconv.Itoa(c), err)
+	l.answer(ctx, req, err, slog.Int("count", c))
 	return c, err
+}
+
+func (l *logged) request(ctx context.Context, req []slog.Attr, args ...slog.Attr) {
+	l.log.LogAttrs(ctx, slog.LevelInfo, "request", append(req, args...)...)
 }
 
 // answer logs the end of req: ok if err is nil, else the error's status (if
 // it came with one), code and message.
-func (l *logged) answer(req, ok string, err error) {
+func (l *logged) answer(ctx context.Context, req []slog.Attr, err error, ok ...slog.Attr) {
 	if err == nil {
-		l.line(req + " -> " + ok)
+		l.log.LogAttrs(ctx, slog.LevelInfo, "answer", append(req, ok...)...)
 		return
 	}
-	var b strings.Builder
-	b.WriteString(req + " -> ")
+	attrs := req
 	if e, isCore := errors.AsType[*core.Error](err); isCore && e.Status != 0 {
-		b.WriteString(strconv.Itoa(e.Status) + " ")
+		attrs = append(attrs, slog.Int("status", e.Status))
 	}
-	b.WriteString(string(core.ErrorCode(err)) + ": " + oneLine.Replace(err.Error()))
-	l.line(b.String())
-}
-
-func (l *logged) line(s string) {
-	b := make([]byte, 0, len(l.n.Name())+len(s)+2)
-	b = append(b, l.n.Name()...)
-	b = append(b, ' ')
-	b = append(b, s...)
-	b = append(b, '\n')
-	logMu.Lock()
-	defer logMu.Unlock()
-	_, _ = l.w.Write(b)
-}
-
-var oneLine = strings.NewReplacer("\n", `\n`, "\r", `\r`)
-
-// field returns s as a key=value value: as it is if it is plain, quoted if
-// it is empty or holds spaces, quotes or unprintable characters, so that each
-// line stays one line of whitespace-separated fields.
-func field(s string) string {
-	if s == "" || strings.IndexFunc(s, func(r rune) bool {
-		return r == '"' || unicode.IsSpace(r) || !unicode.IsPrint(r)
-	}) >= 0 {
-		return strconv.Quote(s)
-	}
-	return s
+	attrs = append(attrs, slog.String("code", string(core.ErrorCode(err))), slog.String("error", err.Error()))
+	l.log.LogAttrs(ctx, slog.LevelWarn, "answer", attrs...)
 }

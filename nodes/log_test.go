@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"regexp"
 	"strings"
 	"sync"
@@ -42,7 +44,7 @@ func TestLogged(t *testing.T) {
 		CountFn: func(context.Context) (int, error) { return 2, nil },
 	}
 	var buf bytes.Buffer
-	n := nodes.Logged(mock, &buf)
+	n := nodes.Logged(mock, textLog(&buf))
 	ctx := context.Background()
 	_ = n.Create(ctx, "5", t5)
 	_ = n.Create(ctx, "6", t6)
@@ -52,22 +54,22 @@ func TestLogged(t *testing.T) {
 	_, _ = n.List(ctx, "", 1000)
 	_, _ = n.Count(ctx)
 	_, _ = n.Get(ctx, "a b")
-	want := `node01 create groupId=5 timestamp=1633806680.426599
-node01 create groupId=5 -> created
-node01 create groupId=6 timestamp=1633806862.284902
-node01 create groupId=6 -> 408 transient: Timeout due to Random Behavior
-node01 delete groupId=6 timestamp=1633806862.284902
-node01 delete groupId=6 -> not_found: No group record found with id '6' and timestamp '1633806862.284902'
-node01 delete groupId=5
-node01 delete groupId=5 -> deleted
-node01 get groupId=5
-node01 get groupId=5 -> found timestamp=1633806680.426599
-node01 list after="" limit=1000
-node01 list after="" limit=1000 -> 2 records
-node01 count
-node01 count -> 2
-node01 get groupId="a b"
-node01 get groupId="a b" -> internal: boom\nbang
+	want := `level=INFO msg=request node=node01 op=create groupId=5 timestamp=1633806680.426599
+level=INFO msg=answer node=node01 op=create groupId=5 result=created
+level=INFO msg=request node=node01 op=create groupId=6 timestamp=1633806862.284902
+level=WARN msg=answer node=node01 op=create groupId=6 status=408 code=transient error="Timeout due to Random Behavior"
+level=INFO msg=request node=node01 op=delete groupId=6 timestamp=1633806862.284902
+level=WARN msg=answer node=node01 op=delete groupId=6 code=not_found error="No group record found with id '6' and timestamp '1633806862.284902'"
+level=INFO msg=request node=node01 op=delete groupId=5
+level=INFO msg=answer node=node01 op=delete groupId=5 result=deleted
+level=INFO msg=request node=node01 op=get groupId=5
+level=INFO msg=answer node=node01 op=get groupId=5 result=found timestamp=1633806680.426599
+level=INFO msg=request node=node01 op=list after="" limit=1000
+level=INFO msg=answer node=node01 op=list after="" limit=1000 records=2
+level=INFO msg=request node=node01 op=count
+level=INFO msg=answer node=node01 op=count count=2
+level=INFO msg=request node=node01 op=get groupId="a b"
+level=WARN msg=answer node=node01 op=get groupId="a b" code=internal error="boom\nbang"
 `
 	if got := buf.String(); got != want {
 		t.Fatalf("log:\n%s\nwant:\n%s", got, want)
@@ -82,7 +84,7 @@ func seededLog(t *testing.T) string {
 	t.Helper()
 	node, _, _ := newNode(t, nodes.Faults{ErrorRate: 0.3, AmbiguousRate: 0.1, Jitter: 1000}, seed)
 	var buf bytes.Buffer
-	n := nodes.Logged(node, &buf)
+	n := nodes.Logged(node, textLog(&buf))
 	for i := range 50 {
 		_ = n.Create(context.Background(), id(i%10), core.Token(fmt.Sprintf("1633806680.%06d", i)))
 	}
@@ -95,10 +97,10 @@ func TestLoggedSeededRunIsReproducible(t *testing.T) {
 		t.Fatalf("seed %d logged two different runs:\n%s\n---\n%s", seed, a, b)
 	}
 	for _, want := range []string{
-		" -> created\n",
-		" -> 500 transient: InternalServerError due to Random Behavior\n",
-		" -> 408 transient: Timeout due to Random Behavior\n",
-		" -> exists: ",
+		" result=created\n",
+		" status=500 code=transient error=\"InternalServerError due to Random Behavior\"\n",
+		" status=408 code=transient error=\"Timeout due to Random Behavior\"\n",
+		" code=exists error=",
 	} {
 		if !strings.Contains(a, want) {
 			t.Errorf("seed %d: log lacks %q:\n%s", seed, want, a)
@@ -110,12 +112,13 @@ func TestLoggedSeededRunIsReproducible(t *testing.T) {
 // or race on it.
 func TestLoggedConcurrent(t *testing.T) {
 	var buf bytes.Buffer // not safe for concurrent use on its own
+	log := textLog(&buf)
 	var logged []core.Node
 	for i := range 3 {
 		name := fmt.Sprintf("node%02d", i+1)
 		logged = append(logged, nodes.Logged(nodes.New(name, newMapStore(), nodes.Options{
 			Faults: nodes.Faults{ErrorRate: 0.5}, Seed: seed,
-		}), &buf))
+		}), log))
 	}
 	const workers, calls = 8, 100
 	var wg sync.WaitGroup
@@ -132,10 +135,21 @@ func TestLoggedConcurrent(t *testing.T) {
 	if got, want := len(lines), 2*workers*calls; got != want {
 		t.Fatalf("%d lines, want %d", got, want)
 	}
-	re := regexp.MustCompile(`^node0[123] create groupId=\d+-\d+( timestamp=1633806680\.000001| -> created| -> (500|408) transient: \w+ due to Random Behavior)$`)
+	re := regexp.MustCompile(`^level=(INFO msg=request|INFO msg=answer|WARN msg=answer) node=node0[123] op=create groupId=\d+-\d+( timestamp=1633806680\.000001| result=created| status=(500|408) code=transient error="\w+ due to Random Behavior")$`)
 	for _, l := range lines {
 		if !re.MatchString(l) {
 			t.Fatalf("malformed line %q", l)
 		}
 	}
+}
+
+// textLog returns a logger in slog's text format without times, so that
+// tests can compare its lines.
+func textLog(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+		if len(groups) == 0 && a.Key == slog.TimeKey {
+			return slog.Attr{}
+		}
+		return a
+	}}))
 }

@@ -447,7 +447,7 @@ func TestSetFaultsConcurrent(t *testing.T) {
 func TestFaulty(t *testing.T) {
 	node, _, _ := newNode(t, nodes.Faults{}, seed)
 	var buf bytes.Buffer
-	if got, ok := nodes.Faulty(nodes.Logged(nodes.Logged(node, &buf), &buf)); !ok || got != node {
+	if got, ok := nodes.Faulty(nodes.Logged(nodes.Logged(node, textLog(&buf)), textLog(&buf))); !ok || got != node {
 		t.Fatalf("Faulty(Logged(Logged(node)))=%p, %v; want %p, true", got, ok, node)
 	}
 	if _, ok := nodes.Faulty(&mockNode{name: "x"}); ok {

@@ -3,6 +3,7 @@ package plugins
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net/url"
 	"testing"
 
@@ -33,7 +34,7 @@ func TestCloseDropsQueuedWrites(t *testing.T) {
 			return nil
 		}), nil
 	})
-	target, err := r.openTarget(t.Context(), []string{"slow://node01?late_rate=1&late_delay=1m"}, Env{Log: io.Discard})
+	target, err := r.openTarget(t.Context(), []string{"slow://node01?late_rate=1&late_delay=1m"}, Env{Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

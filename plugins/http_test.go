@@ -44,7 +44,7 @@ func TestOpenHTTP(t *testing.T) {
 	counter := &countingTransport{RoundTripper: hc.Transport}
 	hc.Transport = counter
 	var log bytes.Buffer
-	n, c, err := Open(t.Context(), srv.URL+"/v1?node=node02", Env{HTTP: hc, Log: &log})
+	n, c, err := Open(t.Context(), srv.URL+"/v1?node=node02", Env{HTTP: hc, Log: textLog(&log)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func TestOpenHTTP(t *testing.T) {
 	if got, want := counter.n.Load(), int64(2); got != want {
 		t.Fatalf("Env.HTTP sent %d requests, want %d", got, want)
 	}
-	if !strings.Contains(log.String(), "node02 create groupId=5 -> created\n") {
+	if !strings.Contains(log.String(), "msg=answer node=node02 op=create groupId=5 result=created\n") {
 		t.Fatalf("log=%q, want the create logged", log.String())
 	}
 	// node01 of the same server holds nothing.

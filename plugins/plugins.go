@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -42,7 +43,7 @@ type Env struct {
 	Clock core.Clock
 	// Log, if not nil, receives the request log of every node (see
 	// nodes.Logged).
-	Log io.Writer
+	Log *slog.Logger
 	// HTTP sends the requests of every http and https node, so that they
 	// share one keep-alive pool; nil means httpapi's shared client (see
 	// httpapi.NewHTTPClient).

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -60,7 +61,7 @@ func TestRegisterPanics(t *testing.T) {
 
 func TestOpenMemory(t *testing.T) {
 	var log bytes.Buffer
-	env := Env{Seed: 3, Faults: nodes.Faults{ErrorRate: 0.5}, Log: &log}
+	env := Env{Seed: 3, Faults: nodes.Faults{ErrorRate: 0.5}, Log: textLog(&log)}
 	n, c, err := Open(t.Context(), "memory://node01?error_rate=0", env)
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +76,7 @@ func TestOpenMemory(t *testing.T) {
 	if err := n.Create(t.Context(), "5", "1633806680.000001"); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := log.String(), "node01 create groupId=5 timestamp=1633806680.000001\nnode01 create groupId=5 -> created\n"; got != want {
+	if got, want := log.String(), "level=INFO msg=request node=node01 op=create groupId=5 timestamp=1633806680.000001\nlevel=INFO msg=answer node=node01 op=create groupId=5 result=created\n"; got != want {
 		t.Fatalf("log=%q, want %q", got, want)
 	}
 	fn, ok := nodes.Faulty(n)
@@ -401,4 +402,15 @@ func TestOpenTombstones(t *testing.T) {
 	if got, want := fmt.Sprint(err), "tombstones=maybe: give on (the default) or off"; !strings.Contains(got, want) {
 		t.Errorf("err=%q, want it to say %q", got, want)
 	}
+}
+
+// textLog returns a logger in slog's text format without times, so that
+// tests can compare its lines.
+func textLog(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+		if len(groups) == 0 && a.Key == slog.TimeKey {
+			return slog.Attr{}
+		}
+		return a
+	}}))
 }

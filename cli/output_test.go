@@ -1,0 +1,89 @@
+package cli
+
+import (
+	"bytes"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/reliable-ops/rops/core"
+)
+
+// fakeTerminal is the progress configuration of a terminal that shows every
+// render.
+func fakeTerminal(color bool) progressConfig {
+	return progressConfig{show: true, color: color}
+}
+
+func TestProgressLine(t *testing.T) {
+	var b bytes.Buffer
+	p := newProgress(&b, fakeTerminal(false), core.OpCreate, 10)
+	for _, o := range []core.Outcome{core.Done, core.Done, core.RolledBack, core.Pending} {
+		p.add(core.Result{Op: core.OpCreate, Outcome: o})
+	}
+	lines := strings.Split(b.String(), "\r")
+	last := lines[len(lines)-1]
+	// The label with the counts so far, the percent, the count, the rate and
+	// elapsed:ETA.
+	re := regexp.MustCompile(`^create \(1 rolled back, 1 pending\)\s+40% \|[^|]+\| \(4/10, \d+ ops/s\) \[\d+s:\d+s\]`)
+	if !re.MatchString(last) {
+		t.Fatalf("progress line %q does not match %v", last, re)
+	}
+	if strings.Contains(b.String(), "\x1b[") {
+		t.Fatalf("progress without colour wrote an escape code: %q", b.String())
+	}
+	n := b.Len()
+	p.done()
+	if cleared := b.String()[n:]; strings.TrimSpace(cleared) != "" || !strings.HasSuffix(cleared, "\r") {
+		t.Fatalf("done wrote %q, want the line blanked and the cursor at its start", cleared)
+	}
+}
+
+func TestProgressColor(t *testing.T) {
+	var b bytes.Buffer
+	p := newProgress(&b, fakeTerminal(true), core.OpDelete, 4)
+	p.add(core.Result{Op: core.OpDelete, Outcome: core.RolledBack})
+	if !strings.Contains(b.String(), "\x1b[33m1 rolled back, 0 pending\x1b[0m") {
+		t.Fatalf("progress with colour wrote %q, want the counts in yellow", b.String())
+	}
+}
+
+func TestProgressNotShown(t *testing.T) {
+	for name, cfg := range map[string]progressConfig{
+		"not a terminal": terminalProgress(&bytes.Buffer{}, false),
+		"quiet":          {show: false, color: true},
+	} {
+		var b bytes.Buffer
+		p := newProgress(&b, cfg, core.OpCreate, 3)
+		p.add(core.Result{Outcome: core.Done})
+		p.done()
+		if b.Len() != 0 {
+			t.Errorf("%s: progress wrote %q", name, b.String())
+		}
+	}
+}
+
+func TestTerminalProgress(t *testing.T) {
+	tty, err := os.OpenFile("/dev/null", os.O_WRONLY, 0)
+	if err != nil {
+		t.Skip(err)
+	}
+	defer tty.Close()
+	t.Setenv("NO_COLOR", "")
+	if cfg := terminalProgress(tty, false); !cfg.color {
+		t.Error("colour off without NO_COLOR")
+	}
+	t.Setenv("NO_COLOR", "1")
+	if cfg := terminalProgress(tty, false); cfg.color {
+		t.Error("colour on with NO_COLOR=1")
+	}
+	// /dev/null is a character device, as a terminal is: -q alone hides
+	// the progress.
+	if cfg := terminalProgress(tty, false); !cfg.show {
+		t.Error("progress hidden on a character device")
+	}
+	if cfg := terminalProgress(tty, true); cfg.show {
+		t.Error("progress shown under -q")
+	}
+}
