@@ -386,7 +386,7 @@ func TestServeShutdown(t *testing.T) {
 	if err := s.cmd.Wait(); err != nil {
 		t.Fatalf("rops serve after SIGTERM: %v", err)
 	}
-	st, err := badger.Open(filepath.Join(dir, "node01"))
+	st, err := badger.Open(filepath.Join(dir, "serve", "node01"))
 	if err != nil {
 		t.Fatalf("store not released: %v", err)
 	}

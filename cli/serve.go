@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -18,8 +19,11 @@ import (
 type ServeCmd struct {
 	Addr  string   `default:"127.0.0.1:8080" help:"Address to listen on (port 0: any free port; the address is printed)."`
 	Nodes []string `default:"node01,node02,node03" sep:"," help:"Names of the nodes to serve, chosen by the 'node' header."`
-	Store string   `enum:"memory,badger" default:"badger" help:"Storage of the nodes: badger under --data, or memory."`
-	Admin bool     `help:"Serve GET/PUT /admin/faults to read or change each node's faults while running."`
+	Store string   `enum:"memory,badger" default:"badger" help:"Storage of the nodes: badger under --store-dir, or memory."`
+	// StoreDir keeps a running server's stores apart from the local
+	// target's (--data itself), which a badger store locks while open.
+	StoreDir string `type:"path" placeholder:"DIR" help:"Directory of the badger nodes' stores, one per node (default: the serve directory under --data, apart from the local target's stores; give --data's own directory to serve the local target's data)."`
+	Admin    bool   `help:"Serve GET/PUT /admin/faults to read or change each node's faults while running."`
 	// Original lets rops' own client be tried against the original's
 	// protocol, its fallback path, with real processes and faults.
 	Original bool `help:"Speak the original server's protocol: no timestamp in GET /group/<id>, no /groups, 400 exists for a replayed create, no Rops- headers (no 'not applied' 503), and no tombstones."`
@@ -50,7 +54,7 @@ func (c *ServeCmd) Run(ctx context.Context, g *Globals, io *IO) error {
 		}
 	}
 	if c.Store == "badger" {
-		dir, err := g.dataDir()
+		dir, err := c.storeDir(g)
 		if err != nil {
 			return err
 		}
@@ -72,7 +76,7 @@ func (c *ServeCmd) Run(ctx context.Context, g *Globals, io *IO) error {
 		return usageError(fmt.Errorf("cannot listen on %s: %w; choose another with --addr", c.Addr, err))
 	}
 	srv := &http.Server{
-		Handler:           httpapi.NewServer(target.Nodes, httpapi.ServerOptions{Admin: c.Admin, AccessLog: io.Stderr, Original: c.Original}),
+		Handler:           httpapi.NewServer(target.Nodes, httpapi.ServerOptions{Admin: c.Admin, AccessLog: io.Stderr, Original: c.Original, Metrics: true}),
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       idleTimeout,
 	}
@@ -96,4 +100,16 @@ func (c *ServeCmd) Run(ctx context.Context, g *Globals, io *IO) error {
 		return err
 	}
 	return nil
+}
+
+// storeDir returns --store-dir, or the serve directory under --data.
+func (c *ServeCmd) storeDir(g *Globals) (string, error) {
+	if c.StoreDir != "" {
+		return c.StoreDir, nil
+	}
+	dir, err := g.dataDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, "serve"), nil
 }
