@@ -16,6 +16,13 @@
 //	GET    /groups?after=&stream=1  200 the same, every record after, written as read (stream.go)
 //	GET    /admin/faults            200 {"node01": {"error_rate": 0.2, ...}} (ServerOptions.Admin)
 //	PUT    /admin/faults            200 the new faults of every node
+//	GET    /healthz                 200 ok (the process serves)
+//	GET    /readyz                  200 ready; 503 a line per node whose one-record List failed
+//	GET    /metrics                 200 Prometheus text (ServerOptions.Metrics, metrics.go)
+//
+// The last three are rops' own, served under ServerOptions.Original too
+// (the original had none; its clients never ask for them), and are not
+// routes of a node: they take no node header.
 //
 // The optional "timestamp" header carries the operation's token: the token a
 // POST stores (the server makes one if it is absent) and the token a DELETE
