@@ -76,7 +76,7 @@ func (c *ServeCmd) Run(ctx context.Context, g *Globals, io *IO) error {
 		return usageError(fmt.Errorf("cannot listen on %s: %w; choose another with --addr", c.Addr, err))
 	}
 	srv := &http.Server{
-		Handler:           httpapi.NewServer(target.Nodes, httpapi.ServerOptions{Admin: c.Admin, AccessLog: io.Stderr, Original: c.Original, Metrics: true}),
+		Handler:           httpapi.NewServer(target.Nodes, httpapi.ServerOptions{Admin: c.Admin, AccessLog: g.logger(io.Stderr), Original: c.Original, Metrics: true}),
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       idleTimeout,
 	}

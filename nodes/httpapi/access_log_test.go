@@ -2,12 +2,16 @@ package httpapi_test
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/reliable-ops/rops/core"
 	"github.com/reliable-ops/rops/nodes/httpapi"
@@ -15,7 +19,7 @@ import (
 
 func TestAccessLog(t *testing.T) {
 	var log bytes.Buffer
-	s := httpapi.NewServer(memoryNodes(names...), httpapi.ServerOptions{AccessLog: &log, Clock: clock, Tokens: core.NewTokenSource(clock)})
+	s := httpapi.NewServer(memoryNodes(names...), httpapi.ServerOptions{AccessLog: slog.New(slog.NewTextHandler(&log, nil)), Clock: clock, Tokens: core.NewTokenSource(clock)})
 	for _, r := range []struct {
 		method, target, remote, ua, referer string
 	}{
@@ -34,9 +38,11 @@ func TestAccessLog(t *testing.T) {
 		}
 		s.ServeHTTP(httptest.NewRecorder(), req)
 	}
-	want := `192.0.2.1 - - [14/Nov/2023:22:13:20 +0000] "POST /v1/group HTTP/1.1" 201 8 "-" "rops/1"
-::1 - - [14/Nov/2023:22:13:20 +0000] "GET /v1/group/9?x=1 HTTP/1.1" 200 51 "http://example.com/" "curl \x22evil\x22\x0a"
-192.0.2.1 - - [14/Nov/2023:22:13:20 +0000] "GET /nope HTTP/1.1" 404 150 "-" "-"
+	// The request line is the message; values are quoted and escaped as
+	// needed, so that the user agent cannot break its line.
+	want := `time=2023-11-14T22:13:20.000Z level=INFO msg="POST /v1/group HTTP/1.1" remote=192.0.2.1 status=201 bytes=8 referer="" user_agent=rops/1
+time=2023-11-14T22:13:20.000Z level=INFO msg="GET /v1/group/9?x=1 HTTP/1.1" remote=::1 status=200 bytes=51 referer=http://example.com/ user_agent="curl \"evil\"\n"
+time=2023-11-14T22:13:20.000Z level=INFO msg="GET /nope HTTP/1.1" remote=192.0.2.1 status=404 bytes=150 referer="" user_agent=""
 `
 	if got := log.String(); got != want {
 		t.Fatalf("log:\n%s\nwant:\n%s", got, want)
@@ -44,10 +50,10 @@ func TestAccessLog(t *testing.T) {
 }
 
 // TestAccessLogConcurrent checks lines from concurrent requests over a real
-// server stay whole.
+// server stay whole, in the JSON format with every field.
 func TestAccessLogConcurrent(t *testing.T) {
 	var log bytes.Buffer
-	srv := serve(t, httpapi.NewServer(memoryNodes(names...), httpapi.ServerOptions{AccessLog: &log}))
+	srv := serve(t, httpapi.NewServer(memoryNodes(names...), httpapi.ServerOptions{AccessLog: slog.New(slog.NewJSONHandler(&log, nil))}))
 	hc := newHTTPClient(t)
 	const workers, each = 8, 20
 	var wg sync.WaitGroup
@@ -69,10 +75,19 @@ func TestAccessLogConcurrent(t *testing.T) {
 	if got, want := len(lines), workers*each; got != want {
 		t.Fatalf("%d log lines, want %d", got, want)
 	}
-	line := regexp.MustCompile(`^127\.0\.0\.1 - - \[[^\]]+\] "GET /v1/ping HTTP/1\.1" 200 5 "-" "Go-http-client/1\.1"$`)
 	for _, l := range lines {
-		if !line.MatchString(l) {
-			t.Fatalf("log line %q is not as expected", l)
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatalf("log line %q is not JSON: %v", l, err)
+		}
+		if _, err := time.Parse(time.RFC3339Nano, fmt.Sprint(rec["time"])); err != nil {
+			t.Fatalf("log line %q: time: %v", l, err)
+		}
+		delete(rec, "time")
+		want := map[string]any{"level": "INFO", "msg": "GET /v1/ping HTTP/1.1", "remote": "127.0.0.1", "status": 200.0,
+			"bytes": 5.0, "referer": "", "user_agent": "Go-http-client/1.1"}
+		if !maps.Equal(rec, want) {
+			t.Fatalf("log line %q is not as expected: want %v", l, want)
 		}
 	}
 }

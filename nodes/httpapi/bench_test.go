@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"iter"
 	"net/http"
 	"net/http/httptest"
@@ -57,7 +58,7 @@ func BenchmarkServer(b *testing.B) {
 			}
 			opts := httpapi.ServerOptions{}
 			if bc.log {
-				opts.AccessLog = io.Discard
+				opts.AccessLog = slog.New(slog.NewTextHandler(io.Discard, nil))
 			}
 			s := httpapi.NewServer(ns, opts)
 			var next atomic.Int64

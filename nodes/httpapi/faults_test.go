@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"slices"
@@ -43,7 +44,7 @@ func faultyServer(t *testing.T, f nodes.Faults, clock core.Clock, opts httpapi.S
 // record all the same.
 func TestResetIsTCPReset(t *testing.T) {
 	var log bytes.Buffer
-	store, _, url, handled := faultyServer(t, nodes.Faults{ResetRate: 1}, clock, httpapi.ServerOptions{AccessLog: &log, Clock: clock})
+	store, _, url, handled := faultyServer(t, nodes.Faults{ResetRate: 1}, clock, httpapi.ServerOptions{AccessLog: slog.New(slog.NewTextHandler(&log, nil)), Clock: clock})
 	conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +68,7 @@ func TestResetIsTCPReset(t *testing.T) {
 		t.Fatalf("store.Get(5)=%+v, %v; want %+v: the request is applied before the reset", got, err, want)
 	}
 	<-handled
-	if got, want := log.String(), `"POST /v1/group HTTP/1.1" 444 - "-" "-"`; !strings.Contains(got, want) {
+	if got, want := log.String(), `msg="POST /v1/group HTTP/1.1" remote=127.0.0.1 status=444 bytes=0 `; !strings.Contains(got, want) {
 		t.Fatalf("access log %q, want it to show %s", got, want)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -37,12 +38,12 @@ type ServerOptions struct {
 	// answers 503 at once with Retry-After, so memory stays bounded
 	// however many clients ask.
 	MaxStats, MaxLists int
-	// AccessLog, if not nil, receives one line per request, as gunicorn
-	// writes them: the common log format plus referer and user agent,
-	//	127.0.0.1 - - [25/Nov/2026:18:00:00 +0000] "POST /v1/group HTTP/1.1" 201 8 "-" "rops/1"
-	// Each line is one Write, made under a lock, so the writer needs no
-	// locking of its own; a slow writer slows the requests.
-	AccessLog io.Writer
+	// AccessLog, if not nil, receives one record per request at level
+	// INFO, with gunicorn's fields: the request line as the message, and
+	// remote, status, bytes, referer and user_agent,
+	//	time=2026-11-25T18:00:00.000Z level=INFO msg="POST /v1/group HTTP/1.1" remote=127.0.0.1 status=201 bytes=8 referer="" user_agent=rops/1
+	// A slow handler slows the requests.
+	AccessLog *slog.Logger
 	// Tokens makes the token of a POST that has no timestamp header (nil:
 	// a new core.TokenSource).
 	Tokens *core.TokenSource
