@@ -48,8 +48,9 @@ type CLI struct {
 	Check     CheckCmd     `cmd:"" help:"Run a seeded mix of creates and deletes on ids of its own and report anything lost, unexpected or divergent."`
 	Serve     ServeCmd     `cmd:"" help:"Serve nodes over HTTP, wire-compatible with the original system."`
 
-	Version VersionCmd `cmd:"" help:"Print the version: the module's and the VCS revision it was built from."`
-	Help    HelpCmd    `cmd:"" help:"Show the help of rops or of a command, such as: rops help create."`
+	Version    VersionCmd    `cmd:"" help:"Print the version: the module's and the VCS revision it was built from."`
+	Completion CompletionCmd `cmd:"" help:"Print the completion script of a shell (bash, zsh or fish), such as: source <(rops completion bash)."`
+	Help       HelpCmd       `cmd:"" help:"Show the help of rops or of a command, such as: rops help create."`
 }
 
 // IO is where a command reads input and writes output.
@@ -113,6 +114,11 @@ func Run(ctx context.Context, args []string, io IO) (code int) {
 	if err != nil {
 		fmt.Fprintf(io.Stderr, "rops: internal error: %v\n", err)
 		return ExitUsage
+	}
+	// The shell runs rops with COMP_LINE set to complete a line: answer,
+	// and run no command.
+	if completeLine(parser) {
+		return ExitOK
 	}
 	kctx, err := parser.Parse(args)
 	if exit >= 0 { // --help and friends
