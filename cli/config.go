@@ -20,6 +20,10 @@ import (
 // of other tools.
 type Config struct {
 	Targets map[string]TargetConfig `json:"targets"`
+
+	// remote is the base URL of the built-in remote target (--remote);
+	// empty, defaultRemote.
+	remote string
 }
 
 // TargetConfig is one named target.
@@ -39,12 +43,8 @@ type TargetConfig struct {
 // builtinTargets are the targets every config has: the local cluster and
 // the nodes `rops serve` serves by default.
 var builtinTargets = map[string]TargetConfig{
-	"local": {Nodes: []string{"badger://node01", "badger://node02", "badger://node03"}},
-	"remote": {Nodes: []string{
-		"http://127.0.0.1:8080/v1?node=node01",
-		"http://127.0.0.1:8080/v1?node=node02",
-		"http://127.0.0.1:8080/v1?node=node03",
-	}},
+	"local":  {Nodes: []string{"badger://node01", "badger://node02", "badger://node03"}},
+	"remote": {Nodes: remoteNodes(defaultRemote)},
 }
 
 // loadConfig reads a config file; an empty name gives no extra targets.
@@ -109,6 +109,9 @@ func checkAddress(spec string) error {
 func (c Config) target(name string) (TargetConfig, error) {
 	if t, ok := c.Targets[name]; ok {
 		return t, nil
+	}
+	if name == "remote" && c.remote != "" {
+		return TargetConfig{Nodes: remoteNodes(c.remote)}, nil
 	}
 	if t, ok := builtinTargets[name]; ok {
 		return t, nil

@@ -28,7 +28,7 @@ import (
 // Globals are the flags every command takes. Each also reads the ROPS_*
 // environment variable named in its help.
 type Globals struct {
-	Target      string  `short:"t" default:"local" help:"Nodes to work on: 'local' (three embedded badger nodes node01..03 under --data), 'remote' (rops serve's default nodes at http://127.0.0.1:8080/v1), or a target named in --config."`
+	Target      string  `short:"t" default:"local" help:"Nodes to work on: 'local' (three embedded badger nodes node01..03 under --data), 'remote' (nodes node01..03 of the rops serve at --remote), or a target named in --config."`
 	Config      string  `type:"path" placeholder:"FILE" help:"JSON file of named targets: {\"targets\": {\"lab\": {\"nodes\": [\"http://127.0.0.1:9001/v1?node=node01\", ...], \"retries\": 10, \"concurrency\": 16}}}."`
 	Data        string  `type:"path" placeholder:"DIR" help:"Data directory of the local target (default: $XDG_DATA_HOME/rops, or ~/.local/share/rops)."`
 	Journal     string  `placeholder:"URL" help:"Keep the journal of unfinished operations, and a lock per id, in etcd at etcd://HOST:PORT[,HOST:PORT...]/PREFIX, shared by every rops that names it, so that many can run jobs on one cluster at once (default: the target's journal, else a local file under --data, for one rops per cluster)."`
@@ -36,6 +36,8 @@ type Globals struct {
 	Retries     *int    `placeholder:"N" help:"Retries per request before an operation is rolled back (default 10, or the target's)."`
 	Concurrency *string `placeholder:"N|auto" help:"Operations run at once by create and delete: 1 to 1024, or auto to grow while the nodes' latency stays flat and shrink when they slow down or ask to (default auto, or the target's number); never more than the ids. Other bulk commands run 16 at once under auto."`
 	Output      string  `short:"o" enum:"text,json" default:"text" help:"Output format: text or json."`
+
+	Remote remoteURL `placeholder:"URL" help:"Base URL of the rops serve (or original server) whose nodes node01..03 are the remote target (default http://127.0.0.1:8080/v1, where rops serve listens by default)."`
 
 	RequestTimeout      time.Duration `default:"2s" help:"Give up on a request to a node after this long (it is then retried)."`
 	OperationTimeout    time.Duration `default:"30s" help:"Give up on an operation after this long, and roll it back."`
@@ -142,6 +144,7 @@ func (g *Globals) open(ctx context.Context, stderr io.Writer, journal bool) (_ *
 	if err != nil {
 		return nil, usageError(err)
 	}
+	cfg.remote = string(g.Remote)
 	tc, err := cfg.target(g.Target)
 	if err != nil {
 		return nil, usageError(err)
