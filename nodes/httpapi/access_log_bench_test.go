@@ -1,0 +1,24 @@
+package httpapi
+
+import (
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/reliable-ops/rops/core"
+)
+
+// BenchmarkAccessLog measures one access log record in slog's text format,
+// to a writer that discards it: the cost the log adds to every request.
+func BenchmarkAccessLog(b *testing.B) {
+	l := newAccessLog(slog.New(slog.NewTextHandler(io.Discard, nil)), core.SystemClock{})
+	r := httptest.NewRequest("POST", "/v1/group", nil)
+	r.RemoteAddr = "127.0.0.1:40000"
+	r.Header.Set("User-Agent", "rops/1")
+	lw := &logWriter{status: 201, bytes: 8}
+	b.ReportAllocs()
+	for b.Loop() {
+		l.write(r, lw)
+	}
+}
