@@ -69,13 +69,16 @@ func runBulk(ctx context.Context, g *Globals, io *IO, op core.Op, src *IDSource)
 			progress.add(res)
 		}
 	}
-	rep := cl.Bulk(ctx, op, ids.all(), cl.bulkConcurrency, each)
+	// A cluster nobody answers is named once, and the job stops early.
+	unreach := newUnreachable(cl.Nodes())
+	rep := cl.Bulk(ctx, op, unreach.ids(ctx, ids.all()), cl.bulkConcurrency, unreach.each(each))
 	progress.done()
 	if g.Quiet && g.Output == "text" {
 		printSummary(io.Stdout, rep)
 	} else if err := printReport(io.Stdout, g.Output, rep); err != nil {
 		return err
 	}
+	unreach.report(ctx, io.Stderr, ids.len()-rep.Requested)
 	return jobError(ctx, rep, left)
 }
 
@@ -97,6 +100,8 @@ func runOne(ctx context.Context, g *Globals, io *IO, op core.Op, arg string) err
 	}
 	rep.Add(res)
 	rep.Seconds = time.Since(start).Seconds()
+	unreach := newUnreachable(cl.Nodes())
+	unreach.add(res)
 	if g.Output == "json" {
 		if err := printReport(io.Stdout, g.Output, rep); err != nil {
 			return err
@@ -104,6 +109,7 @@ func runOne(ctx context.Context, g *Globals, io *IO, op core.Op, arg string) err
 	} else {
 		printResult(io.Stdout, res)
 	}
+	unreach.report(ctx, io.Stderr, 0)
 	return jobError(ctx, rep, left)
 }
 
