@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/reliable-ops/rops/core"
@@ -33,13 +34,15 @@ func (c *PingCmd) Run(ctx context.Context, g *Globals, io *IO) error {
 	}
 	defer cl.Close()
 	failed := 0
-	for _, n := range cl.Nodes() {
+	errs := make([]error, len(cl.Nodes()))
+	for i, n := range cl.Nodes() {
 		start := time.Now()
 		err := ping(ctx, n)
 		took := time.Since(start)
 		if err != nil {
 			failed++
 		}
+		errs[i] = err
 		if g.Output == "json" {
 			out := pingJSON{Node: n.Name(), OK: err == nil, Ms: round(float64(took)/float64(time.Millisecond), 3)}
 			if err != nil {
@@ -55,6 +58,10 @@ func (c *PingCmd) Run(ctx context.Context, g *Globals, io *IO) error {
 			continue
 		}
 		fmt.Fprintf(io.Stdout, "%-8s ok (%v)\n", n.Name(), took.Round(time.Microsecond))
+	}
+	if len(errs) > 0 && !slices.ContainsFunc(errs, func(err error) bool { return !cannotReach(err) }) {
+		// Nobody answers: say why once.
+		return &exitError{code: ExitInconsistent, err: fmt.Errorf("no node answered: %s", summarizeUnreachable(cl.Nodes(), errs))}
 	}
 	if failed > 0 {
 		return &exitError{code: ExitInconsistent, err: fmt.Errorf("%d of %d nodes did not answer", failed, len(cl.Nodes()))}

@@ -47,7 +47,7 @@ func (c *StatsCmd) Run(ctx context.Context, g *Globals, io *IO) error {
 	defer cl.Close()
 	st, err := cl.Stats(ctx, core.StatsOptions{})
 	if err != nil {
-		return &exitError{code: ExitInconsistent, err: err}
+		return &exitError{code: ExitInconsistent, err: unreachableError(ctx, cl.Nodes(), err)}
 	}
 	out := statsJSON{Consistent: st.Consistent, Nodes: map[string]int{}, Divergent: []divergenceJSON{}, DivergentCount: st.DivergentCount, CountsOnly: st.CountsOnly, Settled: st.Settled}
 	all := make([]string, len(st.Nodes))

@@ -252,3 +252,32 @@ func compactNames(names []string) string {
 	}
 	return first + ".." + names[len(names)-1][at:]
 }
+
+// unreachableError returns err, or, if err holds only errors of nodes that
+// could not be reached and no node answers a ping either, an error that
+// names the cause once instead of once per node.
+func unreachableError(ctx context.Context, nodes []core.Node, err error) error {
+	if err == nil || !onlyCannotReach(err) {
+		return err
+	}
+	u := newUnreachable(nodes)
+	u.probe(ctx)
+	if u.causes == nil {
+		return err
+	}
+	return errors.New(summarizeUnreachable(nodes, u.causes))
+}
+
+// onlyCannotReach reports whether err, and each error joined in it, says
+// that a node could not be reached.
+func onlyCannotReach(err error) bool {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			if !onlyCannotReach(e) {
+				return false
+			}
+		}
+		return len(j.Unwrap()) > 0
+	}
+	return cannotReach(err)
+}
