@@ -1,6 +1,16 @@
 package cli
 
-import "testing"
+import (
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/reliable-ops/rops/nodes/httpapi"
+	"github.com/reliable-ops/rops/plugins"
+)
 
 func TestCompactNames(t *testing.T) {
 	for _, tc := range []struct {
@@ -17,6 +27,34 @@ func TestCompactNames(t *testing.T) {
 	} {
 		if got := compactNames(tc.in); got != tc.want {
 			t.Errorf("compactNames(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestUnreachableTLS: nodes whose certificate is not trusted are a cluster
+// nobody can reach: the job names the cause once and stops early.
+func TestUnreachableTLS(t *testing.T) {
+	target, err := plugins.OpenTarget(t.Context(), []string{"memory://node01", "memory://node02", "memory://node03"}, plugins.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer target.Close()
+	srv := httptest.NewTLSServer(httpapi.NewServer(target.Nodes, httpapi.ServerOptions{}))
+	defer srv.Close()
+	base := srv.URL + "/v1"
+	cfg := filepath.Join(t.TempDir(), "targets.json")
+	specs := fmt.Sprintf(`{"targets": {"tls": {"nodes": ["%s?node=node01", "%s?node=node02", "%s?node=node03"]}}}`, base, base, base)
+	if err := os.WriteFile(cfg, []byte(specs), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := run(t, "--data", t.TempDir(), "--config", cfg, "-t", "tls", "create", "--range", "0-199")
+	want := "rops: node01..03: tls: failed to verify certificate: x509: certificate signed by unknown authority at " + base + "\n"
+	if code != ExitRolledBack || !strings.HasPrefix(errs, want) || !strings.Contains(errs, "ids not started") {
+		t.Fatalf("create against untrusted nodes: exit %d\nstdout:\n%s\nstderr:\n%s\nwant exit 1 and stderr starting %q, then ids not started", code, out, errs, want)
+	}
+	for _, n := range target.Nodes {
+		if c, err := n.Count(t.Context()); err != nil || c != 0 {
+			t.Errorf("%s holds %d records (%v), want none", n.Name(), c, err)
 		}
 	}
 }
