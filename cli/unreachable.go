@@ -165,11 +165,12 @@ func cannotReach(err error) bool {
 // the same cause and address together: "node01..03: connection refused at
 // http://127.0.0.1:1/v1: is rops serve running?".
 func summarizeUnreachable(nodes []core.Node, errs []error) string {
-	type cause struct{ reason, at string }
+	type cause struct{ reason, hint, at string }
 	var order []cause
 	names := map[cause][]string{}
 	for i, n := range nodes {
-		c := cause{reason: dialReason(errs[i]), at: nodeURL(n)}
+		reason, hint := dialReason(errs[i])
+		c := cause{reason: reason, hint: hint, at: nodeURL(n)}
 		if _, ok := names[c]; !ok {
 			order = append(order, c)
 		}
@@ -181,31 +182,34 @@ func summarizeUnreachable(nodes []core.Node, errs []error) string {
 		if c.at != "" {
 			s += " at " + c.at
 		}
-		if strings.Contains(c.reason, "connection refused") {
-			s += ": is rops serve running?"
+		if c.hint != "" {
+			s += ": " + c.hint
 		}
 		parts = append(parts, s)
 	}
 	return strings.Join(parts, "; ")
 }
 
-// dialReason is the short cause of a failed request: the system's error
-// of a dial (connection refused), the resolver's, or the certificate's;
-// else the whole error.
-func dialReason(err error) string {
+// dialReason is the short cause of a failed request, and a hint: the
+// system's error of a dial (connection refused), the resolver's, or the
+// certificate's; else the whole error.
+func dialReason(err error) (reason, hint string) {
 	if errno, ok := errors.AsType[syscall.Errno](err); ok {
-		return errno.Error()
+		if errno == syscall.ECONNREFUSED {
+			hint = "is rops serve running?"
+		}
+		return errno.Error(), hint
 	}
 	if dns, ok := errors.AsType[*net.DNSError](err); ok {
-		return dns.Error()
+		return dns.Error(), "is the host name right?"
 	}
 	if cert, ok := errors.AsType[*tls.CertificateVerificationError](err); ok {
-		return cert.Error()
+		return cert.Error(), ""
 	}
 	if op, ok := errors.AsType[*net.OpError](err); ok {
-		return op.Err.Error()
+		return op.Err.Error(), ""
 	}
-	return err.Error()
+	return err.Error(), ""
 }
 
 // nodeURL is the server address of an HTTP node, looking through wrappers

@@ -2,12 +2,15 @@ package cli
 
 import (
 	"fmt"
+	"net"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
+	"github.com/reliable-ops/rops/core"
 	"github.com/reliable-ops/rops/nodes/httpapi"
 	"github.com/reliable-ops/rops/plugins"
 )
@@ -56,5 +59,27 @@ func TestUnreachableTLS(t *testing.T) {
 		if c, err := n.Count(t.Context()); err != nil || c != 0 {
 			t.Errorf("%s holds %d records (%v), want none", n.Name(), c, err)
 		}
+	}
+}
+
+// TestSummarizeUnreachable: nodes are grouped by cause and address, each
+// cause with its hint.
+func TestSummarizeUnreachable(t *testing.T) {
+	target, err := plugins.OpenTarget(t.Context(), []string{"memory://node01", "memory://node02", "memory://node03"}, plugins.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer target.Close()
+	dns := &core.Error{Code: core.EUnavailable, Err: &net.OpError{Op: "dial", Net: "tcp",
+		Err: &net.DNSError{Err: "no such host", Name: "x.invalid", IsNotFound: true}}}
+	refused := &core.Error{Code: core.EUnavailable, Err: &net.OpError{Op: "dial", Net: "tcp",
+		Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}}
+	got := summarizeUnreachable(target.Nodes, []error{dns, dns, fmt.Errorf("%w (retries exhausted)", refused)})
+	want := "node01..02: lookup x.invalid: no such host: is the host name right?; node03: connection refused: is rops serve running?"
+	if got != want {
+		t.Errorf("summary = %q, want %q", got, want)
+	}
+	if !cannotReach(dns) || !cannotReach(fmt.Errorf("wrapped: %w", refused)) || cannotReach(core.Errorf(core.ETransient, "timeout")) || cannotReach(core.Errorf(core.ERejected, "400")) {
+		t.Errorf("cannotReach misclassifies")
 	}
 }
