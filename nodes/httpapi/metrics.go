@@ -30,6 +30,17 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	handler  http.Handler
+	// series caches the counter and histogram of each label set
+	// (seriesKey) seen, so that counting a request neither validates nor
+	// hashes its labels again, nor takes the vectors' locks.
+	series sync.Map
+}
+
+type seriesKey struct{ node, route, status, fault string }
+
+type series struct {
+	requests prometheus.Counter
+	latency  prometheus.Observer
 }
 
 // latencyBuckets spans a memory node's tens of microseconds to a hung
@@ -59,16 +70,16 @@ func newMetrics(ns []core.Node) *metrics {
 // nodes.Note, in which a faulty node records the fault it injected.
 func (m *metrics) serve(s *Server, w http.ResponseWriter, r *http.Request, next func(http.ResponseWriter, *http.Request)) {
 	start := time.Now()
-	var note nodes.Note
 	mw := &metricsWriter{ResponseWriter: w}
 	// Deferred, to count a request whose handler aborts (a reset
 	// connection that cannot be taken over) as well.
-	defer m.count(s, r, start, mw, &note)
-	next(mw, r.WithContext(nodes.WithNote(r.Context(), &note)))
+	defer m.count(s, r, start, mw)
+	next(mw, r.WithContext(nodes.WithNote(r.Context(), &mw.note)))
 }
 
-// count counts a request answered with mw's status, after note's fault.
-func (m *metrics) count(s *Server, r *http.Request, start time.Time, mw *metricsWriter, note *nodes.Note) {
+// count counts a request answered with mw's status, after its fault.
+func (m *metrics) count(s *Server, r *http.Request, start time.Time, mw *metricsWriter) {
+	note := &mw.note
 	status := mw.status
 	if status == 0 {
 		// Nothing written: net/http sends 200, unless the connection
@@ -82,15 +93,27 @@ func (m *metrics) count(s *Server, r *http.Request, start time.Time, mw *metrics
 	if fault == "" {
 		fault = nodes.FaultNone
 	}
-	node, route := s.nodeLabel(r), routeLabel(r)
-	m.requests.WithLabelValues(node, route, statusLabel(status), fault).Inc()
-	m.latency.WithLabelValues(node, route).Observe(time.Since(start).Seconds())
+	key := seriesKey{s.nodeLabel(r), routeLabel(r), statusLabel(status), fault}
+	v, ok := m.series.Load(key)
+	if !ok {
+		// The labels' values come from fixed sets, so the cache is
+		// bounded as the vectors are.
+		v, _ = m.series.LoadOrStore(key, &series{
+			requests: m.requests.WithLabelValues(key.node, key.route, key.status, key.fault),
+			latency:  m.latency.WithLabelValues(key.node, key.route),
+		})
+	}
+	se := v.(*series)
+	se.requests.Inc()
+	se.latency.Observe(time.Since(start).Seconds())
 }
 
-// metricsWriter records the status of an answer.
+// metricsWriter records the status of an answer, and holds the request's
+// note (one allocation for both).
 type metricsWriter struct {
 	http.ResponseWriter
 	status int
+	note   nodes.Note
 }
 
 func (w *metricsWriter) WriteHeader(status int) {

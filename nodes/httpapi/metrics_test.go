@@ -317,3 +317,28 @@ func BenchmarkMetrics(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkMetricsLoopback measures the same over loopback HTTP through a
+// Client, as a job sends requests: what counting costs a real request.
+func BenchmarkMetricsLoopback(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		b.Run(fmt.Sprintf("GET/metrics=%v", on), func(b *testing.B) {
+			ns := memoryNodes(names...)
+			if err := ns[0].Create(b.Context(), "5", "1.000001"); err != nil {
+				b.Fatal(err)
+			}
+			srv := serve(b, httpapi.NewServer(ns, httpapi.ServerOptions{Metrics: on}))
+			c := mustClient(b, srv, "node01", newHTTPClient(b))
+			b.SetParallelism(4)
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := c.Get(b.Context(), "5"); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
