@@ -81,6 +81,9 @@ func (u *unreachable) ids(ctx context.Context, seq iter.Seq[core.GroupID]) iter.
 // stop reports whether the job should take no more ids, probing the nodes
 // once the bound is reached.
 func (u *unreachable) stop(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return false // interrupted: not the nodes' doing, and the job stops anyway
+	}
 	u.mu.Lock()
 	suspect := !u.probed && !u.other && u.failed >= unreachableBound
 	u.mu.Unlock()
@@ -116,6 +119,11 @@ func (u *unreachable) probe(ctx context.Context) {
 // node answers a ping, the cause in one line, and how many ids the job did
 // not start if it stopped early.
 func (u *unreachable) report(ctx context.Context, w io.Writer, notStarted int) {
+	if ctx.Err() != nil {
+		// Interrupted (Ctrl-C, a full disk): operations ended "not sent"
+		// for that reason, not the nodes'.
+		return
+	}
 	u.mu.Lock()
 	suspect := !u.probed && !u.other && u.failed > 0
 	u.mu.Unlock()
@@ -261,7 +269,7 @@ func compactNames(names []string) string {
 // could not be reached and no node answers a ping either, an error that
 // names the cause once instead of once per node.
 func unreachableError(ctx context.Context, nodes []core.Node, err error) error {
-	if err == nil || !onlyCannotReach(err) {
+	if err == nil || ctx.Err() != nil || !onlyCannotReach(err) {
 		return err
 	}
 	u := newUnreachable(nodes)

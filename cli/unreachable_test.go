@@ -2,6 +2,8 @@ package cli
 
 import (
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/http/httptest"
 	"os"
@@ -42,7 +44,9 @@ func TestUnreachableTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer target.Close()
-	srv := httptest.NewTLSServer(httpapi.NewServer(target.Nodes, httpapi.ServerOptions{}))
+	srv := httptest.NewUnstartedServer(httpapi.NewServer(target.Nodes, httpapi.ServerOptions{}))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the rejected handshakes
+	srv.StartTLS()
 	defer srv.Close()
 	base := srv.URL + "/v1"
 	cfg := filepath.Join(t.TempDir(), "targets.json")
