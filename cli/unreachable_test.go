@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log"
@@ -8,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -85,5 +87,44 @@ func TestSummarizeUnreachable(t *testing.T) {
 	}
 	if !cannotReach(dns) || !cannotReach(fmt.Errorf("wrapped: %w", refused)) || cannotReach(core.Errorf(core.ETransient, "timeout")) || cannotReach(core.Errorf(core.ERejected, "400")) {
 		t.Errorf("cannotReach misclassifies")
+	}
+}
+
+// TestUnreachableInterrupted: operations that ended "not sent" because the
+// job was interrupted say nothing about the nodes: no probe, no summary.
+// Without the interruption the same results name the cause.
+func TestUnreachableInterrupted(t *testing.T) {
+	target, err := plugins.OpenTarget(t.Context(), []string{"http://127.0.0.1:1/v1?node=node01", "http://127.0.0.1:1/v1?node=node02"}, plugins.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer target.Close()
+	notSent := &core.Error{Code: core.EUnavailable, Message: "request not sent: context canceled", Err: context.Canceled}
+	res := core.Result{Op: core.OpCreate, ID: "1", Outcome: core.RolledBack,
+		Nodes: []core.NodeResult{{Node: "node01", Err: notSent}, {Node: "node02", Err: notSent}}}
+	for _, interrupted := range []bool{true, false} {
+		ctx, cancel := context.WithCancel(t.Context())
+		if interrupted {
+			cancel()
+		}
+		u := newUnreachable(target.Nodes)
+		for range unreachableBound {
+			u.add(res)
+		}
+		var stopped bool
+		for range u.ids(ctx, slices.Values([]core.GroupID{"2"})) {
+		}
+		stopped = u.stopped
+		var out strings.Builder
+		u.report(ctx, &out, 1)
+		cancel()
+		want := ""
+		if !interrupted {
+			want = "rops: node01..02: connection refused at http://127.0.0.1:1/v1: is rops serve running?\n" +
+				"rops: stopped after 8 operations reached no node: 1 ids not started (nothing was sent for them); run the job again once the nodes answer\n"
+		}
+		if out.String() != want || stopped == interrupted {
+			t.Errorf("interrupted %v: stopped %v, report %q; want stopped %v, report %q", interrupted, stopped, out.String(), !interrupted, want)
+		}
 	}
 }
