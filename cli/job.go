@@ -61,7 +61,7 @@ func runBulk(ctx context.Context, g *Globals, io *IO, op core.Op, src *IDSource)
 		return err
 	}
 	defer cl.Close()
-	progress := newProgress(io.Stderr, terminalProgress(io.Stderr, g.Quiet), op, ids.len())
+	progress := newProgress(io.Stderr, terminalProgress(io.Stderr, g.Quiet || g.Verbose), op, ids.len())
 	each := progress.add
 	if cl.log != nil {
 		each = func(res core.Result) {

@@ -114,15 +114,16 @@ type progress struct {
 
 // progressConfig says whether and how a job shows its progress.
 type progressConfig struct {
-	show     bool          // stderr is a terminal and -q is not given
+	show     bool          // stderr is a terminal, without -q or -v
 	color    bool          // colours allowed: NO_COLOR is not set
 	throttle time.Duration // least time between two renders
 }
 
-// terminalProgress is the progress configuration of a job writing to w.
-func terminalProgress(w io.Writer, quiet bool) progressConfig {
+// terminalProgress is the progress configuration of a job writing to w;
+// hide is set by -q, and by -v, whose log lines the bar would overwrite.
+func terminalProgress(w io.Writer, hide bool) progressConfig {
 	return progressConfig{
-		show:     !quiet && isTerminal(w),
+		show:     !hide && isTerminal(w),
 		color:    os.Getenv("NO_COLOR") == "", // https://no-color.org
 		throttle: 100 * time.Millisecond,
 	}

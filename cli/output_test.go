@@ -84,6 +84,6 @@ func TestTerminalProgress(t *testing.T) {
 		t.Error("progress hidden on a character device")
 	}
 	if cfg := terminalProgress(tty, true); cfg.show {
-		t.Error("progress shown under -q")
+		t.Error("progress shown under -q or -v")
 	}
 }
