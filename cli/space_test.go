@@ -87,15 +87,21 @@ func TestNoSpaceStopsAJob(t *testing.T) {
 	data := t.TempDir()
 	var calls atomic.Int64
 	full := atomic.Bool{}
+	var log doneWatcher
 	withFreeSpace(t, func(string) (uint64, error) {
-		// The check before the job, then two polls, pass.
-		if calls.Add(1) > 3 && full.Load() {
+		// The check before the job, then two polls, pass; then the disk
+		// fills once an id is done (not after a time: a busy machine may
+		// take longer than the polls to finish one).
+		if calls.Add(1) > 3 && full.Load() && log.sawDone.Load() {
 			return MinFree - 1<<20, nil
 		}
 		return 1 << 40, nil
 	})
 	full.Store(true)
-	code, stdout, stderr := run(t, "--data", data, "--seed", "1", "--random-behavior", "0.2", "-v", "create", "--range", "0-999999")
+	var out lockedBuffer
+	code := Run(context.Background(), []string{"--data", data, "--seed", "1", "--random-behavior", "0.2", "-v", "create", "--range", "0-999999"},
+		IO{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &log})
+	stdout, stderr := out.String(), log.String()
 	if got, want := code, ExitNoSpace; got != want {
 		t.Fatalf("exit %d, want %d: %s", got, want, stderr)
 	}
@@ -109,6 +115,19 @@ func TestNoSpaceStopsAJob(t *testing.T) {
 	}
 	full.Store(false)
 	assertKept(t, done, "--data", data)
+}
+
+// doneWatcher is a lockedBuffer that notes when -v has logged an id done.
+type doneWatcher struct {
+	lockedBuffer
+	sawDone atomic.Bool
+}
+
+func (w *doneWatcher) Write(p []byte) (int, error) {
+	if bytes.Contains(p, []byte(" outcome=done")) {
+		w.sawDone.Store(true)
+	}
+	return w.lockedBuffer.Write(p)
 }
 
 // doneIDs returns the ids that -v logged as done ("msg=result op=create
