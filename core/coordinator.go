@@ -809,6 +809,11 @@ func (c *Coordinator) begin(ctx context.Context, r *opRun, in Intent) error {
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.RequestTimeout)
 		defer cancel()
 		if ferr := c.cfg.Journal.Finish(wctx, in.Token); ferr != nil {
+			// Nothing was sent: settling it must touch no node, only
+			// withdraw it (an undo of a blind delete would remove and
+			// re-create the record, with no durable intent to finish it
+			// after a crash).
+			r.intent.Nodes, r.intent.PreImage = nil, nil
 			return &beginUnsure{fmt.Errorf("%w, and withdrawing it failed: %w", err, ferr)}
 		}
 	}
