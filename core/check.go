@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -62,7 +63,8 @@ func target(op Op) presence {
 // Record notes the outcome of an operation. Done and Unchanged set the id to
 // the operation's end state; RolledBack to what it was before the
 // operation (and before any pending one it settled); Pending leaves it
-// unresolved until Resolve.
+// unresolved until Resolve (and, with ErrIntentUnsure, allows what the
+// operation would have done, as Crashed does).
 func (c *Checker) Record(res Result) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -77,6 +79,10 @@ func (c *Checker) Record(res Result) {
 		*e = expectation{allowed: was, base: was}
 	case Pending:
 		e.pending = true
+		if errors.Is(res.Err, ErrIntentUnsure) {
+			// Recover may finish it, as a crashed operation.
+			e.maybe |= target(res.Op)
+		}
 	}
 }
 

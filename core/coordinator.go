@@ -140,9 +140,18 @@ const (
 	// RolledBack: the operation failed and every node is as it was before.
 	RolledBack Outcome = "rolled_back"
 	// Pending: the operation failed and could not yet be undone everywhere;
-	// the journal keeps it for Recover. Nodes may disagree on this id.
+	// the journal keeps it for Recover, which rolls it back. Nodes may
+	// disagree on this id. One exception: a Pending whose error is
+	// ErrIntentUnsure touched no node, but its intent may yet be recorded
+	// unmarked in a shared journal, and Recover may then finish it, as it
+	// does an operation whose process died.
 	Pending Outcome = "pending"
 )
+
+// ErrIntentUnsure is in the error of an operation reported Pending because
+// the journal could not say whether it recorded the intent (a Begin that
+// timed out, and a Finish to withdraw it that failed too).
+var ErrIntentUnsure = errors.New("the journal may still record this operation's intent: recover settles it, finishing or rolling it back")
 
 // NodeState is what one node holds after an operation, as far as the
 // coordinator knows.
@@ -814,7 +823,7 @@ func (c *Coordinator) begin(ctx context.Context, r *opRun, in Intent) error {
 			// re-create the record, with no durable intent to finish it
 			// after a crash).
 			r.intent.Nodes, r.intent.PreImage = nil, nil
-			return &beginUnsure{fmt.Errorf("%w, and withdrawing it failed: %w", err, ferr)}
+			return &beginUnsure{fmt.Errorf("%w, and withdrawing it failed: %w (%w)", err, ferr, ErrIntentUnsure)}
 		}
 	}
 	r.intent = nil
