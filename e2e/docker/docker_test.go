@@ -378,7 +378,7 @@ func (r report) String() string {
 }
 
 // job is rops running in a job container of its own, with -v: its
-// "result OP ID OUTCOME" lines are collected as they come, so a test can
+// "msg=result op=OP id=ID outcome=OUTCOME" records are collected as they come, so a test can
 // act at a point of the job without sleeping.
 type job struct {
 	t       *testing.T
@@ -420,9 +420,9 @@ func (p *project) start(t *testing.T, args ...string) *job {
 		defer close(j.ended)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
-			if f := strings.Fields(sc.Text()); len(f) == 4 && f[0] == "result" {
+			if id, outcome, ok := resultLine(sc.Text()); ok {
 				j.mu.Lock()
-				j.results[f[3]] = append(j.results[f[3]], f[2])
+				j.results[outcome] = append(j.results[outcome], id)
 				j.mu.Unlock()
 				select {
 				case j.changed <- struct{}{}:
@@ -432,6 +432,23 @@ func (p *project) start(t *testing.T, args ...string) *job {
 		}
 	}()
 	return j
+}
+
+// resultLine parses a -v "result" record in slog's text format, such as
+// "time=... level=INFO msg=result op=create id=5 outcome=done", into the id
+// and its outcome.
+func resultLine(line string) (id, outcome string, ok bool) {
+	if !strings.Contains(line, " msg=result ") {
+		return "", "", false
+	}
+	for _, f := range strings.Fields(line) {
+		if v, ok := strings.CutPrefix(f, "id="); ok {
+			id = v
+		} else if v, ok := strings.CutPrefix(f, "outcome="); ok {
+			outcome = v
+		}
+	}
+	return id, outcome, id != "" && outcome != ""
 }
 
 // count returns how many results of an outcome the job has reported.
