@@ -176,15 +176,10 @@ func (j *Journal) owner(ctx context.Context, id core.GroupID) []clientv3.Cmp {
 // answer in time, an ETransient one: the write may still commit (see
 // core.Journal).
 func (j *Journal) Begin(ctx context.Context, in core.Intent) error {
-	in.Cluster = cmp.Or(in.Cluster, j.opts.Cluster)
-	if err := j.check(in); err != nil {
-		return err
-	}
-	data, err := json.Marshal(in)
+	key, data, err := j.encode(in)
 	if err != nil {
 		return err
 	}
-	key := j.intentKey(in.ID, in.Token)
 	rctx, cancel := j.request(ctx)
 	defer cancel()
 	resp, err := j.cli.Txn(rctx).
@@ -194,13 +189,11 @@ func (j *Journal) Begin(ctx context.Context, in core.Intent) error {
 		Commit()
 	if err != nil {
 		// The write may still commit (a request that timed out in a
-		// cluster without quorum): ETransient tells the coordinator to
-		// withdraw the intent (core.Journal).
-		err = j.failed("cannot record intent "+string(in.Token), err)
-		if ce, ok := errors.AsType[*core.Error](err); ok {
-			ce.Code = core.ETransient
-		}
-		return err
+		// cluster without quorum, or one sent before ctx ended):
+		// ETransient tells the coordinator to withdraw the intent
+		// (core.Journal).
+		return &core.Error{Code: core.ETransient, Err: errors.Join(ErrUnreachable, err),
+			Message: fmt.Sprintf("etcd at %s: cannot tell whether intent %s was recorded: %v", strings.Join(j.opts.Endpoints, ","), in.Token, err)}
 	}
 	if !resp.Succeeded {
 		if resp.Responses[0].GetResponseRange().Count > 0 {
@@ -213,6 +206,19 @@ func (j *Journal) Begin(ctx context.Context, in core.Intent) error {
 
 func (j *Journal) lost(id core.GroupID) error {
 	return core.Errorf(core.EUnavailable, "the lock on %q was lost (its lease expired): another coordinator may hold it now", id)
+}
+
+// encode stamps in with the journal's cluster, checks it, and returns its
+// key and its JSON.
+func (j *Journal) encode(in core.Intent) (key string, data []byte, err error) {
+	in.Cluster = cmp.Or(in.Cluster, j.opts.Cluster)
+	if err := j.check(in); err != nil {
+		return "", nil, err
+	}
+	if data, err = json.Marshal(in); err != nil {
+		return "", nil, err
+	}
+	return j.intentKey(in.ID, in.Token), data, nil
 }
 
 // check refuses an intent this journal must not hold.
@@ -233,15 +239,10 @@ func (j *Journal) check(in core.Intent) error {
 // ENotFound error if there is none (finished meanwhile, maybe by another
 // coordinator).
 func (j *Journal) Update(ctx context.Context, in core.Intent) error {
-	in.Cluster = cmp.Or(in.Cluster, j.opts.Cluster)
-	if err := j.check(in); err != nil {
-		return err
-	}
-	data, err := json.Marshal(in)
+	key, data, err := j.encode(in)
 	if err != nil {
 		return err
 	}
-	key := j.intentKey(in.ID, in.Token)
 	rctx, cancel := j.request(ctx)
 	defer cancel()
 	resp, err := j.cli.Txn(rctx).
