@@ -318,13 +318,18 @@ func (c *Coordinator) create(ctx, fctx context.Context, r *opRun, parts []*part)
 			out = Done
 		}
 	}
+	return r.commit(ctx, OpCreate, out, parts)
+}
+
+// commit finishes r's intent and reports out. An operation committed on
+// every node whose finish failed is pending: Recover will undo it, so it
+// must not be reported done. (Unchanged wrote nothing: its leftover intent
+// undoes nothing.)
+func (r *opRun) commit(ctx context.Context, op Op, out Outcome, parts []*part) (Result, error) {
 	if ferr := r.finish(ctx); ferr != nil && out == Done {
-		// Committed on every node but not recorded: Recover will undo
-		// it, so it must not be reported done. (Unchanged wrote nothing:
-		// its leftover intent undoes nothing.)
-		return r.result(OpCreate, Pending, parts, ferr)
+		return r.result(op, Pending, parts, ferr)
 	}
-	return r.result(OpCreate, out, parts, nil)
+	return r.result(op, out, parts, nil)
 }
 
 // Delete deletes id from every node as one operation. If every node
@@ -386,10 +391,7 @@ func (c *Coordinator) delete(ctx, fctx context.Context, r *opRun, parts []*part)
 	if err := r.forward(fctx, OpDelete, parts, stUntouched); err != nil {
 		return r.compensate(ctx, OpDelete, parts, err)
 	}
-	if ferr := r.finish(ctx); ferr != nil {
-		return r.result(OpDelete, Pending, parts, ferr)
-	}
-	return r.result(OpDelete, Done, parts, nil)
+	return r.commit(ctx, OpDelete, Done, parts)
 }
 
 // removes reports whether every node removes without a read (Removes).
@@ -427,10 +429,7 @@ func (c *Coordinator) remove(ctx, fctx context.Context, r *opRun, parts []*part)
 			out = Done
 		}
 	}
-	if ferr := r.finish(ctx); ferr != nil && out == Done {
-		return r.result(OpDelete, Pending, parts, ferr)
-	}
-	return r.result(OpDelete, out, parts, nil)
+	return r.commit(ctx, OpDelete, out, parts)
 }
 
 // learned writes into r's Blind intent, unless it is finished, what the
