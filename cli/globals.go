@@ -32,7 +32,7 @@ type Globals struct {
 	Config      string  `type:"path" placeholder:"FILE" help:"JSON file of named targets: {\"targets\": {\"lab\": {\"nodes\": [\"http://127.0.0.1:9001/v1?node=node01\", ...], \"retries\": 10, \"concurrency\": 16}}}."`
 	Data        string  `type:"path" placeholder:"DIR" help:"Data directory of the local target (default: $XDG_DATA_HOME/rops, or ~/.local/share/rops)."`
 	Journal     string  `placeholder:"URL" help:"Keep the journal of unfinished operations, and a lock per id, in etcd at etcd://HOST:PORT[,HOST:PORT...]/PREFIX, shared by every rops that names it, so that many can run jobs on one cluster at once (default: the target's journal, else a local file under --data, for one rops per cluster)."`
-	Seed        uint64  `placeholder:"N" help:"Seed of the fault and backoff random numbers, for reproducible runs (0: a new one each run, shown with -v)."`
+	Seed        uint64  `placeholder:"N" help:"Seed of the injected faults' random numbers, for reproducible runs (0: a new one each run, shown with -v)."`
 	Retries     *int    `placeholder:"N" help:"Retries per request before an operation is rolled back (default 10, or the target's)."`
 	Concurrency *string `placeholder:"N|auto" help:"Operations run at once by create and delete: 1 to 1024, or auto to grow while the nodes' latency stays flat and shrink when they slow down or ask to (default auto, or the target's number); never more than the ids. Other bulk commands run 16 at once under auto."`
 	Output      string  `short:"o" enum:"text,json" default:"text" help:"Output format: text or json."`
@@ -206,7 +206,6 @@ func (g *Globals) open(ctx context.Context, stderr io.Writer, journal bool) (_ *
 	}
 	coordCfg := core.Config{
 		Nodes:               cl.target.Nodes,
-		Rand:                rand.New(core.NewLockedSource(seed)),
 		RequestTimeout:      g.RequestTimeout,
 		OperationTimeout:    g.OperationTimeout,
 		CompensationTimeout: g.CompensationTimeout,
@@ -216,6 +215,7 @@ func (g *Globals) open(ctx context.Context, stderr io.Writer, journal bool) (_ *
 		NewBackoff: func() core.Backoff {
 			return backoff(*retries)
 		},
+		NewCompensationBackoff: compensationBackoff,
 	}
 	if cl.journal != nil {
 		coordCfg.Journal = cl.journal
@@ -265,14 +265,25 @@ func needsData(specs []string) bool {
 }
 
 // backoff is the retry policy of one node in one operation: the first
-// retry after 1 ms (the driver still paces it by the failure's own latency
-// and overload signals), then exponential from 10 ms, capped at 500 ms,
-// with jitter; retries times in all.
+// retry after core.DefaultFirstRetry (the driver still paces it by the
+// failure's own latency and overload signals), then exponential; retries
+// times in all.
 func backoff(retries int) core.Backoff {
+	return retry.WithMaxRetries(uint64(retries), core.QuickFirst(exponential()))
+}
+
+// compensationBackoff is the policy of one node's undo, which retries until
+// the compensation timeout: exponential, with no limit of its own and no
+// quick first retry, as an undo follows a failure already.
+func compensationBackoff() core.Backoff { return exponential() }
+
+// exponential is the one backoff of a job, for retries and compensation
+// alike: go-retry's exponential from core.DefaultBackoffBase, ±50% jitter,
+// capped at core.DefaultBackoffCap (after the jitter, so the cap holds).
+func exponential() retry.Backoff {
 	b := retry.NewExponential(core.DefaultBackoffBase)
 	b = retry.WithJitterPercent(50, b)
-	b = retry.WithCappedDuration(core.DefaultBackoffCap, b)
-	return retry.WithMaxRetries(uint64(retries), core.QuickFirst(b))
+	return retry.WithCappedDuration(core.DefaultBackoffCap, b)
 }
 
 // Close closes the target's nodes and the journal.

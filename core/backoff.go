@@ -8,9 +8,12 @@ import (
 
 // Backoff says how long to wait before the next retry, and whether to retry
 // at all. It has the method set of github.com/sethvargo/go-retry's Backoff, so
-// a go-retry backoff can be handed to the coordinator as it is. A Backoff
-// keeps state: the coordinator builds a fresh one for every node of every
-// operation.
+// a go-retry backoff can be handed to the coordinator as it is: the rops CLI
+// builds both of its backoffs (Config.NewBackoff and
+// Config.NewCompensationBackoff) with go-retry, while core, which imports
+// only the standard library, keeps Exponential as the default for embedders.
+// A Backoff keeps state: the coordinator builds a fresh one for every node
+// of every operation.
 type Backoff interface {
 	// Next returns the next delay, or stop = true to stop retrying (as in
 	// go-retry, the second result means stop, not ok).
@@ -27,7 +30,9 @@ func (f BackoffFunc) Next() (next time.Duration, stop bool) { return f() }
 // max, each delay drawn uniformly from its upper half ("equal jitter") using
 // rng, for at most retries retries (retries < 0: no limit). A nil rng means no
 // jitter. An rng shared between goroutines must be safe for concurrent use,
-// as one over NewLockedSource is.
+// as one over NewLockedSource is. It is the Coordinator's default, for
+// embedders that bring no backoff of their own; a seeded rng makes its
+// delays replay exactly, as the simulation needs.
 func Exponential(base, max time.Duration, retries int, rng *rand.Rand) Backoff {
 	return &exponential{base: base, max: max, left: retries, rng: rng}
 }
@@ -71,7 +76,8 @@ const DefaultFirstRetry = time.Millisecond
 
 // QuickFirst returns a Backoff whose first retry comes after
 // DefaultFirstRetry, then b's delays: most failures of a healthy node are
-// one-off, and waiting 10 ms after them was most of an operation's time.
+// one-off, and a full DefaultBackoffBase after each of them would be most of
+// an operation's time.
 // The first retry does not count against b's limit, so wrap QuickFirst in
 // the limit (go-retry's WithMaxRetries) to keep the count. The driver never
 // retries sooner than the failed request took, nor before a Retry-After,

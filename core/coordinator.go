@@ -36,9 +36,12 @@ type Config struct {
 	// NewBackoff returns a fresh Backoff for one node's requests in one
 	// operation. Default: QuickFirst(Exponential(DefaultBackoffBase,
 	// DefaultBackoffCap, DefaultRetries-1, Rand)), DefaultRetries in all.
+	// The defaults use only the standard library, as core does; a
+	// go-retry backoff fits as it is (the rops CLI uses one for both).
 	NewBackoff func() Backoff
 	// NewCompensationBackoff is the same for compensation, which retries
-	// until CompensationTimeout. Default: Exponential without a limit.
+	// until CompensationTimeout. Default: Exponential(DefaultBackoffBase,
+	// DefaultBackoffCap, -1, Rand), without a limit.
 	NewCompensationBackoff func() Backoff
 	// RequestTimeout bounds every request to a node.
 	RequestTimeout time.Duration
@@ -57,8 +60,10 @@ type Config struct {
 	RequestLifetime time.Duration
 	// Clock is the time source for backoff and reports. Default SystemClock.
 	Clock Clock
-	// Rand draws backoff jitter; it must be safe for concurrent use (see
-	// NewLockedSource). Default: seeded from the clock.
+	// Rand draws the jitter of the default backoffs (it is not used when
+	// both NewBackoff and NewCompensationBackoff are set); it must be safe
+	// for concurrent use (see NewLockedSource). Default: seeded from the
+	// clock.
 	Rand *rand.Rand
 	// Tokens makes operation tokens. Default: NewTokenSource(Clock).
 	Tokens *TokenSource
