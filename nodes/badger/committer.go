@@ -22,14 +22,11 @@ import (
 // committer goroutine, which takes all the writes queued while its previous
 // commit was syncing, applies them in one transaction, syncs once for all of
 // them and wakes their callers. It never waits for more writes to come: a
-// lone caller pays one sync, and a bulk job's workers share one. Measured
-// on a 2-core machine's ext4 disk (BenchmarkJournal, BenchmarkTxnPerWrite),
-// a journal Begin+Finish pair costs 0.4-0.6 ms from one goroutine and
-// 40-55 µs from each of 16, which share a commit about 14 writes at a time;
-// 16 goroutines each committing their own transactions pay 250 µs a pair.
-// Counted with strace over 4000 writes: 8004 msyncs serially (a commit
-// syncs the log and the value log), 604 from 16 goroutines, and 4609 with a
-// transaction each.
+// lone caller pays one sync, and a bulk job's workers share one. The syncs
+// are most of a write's cost (a commit syncs both badger's log and its
+// value log), so sharing them is what makes the journal and the stores keep
+// up with a job's concurrency: BenchmarkJournal and BenchmarkTxnPerWrite
+// measure it against a transaction per write (BENCHMARKS.md).
 //
 // The writes of a batch are applied one after another, in the order they
 // were queued, to a transaction that reads its own writes, so each one sees

@@ -15,7 +15,8 @@ import (
 // tables (*.sst) in dir that badger has memory-mapped. badger maps every
 // table whole, and a scan touches every page of every table, which then
 // stay resident for as long as the database is open: a listing of a
-// million records would keep about 40 MB per node. The pages stay in the
+// million records would keep every table of every node resident, most of
+// what stats at that size holds in memory. The pages stay in the
 // kernel's page cache, so a later read faults them back in without I/O.
 //
 // Only shared mappings are released: their pages are the file's own, so

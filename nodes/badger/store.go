@@ -50,9 +50,9 @@ const removalPrefix = "r/"
 //
 // Its writes go through a committer, which gathers the writes of concurrent
 // callers into one transaction and one disk sync (group commit), each still
-// with its own outcome: a local target's 16 workers share a sync instead of
-// paying one each. BenchmarkCreate, 16 goroutines: about 14 Creates share a
-// commit, at 20-25 µs a Create against 115-150 µs with a transaction each.
+// with its own outcome: a local target's workers share a sync instead of
+// paying one each, and the sync is most of what a synced write costs
+// (BenchmarkCreate; BENCHMARKS.md has the figures).
 //
 // The Store fences (core.Fencer): every conditional Delete(id, token), found
 // or not, every unconditional one that removed a record, and every
@@ -168,10 +168,10 @@ func openDB(dir, what string, opts []Option) (*badgerdb.DB, error) {
 // badgerOptions tunes badger for a short-lived CLI that opens a database
 // per node and one for the journal at every command, and stores a few dozen
 // bytes per record (a few hundred per intent). Open and
-// Close cost about 1 ms more per MiB of memtable (badger sets up a memtable
-// and its log file at every Open), so the memtable and the value log files
-// are as small as badger allows; a flush every 1 MiB is cheap next to the
-// synced writes. Every value stays in the LSM tree next to its key, so reads
+// Close cost more the larger the memtable (badger sets up a memtable and
+// its log file at every Open), so the memtable and the value log files are
+// as small as badger allows; flushing so small a memtable often is cheap
+// next to the synced writes. Every value stays in the LSM tree next to its key, so reads
 // never touch the value log. Nothing is compressed, so no block cache is
 // needed.
 func badgerOptions(dir string, cfg config) badgerdb.Options {
@@ -485,7 +485,9 @@ func (s *Store) Scan(ctx context.Context, after core.GroupID, fn func(core.Recor
 }
 
 // releaseEvery is how many records a Store lists between two releases of
-// its tables' memory-mapped pages: about 650 KiB of tables. Without them a
+// its tables' memory-mapped pages: few enough that a listing keeps only a
+// small share of the tables resident, many enough that the releases (each
+// reads /proc/self/maps) cost little next to the listing. Without them a
 // listing of every record would keep every table resident (releaseTables).
 const releaseEvery = 16 << 10
 

@@ -19,9 +19,8 @@ import (
 // up to date lazily: writes only note which ids changed, and the first List
 // after them merges the changes in, in O(n + k log n) for k changed ids. So
 // a bulk job's writes cost O(1) each, and paging through n records costs
-// O(n) once plus O(log n + limit) per page. That O(n) is a copy (about
-// 0.2 ms for 100k records) that a List pays again after every write when
-// writes and Lists interleave.
+// O(n) once plus O(log n + limit) per page. That O(n) is a copy that a List
+// pays again after every write when writes and Lists interleave.
 //
 // The Store fences (core.Fencer): every conditional Delete(id, token), found
 // or not, every unconditional one that removed a record, and every

@@ -164,8 +164,8 @@ func nextBatch(data []byte, off int64) int64 {
 func allZero(b []byte) bool { return lastNonZero(b) == 0 }
 
 // zeros is a block of zero bytes to compare with: bytes.Equal is a
-// vectorized memcmp, where a loop over the bytes of a 4 MiB log costs
-// milliseconds at every Open.
+// vectorized memcmp, many times faster than a loop over the bytes of the
+// mostly zero, preallocated log (DefaultSize) that every Open reads.
 var zeros [4096]byte
 
 // lastNonZero returns the offset after the last non-zero byte of b, or 0.
