@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes"
+	"github.com/reliable-ops/rops/nodes/faults"
 	"github.com/reliable-ops/rops/nodes/httpapi"
 )
 
@@ -256,12 +256,12 @@ func startChaos(ctx context.Context, cl *cluster, rate float64, stderr io.Writer
 	var undo []func()
 	var local, remote, none []string
 	for _, n := range cl.Nodes() {
-		if f, ok := nodes.Faulty(n); ok {
+		if f, ok := faults.Faulty(n); ok {
 			old := f.Faults()
 			chaos := old
 			chaos.LateRate, chaos.ResetRate, chaos.DuplicateRate, chaos.GatewayRate = rate, rate, rate, rate
 			if chaos.LateDelay == 0 {
-				chaos.LateDelay = nodes.Duration(nodes.DefaultLateDelay)
+				chaos.LateDelay = faults.Duration(faults.DefaultLateDelay)
 			}
 			if f.SetFaults(chaos) == nil {
 				undo = append(undo, func() { _ = f.SetFaults(old) })
@@ -292,7 +292,7 @@ func startChaos(ctx context.Context, cl *cluster, rate float64, stderr io.Writer
 // and returns how to put the old ones back.
 func putChaos(ctx context.Context, hc *http.Client, c *httpapi.Client, rate float64) (func(), error) {
 	url := c.URL() + "/admin/faults"
-	do := func(ctx context.Context, method string, body any) (map[string]nodes.Faults, error) {
+	do := func(ctx context.Context, method string, body any) (map[string]faults.Faults, error) {
 		var rd io.Reader
 		if body != nil {
 			b, _ := json.Marshal(body)
@@ -310,7 +310,7 @@ func putChaos(ctx context.Context, hc *http.Client, c *httpapi.Client, rate floa
 		if resp.StatusCode != http.StatusOK {
 			return nil, fmt.Errorf("%s %s: %s (start the server with --admin)", method, url, resp.Status)
 		}
-		var all map[string]nodes.Faults
+		var all map[string]faults.Faults
 		return all, json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&all)
 	}
 	all, err := do(ctx, http.MethodGet, nil)
@@ -326,7 +326,7 @@ func putChaos(ctx context.Context, hc *http.Client, c *httpapi.Client, rate floa
 		return nil, err
 	}
 	return func() {
-		_, _ = do(context.WithoutCancel(ctx), http.MethodPut, map[string]nodes.Faults{c.Name(): old})
+		_, _ = do(context.WithoutCancel(ctx), http.MethodPut, map[string]faults.Faults{c.Name(): old})
 	}, nil
 }
 

@@ -7,12 +7,12 @@ import (
 	"time"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes"
+	"github.com/reliable-ops/rops/nodes/faults"
 )
 
 // FaultFlags are the faults of the nodes rops runs itself: the local
 // target's, and those rops serve serves. They are global flags, so that
-// both read them the same way, and map one to one onto nodes.Faults.
+// both read them the same way, and map one to one onto faults.Faults.
 type FaultFlags struct {
 	RandomBehavior float64       `default:"0.2" help:"Local nodes fail each request with probability P (500 or 408), like the original's RANDOM_BEHAVIOR."`
 	AmbiguousRate  float64       `default:"0" help:"Local nodes apply a request, then fail it anyway, with probability P (the acknowledgement is lost)."`
@@ -45,33 +45,33 @@ func (f *FaultFlags) validate() error {
 		flag string
 		v    time.Duration
 	}{{"--latency", f.Latency}, {"--jitter", f.Jitter}} {
-		if d.v < 0 || d.v > nodes.MaxDelay {
-			return fmt.Errorf("%s %v is out of range: give a duration from 0 to %v, such as 15ms", d.flag, d.v, nodes.MaxDelay)
+		if d.v < 0 || d.v > faults.MaxDelay {
+			return fmt.Errorf("%s %v is out of range: give a duration from 0 to %v, such as 15ms", d.flag, d.v, faults.MaxDelay)
 		}
 	}
 	// Checked even with --late-rate 0: --duplicate-rate uses it too, and
 	// 0 is never what was meant.
 	if f.LateDelay <= 0 {
-		return fmt.Errorf("--late-delay %v is not positive: give a duration such as %v", f.LateDelay, nodes.DefaultLateDelay)
+		return fmt.Errorf("--late-delay %v is not positive: give a duration such as %v", f.LateDelay, faults.DefaultLateDelay)
 	}
 	if f.LateDelay >= core.DefaultTombstoneTTL {
 		return fmt.Errorf("--late-delay %v is too long: give less than %v, the life of a tombstone, so that a late write lands while the tombstone that fences it still lives", f.LateDelay, core.DefaultTombstoneTTL)
 	}
-	// Caught above, unless nodes.Faults has learned a new rule.
+	// Caught above, unless faults.Faults has learned a new rule.
 	return f.faults().Validate()
 }
 
 // faults returns the faults the flags give every local node; --down is
 // per node (setDown).
-func (f *FaultFlags) faults() nodes.Faults {
-	return nodes.Faults{
+func (f *FaultFlags) faults() faults.Faults {
+	return faults.Faults{
 		ErrorRate:     f.RandomBehavior,
 		AmbiguousRate: f.AmbiguousRate,
-		Latency:       nodes.Duration(f.Latency),
-		Jitter:        nodes.Duration(f.Jitter),
+		Latency:       faults.Duration(f.Latency),
+		Jitter:        faults.Duration(f.Jitter),
 		HangRate:      f.HangRate,
 		LateRate:      f.LateRate,
-		LateDelay:     nodes.Duration(f.LateDelay),
+		LateDelay:     faults.Duration(f.LateDelay),
 		ResetRate:     f.ResetRate,
 		DuplicateRate: f.DuplicateRate,
 		GatewayRate:   f.GatewayRate,
@@ -90,7 +90,7 @@ func (f *FaultFlags) setDown(ns []core.Node) error {
 			}
 			return fmt.Errorf("--down %s: the target has no node %s; its nodes are %s", name, name, strings.Join(names, ", "))
 		}
-		fn, ok := nodes.Faulty(ns[i])
+		fn, ok := faults.Faulty(ns[i])
 		if !ok {
 			return fmt.Errorf("--down %s: %s is not a local node; take a remote node down with its server's admin API", name, name)
 		}

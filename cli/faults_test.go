@@ -9,7 +9,7 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes"
+	"github.com/reliable-ops/rops/nodes/faults"
 )
 
 // parseGlobals parses args as rops' command line does and returns the
@@ -27,19 +27,19 @@ func parseGlobals(t *testing.T, args ...string) *Globals {
 	return &cli.Globals
 }
 
-// TestFaultFlags checks that every fault flag reaches nodes.Faults.
+// TestFaultFlags checks that every fault flag reaches faults.Faults.
 func TestFaultFlags(t *testing.T) {
 	g := parseGlobals(t, "--random-behavior", "0.1", "--ambiguous-rate", "0.2", "--latency", "15ms", "--jitter", "2ms",
 		"--hang-rate", "0.3", "--late-rate", "0.4", "--late-delay", "5s", "--reset-rate", "0.5",
 		"--duplicate-rate", "0.6", "--gateway-rate", "0.7", "ping")
-	want := nodes.Faults{ErrorRate: 0.1, AmbiguousRate: 0.2, Latency: nodes.Duration(15 * time.Millisecond),
-		Jitter: nodes.Duration(2 * time.Millisecond), HangRate: 0.3, LateRate: 0.4, LateDelay: nodes.Duration(5 * time.Second),
+	want := faults.Faults{ErrorRate: 0.1, AmbiguousRate: 0.2, Latency: faults.Duration(15 * time.Millisecond),
+		Jitter: faults.Duration(2 * time.Millisecond), HangRate: 0.3, LateRate: 0.4, LateDelay: faults.Duration(5 * time.Second),
 		ResetRate: 0.5, DuplicateRate: 0.6, GatewayRate: 0.7}
 	if got := g.faults(); got != want {
 		t.Fatalf("faults()=%v, want %v", got, want)
 	}
 	defaults := parseGlobals(t, "ping").faults()
-	if got, want := defaults, (nodes.Faults{ErrorRate: 0.2, LateDelay: nodes.Duration(nodes.DefaultLateDelay)}); got != want {
+	if got, want := defaults, (faults.Faults{ErrorRate: 0.2, LateDelay: faults.Duration(faults.DefaultLateDelay)}); got != want {
 		t.Fatalf("default faults()=%v, want %v", got, want)
 	}
 }

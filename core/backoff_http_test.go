@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes"
+	"github.com/reliable-ops/rops/nodes/faults"
 	"github.com/reliable-ops/rops/nodes/httpapi"
 	"github.com/reliable-ops/rops/nodes/memory"
 )
@@ -72,7 +72,7 @@ func TestRetryPacedBySlowServer(t *testing.T) {
 	names := []string{"node01", "node02", "node03"}
 	ns := make([]core.Node, len(names))
 	for i, name := range names {
-		ns[i] = nodes.New(name, memory.New(), nodes.Options{Seed: seed + uint64(i), Faults: nodes.Faults{ErrorRate: 0.5}})
+		ns[i] = faults.New(name, memory.New(), faults.Options{Seed: seed + uint64(i), Faults: faults.Faults{ErrorRate: 0.5}})
 	}
 	ls := &loadedServer{
 		next:       httpapi.NewServer(ns, httpapi.ServerOptions{}),

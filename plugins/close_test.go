@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes"
+	"github.com/reliable-ops/rops/nodes/faults"
 	"github.com/reliable-ops/rops/nodes/memory"
 )
 
@@ -17,7 +17,7 @@ import (
 // is dropped, never run on a closed store (and goleak sees no goroutine
 // left).
 func TestCloseDropsQueuedWrites(t *testing.T) {
-	var node *nodes.Node
+	var node *faults.Node
 	var pendingAtStoreClose error
 	r := &registry{}
 	r.register("slow", func(_ context.Context, u *url.URL, env Env) (core.Node, io.Closer, error) {

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes"
+	"github.com/reliable-ops/rops/nodes/faults"
 	"github.com/reliable-ops/rops/nodes/httpapi"
 	"github.com/reliable-ops/rops/nodes/memory"
 )
@@ -30,7 +30,7 @@ func serveNodes(t *testing.T, names ...string) *httptest.Server {
 	t.Helper()
 	ns := make([]core.Node, len(names))
 	for i, name := range names {
-		ns[i] = nodes.New(name, memory.New(), nodes.Options{})
+		ns[i] = faults.New(name, memory.New(), faults.Options{})
 	}
 	srv := httptest.NewServer(httpapi.NewServer(ns, httpapi.ServerOptions{}))
 	t.Cleanup(srv.Close)

@@ -24,7 +24,8 @@ import (
 	"sync"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes"
+	"github.com/reliable-ops/rops/nodes/faults"
+	"github.com/reliable-ops/rops/nodes/reqlog"
 )
 
 // Env is what every node of a target shares. Drivers read it; a spec's own
@@ -38,11 +39,11 @@ type Env struct {
 	// reproducible faults. Zero is a seed like any other.
 	Seed uint64
 	// Faults are every local node's faults unless its spec overrides them.
-	Faults nodes.Faults
+	Faults faults.Faults
 	// Clock is the local nodes' clock; nil means core.SystemClock.
 	Clock core.Clock
 	// Log, if not nil, receives the request log of every node (see
-	// nodes.Logged).
+	// reqlog.Wrap).
 	Log *slog.Logger
 	// HTTP sends the requests of every http and https node, so that they
 	// share one keep-alive pool; nil means httpapi's shared client (see
@@ -77,9 +78,9 @@ func Register(scheme string, d Driver) { defaultRegistry.register(scheme, d) }
 func Schemes() []string { return defaultRegistry.schemes() }
 
 // Open opens the node that spec describes with the driver of its scheme and,
-// if env.Log is set, wraps it with nodes.Logged. Errors name the spec; a spec
+// if env.Log is set, wraps it with reqlog.Wrap. Errors name the spec; a spec
 // that cannot be understood gives an EInvalid error that says how to write
-// it. The caller must close the closer if it is not nil. For a *nodes.Node
+// it. The caller must close the closer if it is not nil. For a *faults.Node
 // it never is: closing it first closes the node, dropping its late and
 // duplicate writes still queued, then what the driver returned.
 func Open(ctx context.Context, spec string, env Env) (core.Node, io.Closer, error) {
@@ -159,9 +160,9 @@ func (r *registry) open(ctx context.Context, spec string, env Env) (core.Node, i
 		return nil, nil, &core.Error{Code: core.ErrorCode(err), Message: "node spec " + quote(spec) + ": " + err.Error(), Err: err}
 	}
 	if env.Log != nil {
-		n = nodes.Logged(n, env.Log)
+		n = reqlog.Wrap(n, env.Log)
 	}
-	if fn, ok := nodes.Faulty(n); ok {
+	if fn, ok := faults.Faulty(n); ok {
 		// Any driver's faulty node may queue writes in the background,
 		// now or after a change of faults; they must stop before the
 		// store under them closes.
@@ -172,7 +173,7 @@ func (r *registry) open(ctx context.Context, spec string, env Env) (core.Node, i
 
 // nodeCloser closes a faulty node, then what its driver returned.
 type nodeCloser struct {
-	node *nodes.Node
+	node *faults.Node
 	next io.Closer // may be nil
 }
 

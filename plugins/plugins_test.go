@@ -16,8 +16,8 @@ import (
 	"testing"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes"
 	"github.com/reliable-ops/rops/nodes/badger"
+	"github.com/reliable-ops/rops/nodes/faults"
 	"github.com/reliable-ops/rops/nodes/memory"
 )
 
@@ -61,7 +61,7 @@ func TestRegisterPanics(t *testing.T) {
 
 func TestOpenMemory(t *testing.T) {
 	var log bytes.Buffer
-	env := Env{Seed: 3, Faults: nodes.Faults{ErrorRate: 0.5}, Log: textLog(&log)}
+	env := Env{Seed: 3, Faults: faults.Faults{ErrorRate: 0.5}, Log: textLog(&log)}
 	n, c, err := Open(t.Context(), "memory://node01?error_rate=0", env)
 	if err != nil {
 		t.Fatal(err)
@@ -79,11 +79,11 @@ func TestOpenMemory(t *testing.T) {
 	if got, want := log.String(), "level=INFO msg=request node=node01 op=create groupId=5 timestamp=1633806680.000001\nlevel=INFO msg=answer node=node01 op=create groupId=5 result=created\n"; got != want {
 		t.Fatalf("log=%q, want %q", got, want)
 	}
-	fn, ok := nodes.Faulty(n)
+	fn, ok := faults.Faulty(n)
 	if !ok {
-		t.Fatal("Faulty(Open(memory://...)) found no *nodes.Node")
+		t.Fatal("Faulty(Open(memory://...)) found no *faults.Node")
 	}
-	if got, want := fn.Faults(), (nodes.Faults{}); got != want {
+	if got, want := fn.Faults(), (faults.Faults{}); got != want {
 		t.Fatalf("Faults()=%v, want %v", got, want)
 	}
 }
@@ -108,7 +108,7 @@ func runOf(t *testing.T, spec string, env Env, n int) string {
 }
 
 func TestSeedsAreReproduciblePerNode(t *testing.T) {
-	env := Env{Seed: 99, Faults: nodes.Faults{ErrorRate: 0.5}}
+	env := Env{Seed: 99, Faults: faults.Faults{ErrorRate: 0.5}}
 	a1, a2 := runOf(t, "memory://node01", env, 64), runOf(t, "memory://node01", env, 64)
 	if a1 != a2 {
 		t.Fatalf("seed %d: node01 ran differently twice:\n%s\n%s", env.Seed, a1, a2)
@@ -253,10 +253,10 @@ func TestDriverErrors(t *testing.T) {
 	})
 	r.register("empty", func(context.Context, *url.URL, Env) (core.Node, io.Closer, error) { return nil, nil, nil })
 	r.register("badname", func(context.Context, *url.URL, Env) (core.Node, io.Closer, error) {
-		return nodes.New("bad name", memory.New(), nodes.Options{}), nil, nil
+		return faults.New("bad name", memory.New(), faults.Options{}), nil, nil
 	})
 	r.register("leaky", func(_ context.Context, u *url.URL, _ Env) (core.Node, io.Closer, error) {
-		return nodes.New(u.Host, memory.New(), nodes.Options{}),
+		return faults.New(u.Host, memory.New(), faults.Options{}),
 			closerFunc(func() error { closed = append(closed, u.Host); return errors.New("cannot close " + u.Host) }), nil
 	})
 
@@ -345,9 +345,9 @@ func FuzzOpenSpec(f *testing.F) {
 		if err := ValidateNodeName(n.Name()); err != nil {
 			t.Fatalf("Open(%q) gave node name %q: %v", spec, n.Name(), err)
 		}
-		fn, ok := nodes.Faulty(n)
+		fn, ok := faults.Faulty(n)
 		if !ok {
-			t.Fatalf("Open(%q): no *nodes.Node", spec)
+			t.Fatalf("Open(%q): no *faults.Node", spec)
 		}
 		if err := fn.Faults().Validate(); err != nil {
 			t.Fatalf("Open(%q) gave invalid faults: %v", spec, err)
@@ -369,7 +369,7 @@ func TestOpenErrorHidesPassword(t *testing.T) {
 // original server (rops serve --original); on is the default; anything else
 // is refused.
 func TestOpenTombstones(t *testing.T) {
-	env := Env{DataDir: t.TempDir(), Faults: nodes.Faults{}}
+	env := Env{DataDir: t.TempDir(), Faults: faults.Faults{}}
 	for _, tc := range []struct {
 		spec   string
 		fences bool

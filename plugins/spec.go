@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes"
+	"github.com/reliable-ops/rops/nodes/faults"
 )
 
 // MaxNodeNameLen is the longest node name, in bytes.
@@ -46,20 +46,20 @@ type NodeSpec struct {
 	Name string
 	// Options are env.Faults overridden key by key by the spec, the seed,
 	// and env.Clock.
-	Options nodes.Options
+	Options faults.Options
 	// Query holds the driver's own settings: only keys it asked for.
 	Query url.Values
 }
 
 // New returns a faulty node over store as s describes.
-func (s NodeSpec) New(store core.Store) *nodes.Node { return nodes.New(s.Name, store, s.Options) }
+func (s NodeSpec) New(store core.Store) *faults.Node { return faults.New(s.Name, store, s.Options) }
 
 // ParseNodeSpec reads u as a spec of a local node, SCHEME://NAME?key=value&...,
 // for drivers that run a store with faults. The settings are error_rate,
 // ambiguous_rate, hang_rate, late_rate, reset_rate, duplicate_rate,
 // gateway_rate (0 to 1), latency, jitter, late_delay (durations such as
 // 15ms), down (true or false; alone means true) and seed (see
-// nodes.Faults), plus driverKeys,
+// faults.Faults), plus driverKeys,
 // which are left in NodeSpec.Query. Each overrides env for this node only.
 // Without seed=, the seed comes from env.Seed and the name. It returns an
 // EInvalid error that says what to fix for anything else: a missing or
@@ -99,7 +99,7 @@ func ParseNodeSpec(u *url.URL, env Env, driverKeys ...string) (NodeSpec, error) 
 	}
 	spec := NodeSpec{
 		Name:    name,
-		Options: nodes.Options{Faults: env.Faults, Seed: deriveSeed(env.Seed, name), Clock: env.Clock},
+		Options: faults.Options{Faults: env.Faults, Seed: deriveSeed(env.Seed, name), Clock: env.Clock},
 		Query:   url.Values{},
 	}
 	f := &spec.Options.Faults
@@ -155,12 +155,12 @@ func parseRate(k, v string) (float64, error) {
 	return r, nil
 }
 
-func parseDuration(k, v string) (nodes.Duration, error) {
+func parseDuration(k, v string) (faults.Duration, error) {
 	d, err := time.ParseDuration(v)
 	if err != nil {
 		return 0, core.Errorf(core.EInvalid, "%s=%s is not a duration: give a number with a unit, such as %s=15ms", k, v, k)
 	}
-	return nodes.Duration(d), nil
+	return faults.Duration(d), nil
 }
 
 func parseBool(k, v string) (bool, error) {

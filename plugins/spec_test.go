@@ -7,18 +7,18 @@ import (
 	"time"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes"
+	"github.com/reliable-ops/rops/nodes/faults"
 )
 
 func TestParseNodeSpec(t *testing.T) {
-	ms := nodes.Duration(time.Millisecond)
-	env := Env{Seed: 42, Faults: nodes.Faults{ErrorRate: 0.2, Latency: 5 * ms}}
+	ms := faults.Duration(time.Millisecond)
+	env := Env{Seed: 42, Faults: faults.Faults{ErrorRate: 0.2, Latency: 5 * ms}}
 	for _, tc := range []struct {
 		name       string
 		spec       string
 		driverKeys []string
 		wantName   string
-		want       nodes.Faults
+		want       faults.Faults
 		wantSeed   uint64 // 0: derived from env.Seed and the name
 		wantQuery  url.Values
 	}{
@@ -26,19 +26,19 @@ func TestParseNodeSpec(t *testing.T) {
 		{name: "trailing slash", spec: "memory://node01/", wantName: "node01", want: env.Faults},
 		{name: "name characters", spec: "memory://Node-1_a.b", wantName: "Node-1_a.b", want: env.Faults},
 		{name: "one override keeps the rest", spec: "memory://node01?ambiguous_rate=0.1",
-			wantName: "node01", want: nodes.Faults{ErrorRate: 0.2, AmbiguousRate: 0.1, Latency: 5 * ms}},
+			wantName: "node01", want: faults.Faults{ErrorRate: 0.2, AmbiguousRate: 0.1, Latency: 5 * ms}},
 		{name: "explicit zero overrides", spec: "memory://node01?error_rate=0&latency=0s",
-			wantName: "node01", want: nodes.Faults{}},
+			wantName: "node01", want: faults.Faults{}},
 		{name: "every setting", spec: "memory://node01?error_rate=0.3&ambiguous_rate=0.1&hang_rate=0.05&latency=15ms&jitter=2ms&down=true&seed=7",
-			wantName: "node01", want: nodes.Faults{ErrorRate: 0.3, AmbiguousRate: 0.1, HangRate: 0.05, Latency: 15 * ms, Jitter: 2 * ms, Down: true}, wantSeed: 7},
+			wantName: "node01", want: faults.Faults{ErrorRate: 0.3, AmbiguousRate: 0.1, HangRate: 0.05, Latency: 15 * ms, Jitter: 2 * ms, Down: true}, wantSeed: 7},
 		{name: "down alone", spec: "memory://node01?down", wantName: "node01",
-			want: nodes.Faults{ErrorRate: 0.2, Latency: 5 * ms, Down: true}},
+			want: faults.Faults{ErrorRate: 0.2, Latency: 5 * ms, Down: true}},
 		{name: "down false", spec: "memory://node01?down=false", wantName: "node01", want: env.Faults},
 		{name: "new faults", spec: "memory://node01?late_rate=0.1&late_delay=3s&reset_rate=0.2&duplicate_rate=0.3&gateway_rate=0.4",
-			wantName: "node01", want: nodes.Faults{ErrorRate: 0.2, Latency: 5 * ms,
+			wantName: "node01", want: faults.Faults{ErrorRate: 0.2, Latency: 5 * ms,
 				LateRate: 0.1, LateDelay: 3000 * ms, ResetRate: 0.2, DuplicateRate: 0.3, GatewayRate: 0.4}},
 		{name: "driver key", spec: "badger://node01?dir=/tmp/x&error_rate=0.5", driverKeys: []string{"dir"},
-			wantName: "node01", want: nodes.Faults{ErrorRate: 0.5, Latency: 5 * ms}, wantQuery: url.Values{"dir": {"/tmp/x"}}},
+			wantName: "node01", want: faults.Faults{ErrorRate: 0.5, Latency: 5 * ms}, wantQuery: url.Values{"dir": {"/tmp/x"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			u, err := url.Parse(tc.spec)
@@ -134,12 +134,12 @@ func TestOpenErrors(t *testing.T) {
 }
 
 func TestEnvFaultsInvalid(t *testing.T) {
-	_, _, err := Open(t.Context(), "memory://node01", Env{Faults: nodes.Faults{ErrorRate: 2}})
+	_, _, err := Open(t.Context(), "memory://node01", Env{Faults: faults.Faults{ErrorRate: 2}})
 	if got, want := core.ErrorCode(err), core.EInvalid; got != want {
 		t.Fatalf("ErrorCode=%q, want %q (err=%v)", got, want, err)
 	}
 	// A spec can fix what env got wrong.
-	if _, _, err := Open(t.Context(), "memory://node01?error_rate=0.2", Env{Faults: nodes.Faults{ErrorRate: 2}}); err != nil {
+	if _, _, err := Open(t.Context(), "memory://node01?error_rate=0.2", Env{Faults: faults.Faults{ErrorRate: 2}}); err != nil {
 		t.Fatalf("Open with an override of a bad env: %v", err)
 	}
 }

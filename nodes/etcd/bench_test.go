@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes"
 	"github.com/reliable-ops/rops/nodes/etcd/etcdtest"
+	"github.com/reliable-ops/rops/nodes/faults"
 	"github.com/reliable-ops/rops/nodes/memory"
 	"github.com/reliable-ops/rops/nodes/wal"
 )
@@ -24,7 +24,7 @@ func BenchmarkJob(b *testing.B) {
 			b.Run(fmt.Sprintf("journal=%s/error_rate=%g", journal, rate), func(b *testing.B) {
 				cfg := core.Config{}
 				for i := range 3 {
-					cfg.Nodes = append(cfg.Nodes, nodes.New(fmt.Sprintf("node%02d", i+1), memory.New(), nodes.Options{Faults: nodes.Faults{ErrorRate: rate}, Seed: uint64(i)}))
+					cfg.Nodes = append(cfg.Nodes, faults.New(fmt.Sprintf("node%02d", i+1), memory.New(), faults.Options{Faults: faults.Faults{ErrorRate: rate}, Seed: uint64(i)}))
 				}
 				if journal == "wal" {
 					j, err := wal.Open(b.TempDir(), wal.Options{})

@@ -15,9 +15,9 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes"
 	"github.com/reliable-ops/rops/nodes/etcd"
 	"github.com/reliable-ops/rops/nodes/etcd/etcdtest"
+	"github.com/reliable-ops/rops/nodes/faults"
 	"github.com/reliable-ops/rops/nodes/memory"
 )
 
@@ -322,12 +322,12 @@ func coordinator(t *testing.T, ns []core.Node, j *etcd.Journal, seed uint64) *co
 // memoryNodes returns n nodes over memory stores with faults f, and the
 // stores, to look at without faults. opts.MaxTombstones -1 makes nodes that
 // do not fence, as the original server.
-func memoryNodes(n int, f nodes.Faults, seed uint64, opts memory.Options) ([]core.Node, []*memory.Store) {
+func memoryNodes(n int, f faults.Faults, seed uint64, opts memory.Options) ([]core.Node, []*memory.Store) {
 	var ns []core.Node
 	var stores []*memory.Store
 	for i := range n {
 		s := memory.NewWithOptions(opts)
-		ns = append(ns, nodes.New(fmt.Sprintf("node%02d", i+1), s, nodes.Options{Faults: f, Seed: seed + uint64(i)}))
+		ns = append(ns, faults.New(fmt.Sprintf("node%02d", i+1), s, faults.Options{Faults: f, Seed: seed + uint64(i)}))
 		stores = append(stores, s)
 	}
 	return ns, stores
@@ -351,7 +351,7 @@ func TestTokensAboveFloor(t *testing.T) {
 		t.Fatal(err)
 	}
 	unlock()
-	ns, _ := memoryNodes(3, nodes.Faults{}, 1, memory.Options{})
+	ns, _ := memoryNodes(3, faults.Faults{}, 1, memory.Options{})
 	c := coordinator(t, ns, open(t, ec.Endpoints(), 0), 1)
 	res, err := c.Create(ctx, "g")
 	if err != nil {
@@ -371,7 +371,7 @@ func TestCoordinatorsShareTheGuarantee(t *testing.T) {
 	t.Logf("seed %d", seed)
 	ec := etcdtest.Start(t, 1)
 	// Jitter makes the processes' requests on one id interleave.
-	ns, stores := memoryNodes(3, nodes.Faults{ErrorRate: 0.2, AmbiguousRate: 0.1, Jitter: nodes.Duration(5 * time.Millisecond)}, seed, memory.Options{})
+	ns, stores := memoryNodes(3, faults.Faults{ErrorRate: 0.2, AmbiguousRate: 0.1, Jitter: faults.Duration(5 * time.Millisecond)}, seed, memory.Options{})
 	const ids = 3
 	var wg sync.WaitGroup
 	for p := range 3 {

@@ -9,7 +9,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/reliable-ops/rops/nodes"
+	"github.com/reliable-ops/rops/nodes/faults"
 )
 
 // faultsExample shows a client what PUT /admin/faults takes.
@@ -17,11 +17,11 @@ const faultsExample = `{"node01": {"error_rate": 0.5, "down": false}}`
 
 // faultyNodes returns the nodes whose faults can be read and changed, by
 // name, and their names in the server's order.
-func (s *Server) faultyNodes() (map[string]*nodes.Node, []string) {
-	m := make(map[string]*nodes.Node, len(s.nodes))
+func (s *Server) faultyNodes() (map[string]*faults.Node, []string) {
+	m := make(map[string]*faults.Node, len(s.nodes))
 	var names []string
 	for _, n := range s.nodes {
-		if f, ok := nodes.Faulty(n); ok {
+		if f, ok := faults.Faulty(n); ok {
 			m[n.Name()] = f
 			names = append(names, n.Name())
 		}
@@ -39,7 +39,7 @@ func (s *Server) handleGetFaults(w http.ResponseWriter) {
 // writeFaults writes every faulty node's faults; the caller holds adminMu.
 func (s *Server) writeFaults(w http.ResponseWriter) {
 	faulty, _ := s.faultyNodes()
-	all := make(map[string]nodes.Faults, len(faulty))
+	all := make(map[string]faults.Faults, len(faulty))
 	for name, n := range faulty {
 		all[name] = n.Faults()
 	}
@@ -75,7 +75,7 @@ func (s *Server) handlePutFaults(w http.ResponseWriter, r *http.Request) {
 	s.adminMu.Lock()
 	defer s.adminMu.Unlock()
 	faulty, names := s.faultyNodes()
-	next := make(map[string]nodes.Faults, len(req))
+	next := make(map[string]faults.Faults, len(req))
 	// Sorted, so that of several mistakes the same one is reported.
 	for _, name := range slices.Sorted(maps.Keys(req)) {
 		n, ok := faulty[name]

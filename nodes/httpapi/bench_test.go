@@ -15,7 +15,7 @@ import (
 	"testing"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes"
+	"github.com/reliable-ops/rops/nodes/faults"
 	"github.com/reliable-ops/rops/nodes/httpapi"
 	"github.com/reliable-ops/rops/nodes/memory"
 )
@@ -149,7 +149,7 @@ func bulkCreateHTTP(b *testing.B, conc int, rate float64) {
 	b.Run(name, func(b *testing.B) {
 		ns := make([]core.Node, len(names))
 		for i, name := range names {
-			ns[i] = nodes.New(name, memory.New(), nodes.Options{Seed: uint64(i), Faults: nodes.Faults{ErrorRate: rate}})
+			ns[i] = faults.New(name, memory.New(), faults.Options{Seed: uint64(i), Faults: faults.Faults{ErrorRate: rate}})
 		}
 		srv := serve(b, httpapi.NewServer(ns, httpapi.ServerOptions{}))
 		hc := httpapi.NewHTTPClient(core.MaxConcurrency * len(ns))

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes"
+	"github.com/reliable-ops/rops/nodes/faults"
 	"github.com/reliable-ops/rops/nodes/httpapi"
 	"github.com/reliable-ops/rops/nodes/memory"
 )
@@ -234,7 +234,7 @@ func TestClientContext(t *testing.T) {
 // end the call with a transient error, and the server's handler must
 // return then rather than hang on.
 func TestHang(t *testing.T) {
-	n := nodes.New("node01", memory.New(), nodes.Options{Faults: nodes.Faults{HangRate: 1}})
+	n := faults.New("node01", memory.New(), faults.Options{Faults: faults.Faults{HangRate: 1}})
 	server := httpapi.NewServer([]core.Node{n}, httpapi.ServerOptions{})
 	returned := make(chan struct{}, 1)
 	srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -353,7 +353,7 @@ func TestClientListLargeLimit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	srv := serve(t, httpapi.NewServer([]core.Node{nodes.New("node01", store, nodes.Options{})}, httpapi.ServerOptions{}))
+	srv := serve(t, httpapi.NewServer([]core.Node{faults.New("node01", store, faults.Options{})}, httpapi.ServerOptions{}))
 	c := mustClient(t, srv, "node01", newHTTPClient(t))
 	page, err := c.List(t.Context(), "", n+1)
 	if err != nil {
@@ -530,7 +530,7 @@ func dropAfterApply(t *testing.T, h http.Handler, nth int) (string, func() []str
 // connection, whose refused dial made the error EUnavailable.
 func TestRegressionResendAfterCommit(t *testing.T) {
 	store := memory.New()
-	server := httpapi.NewServer([]core.Node{nodes.New("node01", store, nodes.Options{})}, httpapi.ServerOptions{})
+	server := httpapi.NewServer([]core.Node{faults.New("node01", store, faults.Options{})}, httpapi.ServerOptions{})
 	url, addrs := dropAfterApply(t, server, 2)
 	c, err := httpapi.NewClient(url, "node01", httpapi.ClientOptions{HTTP: newHTTPClient(t)})
 	if err != nil {
@@ -624,8 +624,8 @@ func TestClientFences(t *testing.T) {
 // keeps them, on any route, and none for a node whose store does not or
 // for no node.
 func TestServerTombstonesHeader(t *testing.T) {
-	fencing := nodes.New("node01", memory.NewWithOptions(memory.Options{TombstoneTTL: time.Hour}), nodes.Options{})
-	plain := nodes.New("node02", memory.NewWithOptions(memory.Options{MaxTombstones: -1}), nodes.Options{})
+	fencing := faults.New("node01", memory.NewWithOptions(memory.Options{TombstoneTTL: time.Hour}), faults.Options{})
+	plain := faults.New("node02", memory.NewWithOptions(memory.Options{MaxTombstones: -1}), faults.Options{})
 	srv := serve(t, httpapi.NewServer([]core.Node{fencing, plain}, httpapi.ServerOptions{}))
 	for _, tc := range []struct {
 		method, path, node, want string
@@ -665,15 +665,15 @@ func TestServerTombstonesHeader(t *testing.T) {
 func TestClientServerFaults(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		faults nodes.Faults
+		faults faults.Faults
 		want   core.Code
 	}{
-		{"down", nodes.Faults{Down: true}, core.EUnavailable},
-		{"gateway", nodes.Faults{GatewayRate: 1}, core.ETransient},
-		{"reset", nodes.Faults{ResetRate: 1}, core.ETransient},
+		{"down", faults.Faults{Down: true}, core.EUnavailable},
+		{"gateway", faults.Faults{GatewayRate: 1}, core.ETransient},
+		{"reset", faults.Faults{ResetRate: 1}, core.ETransient},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			n := nodes.New("node01", memory.New(), nodes.Options{Faults: tc.faults})
+			n := faults.New("node01", memory.New(), faults.Options{Faults: tc.faults})
 			srv := serve(t, httpapi.NewServer([]core.Node{n}, httpapi.ServerOptions{}))
 			c := mustClient(t, srv, "node01", newHTTPClient(t))
 			for i := range 20 {

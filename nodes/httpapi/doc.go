@@ -41,7 +41,7 @@
 // certainly not applied. A create whose token a tombstone holds answers 409
 // (core.ErrFenced), and every answer for a node that keeps tombstones
 // carries "Rops-Tombstones: <ttl>", which makes the Client a core.Fencer. A
-// reset fault (nodes.ErrReset) resets the TCP connection with
-// no answer, and a gateway fault (nodes.ErrGateway) answers 502, 503 or 504
+// reset fault (faults.ErrReset) resets the TCP connection with
+// no answer, and a gateway fault (faults.ErrGateway) answers 502, 503 or 504
 // with nginx's HTML page and no rops header, as a proxy in front would.
 package httpapi

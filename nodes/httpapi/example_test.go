@@ -6,7 +6,7 @@ import (
 	"net/http/httptest"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes"
+	"github.com/reliable-ops/rops/nodes/faults"
 	"github.com/reliable-ops/rops/nodes/httpapi"
 	"github.com/reliable-ops/rops/nodes/memory"
 )
@@ -16,8 +16,8 @@ import (
 func Example() {
 	ctx := context.Background()
 	server := httpapi.NewServer([]core.Node{
-		nodes.New("node01", memory.New(), nodes.Options{}),
-		nodes.New("node02", memory.New(), nodes.Options{}),
+		faults.New("node01", memory.New(), faults.Options{}),
+		faults.New("node02", memory.New(), faults.Options{}),
 	}, httpapi.ServerOptions{})
 	srv := httptest.NewServer(server)
 	defer srv.Close()

@@ -7,7 +7,7 @@ import (
 	"net/http"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes"
+	"github.com/reliable-ops/rops/nodes/faults"
 )
 
 // statusNoResponse is what the access log shows for a request whose
@@ -22,9 +22,9 @@ const statusNoResponse = 444
 // marks of a rops node, since a client may trust those.
 func groupError(w http.ResponseWriter, node core.Node, err error, id core.GroupID, token core.Token) {
 	switch e, _ := errors.AsType[*core.Error](err); {
-	case errors.Is(err, nodes.ErrReset):
+	case errors.Is(err, faults.ErrReset):
 		resetConnection(w)
-	case errors.Is(err, nodes.ErrGateway) && e != nil:
+	case errors.Is(err, faults.ErrGateway) && e != nil:
 		writeGateway(w, e.Status)
 	default:
 		nodeError(w, node, err, id, token)
@@ -62,7 +62,7 @@ func writeGateway(w http.ResponseWriter, status int) {
 	h := w.Header()
 	clear(h)
 	h["Content-Type"] = []string{"text/html"}
-	text := fmt.Sprintf("%d %s", status, nodes.GatewayText(status))
+	text := fmt.Sprintf("%d %s", status, faults.GatewayText(status))
 	w.WriteHeader(status)
 	_, _ = fmt.Fprintf(w, "<html>\r\n<head><title>%s</title></head>\r\n<body>\r\n<center><h1>%s</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n", text, text)
 }

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes"
+	"github.com/reliable-ops/rops/nodes/faults"
 	"github.com/reliable-ops/rops/nodes/httpapi"
 	"github.com/reliable-ops/rops/nodes/memory"
 )
@@ -25,10 +25,10 @@ import (
 // and returns the store, the node and the server. The node is closed when
 // the test ends; handled receives a value each time a request's handler
 // has returned, log included.
-func faultyServer(t *testing.T, f nodes.Faults, clock core.Clock, opts httpapi.ServerOptions) (*memory.Store, *nodes.Node, string, <-chan struct{}) {
+func faultyServer(t *testing.T, f faults.Faults, clock core.Clock, opts httpapi.ServerOptions) (*memory.Store, *faults.Node, string, <-chan struct{}) {
 	t.Helper()
 	store := memory.New()
-	node := nodes.New("node01", store, nodes.Options{Faults: f, Seed: 3, Clock: clock})
+	node := faults.New("node01", store, faults.Options{Faults: f, Seed: 3, Clock: clock})
 	server := httpapi.NewServer([]core.Node{node}, opts)
 	handled := make(chan struct{}, 100)
 	srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -44,7 +44,7 @@ func faultyServer(t *testing.T, f nodes.Faults, clock core.Clock, opts httpapi.S
 // record all the same.
 func TestResetIsTCPReset(t *testing.T) {
 	var log bytes.Buffer
-	store, _, url, handled := faultyServer(t, nodes.Faults{ResetRate: 1}, clock, httpapi.ServerOptions{AccessLog: slog.New(slog.NewTextHandler(&log, nil)), Clock: clock})
+	store, _, url, handled := faultyServer(t, faults.Faults{ResetRate: 1}, clock, httpapi.ServerOptions{AccessLog: slog.New(slog.NewTextHandler(&log, nil)), Clock: clock})
 	conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +76,7 @@ func TestResetIsTCPReset(t *testing.T) {
 // TestResetClient checks what the Client makes of a reset: an ambiguous
 // error, for create, delete and get.
 func TestResetClient(t *testing.T) {
-	store, _, url, _ := faultyServer(t, nodes.Faults{ResetRate: 1}, clock, httpapi.ServerOptions{})
+	store, _, url, _ := faultyServer(t, faults.Faults{ResetRate: 1}, clock, httpapi.ServerOptions{})
 	c, err := httpapi.NewClient(url, "node01", httpapi.ClientOptions{HTTP: newHTTPClient(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +103,7 @@ func TestResetClient(t *testing.T) {
 // of the node would: 502, 503 or 504 with its HTML page and none of a rops
 // node's headers, having passed the request on half of the time.
 func TestGatewayAnswer(t *testing.T) {
-	store, _, url, _ := faultyServer(t, nodes.Faults{GatewayRate: 1}, clock, httpapi.ServerOptions{})
+	store, _, url, _ := faultyServer(t, faults.Faults{GatewayRate: 1}, clock, httpapi.ServerOptions{})
 	hc := newHTTPClient(t)
 	statuses := map[int]int{}
 	forwarded := 0
@@ -126,7 +126,7 @@ func TestGatewayAnswer(t *testing.T) {
 			t.Fatal(err)
 		}
 		statuses[resp.StatusCode]++
-		title := fmt.Sprintf("<title>%d %s</title>", resp.StatusCode, nodes.GatewayText(resp.StatusCode))
+		title := fmt.Sprintf("<title>%d %s</title>", resp.StatusCode, faults.GatewayText(resp.StatusCode))
 		if !bytes.Contains(body, []byte(title)) || !bytes.Contains(body, []byte("<center>nginx</center>")) {
 			t.Fatalf("POST %s: body %q, want nginx's page with %s", gid, body, title)
 		}
@@ -153,7 +153,7 @@ func TestGatewayAnswer(t *testing.T) {
 // TestGatewayClient checks that the Client takes a proxy's answer, even a
 // 503, for an ambiguous one: the proxy may have passed the request on.
 func TestGatewayClient(t *testing.T) {
-	_, _, url, _ := faultyServer(t, nodes.Faults{GatewayRate: 1}, clock, httpapi.ServerOptions{})
+	_, _, url, _ := faultyServer(t, faults.Faults{GatewayRate: 1}, clock, httpapi.ServerOptions{})
 	c, err := httpapi.NewClient(url, "node01", httpapi.ClientOptions{HTTP: newHTTPClient(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -198,7 +198,7 @@ func (c *gateClock) Sleep(ctx context.Context, d time.Duration) error {
 // client gives up, and is applied only after that, on the node's clock.
 func TestLateOverHTTP(t *testing.T) {
 	gate := &gateClock{fixedClock: clock, asked: make(chan time.Duration, 1), release: make(chan struct{})}
-	store, node, url, handled := faultyServer(t, nodes.Faults{LateRate: 1, LateDelay: nodes.Duration(3 * time.Second)}, gate, httpapi.ServerOptions{})
+	store, node, url, handled := faultyServer(t, faults.Faults{LateRate: 1, LateDelay: faults.Duration(3 * time.Second)}, gate, httpapi.ServerOptions{})
 	c, err := httpapi.NewClient(url, "node01", httpapi.ClientOptions{HTTP: newHTTPClient(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -235,7 +235,7 @@ func TestLateOverHTTP(t *testing.T) {
 // TestAdminNewFaults checks that PUT /admin/faults takes the new faults,
 // and refuses what Faults.Validate refuses, saying why.
 func TestAdminNewFaults(t *testing.T) {
-	_, node, url, _ := faultyServer(t, nodes.Faults{}, clock, httpapi.ServerOptions{Admin: true})
+	_, node, url, _ := faultyServer(t, faults.Faults{}, clock, httpapi.ServerOptions{Admin: true})
 	put := func(body string) (int, string) {
 		t.Helper()
 		req, err := http.NewRequestWithContext(t.Context(), http.MethodPut, url+"/v1/admin/faults", strings.NewReader(body))
@@ -264,14 +264,14 @@ func TestAdminNewFaults(t *testing.T) {
 			t.Fatalf("PUT %s: %d %s, want 406 saying %q", tc.body, status, body, tc.want)
 		}
 	}
-	if got, want := node.Faults(), (nodes.Faults{}); got != want {
+	if got, want := node.Faults(), (faults.Faults{}); got != want {
 		t.Fatalf("faults %v after refused PUTs, want %v", got, want)
 	}
 	status, body := put(`{"node01": {"late_rate": 0.2, "late_delay": "3s", "reset_rate": 0.1, "duplicate_rate": 0.3, "gateway_rate": 0.4}}`)
 	if status != http.StatusOK {
 		t.Fatalf("PUT: %d %s, want 200", status, body)
 	}
-	want := nodes.Faults{LateRate: 0.2, LateDelay: nodes.Duration(3 * time.Second), ResetRate: 0.1, DuplicateRate: 0.3, GatewayRate: 0.4}
+	want := faults.Faults{LateRate: 0.2, LateDelay: faults.Duration(3 * time.Second), ResetRate: 0.1, DuplicateRate: 0.3, GatewayRate: 0.4}
 	if got := node.Faults(); got != want {
 		t.Fatalf("faults %v, want %v", got, want)
 	}

@@ -14,7 +14,7 @@ import (
 	"testing"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes"
+	"github.com/reliable-ops/rops/nodes/faults"
 	"github.com/reliable-ops/rops/nodes/httpapi"
 	"github.com/reliable-ops/rops/nodes/memory"
 )
@@ -53,10 +53,10 @@ func delOlder(before, body string, hdr ...string) request {
 type goldenCase struct {
 	name    string
 	reqs    []request
-	nodes   []string     // the server's nodes (default: names)
-	admin   bool         // serve /admin/faults
-	faults  nodes.Faults // node01's faults
-	seed    uint64       // node01's seed
+	nodes   []string      // the server's nodes (default: names)
+	admin   bool          // serve /admin/faults
+	faults  faults.Faults // node01's faults
+	seed    uint64        // node01's seed
 	maxBody int64
 	// noTombstones serves stores that keep none, as the original's were.
 	noTombstones bool
@@ -192,10 +192,10 @@ var goldenCases = []goldenCase{
 	{name: "admin-off", reqs: []request{
 		get("/v1/admin/faults"), {method: "PUT", path: "/v1/admin/faults", body: `{"node01": {"down": true}}`},
 	}},
-	{name: "admin-get", admin: true, faults: nodes.Faults{ErrorRate: 0.2, Latency: nodes.Duration(15e6)}, reqs: []request{
+	{name: "admin-get", admin: true, faults: faults.Faults{ErrorRate: 0.2, Latency: faults.Duration(15e6)}, reqs: []request{
 		get("/v1/admin/faults"), get("/admin/faults"),
 	}},
-	{name: "admin-put", admin: true, faults: nodes.Faults{ErrorRate: 0.2}, reqs: []request{
+	{name: "admin-put", admin: true, faults: faults.Faults{ErrorRate: 0.2}, reqs: []request{
 		{method: "PUT", path: "/v1/admin/faults", body: `{"node01": {"ambiguous_rate": 0.1, "latency": "1ms"}, "node03": {"down": true}}`},
 		get("/v1/group/5", "Node: node03"),
 	}},
@@ -220,11 +220,11 @@ var goldenCases = []goldenCase{
 	}},
 	// Seeds 2 and 0 make node01's first GET of id 5 fail with 500 and
 	// 408: each call draws its fault from the seed, method, id and count.
-	{name: "fault-500", faults: nodes.Faults{ErrorRate: 1}, seed: 2, reqs: []request{
+	{name: "fault-500", faults: faults.Faults{ErrorRate: 1}, seed: 2, reqs: []request{
 		get("/v1/group/5", n1), get("/v1/groups", n1), get("/v1/stats"),
 	}},
-	{name: "fault-408", faults: nodes.Faults{ErrorRate: 1}, seed: 0, reqs: []request{get("/v1/group/5", n1)}},
-	{name: "down", faults: nodes.Faults{Down: true}, reqs: []request{
+	{name: "fault-408", faults: faults.Faults{ErrorRate: 1}, seed: 0, reqs: []request{get("/v1/group/5", n1)}},
+	{name: "down", faults: faults.Faults{Down: true}, reqs: []request{
 		get("/v1/group/5", n1), post(`{"groupId": "9"}`, n1), get("/v1/groups", n1), get("/v1/stats"), get("/v1/ping"),
 	}},
 }
@@ -263,11 +263,11 @@ func goldenServer(t *testing.T, tc goldenCase) *httpapi.Server {
 				t.Fatal(err)
 			}
 		}
-		opts := nodes.Options{Clock: clock}
+		opts := faults.Options{Clock: clock}
 		if i == 0 {
 			opts.Faults, opts.Seed = tc.faults, tc.seed
 		}
-		nodeList[i] = nodes.New(name, store, opts)
+		nodeList[i] = faults.New(name, store, opts)
 	}
 	return httpapi.NewServer(nodeList, httpapi.ServerOptions{
 		Admin: tc.admin, MaxBody: tc.maxBody, Tokens: core.NewTokenSource(clock), Clock: clock,

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes"
+	"github.com/reliable-ops/rops/nodes/faults"
 	"github.com/reliable-ops/rops/nodes/httpapi"
 	"github.com/reliable-ops/rops/nodes/memory"
 )
@@ -31,7 +31,7 @@ var clock = fixedClock{time.Unix(1700000000, 0).UTC()}
 func memoryNodes(names ...string) []core.Node {
 	ns := make([]core.Node, len(names))
 	for i, name := range names {
-		ns[i] = nodes.New(name, memory.New(), nodes.Options{})
+		ns[i] = faults.New(name, memory.New(), faults.Options{})
 	}
 	return ns
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes"
+	"github.com/reliable-ops/rops/nodes/faults"
 )
 
 // Timing of the records gauge: a scrape counts each node's records at most
@@ -67,14 +67,14 @@ func newMetrics(ns []core.Node) *metrics {
 }
 
 // serve answers r through next, then counts it. The request carries a
-// nodes.Note, in which a faulty node records the fault it injected.
+// faults.Note, in which a faulty node records the fault it injected.
 func (m *metrics) serve(s *Server, w http.ResponseWriter, r *http.Request, next func(http.ResponseWriter, *http.Request)) {
 	start := time.Now()
 	mw := &metricsWriter{ResponseWriter: w}
 	// Deferred, to count a request whose handler aborts (a reset
 	// connection that cannot be taken over) as well.
 	defer m.count(s, r, start, mw)
-	next(mw, r.WithContext(nodes.WithNote(r.Context(), &mw.note)))
+	next(mw, r.WithContext(faults.WithNote(r.Context(), &mw.note)))
 }
 
 // count counts a request answered with mw's status, after its fault.
@@ -85,13 +85,13 @@ func (m *metrics) count(s *Server, r *http.Request, start time.Time, mw *metrics
 		// Nothing written: net/http sends 200, unless the connection
 		// was reset (taken over with no answer).
 		status = http.StatusOK
-		if note.Fault == nodes.FaultReset {
+		if note.Fault == faults.FaultReset {
 			status = statusNoResponse
 		}
 	}
 	fault := note.Fault
 	if fault == "" {
-		fault = nodes.FaultNone
+		fault = faults.FaultNone
 	}
 	key := seriesKey{s.nodeLabel(r), routeLabel(r), statusLabel(status), fault}
 	v, ok := m.series.Load(key)
@@ -113,7 +113,7 @@ func (m *metrics) count(s *Server, r *http.Request, start time.Time, mw *metrics
 type metricsWriter struct {
 	http.ResponseWriter
 	status int
-	note   nodes.Note
+	note   faults.Note
 }
 
 func (w *metricsWriter) WriteHeader(status int) {

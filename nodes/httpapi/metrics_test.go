@@ -12,18 +12,18 @@ import (
 	"testing"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes"
+	"github.com/reliable-ops/rops/nodes/faults"
 	"github.com/reliable-ops/rops/nodes/httpapi"
 	"github.com/reliable-ops/rops/nodes/memory"
 )
 
 // faultyNodes returns a node over a new memory store per fault set, named
 // node01, node02, ..., closed when the test ends.
-func faultyNodes(tb testing.TB, faults ...nodes.Faults) []core.Node {
+func faultyNodes(tb testing.TB, sets ...faults.Faults) []core.Node {
 	tb.Helper()
-	ns := make([]core.Node, len(faults))
-	for i, f := range faults {
-		n := nodes.New(fmt.Sprintf("node%02d", i+1), memory.New(), nodes.Options{Faults: f, Seed: 1})
+	ns := make([]core.Node, len(sets))
+	for i, f := range sets {
+		n := faults.New(fmt.Sprintf("node%02d", i+1), memory.New(), faults.Options{Faults: f, Seed: 1})
 		tb.Cleanup(func() { n.Close() })
 		ns[i] = n
 	}
@@ -92,7 +92,7 @@ func createBody(id int) string { return fmt.Sprintf(`{"groupId": "g%d"}`, id) }
 // /metrics: counts by node, route, status and fault, the latency
 // histogram's count, and each node's records.
 func TestMetricsCounts(t *testing.T) {
-	ns := faultyNodes(t, nodes.Faults{}, nodes.Faults{ErrorRate: 1}, nodes.Faults{Down: true})
+	ns := faultyNodes(t, faults.Faults{}, faults.Faults{ErrorRate: 1}, faults.Faults{Down: true})
 	s := httpapi.NewServer(ns, httpapi.ServerOptions{Metrics: true})
 	ctx := t.Context()
 	for i := range 3 {
@@ -142,20 +142,20 @@ func TestMetricsCounts(t *testing.T) {
 // TestMetricsFaults checks the fault label of every injected fault, each
 // on a node that injects it always.
 func TestMetricsFaults(t *testing.T) {
-	late := nodes.Duration(nodes.DefaultLateDelay)
+	late := faults.Duration(faults.DefaultLateDelay)
 	for _, tc := range []struct {
 		fault  string
-		faults nodes.Faults
+		faults faults.Faults
 	}{
-		{nodes.FaultHang, nodes.Faults{HangRate: 1}},
-		{nodes.FaultLate, nodes.Faults{LateRate: 1, LateDelay: late}},
-		{nodes.FaultReset, nodes.Faults{ResetRate: 1}},
-		{nodes.FaultDuplicate, nodes.Faults{DuplicateRate: 1}},
-		{nodes.FaultGateway, nodes.Faults{GatewayRate: 1}},
-		{nodes.FaultDown, nodes.Faults{Down: true}},
-		{"ambiguous_", nodes.Faults{AmbiguousRate: 1}},
-		{"error_", nodes.Faults{ErrorRate: 1}},
-		{nodes.FaultNone, nodes.Faults{}},
+		{faults.FaultHang, faults.Faults{HangRate: 1}},
+		{faults.FaultLate, faults.Faults{LateRate: 1, LateDelay: late}},
+		{faults.FaultReset, faults.Faults{ResetRate: 1}},
+		{faults.FaultDuplicate, faults.Faults{DuplicateRate: 1}},
+		{faults.FaultGateway, faults.Faults{GatewayRate: 1}},
+		{faults.FaultDown, faults.Faults{Down: true}},
+		{"ambiguous_", faults.Faults{AmbiguousRate: 1}},
+		{"error_", faults.Faults{ErrorRate: 1}},
+		{faults.FaultNone, faults.Faults{}},
 	} {
 		t.Run(tc.fault, func(t *testing.T) {
 			s := httpapi.NewServer(faultyNodes(t, tc.faults), httpapi.ServerOptions{Metrics: true})
@@ -169,7 +169,7 @@ func TestMetricsFaults(t *testing.T) {
 			if !strings.Contains(text, want) {
 				t.Errorf("no %s...} sample:\n%s", want, grepRops(text))
 			}
-			if tc.fault == nodes.FaultReset {
+			if tc.fault == faults.FaultReset {
 				// No answer: counted as nginx logs it.
 				wantLine(t, text, `rops_http_requests_total{fault="reset",node="node01",route="POST /group",status="444"} 1`)
 			}
@@ -233,7 +233,7 @@ func TestMetricsOverHTTP(t *testing.T) {
 func TestHealth(t *testing.T) {
 	for _, original := range []bool{false, true} {
 		t.Run(fmt.Sprint("original=", original), func(t *testing.T) {
-			ns := faultyNodes(t, nodes.Faults{}, nodes.Faults{}, nodes.Faults{})
+			ns := faultyNodes(t, faults.Faults{}, faults.Faults{}, faults.Faults{})
 			s := httpapi.NewServer(ns, httpapi.ServerOptions{Original: original})
 			ctx := t.Context()
 			for _, p := range []string{"/healthz", "/v1/healthz"} {
@@ -249,8 +249,8 @@ func TestHealth(t *testing.T) {
 			if code, _ := do(t, ctx, s, "POST", "/readyz", "", ""); code != 405 {
 				t.Errorf("POST /readyz: %d, want 405", code)
 			}
-			n, _ := nodes.Faulty(ns[1])
-			if err := n.SetFaults(nodes.Faults{Down: true}); err != nil {
+			n, _ := faults.Faulty(ns[1])
+			if err := n.SetFaults(faults.Faults{Down: true}); err != nil {
 				t.Fatal(err)
 			}
 			code, text := do(t, ctx, s, "GET", "/v1/readyz", "", "")
@@ -268,7 +268,7 @@ func TestHealth(t *testing.T) {
 // ready.
 func TestReadyzClosedStore(t *testing.T) {
 	st := memory.New()
-	n := nodes.New("node01", closedStore{st}, nodes.Options{})
+	n := faults.New("node01", closedStore{st}, faults.Options{})
 	t.Cleanup(func() { n.Close() })
 	s := httpapi.NewServer([]core.Node{n}, httpapi.ServerOptions{})
 	if code, text := do(t, t.Context(), s, "GET", "/readyz", "", ""); code != 503 || !strings.Contains(text, "node01: not ready: store closed") {

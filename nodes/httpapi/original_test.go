@@ -11,14 +11,14 @@ import (
 	"testing"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes"
+	"github.com/reliable-ops/rops/nodes/faults"
 	"github.com/reliable-ops/rops/nodes/httpapi"
 	"github.com/reliable-ops/rops/nodes/memory"
 )
 
 // originalServer returns a Server with ServerOptions.Original over names,
 // whose nodes hold ids 1, 5 and 7 with heldToken; node01 has faults.
-func originalServer(t *testing.T, faults nodes.Faults) *httpapi.Server {
+func originalServer(t *testing.T, f faults.Faults) *httpapi.Server {
 	t.Helper()
 	ns := make([]core.Node, len(names))
 	for i, name := range names {
@@ -28,11 +28,11 @@ func originalServer(t *testing.T, faults nodes.Faults) *httpapi.Server {
 				t.Fatal(err)
 			}
 		}
-		opts := nodes.Options{Clock: clock}
+		opts := faults.Options{Clock: clock}
 		if i == 0 {
-			opts.Faults = faults
+			opts.Faults = f
 		}
-		ns[i] = nodes.New(name, store, opts)
+		ns[i] = faults.New(name, store, opts)
 	}
 	return httpapi.NewServer(ns, httpapi.ServerOptions{Original: true, Tokens: core.NewTokenSource(clock), Clock: clock})
 }
@@ -45,7 +45,7 @@ func originalServer(t *testing.T, faults nodes.Faults) *httpapi.Server {
 func TestOriginalGolden(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		faults nodes.Faults
+		faults faults.Faults
 		reqs   []request
 	}{
 		{name: "original-ping", reqs: []request{get("/ping"), get("/v1/ping"), get("/v1/ping/")}},
@@ -81,7 +81,7 @@ func TestOriginalGolden(t *testing.T) {
 			post(`{"groupId": "5"}`, n1, "Timestamp: 1700000002.000001"),
 			get("/v1/stats"),
 		}},
-		{name: "original-down", faults: nodes.Faults{Down: true}, reqs: []request{
+		{name: "original-down", faults: faults.Faults{Down: true}, reqs: []request{
 			get("/v1/group/5", n1), post(`{"groupId": "9"}`, n1), get("/v1/stats"),
 		}},
 	} {
@@ -102,7 +102,7 @@ func TestOriginalGolden(t *testing.T) {
 // TestClientPingsTheOriginal: the original server answers GET /ping, and
 // GET /ping/ 404, so a Client pings /ping.
 func TestClientPingsTheOriginal(t *testing.T) {
-	srv := serve(t, originalServer(t, nodes.Faults{}))
+	srv := serve(t, originalServer(t, faults.Faults{}))
 	if err := mustClient(t, srv, "node01", newHTTPClient(t)).Ping(t.Context()); err != nil {
 		t.Fatalf("Ping: %v", err)
 	}
@@ -149,7 +149,7 @@ func originalExchange(t *testing.T, h http.Handler, req request, b *strings.Buil
 // create is "exists", and neither a node that is down nor a reset
 // connection passes for "certainly not applied".
 func TestOriginalClient(t *testing.T) {
-	srv := serve(t, originalServer(t, nodes.Faults{}))
+	srv := serve(t, originalServer(t, faults.Faults{}))
 	hc := newHTTPClient(t)
 	c := mustClient(t, srv, "node01", hc)
 
@@ -189,10 +189,10 @@ func TestOriginalClient(t *testing.T) {
 
 	for _, tc := range []struct {
 		name   string
-		faults nodes.Faults
+		faults faults.Faults
 	}{
-		{"down", nodes.Faults{Down: true}},
-		{"reset", nodes.Faults{ResetRate: 1}},
+		{"down", faults.Faults{Down: true}},
+		{"reset", faults.Faults{ResetRate: 1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := serve(t, originalServer(t, tc.faults))

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes"
+	"github.com/reliable-ops/rops/nodes/faults"
 	"github.com/reliable-ops/rops/nodes/httpapi"
 	"github.com/reliable-ops/rops/nodes/memory"
 )
@@ -153,7 +153,7 @@ func TestRemoveAnnounced(t *testing.T) {
 func noTombstoneNodes(names ...string) []core.Node {
 	ns := make([]core.Node, len(names))
 	for i, name := range names {
-		ns[i] = nodes.New(name, memory.NewWithOptions(memory.Options{MaxTombstones: -1}), nodes.Options{})
+		ns[i] = faults.New(name, memory.NewWithOptions(memory.Options{MaxTombstones: -1}), faults.Options{})
 	}
 	return ns
 }
@@ -165,10 +165,10 @@ func noTombstoneNodes(names ...string) []core.Node {
 // again from the node's record of it.
 func TestDeleteOverHTTPWithFaults(t *testing.T) {
 	const seed, n = 7, 40
-	faults := nodes.Faults{ErrorRate: 0.2, AmbiguousRate: 0.1, ResetRate: 0.05, GatewayRate: 0.05}
+	f := faults.Faults{ErrorRate: 0.2, AmbiguousRate: 0.1, ResetRate: 0.05, GatewayRate: 0.05}
 	ns := make([]core.Node, len(names))
 	for i, name := range names {
-		ns[i] = nodes.New(name, memory.New(), nodes.Options{Faults: faults, Seed: seed + uint64(i)})
+		ns[i] = faults.New(name, memory.New(), faults.Options{Faults: f, Seed: seed + uint64(i)})
 	}
 	srv := serve(t, httpapi.NewServer(ns, httpapi.ServerOptions{}))
 	cs := clients(t, srv, newHTTPClient(t), ns)

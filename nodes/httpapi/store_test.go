@@ -5,8 +5,8 @@ import (
 	"time"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes"
 	"github.com/reliable-ops/rops/nodes/badger"
+	"github.com/reliable-ops/rops/nodes/faults"
 	"github.com/reliable-ops/rops/nodes/httpapi"
 	"github.com/reliable-ops/rops/nodes/memory"
 	"github.com/reliable-ops/rops/nodes/storetest"
@@ -18,7 +18,7 @@ func openOverHTTP(tb testing.TB, open func(tb testing.TB) core.Store) core.Store
 	tb.Helper()
 	ns := make([]core.Node, len(names))
 	for i, name := range names {
-		ns[i] = nodes.New(name, open(tb), nodes.Options{})
+		ns[i] = faults.New(name, open(tb), faults.Options{})
 	}
 	srv := serve(tb, httpapi.NewServer(ns, httpapi.ServerOptions{}))
 	return mustClient(tb, srv, "node02", newHTTPClient(tb))

@@ -15,8 +15,8 @@ import (
 	"testing"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes"
 	"github.com/reliable-ops/rops/nodes/badger"
+	"github.com/reliable-ops/rops/nodes/faults"
 	"github.com/reliable-ops/rops/nodes/httpapi"
 	"github.com/reliable-ops/rops/nodes/memory"
 )
@@ -25,7 +25,7 @@ import (
 // g00000.. with tokens 1.000001...
 func filled(tb testing.TB, n int) core.Node {
 	tb.Helper()
-	node := nodes.New("node01", memory.New(), nodes.Options{})
+	node := faults.New("node01", memory.New(), faults.Options{})
 	for i := range n {
 		if err := node.Create(context.Background(), core.GroupID(fmt.Sprintf("g%05d", i)), core.Token(fmt.Sprintf("1.%06d", i+1))); err != nil {
 			tb.Fatal(err)
@@ -111,7 +111,7 @@ func TestScanBadger(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
-	node := nodes.New("node01", s, nodes.Options{})
+	node := faults.New("node01", s, faults.Options{})
 	for i := range 1200 {
 		if err := node.Create(t.Context(), core.GroupID(fmt.Sprintf("g%05d", i)), core.Token(fmt.Sprintf("1.%06d", i+1))); err != nil {
 			t.Fatal(err)

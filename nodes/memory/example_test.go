@@ -5,7 +5,7 @@ import (
 	"fmt"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes"
+	"github.com/reliable-ops/rops/nodes/faults"
 	"github.com/reliable-ops/rops/nodes/memory"
 )
 
@@ -16,8 +16,8 @@ import (
 func Example() {
 	var cluster []core.Node
 	for i, name := range []string{"node01", "node02", "node03"} {
-		faults := nodes.Faults{ErrorRate: 0.2}
-		cluster = append(cluster, nodes.New(name, memory.New(), nodes.Options{Faults: faults, Seed: uint64(i + 1)}))
+		f := faults.Faults{ErrorRate: 0.2}
+		cluster = append(cluster, faults.New(name, memory.New(), faults.Options{Faults: f, Seed: uint64(i + 1)}))
 	}
 	c, err := core.New(core.Config{Nodes: cluster})
 	if err != nil {

@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes"
 	"github.com/reliable-ops/rops/nodes/badger"
+	"github.com/reliable-ops/rops/nodes/faults"
 	"github.com/reliable-ops/rops/nodes/memory"
 	"github.com/reliable-ops/rops/nodes/wal"
 )
@@ -66,7 +66,7 @@ func concurrencyName(n int) string {
 func bulkCreate(b *testing.B, j core.Journal, concurrency int) {
 	var ns []core.Node
 	for i := range 3 {
-		ns = append(ns, nodes.New(fmt.Sprintf("node%02d", i+1), memory.New(), nodes.Options{}))
+		ns = append(ns, faults.New(fmt.Sprintf("node%02d", i+1), memory.New(), faults.Options{}))
 	}
 	cfg := core.Config{Nodes: ns}
 	if j != nil {

@@ -1,22 +1,22 @@
-package nodes_test
+package reqlog_test
 
 import (
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes"
+	"github.com/reliable-ops/rops/nodes/faults"
+	"github.com/reliable-ops/rops/nodes/memory"
+	"github.com/reliable-ops/rops/nodes/reqlog"
 )
 
-func TestLogged(t *testing.T) {
+func TestWrap(t *testing.T) {
 	const t5, t6 = "1633806680.426599", "1633806862.284902"
 	mock := &mockNode{
 		name: "node01",
@@ -44,7 +44,7 @@ func TestLogged(t *testing.T) {
 		CountFn: func(context.Context) (int, error) { return 2, nil },
 	}
 	var buf bytes.Buffer
-	n := nodes.Logged(mock, textLog(&buf))
+	n := reqlog.Wrap(mock, textLog(&buf))
 	ctx := context.Background()
 	_ = n.Create(ctx, "5", t5)
 	_ = n.Create(ctx, "6", t6)
@@ -82,16 +82,16 @@ level=WARN msg=answer node=node01 op=get groupId="a b" code=internal error="boom
 // seededLog returns the log of a seeded single-threaded run.
 func seededLog(t *testing.T) string {
 	t.Helper()
-	node, _, _ := newNode(t, nodes.Faults{ErrorRate: 0.3, AmbiguousRate: 0.1, Jitter: 1000}, seed)
+	node := newNode(t, faults.Faults{ErrorRate: 0.3, AmbiguousRate: 0.1, Jitter: 1000}, seed)
 	var buf bytes.Buffer
-	n := nodes.Logged(node, textLog(&buf))
+	n := reqlog.Wrap(node, textLog(&buf))
 	for i := range 50 {
 		_ = n.Create(context.Background(), id(i%10), core.Token(fmt.Sprintf("1633806680.%06d", i)))
 	}
 	return buf.String()
 }
 
-func TestLoggedSeededRunIsReproducible(t *testing.T) {
+func TestWrapSeededRunIsReproducible(t *testing.T) {
 	a, b := seededLog(t), seededLog(t)
 	if a != b {
 		t.Fatalf("seed %d logged two different runs:\n%s\n---\n%s", seed, a, b)
@@ -108,16 +108,16 @@ func TestLoggedSeededRunIsReproducible(t *testing.T) {
 	}
 }
 
-// TestLoggedConcurrent checks that nodes sharing one writer never interleave
+// TestWrapConcurrent checks that nodes sharing one writer never interleave
 // or race on it.
-func TestLoggedConcurrent(t *testing.T) {
+func TestWrapConcurrent(t *testing.T) {
 	var buf bytes.Buffer // not safe for concurrent use on its own
 	log := textLog(&buf)
 	var logged []core.Node
 	for i := range 3 {
 		name := fmt.Sprintf("node%02d", i+1)
-		logged = append(logged, nodes.Logged(nodes.New(name, newMapStore(), nodes.Options{
-			Faults: nodes.Faults{ErrorRate: 0.5}, Seed: seed,
+		logged = append(logged, reqlog.Wrap(faults.New(name, memory.New(), faults.Options{
+			Faults: faults.Faults{ErrorRate: 0.5}, Seed: seed,
 		}), log))
 	}
 	const workers, calls = 8, 100
@@ -141,15 +141,4 @@ func TestLoggedConcurrent(t *testing.T) {
 			t.Fatalf("malformed line %q", l)
 		}
 	}
-}
-
-// textLog returns a logger in slog's text format without times, so that
-// tests can compare its lines.
-func textLog(w io.Writer) *slog.Logger {
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
-		if len(groups) == 0 && a.Key == slog.TimeKey {
-			return slog.Attr{}
-		}
-		return a
-	}}))
 }

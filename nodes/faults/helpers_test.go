@@ -1,4 +1,4 @@
-package nodes_test
+package faults_test
 
 import (
 	"cmp"

@@ -1,10 +1,16 @@
-// Package nodes is the faulty cluster: a Node is a core.Store seen through
+// Package faults is the faulty cluster: a Node is a core.Store seen through
 // injected faults (random 500s and 408s, lost acknowledgements, latency,
 // hangs, a node that is down, writes applied late or twice, connections
 // reset after the write, a proxy's 502, 503 and 504), drawn from a seed so
-// that a run can be replayed exactly, concurrent or not. The same faults serve embedded
-// nodes and the HTTP server. Logged wraps any core.Node with a request log.
-package nodes
+// that a run can be replayed exactly, concurrent or not. The same faults
+// serve embedded nodes and the HTTP server:
+//
+//	node := faults.New("node01", memory.New(), faults.Options{Faults: faults.Faults{ErrorRate: 0.2}, Seed: 1})
+//
+// It is a package of its own, apart from the stores in nodes/..., so that a
+// store or driver imports the faults without the other stores, and the
+// faults without the request log (package reqlog).
+package faults
 
 import (
 	"context"
@@ -80,7 +86,7 @@ var (
 // invalid: check input with Faults.Validate first.
 func New(name string, store core.Store, opts Options) *Node {
 	if err := opts.Faults.Validate(); err != nil {
-		panic("nodes.New: " + err.Error())
+		panic("faults.New: " + err.Error())
 	}
 	if opts.Clock == nil {
 		opts.Clock = core.SystemClock{}
@@ -100,7 +106,7 @@ func New(name string, store core.Store, opts Options) *Node {
 	}
 }
 
-// Faulty returns the *Node inside n, looking through Logged and any other
+// Faulty returns the *Node inside n, looking through reqlog.Wrap and any other
 // wrapper with an Unwrap() core.Node method, so that faults can be changed on
 // a node that is wrapped.
 func Faulty(n core.Node) (*Node, bool) { return core.NodeAs[*Node](n) }

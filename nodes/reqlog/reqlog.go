@@ -1,4 +1,8 @@
-package nodes
+// Package reqlog logs the calls of any core.Node, as the original connector
+// logged its requests. It is apart from the faults (package faults) so that
+// a node of any driver, faulty or not, can be logged, and a store that is
+// logged need not link the faults.
+package reqlog
 
 import (
 	"context"
@@ -8,7 +12,7 @@ import (
 	"github.com/reliable-ops/rops/core"
 )
 
-// Logged returns n with a request log, as the original connector kept, on
+// Wrap returns n with a request log, as the original connector kept, on
 // log: one record when a call starts ("request") and one when it returns
 // ("answer"), with the node's name, the call and its arguments; an answer
 // holds the result, or the error's status (if it came with one), code and
@@ -22,7 +26,7 @@ import (
 // seeded single-threaded run logs the same records every time. Nodes may
 // share one logger: its handler serializes the lines. The result is safe for
 // concurrent use if n is.
-func Logged(n core.Node, log *slog.Logger) core.Node {
+func Wrap(n core.Node, log *slog.Logger) core.Node {
 	return &logged{n: n, log: log.With(slog.String("node", n.Name()))}
 }
 

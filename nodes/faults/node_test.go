@@ -1,10 +1,10 @@
-package nodes_test
+package faults_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,17 +14,18 @@ import (
 	"time"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes"
+	"github.com/reliable-ops/rops/nodes/faults"
+	"github.com/reliable-ops/rops/nodes/reqlog"
 )
 
 const seed = 20211009
 
 // newNode returns a node01 over a fresh mapStore with a fake clock, closed
 // when the test ends.
-func newNode(tb testing.TB, f nodes.Faults, seed uint64) (*nodes.Node, *mapStore, *fakeClock) {
+func newNode(tb testing.TB, f faults.Faults, seed uint64) (*faults.Node, *mapStore, *fakeClock) {
 	tb.Helper()
 	store, clock := newMapStore(), &fakeClock{}
-	node := nodes.New("node01", store, nodes.Options{Faults: f, Seed: seed, Clock: clock})
+	node := faults.New("node01", store, faults.Options{Faults: f, Seed: seed, Clock: clock})
 	tb.Cleanup(func() { node.Close() })
 	return node, store, clock
 }
@@ -57,7 +58,7 @@ func checkRate(tb testing.TB, what string, count, n int, want, tol float64) {
 
 func TestErrorRate(t *testing.T) {
 	const n = 10000
-	node, store, _ := newNode(t, nodes.Faults{ErrorRate: 0.2}, seed)
+	node, store, _ := newNode(t, faults.Faults{ErrorRate: 0.2}, seed)
 	ctx := context.Background()
 	byStatus := map[int]int{}
 	for i := range n {
@@ -77,7 +78,7 @@ func TestErrorRate(t *testing.T) {
 }
 
 // outcomes returns the status (0 for success) of n Gets on a fresh node.
-func outcomes(t *testing.T, f nodes.Faults, seed uint64, n int) []int {
+func outcomes(t *testing.T, f faults.Faults, seed uint64, n int) []int {
 	t.Helper()
 	node, _, _ := newNode(t, f, seed)
 	var got []int
@@ -93,7 +94,7 @@ func outcomes(t *testing.T, f nodes.Faults, seed uint64, n int) []int {
 }
 
 func TestSeedReproducible(t *testing.T) {
-	f := nodes.Faults{ErrorRate: 0.5}
+	f := faults.Faults{ErrorRate: 0.5}
 	a, b := outcomes(t, f, seed, 200), outcomes(t, f, seed, 200)
 	if !slices.Equal(a, b) {
 		t.Fatalf("seed %d gave two different runs:\n%v\n%v", seed, a, b)
@@ -102,7 +103,7 @@ func TestSeedReproducible(t *testing.T) {
 		t.Fatalf("seeds %d and %d gave the same run", seed, seed+1)
 	}
 	// Switching on a fault that never fires must not shift the others.
-	if d := outcomes(t, nodes.Faults{ErrorRate: 0.5, Jitter: 1}, seed, 200); !slices.Equal(a, d) {
+	if d := outcomes(t, faults.Faults{ErrorRate: 0.5, Jitter: 1}, seed, 200); !slices.Equal(a, d) {
 		t.Fatalf("seed %d: adding jitter changed the errors:\n%v\n%v", seed, a, d)
 	}
 }
@@ -111,7 +112,7 @@ func TestSeedReproducible(t *testing.T) {
 // them before the late, reset, duplicate and gateway faults were added: a
 // run replayed from a seed of an older version must replay the same.
 func TestSeedRunsUnchanged(t *testing.T) {
-	f := nodes.Faults{ErrorRate: 0.3, AmbiguousRate: 0.3, Jitter: nodes.Duration(time.Millisecond)}
+	f := faults.Faults{ErrorRate: 0.3, AmbiguousRate: 0.3, Jitter: faults.Duration(time.Millisecond)}
 	node, store, clock := newNode(t, f, seed)
 	var got []int
 	for i := range 24 {
@@ -134,7 +135,7 @@ func TestSeedRunsUnchanged(t *testing.T) {
 		t.Errorf("seed %d: jitter\n%v, want\n%v", seed, got, wantSleeps)
 	}
 
-	hung, _, _ := newNode(t, nodes.Faults{HangRate: 0.4}, seed)
+	hung, _, _ := newNode(t, faults.Faults{HangRate: 0.4}, seed)
 	ended, cancel := context.WithCancel(context.Background())
 	cancel()
 	var hangs []bool
@@ -151,9 +152,9 @@ func TestSeedRunsUnchanged(t *testing.T) {
 // TestNewFaultsDoNotShiftErrors checks that switching on the faults that
 // come after ErrorRate leaves its errors where they were.
 func TestNewFaultsDoNotShiftErrors(t *testing.T) {
-	f := nodes.Faults{ErrorRate: 0.5}
+	f := faults.Faults{ErrorRate: 0.5}
 	a := outcomes(t, f, seed, 300)
-	f.LateRate, f.LateDelay, f.ResetRate, f.DuplicateRate, f.GatewayRate = 0.1, nodes.Duration(time.Second), 0.1, 0.1, 0.1
+	f.LateRate, f.LateDelay, f.ResetRate, f.DuplicateRate, f.GatewayRate = 0.1, faults.Duration(time.Second), 0.1, 0.1, 0.1
 	node, _, _ := newNode(t, f, seed)
 	ended, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -170,7 +171,7 @@ func TestNewFaultsDoNotShiftErrors(t *testing.T) {
 
 func TestAmbiguousRate(t *testing.T) {
 	const n = 10000
-	node, store, _ := newNode(t, nodes.Faults{AmbiguousRate: 0.3}, seed)
+	node, store, _ := newNode(t, faults.Faults{AmbiguousRate: 0.3}, seed)
 	ctx := context.Background()
 	lost := 0
 	for i := range n {
@@ -186,7 +187,7 @@ func TestAmbiguousRate(t *testing.T) {
 }
 
 func TestAmbiguousEveryGroupRoute(t *testing.T) {
-	node, store, _ := newNode(t, nodes.Faults{AmbiguousRate: 1}, seed)
+	node, store, _ := newNode(t, faults.Faults{AmbiguousRate: 1}, seed)
 	ctx := context.Background()
 	statusOf(t, node.Create(ctx, "5", "1.000001"))
 	if !store.has("5") {
@@ -209,7 +210,7 @@ func TestAmbiguousEveryGroupRoute(t *testing.T) {
 }
 
 func TestGroupFaultsSpareListAndCount(t *testing.T) {
-	node, store, _ := newNode(t, nodes.Faults{ErrorRate: 1, AmbiguousRate: 1, HangRate: 1}, seed)
+	node, store, _ := newNode(t, faults.Faults{ErrorRate: 1, AmbiguousRate: 1, HangRate: 1}, seed)
 	store.recs["5"] = "1.000001"
 	ctx := context.Background()
 	for range 100 {
@@ -233,14 +234,14 @@ func TestGroupFaultsSpareListAndCount(t *testing.T) {
 func TestHang(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		call func(ctx context.Context, n *nodes.Node) error
+		call func(ctx context.Context, n *faults.Node) error
 	}{
-		{"create", func(ctx context.Context, n *nodes.Node) error { return n.Create(ctx, "5", "1.000001") }},
-		{"delete", func(ctx context.Context, n *nodes.Node) error { return n.Delete(ctx, "5", "") }},
-		{"get", func(ctx context.Context, n *nodes.Node) error { _, err := n.Get(ctx, "5"); return err }},
+		{"create", func(ctx context.Context, n *faults.Node) error { return n.Create(ctx, "5", "1.000001") }},
+		{"delete", func(ctx context.Context, n *faults.Node) error { return n.Delete(ctx, "5", "") }},
+		{"get", func(ctx context.Context, n *faults.Node) error { _, err := n.Get(ctx, "5"); return err }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			node, store, _ := newNode(t, nodes.Faults{HangRate: 1}, seed)
+			node, store, _ := newNode(t, faults.Faults{HangRate: 1}, seed)
 			ctx, cancel := context.WithCancel(context.Background())
 			spy := newDoneSpy(ctx)
 			done := make(chan error, 1)
@@ -267,17 +268,17 @@ func TestHang(t *testing.T) {
 }
 
 func TestLatency(t *testing.T) {
-	ms := nodes.Duration(time.Millisecond)
+	ms := faults.Duration(time.Millisecond)
 	for _, tc := range []struct {
 		name     string
-		faults   nodes.Faults
+		faults   faults.Faults
 		min, max time.Duration // every sleep is in [min, max]
 		sleeps   bool
 	}{
-		{"none", nodes.Faults{}, 0, 0, false},
-		{"latency", nodes.Faults{Latency: 10 * ms}, 10 * time.Millisecond, 10 * time.Millisecond, true},
-		{"jitter", nodes.Faults{Latency: 10 * ms, Jitter: 5 * ms}, 10 * time.Millisecond, 15*time.Millisecond - 1, true},
-		{"jitter alone", nodes.Faults{Jitter: 5 * ms}, 0, 5*time.Millisecond - 1, true},
+		{"none", faults.Faults{}, 0, 0, false},
+		{"latency", faults.Faults{Latency: 10 * ms}, 10 * time.Millisecond, 10 * time.Millisecond, true},
+		{"jitter", faults.Faults{Latency: 10 * ms, Jitter: 5 * ms}, 10 * time.Millisecond, 15*time.Millisecond - 1, true},
+		{"jitter alone", faults.Faults{Jitter: 5 * ms}, 0, 5*time.Millisecond - 1, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			node, _, clock := newNode(t, tc.faults, seed)
@@ -314,7 +315,7 @@ func TestLatency(t *testing.T) {
 }
 
 func TestLatencyCancelled(t *testing.T) {
-	node, store, _ := newNode(t, nodes.Faults{Latency: nodes.Duration(time.Second)}, seed)
+	node, store, _ := newNode(t, faults.Faults{Latency: faults.Duration(time.Second)}, seed)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	err := node.Create(ctx, "5", "1.000001")
@@ -330,7 +331,7 @@ func TestLatencyCancelled(t *testing.T) {
 }
 
 func TestDown(t *testing.T) {
-	node, store, clock := newNode(t, nodes.Faults{Down: true, Latency: nodes.Duration(time.Second)}, seed)
+	node, store, clock := newNode(t, faults.Faults{Down: true, Latency: faults.Duration(time.Second)}, seed)
 	ctx := context.Background()
 	check := func(call string, err error) {
 		t.Helper()
@@ -356,7 +357,7 @@ func TestDown(t *testing.T) {
 		t.Fatalf("a down node slept %d times; a refused connection answers at once", got)
 	}
 
-	if err := node.SetFaults(nodes.Faults{}); err != nil {
+	if err := node.SetFaults(faults.Faults{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := node.Create(ctx, "5", "1.000001"); err != nil {
@@ -365,12 +366,12 @@ func TestDown(t *testing.T) {
 }
 
 func TestStoreErrorsPassThrough(t *testing.T) {
-	node, store, _ := newNode(t, nodes.Faults{}, seed)
+	node, store, _ := newNode(t, faults.Faults{}, seed)
 	ctx := context.Background()
 	store.recs["5"] = "1.000001"
 	want := errors.New("disk on fire")
 	mock := &mockNode{name: "node01", CreateFn: func(context.Context, core.GroupID, core.Token) error { return want }}
-	wrapped := nodes.New("node01", mock, nodes.Options{})
+	wrapped := faults.New("node01", mock, faults.Options{})
 	if got := wrapped.Create(ctx, "5", "1"); got != want {
 		t.Fatalf("Create=%v, want the store's own error %v", got, want)
 	}
@@ -383,9 +384,9 @@ func TestStoreErrorsPassThrough(t *testing.T) {
 }
 
 func TestSetFaultsInvalid(t *testing.T) {
-	f := nodes.Faults{ErrorRate: 0.2}
+	f := faults.Faults{ErrorRate: 0.2}
 	node, _, _ := newNode(t, f, seed)
-	if err := node.SetFaults(nodes.Faults{ErrorRate: 2}); !errors.Is(err, core.ErrInvalid) {
+	if err := node.SetFaults(faults.Faults{ErrorRate: 2}); !errors.Is(err, core.ErrInvalid) {
 		t.Fatalf("SetFaults(error_rate 2)=%v, want EInvalid", err)
 	}
 	if got, want := node.Faults(), f; got != want {
@@ -399,13 +400,13 @@ func TestNewPanicsOnInvalidFaults(t *testing.T) {
 			t.Fatal("New with error_rate -1 did not panic")
 		}
 	}()
-	nodes.New("node01", newMapStore(), nodes.Options{Faults: nodes.Faults{ErrorRate: -1}})
+	faults.New("node01", newMapStore(), faults.Options{Faults: faults.Faults{ErrorRate: -1}})
 }
 
 // TestSetFaultsConcurrent is for the race detector: faults change while
 // calls run.
 func TestSetFaultsConcurrent(t *testing.T) {
-	node, _, _ := newNode(t, nodes.Faults{}, seed)
+	node, _, _ := newNode(t, faults.Faults{}, seed)
 	ctx := context.Background()
 	done, cancel := context.WithCancel(ctx)
 	cancel()
@@ -427,7 +428,7 @@ func TestSetFaultsConcurrent(t *testing.T) {
 		})
 	}
 	wg.Go(func() {
-		all := []nodes.Faults{
+		all := []faults.Faults{
 			{ErrorRate: 0.5}, {AmbiguousRate: 0.5}, {HangRate: 0.5}, {Down: true}, {Jitter: 1000}, {},
 			{LateRate: 0.5, LateDelay: 1000}, {ResetRate: 0.5}, {DuplicateRate: 0.5}, {GatewayRate: 0.5},
 		}
@@ -445,12 +446,12 @@ func TestSetFaultsConcurrent(t *testing.T) {
 }
 
 func TestFaulty(t *testing.T) {
-	node, _, _ := newNode(t, nodes.Faults{}, seed)
-	var buf bytes.Buffer
-	if got, ok := nodes.Faulty(nodes.Logged(nodes.Logged(node, textLog(&buf)), textLog(&buf))); !ok || got != node {
-		t.Fatalf("Faulty(Logged(Logged(node)))=%p, %v; want %p, true", got, ok, node)
+	node, _, _ := newNode(t, faults.Faults{}, seed)
+	log := slog.New(slog.DiscardHandler)
+	if got, ok := faults.Faulty(reqlog.Wrap(reqlog.Wrap(node, log), log)); !ok || got != node {
+		t.Fatalf("Faulty(Wrap(Wrap(node)))=%p, %v; want %p, true", got, ok, node)
 	}
-	if _, ok := nodes.Faulty(&mockNode{name: "x"}); ok {
+	if _, ok := faults.Faulty(&mockNode{name: "x"}); ok {
 		t.Fatal("Faulty(mock) found a *Node")
 	}
 }
@@ -458,11 +459,11 @@ func TestFaulty(t *testing.T) {
 // groupCalls are the calls every group fault applies to, on id 5.
 var groupCalls = []struct {
 	name string
-	call func(ctx context.Context, n *nodes.Node) error
+	call func(ctx context.Context, n *faults.Node) error
 }{
-	{"create", func(ctx context.Context, n *nodes.Node) error { return n.Create(ctx, "5", "1.000001") }},
-	{"delete", func(ctx context.Context, n *nodes.Node) error { return n.Delete(ctx, "5", "") }},
-	{"get", func(ctx context.Context, n *nodes.Node) error { _, err := n.Get(ctx, "5"); return err }},
+	{"create", func(ctx context.Context, n *faults.Node) error { return n.Create(ctx, "5", "1.000001") }},
+	{"delete", func(ctx context.Context, n *faults.Node) error { return n.Delete(ctx, "5", "") }},
+	{"get", func(ctx context.Context, n *faults.Node) error { _, err := n.Get(ctx, "5"); return err }},
 }
 
 // timedStore is a mapStore that notes when, on the node's clock, each call
@@ -503,10 +504,10 @@ func (s *timedStore) called() []time.Time {
 // newBubbleNode returns a node01 on the system clock, for use inside a
 // synctest bubble, where that clock is fake; the store holds id 5 with
 // token 1.000001. The caller must Close the node inside the bubble.
-func newBubbleNode(f nodes.Faults) (*nodes.Node, *timedStore) {
+func newBubbleNode(f faults.Faults) (*faults.Node, *timedStore) {
 	store := &timedStore{mapStore: newMapStore()}
 	store.recs["5"] = "1.000001"
-	return nodes.New("node01", store, nodes.Options{Faults: f, Seed: seed}), store
+	return faults.New("node01", store, faults.Options{Faults: f, Seed: seed}), store
 }
 
 func TestLate(t *testing.T) {
@@ -514,7 +515,7 @@ func TestLate(t *testing.T) {
 	for _, tc := range groupCalls {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				node, store := newBubbleNode(nodes.Faults{LateRate: 1, LateDelay: nodes.Duration(delay)})
+				node, store := newBubbleNode(faults.Faults{LateRate: 1, LateDelay: faults.Duration(delay)})
 				defer node.Close()
 				start := time.Now()
 				ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
@@ -549,7 +550,7 @@ func TestLate(t *testing.T) {
 // create the caller gave up on lands after the delete that undid it.
 func TestLateLandsAfterRollback(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		node, store := newBubbleNode(nodes.Faults{LateRate: 1, LateDelay: nodes.Duration(3 * time.Second)})
+		node, store := newBubbleNode(faults.Faults{LateRate: 1, LateDelay: faults.Duration(3 * time.Second)})
 		defer node.Close()
 		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 		defer cancel()
@@ -570,8 +571,8 @@ func TestLateLandsAfterRollback(t *testing.T) {
 
 func TestLateRate(t *testing.T) {
 	const n = 5000
-	delay := nodes.Duration(time.Second)
-	node, store, clock := newNode(t, nodes.Faults{LateRate: 0.2, LateDelay: delay}, seed)
+	delay := faults.Duration(time.Second)
+	node, store, clock := newNode(t, faults.Faults{LateRate: 0.2, LateDelay: delay}, seed)
 	// The caller has given up already, so that a late call returns at once.
 	ended, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -612,7 +613,7 @@ func TestLateRate(t *testing.T) {
 // as a killed process's do not.
 func TestCloseDropsLate(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		node, store := newBubbleNode(nodes.Faults{LateRate: 1, LateDelay: nodes.Duration(time.Minute), DuplicateRate: 1})
+		node, store := newBubbleNode(faults.Faults{LateRate: 1, LateDelay: faults.Duration(time.Minute), DuplicateRate: 1})
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
 		if err := node.Create(ctx, "6", "2.000002"); !core.IsAmbiguous(err) {
@@ -630,7 +631,7 @@ func TestCloseDropsLate(t *testing.T) {
 			t.Fatalf("the store saw %d calls after Close, want none", len(got))
 		}
 		// Calls after Close still run, but queue nothing.
-		if err := node.SetFaults(nodes.Faults{DuplicateRate: 1}); err != nil {
+		if err := node.SetFaults(faults.Faults{DuplicateRate: 1}); err != nil {
 			t.Fatal(err)
 		}
 		if err := node.Create(t.Context(), "6", "2.000002"); err != nil {
@@ -647,7 +648,7 @@ func TestCloseDropsLate(t *testing.T) {
 
 func TestSettleEndsWithContext(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		node, _ := newBubbleNode(nodes.Faults{DuplicateRate: 1, LateDelay: nodes.Duration(time.Minute)})
+		node, _ := newBubbleNode(faults.Faults{DuplicateRate: 1, LateDelay: faults.Duration(time.Minute)})
 		defer node.Close()
 		if err := node.Create(t.Context(), "6", "2.000002"); err != nil {
 			t.Fatal(err)
@@ -663,14 +664,14 @@ func TestSettleEndsWithContext(t *testing.T) {
 func TestReset(t *testing.T) {
 	for _, tc := range groupCalls {
 		t.Run(tc.name, func(t *testing.T) {
-			node, store, _ := newNode(t, nodes.Faults{ResetRate: 1}, seed)
+			node, store, _ := newNode(t, faults.Faults{ResetRate: 1}, seed)
 			store.recs["5"] = "1.000001"
 			err := tc.call(context.Background(), node)
 			if got, want := core.ErrorCode(err), core.ETransient; got != want {
 				t.Fatalf("ErrorCode=%q, want %q (err=%v)", got, want, err)
 			}
-			if !errors.Is(err, nodes.ErrReset) {
-				t.Fatalf("err=%v, want it to wrap nodes.ErrReset", err)
+			if !errors.Is(err, faults.ErrReset) {
+				t.Fatalf("err=%v, want it to wrap faults.ErrReset", err)
 			}
 			if got, want := err.Error(), "node01: connection reset by peer"; got != want {
 				t.Fatalf("err=%q, want %q", got, want)
@@ -684,10 +685,10 @@ func TestReset(t *testing.T) {
 
 func TestResetRate(t *testing.T) {
 	const n = 5000
-	node, store, _ := newNode(t, nodes.Faults{ResetRate: 0.3}, seed)
+	node, store, _ := newNode(t, faults.Faults{ResetRate: 0.3}, seed)
 	resets := 0
 	for i := range n {
-		if err := node.Create(context.Background(), id(i), "1.000001"); errors.Is(err, nodes.ErrReset) {
+		if err := node.Create(context.Background(), id(i), "1.000001"); errors.Is(err, faults.ErrReset) {
 			resets++
 		} else if err != nil {
 			t.Fatalf("Create(%d)=%v, want nil or a reset", i, err)
@@ -706,11 +707,11 @@ func TestDuplicate(t *testing.T) {
 		want      time.Duration // between the two applies
 	}{
 		{"late delay", 5 * time.Second, 5 * time.Second},
-		{"default", 0, nodes.DefaultLateDelay},
+		{"default", 0, faults.DefaultLateDelay},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				node, store := newBubbleNode(nodes.Faults{DuplicateRate: 1, LateDelay: nodes.Duration(tc.lateDelay)})
+				node, store := newBubbleNode(faults.Faults{DuplicateRate: 1, LateDelay: faults.Duration(tc.lateDelay)})
 				defer node.Close()
 				// The caller gets the first answer.
 				rec, err := node.Get(t.Context(), "5")
@@ -747,7 +748,7 @@ func TestDuplicate(t *testing.T) {
 
 func TestDuplicateRate(t *testing.T) {
 	const n = 5000
-	node, store, _ := newNode(t, nodes.Faults{DuplicateRate: 0.1}, seed)
+	node, store, _ := newNode(t, faults.Faults{DuplicateRate: 0.1}, seed)
 	for i := range n {
 		if err := node.Create(context.Background(), id(i), "1.000001"); err != nil {
 			t.Fatalf("Create(%d)=%v: a duplicate still answers", i, err)
@@ -762,13 +763,13 @@ func TestDuplicateRate(t *testing.T) {
 func TestGateway(t *testing.T) {
 	for _, tc := range groupCalls {
 		t.Run(tc.name, func(t *testing.T) {
-			node, store, _ := newNode(t, nodes.Faults{GatewayRate: 1}, seed)
+			node, store, _ := newNode(t, faults.Faults{GatewayRate: 1}, seed)
 			err := tc.call(context.Background(), node)
 			e, ok := errors.AsType[*core.Error](err)
-			if !ok || e.Code != core.ETransient || !errors.Is(err, nodes.ErrGateway) {
-				t.Fatalf("err=%v, want a transient error wrapping nodes.ErrGateway", err)
+			if !ok || e.Code != core.ETransient || !errors.Is(err, faults.ErrGateway) {
+				t.Fatalf("err=%v, want a transient error wrapping faults.ErrGateway", err)
 			}
-			if got, want := e.Message, fmt.Sprintf("%d %s (from a proxy in front of node01)", e.Status, nodes.GatewayText(e.Status)); got != want {
+			if got, want := e.Message, fmt.Sprintf("%d %s (from a proxy in front of node01)", e.Status, faults.GatewayText(e.Status)); got != want {
 				t.Fatalf("message %q, want %q", got, want)
 			}
 			if store.callCount() > 1 {
@@ -780,7 +781,7 @@ func TestGateway(t *testing.T) {
 
 func TestGatewayRate(t *testing.T) {
 	const n = 6000
-	node, store, _ := newNode(t, nodes.Faults{GatewayRate: 0.5}, seed)
+	node, store, _ := newNode(t, faults.Faults{GatewayRate: 0.5}, seed)
 	byStatus := map[int]int{}
 	forwarded := 0
 	for i := range n {
@@ -789,7 +790,7 @@ func TestGatewayRate(t *testing.T) {
 			continue
 		}
 		e, ok := errors.AsType[*core.Error](err)
-		if !ok || !errors.Is(err, nodes.ErrGateway) {
+		if !ok || !errors.Is(err, faults.ErrGateway) {
 			t.Fatalf("Create(%d)=%v, want nil or a gateway error", i, err)
 		}
 		byStatus[e.Status]++
@@ -810,7 +811,7 @@ func TestGatewayRate(t *testing.T) {
 
 // TestNewFaultsReproducible checks that a seed replays the new faults too.
 func TestNewFaultsReproducible(t *testing.T) {
-	f := nodes.Faults{ResetRate: 0.2, GatewayRate: 0.2, DuplicateRate: 0.2, AmbiguousRate: 0.1}
+	f := faults.Faults{ResetRate: 0.2, GatewayRate: 0.2, DuplicateRate: 0.2, AmbiguousRate: 0.1}
 	run := func(seed uint64) []string {
 		node, store, _ := newNode(t, f, seed)
 		var got []string

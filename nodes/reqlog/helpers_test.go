@@ -1,0 +1,63 @@
+package reqlog_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strconv"
+	"testing"
+
+	"github.com/reliable-ops/rops/core"
+	"github.com/reliable-ops/rops/nodes/faults"
+	"github.com/reliable-ops/rops/nodes/memory"
+)
+
+const seed = 20211009
+
+// newNode returns a faulty node01 over a fresh memory store, closed when the
+// test ends. Its clock is the system's: the log must not depend on timings.
+func newNode(tb testing.TB, f faults.Faults, seed uint64) *faults.Node {
+	tb.Helper()
+	node := faults.New("node01", memory.New(), faults.Options{Faults: f, Seed: seed})
+	tb.Cleanup(func() { node.Close() })
+	return node
+}
+
+func id(i int) core.GroupID { return core.GroupID(strconv.Itoa(i)) }
+
+// mockNode is a core.Node whose calls run the functions set; a test sets
+// only those it needs.
+type mockNode struct {
+	name     string
+	CreateFn func(ctx context.Context, id core.GroupID, token core.Token) error
+	DeleteFn func(ctx context.Context, id core.GroupID, token core.Token) error
+	GetFn    func(ctx context.Context, id core.GroupID) (core.Record, error)
+	ListFn   func(ctx context.Context, after core.GroupID, limit int) ([]core.Record, error)
+	CountFn  func(ctx context.Context) (int, error)
+}
+
+func (m *mockNode) Name() string { return m.name }
+func (m *mockNode) Create(ctx context.Context, id core.GroupID, token core.Token) error {
+	return m.CreateFn(ctx, id, token)
+}
+func (m *mockNode) Delete(ctx context.Context, id core.GroupID, token core.Token) error {
+	return m.DeleteFn(ctx, id, token)
+}
+func (m *mockNode) Get(ctx context.Context, id core.GroupID) (core.Record, error) {
+	return m.GetFn(ctx, id)
+}
+func (m *mockNode) List(ctx context.Context, after core.GroupID, limit int) ([]core.Record, error) {
+	return m.ListFn(ctx, after, limit)
+}
+func (m *mockNode) Count(ctx context.Context) (int, error) { return m.CountFn(ctx) }
+
+// textLog returns a logger in slog's text format without times, so that
+// tests can compare its lines.
+func textLog(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+		if len(groups) == 0 && a.Key == slog.TimeKey {
+			return slog.Attr{}
+		}
+		return a
+	}}))
+}
