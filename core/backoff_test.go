@@ -213,7 +213,8 @@ func TestPace(t *testing.T) {
 	}{
 		{"a fast 500 is retried as soon as it came", Errorf(ETransient, "500"), 300 * time.Microsecond, 300 * time.Microsecond},
 		{"a slow 500 waits as long as it took", Errorf(ETransient, "500"), 80 * time.Millisecond, 80 * time.Millisecond},
-		{"a fast 429 still waits the base", &Error{Code: ETransient, Status: 429}, time.Millisecond, DefaultBackoffBase},
+		{"a fast 429 still waits the base", &Error{Code: ETransient, Overloaded: true}, time.Millisecond, DefaultBackoffBase},
+		{"a fast Retry-After still waits the base", &Error{Code: ETransient, RetryAfter: time.Millisecond}, time.Millisecond, DefaultBackoffBase},
 		{"a timeout waits no longer than the cap", context.DeadlineExceeded, 2 * time.Second, DefaultBackoffCap},
 		{"a refused dial waits the base", Errorf(EUnavailable, "refused"), 0, DefaultBackoffBase},
 	} {

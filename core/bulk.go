@@ -106,6 +106,8 @@ func overloaded(res Result) bool {
 	return false
 }
 
+// isOverload reports whether err is a sign of load: the node asked to slow
+// down (Error.Overloaded, or a RetryAfter) or the request timed out.
 func isOverload(err error) bool {
 	if err == nil {
 		return false
@@ -114,7 +116,7 @@ func isOverload(err error) bool {
 		return true
 	}
 	var e *Error
-	return errors.As(err, &e) && (e.Status == 429 || e.RetryAfter > 0)
+	return errors.As(err, &e) && (e.Overloaded || e.RetryAfter > 0)
 }
 
 // runAll calls run for every item on at most concurrency goroutines and sums

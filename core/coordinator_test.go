@@ -516,7 +516,7 @@ func (n *busyNode) Create(ctx context.Context, id GroupID, token Token) error {
 	n.once.Do(func() { busy = true })
 	if busy {
 		n.fakeNode.next("Create", id)
-		return &Error{Code: ETransient, Status: 429, Message: n.name + ": 429", RetryAfter: n.wait}
+		return &Error{Code: ETransient, Overloaded: true, Message: n.name + ": 429", RetryAfter: n.wait}
 	}
 	return n.fakeNode.Create(ctx, id, token)
 }

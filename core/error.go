@@ -18,9 +18,9 @@ const (
 	ENotFound Code = "not_found"
 	// ERejected: the node refused the request as invalid; retrying cannot help.
 	ERejected Code = "rejected"
-	// ETransient: the request failed in a way that may pass (500, 408, 429,
-	// timeouts, reset connections). The write may or may not have happened:
-	// the outcome is ambiguous.
+	// ETransient: the request failed in a way that may pass (a node's
+	// error, a timeout, a reset connection, an overloaded node). The write
+	// may or may not have happened: the outcome is ambiguous.
 	ETransient Code = "transient"
 	// EUnavailable: the request certainly never reached the node (connection
 	// refused, node down). Worth retrying, and certainly not applied.
@@ -40,15 +40,21 @@ const (
 
 // Error is the error type of rops. Match it by class with errors.Is against
 // the sentinels (ErrExists, ErrNotFound, ...) or read it with errors.As.
+// It says what the coordinator needs in its own terms; how a transport
+// carried it (an HTTP status, say) is the transport's, kept in Err if a
+// caller needs it (see nodes/httpapi's StatusError).
 type Error struct {
 	Code    Code
 	Message string // the whole text, for a person; never parsed
-	Status  int    // the HTTP status that carried it, if any
 	Err     error  // the cause, if any, for errors.Is and errors.As
 	// RetryAfter is how long the node asked the caller to wait before
-	// retrying (an HTTP Retry-After header); the coordinator waits at
-	// least that long.
+	// retrying; the coordinator waits at least that long. A node that
+	// asks it is overloaded, as if Overloaded were set.
 	RetryAfter time.Duration
+	// Overloaded says the node asked the caller to slow down (over HTTP,
+	// a 429): the coordinator waits at least DefaultBackoffBase before
+	// retrying, and a Limiter running the job cuts its concurrency.
+	Overloaded bool
 }
 
 // Error returns the message; without one, the code and the cause.
@@ -68,7 +74,7 @@ func (e *Error) Unwrap() error { return e.Err }
 // Is reports whether target is the sentinel of e's class.
 func (e *Error) Is(target error) bool {
 	t, ok := target.(*Error)
-	return ok && t.Message == "" && t.Err == nil && t.Status == 0 && t.RetryAfter == 0 && t.Code == e.Code
+	return ok && t.Message == "" && t.Err == nil && t.RetryAfter == 0 && !t.Overloaded && t.Code == e.Code
 }
 
 // Sentinels, one per class, for errors.Is.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"testing"
+	"time"
 )
 
 func TestErrorText(t *testing.T) {
@@ -61,7 +62,9 @@ func TestErrorIs(t *testing.T) {
 		{"sentinel itself", ErrExists, ErrExists, true},
 		{"same class", Errorf(EExists, "g1 exists on node02"), ErrExists, true},
 		{"other class", Errorf(EExists, "g1 exists"), ErrNotFound, false},
-		{"with status", &Error{Code: ENotFound, Status: 404, Message: "no"}, ErrNotFound, true},
+		{"with a cause", &Error{Code: ENotFound, Message: "no", Err: io.EOF}, ErrNotFound, true},
+		{"overloaded", &Error{Code: ETransient, Overloaded: true}, ErrTransient, true},
+		{"a sentinel with fields set is no sentinel", Errorf(ETransient, "busy"), &Error{Code: ETransient, Overloaded: true}, false},
 		{"wrapped", fmt.Errorf("create: %w", Errorf(ERejected, "406")), ErrRejected, true},
 		{"wrapped in exhausted retries", fmt.Errorf("%w (retries exhausted)", ErrTransient), ErrTransient, true},
 		{"cause through Errorf's %w", Errorf(ETransient, "read: %w", io.ErrUnexpectedEOF), io.ErrUnexpectedEOF, true},
@@ -77,8 +80,8 @@ func TestErrorIs(t *testing.T) {
 		})
 	}
 	var e *Error
-	if !errors.As(fmt.Errorf("x: %w", &Error{Code: ENotFound, Status: 404}), &e) || e.Status != 404 {
-		t.Fatalf("errors.As did not find the *Error with its status: %v", e)
+	if !errors.As(fmt.Errorf("x: %w", &Error{Code: ETransient, RetryAfter: time.Second}), &e) || e.RetryAfter != time.Second {
+		t.Fatalf("errors.As did not find the *Error with its RetryAfter: %v", e)
 	}
 }
 

@@ -42,7 +42,7 @@ func (n *mapNode) Create(ctx context.Context, id core.GroupID, token core.Token)
 	n.recs[id] = token
 	if n.lose {
 		n.lose = false
-		return &core.Error{Code: core.ETransient, Status: 500, Message: n.name + ": 500 Internal Server Error"}
+		return &core.Error{Code: core.ETransient, Message: n.name + ": 500 Internal Server Error"}
 	}
 	return nil
 }

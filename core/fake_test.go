@@ -149,14 +149,14 @@ func (n *fakeNode) do(ctx context.Context, method string, id GroupID, op func() 
 	case down:
 		return &Error{Code: EUnavailable, Message: n.name + ": connection refused"}
 	case reject:
-		return &Error{Code: ERejected, Status: 406, Message: n.name + ": 406 rejected"}
+		return &Error{Code: ERejected, Message: n.name + ": 406 rejected"}
 	case errBefore:
-		return &Error{Code: ETransient, Status: 500, Message: n.name + ": 500 before"}
+		return &Error{Code: ETransient, Message: n.name + ": 500 before"}
 	case hangBefore:
 		<-ctx.Done()
 		return ctx.Err()
 	case gatewayNotApplied:
-		return &Error{Code: ETransient, Status: 502, Message: n.name + ": 502 bad gateway"}
+		return &Error{Code: ETransient, Message: n.name + ": 502 bad gateway"}
 	case late:
 		// The request waits in a queue the caller cannot see; the caller
 		// gives up first.
@@ -173,14 +173,14 @@ func (n *fakeNode) do(ctx context.Context, method string, id GroupID, op func() 
 	n.mu.Unlock()
 	switch f {
 	case errAfter:
-		return &Error{Code: ETransient, Status: 500, Message: n.name + ": 500 after"}
+		return &Error{Code: ETransient, Message: n.name + ": 500 after"}
 	case hangAfter:
 		<-ctx.Done()
 		return ctx.Err()
 	case reset:
 		return &Error{Code: ETransient, Message: n.name + ": connection reset by peer"}
 	case gatewayApplied:
-		return &Error{Code: ETransient, Status: 504, Message: n.name + ": 504 gateway timeout"}
+		return &Error{Code: ETransient, Message: n.name + ": 504 gateway timeout"}
 	case duplicate:
 		n.applyLater(op)
 	}

@@ -294,7 +294,7 @@ type noLister struct{ *fakeNode }
 
 func (n noLister) List(ctx context.Context, after GroupID, limit int) ([]Record, error) {
 	n.fakeNode.next("List", after)
-	return nil, &Error{Code: EUnsupported, Status: 404, Message: n.name + ": no /v1/groups"}
+	return nil, &Error{Code: EUnsupported, Message: n.name + ": no /v1/groups"}
 }
 
 func TestStatsCountsOnly(t *testing.T) {

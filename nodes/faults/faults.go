@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"time"
 
 	"github.com/reliable-ops/rops/core"
@@ -166,6 +167,26 @@ type roll struct {
 	forwarded                       bool // the proxy passed the request on
 }
 
+// StatusError is the cause (core.Error.Err) of the error of an injected
+// failure that has an HTTP status: the original server's random 500 or 408,
+// or a proxy's 502, 503 or 504 (then Err is ErrGateway). Core decides from
+// the error's code alone and knows nothing of HTTP; an HTTP server answers
+// with the status and a request log shows it, both finding it by its
+// HTTPStatus method, as they find the HTTP client's (httpapi.StatusError).
+type StatusError struct {
+	Status int
+	Err    error // ErrGateway for a proxy's answer, else nil
+}
+
+// Error returns the status, such as "500".
+func (e *StatusError) Error() string { return strconv.Itoa(e.Status) }
+
+// Unwrap returns Err.
+func (e *StatusError) Unwrap() error { return e.Err }
+
+// HTTPStatus returns the status the failure answers with.
+func (e *StatusError) HTTPStatus() int { return e.Status }
+
 // randomError is the original server's random failure: a 500 or a 408 with
 // its exact message, so the HTTP server can send it on unchanged.
 func randomError(status int) error {
@@ -173,7 +194,7 @@ func randomError(status int) error {
 	if status == 408 {
 		msg = "Timeout due to Random Behavior"
 	}
-	return &core.Error{Code: core.ETransient, Status: status, Message: msg}
+	return &core.Error{Code: core.ETransient, Message: msg, Err: &StatusError{Status: status}}
 }
 
 // ErrReset is the cause of the error a call returns when ResetRate fires:
@@ -183,7 +204,7 @@ var ErrReset = errors.New("connection reset by peer")
 
 // ErrGateway is the cause of the error a call returns when GatewayRate
 // fires: a proxy in front of the node answered 502, 503 or 504 (the
-// error's Status), having passed the request on or not. The HTTP server
+// error's StatusError), having passed the request on or not. The HTTP server
 // matches it with errors.Is to answer as the proxy would, without the
 // marks of a rops node.
 var ErrGateway = errors.New("answered by a proxy in front of the node")
@@ -197,7 +218,7 @@ func (n *Node) resetError() error {
 // gatewayError is a proxy's answer in front of the node, with nginx's
 // status line: transient, as a proxy may have passed the request on.
 func (n *Node) gatewayError(status int) error {
-	return &core.Error{Code: core.ETransient, Status: status, Err: ErrGateway,
+	return &core.Error{Code: core.ETransient, Err: &StatusError{Status: status, Err: ErrGateway},
 		Message: fmt.Sprintf("%d %s (from a proxy in front of %s)", status, GatewayText(status), n.name)}
 }
 

@@ -229,7 +229,7 @@ func (c *Client) Remove(ctx context.Context, id core.GroupID, before core.Token)
 	switch {
 	case resp.StatusCode == http.StatusConflict:
 		if msg, _ := answerMessage(resp.StatusCode, resp.Header, data); msg == msgNewer && len(resp.Header[headerHeld]) == 1 {
-			return core.Token(resp.Header[headerHeld][0]), &core.Error{Code: core.EExists, Status: resp.StatusCode,
+			return core.Token(resp.Header[headerHeld][0]), &core.Error{Code: core.EExists, Err: &StatusError{Status: resp.StatusCode},
 				Message: fmt.Sprintf("%s: %s", c.name, msgNewer)}
 		}
 	case resp.StatusCode < 200 || resp.StatusCode >= 300:
@@ -402,7 +402,7 @@ func (c *Client) notTheAnswer(o op, method, path string, status int, body []byte
 	if o == opCreate || o == opDelete {
 		code = core.ETransient
 	}
-	return &core.Error{Code: code, Status: status, Message: fmt.Sprintf(
+	return &core.Error{Code: code, Err: &StatusError{Status: status}, Message: fmt.Sprintf(
 		"%s at %s: %s %s: the answer is %d %s with %s, not %s: is %s the API of a rops or the original server?",
 		c.name, c.base, method, path, status, http.StatusText(status), quoteBody(body), want, c.base)}
 }

@@ -143,8 +143,16 @@ func TestClientClassifies(t *testing.T) {
 			if !errors.As(err, &e) {
 				t.Fatalf("err %T is not a *core.Error", err)
 			}
-			if got, want := e.Status, tc.wantStatus; got != want {
-				t.Errorf("Status=%d, want %d", got, want)
+			// The status is the transport's, kept as the cause for the
+			// request log; core sees only what it means.
+			if got, _ := httpapi.HTTPStatus(err); got != tc.wantStatus {
+				t.Errorf("HTTPStatus=%d, want %d", got, tc.wantStatus)
+			}
+			if s, ok := errors.AsType[*httpapi.StatusError](err); tc.wantStatus != 0 && (!ok || s.Status != tc.wantStatus) {
+				t.Errorf("no *httpapi.StatusError %d in the chain: %#v", tc.wantStatus, e)
+			}
+			if got, want := e.Overloaded, tc.wantStatus == http.StatusTooManyRequests; got != want {
+				t.Errorf("Overloaded=%v, want %v", got, want)
 			}
 			if got, want := e.RetryAfter, tc.wantAfter; got != want {
 				t.Errorf("RetryAfter=%v, want %v", got, want)

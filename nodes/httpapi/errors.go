@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/reliable-ops/rops/core"
 )
@@ -22,13 +23,46 @@ func reject(status int, message string) *httpError {
 	return &httpError{status: status, message: message}
 }
 
+// StatusError is the HTTP status of an answer that was not a success: the
+// cause (core.Error.Err) of the error a Client returns for it, so that a
+// request log can show the status while core, which knows nothing of HTTP,
+// decides from the error's code alone. Find it with errors.As, or any error
+// that came with a status with its HTTPStatus method (see HTTPStatus).
+type StatusError struct {
+	Status int
+}
+
+// Error returns the status and its text, such as "429 Too Many Requests".
+func (e *StatusError) Error() string {
+	return strconv.Itoa(e.Status) + " " + http.StatusText(e.Status)
+}
+
+// HTTPStatus returns the status.
+func (e *StatusError) HTTPStatus() int { return e.Status }
+
+// HTTPStatus returns the HTTP status that err came with, and whether it came
+// with one: that of the first error in err's chain with a method
+// HTTPStatus() int, such as a Client's StatusError or an injected fault's
+// 500, 408 or 502-504 (nodes/faults), which need not import this package.
+func HTTPStatus(err error) (int, bool) {
+	var s interface{ HTTPStatus() int }
+	if errors.As(err, &s) {
+		return s.HTTPStatus(), true
+	}
+	return 0, false
+}
+
 // errorStatus is the one place that maps a node's error to an HTTP status,
-// the inverse of the client's statusError. An error that carries a status
-// (the injected 500s and 408s) keeps it and its message, as the original
-// answered them.
+// the inverse of the client's statusError. An error that came with a status
+// of 400 or more (HTTPStatus: the injected 500s and 408s) keeps it and its
+// message, as the original answered them.
 func errorStatus(err error) (int, string) {
-	if e, ok := errors.AsType[*core.Error](err); ok && e.Status >= 400 {
-		return e.Status, e.Message
+	if status, ok := HTTPStatus(err); ok && status >= 400 {
+		msg := err.Error()
+		if e, ok := errors.AsType[*core.Error](err); ok {
+			msg = e.Message
+		}
+		return status, msg
 	}
 	switch core.ErrorCode(err) {
 	case core.EExists:

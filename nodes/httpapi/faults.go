@@ -21,11 +21,12 @@ const statusNoResponse = 444
 // reset, and a proxy's 502, 503 or 504 gets the proxy's answer, without the
 // marks of a rops node, since a client may trust those.
 func groupError(w http.ResponseWriter, node core.Node, err error, id core.GroupID, token core.Token) {
-	switch e, _ := errors.AsType[*core.Error](err); {
+	status, hasStatus := HTTPStatus(err)
+	switch {
 	case errors.Is(err, faults.ErrReset):
 		resetConnection(w)
-	case errors.Is(err, faults.ErrGateway) && e != nil:
-		writeGateway(w, e.Status)
+	case errors.Is(err, faults.ErrGateway) && hasStatus:
+		writeGateway(w, status)
 	default:
 		nodeError(w, node, err, id, token)
 	}

@@ -1,7 +1,6 @@
 package httpapi_test
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -138,8 +137,8 @@ func TestRemoveAnnounced(t *testing.T) {
 			}
 			_, err := cl.Remove(t.Context(), "5", "1700000000.000002")
 			status := http.StatusOK
-			if e, ok := errors.AsType[*core.Error](err); ok {
-				status = e.Status
+			if s, ok := httpapi.HTTPStatus(err); ok {
+				status = s
 			}
 			if status != tc.status {
 				t.Errorf("Remove: %v (status %d), want status %d", err, status, tc.status)

@@ -37,7 +37,10 @@ const maxRetryAfter = time.Hour
 
 // statusError is the one place that maps an HTTP answer that is not a
 // success to a core error, the inverse of the server's errorStatus. The
-// message is the server's; Status and RetryAfter carry the rest.
+// message is the server's; the status itself is the cause (StatusError),
+// for a request log to show, and what core needs of it is said in core's
+// terms: the code, RetryAfter, and Overloaded for a 429 (a Retry-After is
+// an overload signal of its own).
 //
 // A 400 to a POST is ErrExists, a 409 to a POST ErrFenced, and a 404 to a
 // GET or DELETE of a record ErrNotFound only with the server's own message:
@@ -58,8 +61,8 @@ func statusError(o op, status int, h http.Header, body []byte, now time.Time) er
 	case !isJSON && msg == "":
 		shown = fmt.Sprintf("%d %s", status, http.StatusText(status))
 	}
-	e := &core.Error{Code: core.ERejected, Status: status, Message: shown,
-		RetryAfter: parseRetryAfter(h.Get("Retry-After"), now)}
+	e := &core.Error{Code: core.ERejected, Message: shown, Err: &StatusError{Status: status},
+		RetryAfter: parseRetryAfter(h.Get("Retry-After"), now), Overloaded: status == http.StatusTooManyRequests}
 	switch {
 	case status == http.StatusBadRequest && o == opCreate && msg == msgExists:
 		e.Code = core.EExists

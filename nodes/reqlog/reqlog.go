@@ -118,8 +118,13 @@ func (l *logged) answer(ctx context.Context, req []slog.Attr, err error, ok ...s
 		return
 	}
 	attrs := req
-	if e, isCore := errors.AsType[*core.Error](err); isCore && e.Status != 0 {
-		attrs = append(attrs, slog.Int("status", e.Status))
+	// The status is the transport's or the injected fault's, not core's:
+	// any error in the chain with an HTTPStatus method carries one
+	// (httpapi.StatusError, faults.StatusError), found without importing
+	// either.
+	var s interface{ HTTPStatus() int }
+	if errors.As(err, &s) {
+		attrs = append(attrs, slog.Int("status", s.HTTPStatus()))
 	}
 	attrs = append(attrs, slog.String("code", string(core.ErrorCode(err))), slog.String("error", err.Error()))
 	l.log.LogAttrs(ctx, slog.LevelWarn, "answer", attrs...)

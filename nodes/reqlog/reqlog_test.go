@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -16,13 +17,21 @@ import (
 	"github.com/reliable-ops/rops/nodes/reqlog"
 )
 
+// statusCause is an error that came with an HTTP status, as the HTTP
+// client's and the injected faults' errors do: the log finds the status by
+// the method alone, whatever package made the error.
+type statusCause int
+
+func (s statusCause) Error() string   { return strconv.Itoa(int(s)) }
+func (s statusCause) HTTPStatus() int { return int(s) }
+
 func TestWrap(t *testing.T) {
 	const t5, t6 = "1633806680.426599", "1633806862.284902"
 	mock := &mockNode{
 		name: "node01",
 		CreateFn: func(_ context.Context, id core.GroupID, _ core.Token) error {
 			if id == "6" {
-				return &core.Error{Code: core.ETransient, Status: 408, Message: "Timeout due to Random Behavior"}
+				return &core.Error{Code: core.ETransient, Message: "Timeout due to Random Behavior", Err: statusCause(408)}
 			}
 			return nil
 		},
