@@ -1,4 +1,4 @@
-package plugins
+package plugins_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"github.com/reliable-ops/rops/core"
 	"github.com/reliable-ops/rops/nodes/faults"
 	"github.com/reliable-ops/rops/nodes/memory"
+	"github.com/reliable-ops/rops/plugins"
 )
 
 // TestCloseDropsQueuedWrites checks that closing a target closes its faulty
@@ -19,9 +20,9 @@ import (
 func TestCloseDropsQueuedWrites(t *testing.T) {
 	var node *faults.Node
 	var pendingAtStoreClose error
-	r := &registry{}
-	r.register("slow", func(_ context.Context, u *url.URL, env Env) (core.Node, io.Closer, error) {
-		spec, err := ParseNodeSpec(u, env)
+	r := plugins.NewRegistry()
+	r.Register("slow", func(_ context.Context, u *url.URL, env plugins.Env) (core.Node, io.Closer, error) {
+		spec, err := plugins.ParseNodeSpec(u, env)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -34,7 +35,7 @@ func TestCloseDropsQueuedWrites(t *testing.T) {
 			return nil
 		}), nil
 	})
-	target, err := r.openTarget(t.Context(), []string{"slow://node01?late_rate=1&late_delay=1m"}, Env{Log: slog.New(slog.DiscardHandler)})
+	target, err := r.OpenTarget(t.Context(), []string{"slow://node01?late_rate=1&late_delay=1m"}, plugins.Env{Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,26 +49,5 @@ func TestCloseDropsQueuedWrites(t *testing.T) {
 	}
 	if pendingAtStoreClose != nil {
 		t.Fatalf("the store closed with a late write still queued (%v): the node must close first", pendingAtStoreClose)
-	}
-}
-
-// TestOpenMemoryCloser checks that even a driver that returns no closer
-// gives its faulty node one, for the writes it may queue.
-func TestOpenMemoryCloser(t *testing.T) {
-	n, c, err := Open(t.Context(), "memory://node01?duplicate_rate=1", Env{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c == nil {
-		t.Fatal("Open(memory://node01) returned no closer")
-	}
-	if err := n.Create(t.Context(), "5", "1.000001"); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Close(); err != nil {
-		t.Fatalf("second Close: %v", err)
 	}
 }

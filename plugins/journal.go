@@ -8,10 +8,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes/etcd"
 )
 
 // Journal is a journal opened from a URL, with the lock that goes with it:
@@ -42,12 +40,9 @@ var journals = struct {
 	drivers map[string]JournalDriver
 }{drivers: map[string]JournalDriver{}}
 
-func init() {
-	RegisterJournal("etcd", openEtcd)
-}
-
 // RegisterJournal makes d open the journal URLs of scheme. It panics as
-// Register does. It is safe for concurrent use, but meant for init.
+// Register does. It is safe for concurrent use, but meant for the init of
+// the driver's package, as nodes/etcd registers etcd://.
 func RegisterJournal(scheme string, d JournalDriver) {
 	if !validScheme.MatchString(scheme) || d == nil {
 		panic("plugins: RegisterJournal of invalid scheme " + quote(scheme) + " or a nil driver")
@@ -85,56 +80,4 @@ func OpenJournal(ctx context.Context, raw string, env JournalEnv) (Journal, erro
 		return Journal{}, &core.Error{Code: core.ErrorCode(err), Message: "journal " + quote(raw) + ": " + err.Error(), Err: err}
 	}
 	return j, nil
-}
-
-// openEtcd opens etcd://HOST:PORT[,HOST:PORT...]/PREFIX[?ttl=10s&dial_timeout=5s&cluster=NAME]:
-// the cluster's intents under /PREFIX/CLUSTER/ in that etcd (CLUSTER the
-// identity of the nodes' addresses, or NAME), and its locks on a lease of
-// ttl.
-func openEtcd(ctx context.Context, u *url.URL, env JournalEnv) (Journal, error) {
-	if u.Host == "" {
-		return Journal{}, core.Errorf(core.EInvalid, "no etcd address: write etcd://HOST:PORT[,HOST:PORT...]/PREFIX")
-	}
-	prefix := strings.Trim(u.Path, "/")
-	if prefix == "" {
-		return Journal{}, core.Errorf(core.EInvalid, "no prefix: write etcd://HOST:PORT/PREFIX, such as etcd://127.0.0.1:2379/rops")
-	}
-	opts := etcd.Options{Endpoints: strings.Split(u.Host, ","), Prefix: prefix, Cluster: env.Cluster}
-	q := u.Query()
-	if c := q.Get("cluster"); c != "" {
-		// Machines that reach the nodes by other addresses name the
-		// cluster so, to share its journal.
-		opts.Cluster = c
-		q.Del("cluster")
-	}
-	for key, vs := range q {
-		var d time.Duration
-		var err error
-		if len(vs) > 0 {
-			d, err = time.ParseDuration(vs[0])
-		}
-		if err != nil || d <= 0 {
-			return Journal{}, core.Errorf(core.EInvalid, "%s=%s: give a positive duration such as 10s", key, strings.Join(vs, ","))
-		}
-		switch key {
-		case "ttl":
-			opts.TTL = d
-		case "dial_timeout":
-			opts.DialTimeout = d
-		case "request_timeout":
-			opts.RequestTimeout = d
-		default:
-			return Journal{}, core.Errorf(core.EInvalid, "unknown setting %q: etcd journals take cluster, ttl, dial_timeout and request_timeout", key)
-		}
-	}
-	for _, ep := range opts.Endpoints {
-		if ep == "" {
-			return Journal{}, core.Errorf(core.EInvalid, "empty etcd address in %q", u.Host)
-		}
-	}
-	j, err := etcd.Open(ctx, opts)
-	if err != nil {
-		return Journal{}, err
-	}
-	return Journal{Journal: j, Locks: j.Locker(), Closer: j}, nil
 }

@@ -1,9 +1,15 @@
-package plugins
+package plugins_test
 
 import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	// The tests open specs of the drivers rops ships. Only the tests
+	// import them: the package itself imports no driver (see
+	// TestImportsNoDriver).
+	_ "github.com/reliable-ops/rops/nodes/badger"
+	_ "github.com/reliable-ops/rops/nodes/memory"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

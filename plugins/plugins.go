@@ -1,13 +1,26 @@
 // Package plugins turns node specs into Nodes. A spec is a URL whose scheme
 // names a driver and whose host names the node: memory://node01,
-// badger://node02?error_rate=0.2. Drivers register themselves by scheme, as
-// litestream's replica clients do, so an embedder adds a kind of node with
-// Register and every command that takes specs can use it.
+// badger://node02?error_rate=0.2. Drivers register themselves by scheme from
+// their own packages, as litestream's replica clients do, so that a program
+// links only the drivers it imports, and an embedder adds a kind of node
+// with Register that every command taking specs can use.
 //
-// Built in are memory://NAME, a node in memory that starts empty, and
-// badger://NAME, a node on disk in Env.DataDir/NAME or in the directory
-// given by dir=/path. Both take fault settings that override Env.Faults for
-// that node: memory://node01?error_rate=0.2&latency=15ms&seed=7 (see
+// This package holds only the registry and what drivers share: Open,
+// OpenTarget and OpenJournal, Env, and the parsing of a local node's spec
+// with its fault settings (ParseNodeSpec). It imports no driver; a test
+// keeps it so. The drivers are
+//
+//	github.com/reliable-ops/rops/nodes/memory   memory://NAME, a node in memory that starts empty
+//	github.com/reliable-ops/rops/nodes/badger   badger://NAME, a node on disk in Env.DataDir/NAME or dir=/path
+//	github.com/reliable-ops/rops/nodes/httpapi  http:// and https://, a node of a rops serve server
+//	github.com/reliable-ops/rops/nodes/etcd     etcd://, a journal shared through etcd (RegisterJournal)
+//
+// and a program imports those it wants for their side effect:
+//
+//	import _ "github.com/reliable-ops/rops/nodes/memory"
+//
+// memory and badger take fault settings that override Env.Faults for that
+// node: memory://node01?error_rate=0.2&latency=15ms&seed=7 (see
 // ParseNodeSpec).
 package plugins
 

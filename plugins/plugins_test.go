@@ -1,28 +1,23 @@
-package plugins
+package plugins_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"log/slog"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes/badger"
 	"github.com/reliable-ops/rops/nodes/faults"
 	"github.com/reliable-ops/rops/nodes/memory"
+	"github.com/reliable-ops/rops/plugins"
 )
 
 func TestSchemes(t *testing.T) {
-	got := Schemes()
+	got := plugins.Schemes()
 	if !slices.IsSorted(got) {
 		t.Fatalf("Schemes()=%v, not sorted", got)
 	}
@@ -34,11 +29,11 @@ func TestSchemes(t *testing.T) {
 }
 
 func TestRegisterPanics(t *testing.T) {
-	d := func(context.Context, *url.URL, Env) (core.Node, io.Closer, error) { return nil, nil, nil }
+	d := func(context.Context, *url.URL, plugins.Env) (core.Node, io.Closer, error) { return nil, nil, nil }
 	for _, tc := range []struct {
 		name   string
 		scheme string
-		d      Driver
+		d      plugins.Driver
 	}{
 		{"empty", "", d},
 		{"upper case", "Mem", d},
@@ -47,51 +42,22 @@ func TestRegisterPanics(t *testing.T) {
 		{"duplicate", "memory", d},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := &registry{}
-			r.register("memory", openMemory)
+			r := plugins.NewRegistry()
+			r.Register("memory", d)
 			defer func() {
 				if recover() == nil {
 					t.Fatalf("register(%q) did not panic", tc.scheme)
 				}
 			}()
-			r.register(tc.scheme, tc.d)
+			r.Register(tc.scheme, tc.d)
 		})
 	}
 }
 
-func TestOpenMemory(t *testing.T) {
-	var log bytes.Buffer
-	env := Env{Seed: 3, Faults: faults.Faults{ErrorRate: 0.5}, Log: textLog(&log)}
-	n, c, err := Open(t.Context(), "memory://node01?error_rate=0", env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c == nil {
-		t.Fatal("memory node has no closer; it must stop the writes its faults queue")
-	}
-	defer c.Close()
-	if got, want := n.Name(), "node01"; got != want {
-		t.Fatalf("Name()=%q, want %q", got, want)
-	}
-	if err := n.Create(t.Context(), "5", "1633806680.000001"); err != nil {
-		t.Fatal(err)
-	}
-	if got, want := log.String(), "level=INFO msg=request node=node01 op=create groupId=5 timestamp=1633806680.000001\nlevel=INFO msg=answer node=node01 op=create groupId=5 result=created\n"; got != want {
-		t.Fatalf("log=%q, want %q", got, want)
-	}
-	fn, ok := faults.Faulty(n)
-	if !ok {
-		t.Fatal("Faulty(Open(memory://...)) found no *faults.Node")
-	}
-	if got, want := fn.Faults(), (faults.Faults{}); got != want {
-		t.Fatalf("Faults()=%v, want %v", got, want)
-	}
-}
-
 // runOf returns which of n Gets on the node of spec failed, as a string.
-func runOf(t *testing.T, spec string, env Env, n int) string {
+func runOf(t *testing.T, spec string, env plugins.Env, n int) string {
 	t.Helper()
-	node, _, err := Open(t.Context(), spec, env)
+	node, _, err := plugins.Open(t.Context(), spec, env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +74,7 @@ func runOf(t *testing.T, spec string, env Env, n int) string {
 }
 
 func TestSeedsAreReproduciblePerNode(t *testing.T) {
-	env := Env{Seed: 99, Faults: faults.Faults{ErrorRate: 0.5}}
+	env := plugins.Env{Seed: 99, Faults: faults.Faults{ErrorRate: 0.5}}
 	a1, a2 := runOf(t, "memory://node01", env, 64), runOf(t, "memory://node01", env, 64)
 	if a1 != a2 {
 		t.Fatalf("seed %d: node01 ran differently twice:\n%s\n%s", env.Seed, a1, a2)
@@ -122,68 +88,9 @@ func TestSeedsAreReproduciblePerNode(t *testing.T) {
 	}
 }
 
-func TestOpenBadger(t *testing.T) {
-	data := t.TempDir()
-	env := Env{DataDir: data}
-	n, c, err := Open(t.Context(), "badger://node01", env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Create(t.Context(), "5", "1633806680.000001"); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(data, "node01")); err != nil {
-		t.Fatalf("no data directory for node01: %v", err)
-	}
-	// The record outlives the node.
-	n, c, err = Open(t.Context(), "badger://node01", env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	rec, err := n.Get(t.Context(), "5")
-	if err != nil {
-		t.Fatalf("Get after reopening: %v", err)
-	}
-	if got, want := rec.Token, core.Token("1633806680.000001"); got != want {
-		t.Fatalf("token=%q, want %q", got, want)
-	}
-}
-
-func TestOpenBadgerDir(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "elsewhere")
-	_, c, err := Open(t.Context(), "badger://node01?dir="+url.QueryEscape(dir), Env{DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := os.Stat(dir); err != nil {
-		t.Fatalf("dir= was not used: %v", err)
-	}
-}
-
-func TestOpenBadgerLocked(t *testing.T) {
-	env := Env{DataDir: t.TempDir()}
-	_, c, err := Open(t.Context(), "badger://node01", env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_, _, err = Open(t.Context(), "badger://node01", env)
-	if !errors.Is(err, badger.ErrLocked) {
-		t.Fatalf("second Open of one directory=%v, want badger.ErrLocked", err)
-	}
-	if !strings.Contains(err.Error(), `node spec "badger://node01": `) {
-		t.Fatalf("err=%q, want it to name the spec", err)
-	}
-}
-
 func TestOpenTarget(t *testing.T) {
-	env := Env{DataDir: t.TempDir(), Seed: 1}
-	target, err := OpenTarget(t.Context(), []string{"badger://node01", "memory://node02", "badger://node03?error_rate=0.1"}, env)
+	env := plugins.Env{DataDir: t.TempDir(), Seed: 1}
+	target, err := plugins.OpenTarget(t.Context(), []string{"badger://node01", "memory://node02", "badger://node03?error_rate=0.1"}, env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,12 +123,12 @@ func TestOpenTargetClosesOnFailure(t *testing.T) {
 		{"same directory", []string{"badger://node01", "badger://node02", "badger://node01"}, `node spec "badger://node01"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			env := Env{DataDir: t.TempDir()}
-			_, err := OpenTarget(t.Context(), tc.specs, env)
+			env := plugins.Env{DataDir: t.TempDir()}
+			_, err := plugins.OpenTarget(t.Context(), tc.specs, env)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("OpenTarget(%q)=%v, want an error containing %q", tc.specs, err, tc.want)
 			}
-			target, err := OpenTarget(t.Context(), []string{"badger://node01", "badger://node02"}, env)
+			target, err := plugins.OpenTarget(t.Context(), []string{"badger://node01", "badger://node02"}, env)
 			if err != nil {
 				t.Fatalf("reopening after a failed OpenTarget: %v", err)
 			}
@@ -233,10 +140,20 @@ func TestOpenTargetClosesOnFailure(t *testing.T) {
 }
 
 func TestOpenTargetEmpty(t *testing.T) {
-	_, err := OpenTarget(t.Context(), nil, Env{})
+	_, err := plugins.OpenTarget(t.Context(), nil, plugins.Env{})
 	if got, want := core.ErrorCode(err), core.EInvalid; got != want {
 		t.Fatalf("ErrorCode=%q, want %q (err=%v)", got, want, err)
 	}
+}
+
+// openMemory opens memory://NAME as nodes/memory does, for tests that keep
+// their own registry.
+func openMemory(_ context.Context, u *url.URL, env plugins.Env) (core.Node, io.Closer, error) {
+	spec, err := plugins.ParseNodeSpec(u, env)
+	if err != nil {
+		return nil, nil, err
+	}
+	return spec.New(memory.New()), nil, nil
 }
 
 // closerFunc adapts a function to io.Closer.
@@ -247,20 +164,20 @@ func (f closerFunc) Close() error { return f() }
 func TestDriverErrors(t *testing.T) {
 	disk := errors.New("disk on fire")
 	var closed []string
-	r := &registry{}
-	r.register("broken", func(context.Context, *url.URL, Env) (core.Node, io.Closer, error) {
+	r := plugins.NewRegistry()
+	r.Register("broken", func(context.Context, *url.URL, plugins.Env) (core.Node, io.Closer, error) {
 		return nil, closerFunc(func() error { closed = append(closed, "broken"); return nil }), disk
 	})
-	r.register("empty", func(context.Context, *url.URL, Env) (core.Node, io.Closer, error) { return nil, nil, nil })
-	r.register("badname", func(context.Context, *url.URL, Env) (core.Node, io.Closer, error) {
+	r.Register("empty", func(context.Context, *url.URL, plugins.Env) (core.Node, io.Closer, error) { return nil, nil, nil })
+	r.Register("badname", func(context.Context, *url.URL, plugins.Env) (core.Node, io.Closer, error) {
 		return faults.New("bad name", memory.New(), faults.Options{}), nil, nil
 	})
-	r.register("leaky", func(_ context.Context, u *url.URL, _ Env) (core.Node, io.Closer, error) {
+	r.Register("leaky", func(_ context.Context, u *url.URL, _ plugins.Env) (core.Node, io.Closer, error) {
 		return faults.New(u.Host, memory.New(), faults.Options{}),
 			closerFunc(func() error { closed = append(closed, u.Host); return errors.New("cannot close " + u.Host) }), nil
 	})
 
-	_, _, err := r.open(t.Context(), "broken://x", Env{})
+	_, _, err := r.Open(t.Context(), "broken://x", plugins.Env{})
 	if !errors.Is(err, disk) {
 		t.Fatalf("err=%v, want it to wrap the driver's error", err)
 	}
@@ -273,15 +190,15 @@ func TestDriverErrors(t *testing.T) {
 	if got, want := strings.Join(closed, ","), "broken"; got != want {
 		t.Fatalf("closed %s, want %s: a failed open must release what it got", got, want)
 	}
-	if _, _, err := r.open(t.Context(), "empty://x", Env{}); core.ErrorCode(err) != core.EInternal {
+	if _, _, err := r.Open(t.Context(), "empty://x", plugins.Env{}); core.ErrorCode(err) != core.EInternal {
 		t.Fatalf("driver returning no node: err=%v, want EInternal", err)
 	}
-	if _, _, err := r.open(t.Context(), "badname://x", Env{}); core.ErrorCode(err) != core.EInvalid {
+	if _, _, err := r.Open(t.Context(), "badname://x", plugins.Env{}); core.ErrorCode(err) != core.EInvalid {
 		t.Fatalf("driver returning an invalid name: err=%v, want EInvalid", err)
 	}
 
 	closed = nil
-	target, err := r.openTarget(t.Context(), []string{"leaky://a", "leaky://b"}, Env{})
+	target, err := r.OpenTarget(t.Context(), []string{"leaky://a", "leaky://b"}, plugins.Env{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +214,7 @@ func TestDriverErrors(t *testing.T) {
 func TestOpenTargetCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if _, err := OpenTarget(ctx, []string{"memory://node01"}, Env{}); !errors.Is(err, context.Canceled) {
+	if _, err := plugins.OpenTarget(ctx, []string{"memory://node01"}, plugins.Env{}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("OpenTarget with an ended context=%v, want context.Canceled", err)
 	}
 }
@@ -325,15 +242,15 @@ func FuzzOpenSpec(f *testing.F) {
 	} {
 		f.Add(s)
 	}
-	r := &registry{}
-	r.register("memory", openMemory)
+	r := plugins.NewRegistry()
+	r.Register("memory", openMemory)
 	f.Fuzz(func(t *testing.T, spec string) {
-		n, c, err := r.open(context.Background(), spec, Env{Seed: 1})
+		n, c, err := r.Open(context.Background(), spec, plugins.Env{Seed: 1})
 		if err != nil {
 			if got, want := core.ErrorCode(err), core.EInvalid; got != want {
 				t.Fatalf("Open(%q): ErrorCode=%q, want %q (err=%v)", spec, got, want, err)
 			}
-			if s := strings.TrimSpace(spec); s != "" && !strings.Contains(err.Error(), quote(s)) && !strings.Contains(err.Error(), "xxxxx") {
+			if s := strings.TrimSpace(spec); s != "" && !strings.Contains(err.Error(), plugins.Quote(s)) && !strings.Contains(err.Error(), "xxxxx") {
 				t.Fatalf("Open(%q)=%q, does not name the spec", spec, err)
 			}
 			return
@@ -342,7 +259,7 @@ func FuzzOpenSpec(f *testing.F) {
 			t.Fatalf("Open(%q): a faulty node without a closer", spec)
 		}
 		defer c.Close()
-		if err := ValidateNodeName(n.Name()); err != nil {
+		if err := plugins.ValidateNodeName(n.Name()); err != nil {
 			t.Fatalf("Open(%q) gave node name %q: %v", spec, n.Name(), err)
 		}
 		fn, ok := faults.Faulty(n)
@@ -353,64 +270,4 @@ func FuzzOpenSpec(f *testing.F) {
 			t.Fatalf("Open(%q) gave invalid faults: %v", spec, err)
 		}
 	})
-}
-
-func TestOpenErrorHidesPassword(t *testing.T) {
-	_, _, err := Open(context.Background(), "http://user:secret@127.0.0.1:1/v1?node=node01&error_rate=0.5", Env{})
-	if err == nil {
-		t.Fatal("Open accepted a fault setting on an http spec")
-	}
-	if strings.Contains(err.Error(), "secret") {
-		t.Fatalf("error shows the password: %v", err)
-	}
-}
-
-// TestOpenTombstones: tombstones=off opens stores that fence nothing, as the
-// original server (rops serve --original); on is the default; anything else
-// is refused.
-func TestOpenTombstones(t *testing.T) {
-	env := Env{DataDir: t.TempDir(), Faults: faults.Faults{}}
-	for _, tc := range []struct {
-		spec   string
-		fences bool
-	}{
-		{"memory://node01", true},
-		{"memory://node01?tombstones=on", true},
-		{"memory://node01?tombstones=off", false},
-		{"badger://node02", true},
-		{"badger://node03?tombstones=off", false},
-	} {
-		n, c, err := Open(t.Context(), tc.spec, env)
-		if err != nil {
-			t.Fatalf("%s: %v", tc.spec, err)
-		}
-		if got := core.Fences(n); got != tc.fences {
-			t.Errorf("%s: Fences()=%v, want %v", tc.spec, got, tc.fences)
-		}
-		// A create after a conditional delete of its token is refused
-		// only by a store that fences.
-		_ = n.Delete(t.Context(), "a", "1.000001")
-		err = n.Create(t.Context(), "a", "1.000001")
-		if fenced := errors.Is(err, core.ErrFenced); fenced != tc.fences {
-			t.Errorf("%s: Create after Delete: %v, want fenced=%v", tc.spec, err, tc.fences)
-		}
-		if err := c.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	_, _, err := Open(t.Context(), "memory://node01?tombstones=maybe", env)
-	if got, want := fmt.Sprint(err), "tombstones=maybe: give on (the default) or off"; !strings.Contains(got, want) {
-		t.Errorf("err=%q, want it to say %q", got, want)
-	}
-}
-
-// textLog returns a logger in slog's text format without times, so that
-// tests can compare its lines.
-func textLog(w io.Writer) *slog.Logger {
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
-		if len(groups) == 0 && a.Key == slog.TimeKey {
-			return slog.Attr{}
-		}
-		return a
-	}}))
 }

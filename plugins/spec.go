@@ -39,6 +39,11 @@ func ValidateNodeName(name string) error {
 var faultKeys = []string{"error_rate", "ambiguous_rate", "latency", "jitter", "hang_rate", "down",
 	"late_rate", "late_delay", "reset_rate", "duplicate_rate", "gateway_rate", "seed"}
 
+// FaultKeys returns the fault settings that ParseNodeSpec reads, in the
+// order its errors list them, so that a driver whose nodes take no faults
+// (their server injects them) can refuse them by name.
+func FaultKeys() []string { return slices.Clone(faultKeys) }
+
 // NodeSpec is a parsed spec of a node that runs in this process: its name,
 // its options, and the settings left for its driver.
 type NodeSpec struct {
@@ -145,6 +150,30 @@ func ParseNodeSpec(u *url.URL, env Env, driverKeys ...string) (NodeSpec, error) 
 		return NodeSpec{}, err
 	}
 	return spec, nil
+}
+
+// OnOff reads the driver setting key as on or off, def if the spec leaves it
+// out; key must be one of the driverKeys given to ParseNodeSpec. Any other
+// value gives an EInvalid error that names both.
+func (s NodeSpec) OnOff(key string, def bool) (bool, error) {
+	v, ok := s.Query[key]
+	if !ok {
+		return def, nil
+	}
+	switch v[0] {
+	case "on":
+		return true, nil
+	case "off":
+		return false, nil
+	}
+	return false, core.Errorf(core.EInvalid, "%s=%s: give on or off (the default is %s)", key, v[0], onOff(def))
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
 }
 
 func parseRate(k, v string) (float64, error) {

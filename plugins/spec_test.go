@@ -1,4 +1,4 @@
-package plugins
+package plugins_test
 
 import (
 	"net/url"
@@ -8,11 +8,12 @@ import (
 
 	"github.com/reliable-ops/rops/core"
 	"github.com/reliable-ops/rops/nodes/faults"
+	"github.com/reliable-ops/rops/plugins"
 )
 
 func TestParseNodeSpec(t *testing.T) {
 	ms := faults.Duration(time.Millisecond)
-	env := Env{Seed: 42, Faults: faults.Faults{ErrorRate: 0.2, Latency: 5 * ms}}
+	env := plugins.Env{Seed: 42, Faults: faults.Faults{ErrorRate: 0.2, Latency: 5 * ms}}
 	for _, tc := range []struct {
 		name       string
 		spec       string
@@ -45,7 +46,7 @@ func TestParseNodeSpec(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := ParseNodeSpec(u, env, tc.driverKeys...)
+			got, err := plugins.ParseNodeSpec(u, env, tc.driverKeys...)
 			if err != nil {
 				t.Fatalf("ParseNodeSpec(%s): %v", tc.spec, err)
 			}
@@ -57,7 +58,7 @@ func TestParseNodeSpec(t *testing.T) {
 			}
 			wantSeed := tc.wantSeed
 			if wantSeed == 0 {
-				wantSeed = deriveSeed(env.Seed, tc.wantName)
+				wantSeed = plugins.DeriveSeed(env.Seed, tc.wantName)
 			}
 			if got.Options.Seed != wantSeed {
 				t.Fatalf("Seed=%d, want %d", got.Options.Seed, wantSeed)
@@ -70,7 +71,7 @@ func TestParseNodeSpec(t *testing.T) {
 }
 
 func TestOpenErrors(t *testing.T) {
-	env := Env{Seed: 1}
+	env := plugins.Env{Seed: 1}
 	for _, tc := range []struct {
 		name string
 		spec string
@@ -79,7 +80,7 @@ func TestOpenErrors(t *testing.T) {
 		{"empty", "", "empty node spec: write SCHEME://NAME"},
 		{"blank", "   ", "empty node spec"},
 		{"no scheme", "node01", `node spec "node01" has no scheme: write SCHEME://NAME, such as memory://node01 (known schemes are `},
-		{"unknown scheme", "badgr://node01", `unknown scheme "badgr" in node spec "badgr://node01": known schemes are ` + strings.Join(Schemes(), ", ")},
+		{"unknown scheme", "badgr://node01", `unknown scheme "badgr" in node spec "badgr://node01": known schemes are ` + strings.Join(plugins.Schemes(), ", ")},
 		{"not a URL", "://node01", `node spec "://node01" is not a URL (missing protocol scheme)`},
 		{"bad host escape", "memory://no%zzde", "is not a URL"},
 		{"opaque", "memory:node01", "write the node name after '//': memory://node01"},
@@ -89,7 +90,7 @@ func TestOpenErrors(t *testing.T) {
 		{"user", "memory://me@node01", "takes no user"},
 		{"path", "memory://node01/data", `unexpected path "/data"`},
 		{"fragment", "memory://node01#x", `unexpected fragment "#x"`},
-		{"long name", "memory://" + strings.Repeat("n", MaxNodeNameLen+1), "bytes long: the limit is 64"},
+		{"long name", "memory://" + strings.Repeat("n", plugins.MaxNodeNameLen+1), "bytes long: the limit is 64"},
 		{"unknown setting", "memory://node01?colour=red", `unknown setting "colour": memory nodes take error_rate, ambiguous_rate, latency, jitter, hang_rate, down, late_rate, late_delay, reset_rate, duplicate_rate, gateway_rate, seed`},
 		{"dir is badger's", "memory://node01?dir=/tmp", `unknown setting "dir"`},
 		{"repeated setting", "memory://node01?seed=1&seed=2", `setting "seed" is given 2 times`},
@@ -109,11 +110,9 @@ func TestOpenErrors(t *testing.T) {
 		{"gateway rate out of range", "memory://node01?gateway_rate=1.01", "gateway_rate is 1.01"},
 		{"latency of 1000h", "memory://node01?latency=1000h", "latency is 1000h0m0s; give at most 1h0m0s"},
 		{"bad seed", "memory://node01?seed=-1", "seed=-1 is not a seed"},
-		{"badger without directory", "badger://node01", "no directory for node node01: set a data directory (--data) or give one with dir=/path"},
-		{"badger empty dir", "badger://node01?dir=", "dir= is empty"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			n, c, err := Open(t.Context(), tc.spec, env)
+			n, c, err := plugins.Open(t.Context(), tc.spec, env)
 			if err == nil {
 				if c != nil {
 					c.Close()
@@ -126,7 +125,7 @@ func TestOpenErrors(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("Open(%q)=%q, want it to contain %q", tc.spec, err, tc.want)
 			}
-			if spec := strings.TrimSpace(tc.spec); spec != "" && !strings.Contains(err.Error(), quote(spec)) {
+			if spec := strings.TrimSpace(tc.spec); spec != "" && !strings.Contains(err.Error(), plugins.Quote(spec)) {
 				t.Fatalf("Open(%q)=%q, want it to name the spec", tc.spec, err)
 			}
 		})
@@ -134,24 +133,24 @@ func TestOpenErrors(t *testing.T) {
 }
 
 func TestEnvFaultsInvalid(t *testing.T) {
-	_, _, err := Open(t.Context(), "memory://node01", Env{Faults: faults.Faults{ErrorRate: 2}})
+	_, _, err := plugins.Open(t.Context(), "memory://node01", plugins.Env{Faults: faults.Faults{ErrorRate: 2}})
 	if got, want := core.ErrorCode(err), core.EInvalid; got != want {
 		t.Fatalf("ErrorCode=%q, want %q (err=%v)", got, want, err)
 	}
 	// A spec can fix what env got wrong.
-	if _, _, err := Open(t.Context(), "memory://node01?error_rate=0.2", Env{Faults: faults.Faults{ErrorRate: 2}}); err != nil {
+	if _, _, err := plugins.Open(t.Context(), "memory://node01?error_rate=0.2", plugins.Env{Faults: faults.Faults{ErrorRate: 2}}); err != nil {
 		t.Fatalf("Open with an override of a bad env: %v", err)
 	}
 }
 
 func TestDeriveSeed(t *testing.T) {
-	if got, want := deriveSeed(1, "node01"), deriveSeed(1, "node01"); got != want {
+	if got, want := plugins.DeriveSeed(1, "node01"), plugins.DeriveSeed(1, "node01"); got != want {
 		t.Fatalf("deriveSeed(1, node01) gave %d then %d", got, want)
 	}
 	seen := map[uint64]string{}
 	for _, seed := range []uint64{0, 1, 2, 42} {
 		for _, name := range []string{"node01", "node02", "node03"} {
-			s := deriveSeed(seed, name)
+			s := plugins.DeriveSeed(seed, name)
 			if prev, dup := seen[s]; dup {
 				t.Fatalf("deriveSeed(%d, %s)=%d, the same as for %s", seed, name, s, prev)
 			}
@@ -168,16 +167,16 @@ func TestValidateNodeName(t *testing.T) {
 		{"node01", true},
 		{"a", true},
 		{"A.b-c_9", true},
-		{strings.Repeat("n", MaxNodeNameLen), true},
+		{strings.Repeat("n", plugins.MaxNodeNameLen), true},
 		{"", false},
-		{strings.Repeat("n", MaxNodeNameLen+1), false},
+		{strings.Repeat("n", plugins.MaxNodeNameLen+1), false},
 		{"node 01", false},
 		{"node/01", false},
 		{"nöde", false},
 		{"node:1", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := ValidateNodeName(tc.name)
+			err := plugins.ValidateNodeName(tc.name)
 			if got, want := err == nil, tc.valid; got != want {
 				t.Fatalf("ValidateNodeName(%q)=%v, want valid=%v", tc.name, err, want)
 			}

@@ -1,4 +1,4 @@
-package plugins
+package httpapi
 
 import (
 	"context"
@@ -8,20 +8,22 @@ import (
 	"slices"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes/httpapi"
+	"github.com/reliable-ops/rops/plugins"
 )
 
+// The driver registers itself, as litestream's backends do, so that only a
+// program that imports this package can open http:// and https:// specs.
 func init() {
-	Register("http", openHTTP)
-	Register("https", openHTTP)
+	plugins.Register("http", openSpec)
+	plugins.Register("https", openSpec)
 }
 
-// openHTTP opens http://HOST:PORT/PATH?node=NAME (or https): the node NAME
+// openSpec opens http://HOST:PORT/PATH?node=NAME (or https): the node NAME
 // of the rops serve, or original, server whose API is at HOST:PORT/PATH,
 // such as http://127.0.0.1:8080/v1?node=node01. The node is required: the
 // server serves several and picks one by name. Faults belong to the server,
 // so fault settings are refused. All such nodes share env.HTTP.
-func openHTTP(_ context.Context, u *url.URL, env Env) (core.Node, io.Closer, error) {
+func openSpec(_ context.Context, u *url.URL, env plugins.Env) (core.Node, io.Closer, error) {
 	example := u.Scheme + "://127.0.0.1:8080/v1?node=node01"
 	switch {
 	case u.Opaque != "" || u.Host == "":
@@ -35,6 +37,7 @@ func openHTTP(_ context.Context, u *url.URL, env Env) (core.Node, io.Closer, err
 	if err != nil {
 		return nil, nil, core.Errorf(core.EInvalid, "cannot read the settings after '?' (%v): write node=NAME", err)
 	}
+	faultKeys := plugins.FaultKeys()
 	for _, k := range slices.Sorted(maps.Keys(q)) {
 		switch {
 		case slices.Contains(faultKeys, k):
@@ -50,12 +53,12 @@ func openHTTP(_ context.Context, u *url.URL, env Env) (core.Node, io.Closer, err
 	if name == "" {
 		return nil, nil, core.Errorf(core.EInvalid, "no node name: add ?node=NAME to name the node on the server, such as %s", example)
 	}
-	if err := ValidateNodeName(name); err != nil {
+	if err := plugins.ValidateNodeName(name); err != nil {
 		return nil, nil, err
 	}
 	base := *u
 	base.RawQuery, base.ForceQuery = "", false
-	c, err := httpapi.NewClient(base.String(), name, httpapi.ClientOptions{HTTP: env.HTTP})
+	c, err := NewClient(base.String(), name, ClientOptions{HTTP: env.HTTP})
 	if err != nil {
 		return nil, nil, err
 	}

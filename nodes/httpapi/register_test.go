@@ -1,50 +1,34 @@
-package plugins
+package httpapi_test
 
 import (
 	"bytes"
-	"net/http"
-	"net/http/httptest"
+	"context"
+	"log/slog"
+	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes/faults"
 	"github.com/reliable-ops/rops/nodes/httpapi"
-	"github.com/reliable-ops/rops/nodes/memory"
+	"github.com/reliable-ops/rops/plugins"
 )
 
-// countingTransport counts the requests it sends.
-type countingTransport struct {
-	http.RoundTripper
-	n atomic.Int64
-}
-
-func (t *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	t.n.Add(1)
-	return t.RoundTripper.RoundTrip(r)
-}
-
-// serveNodes serves memory nodes called names until the test ends.
-func serveNodes(t *testing.T, names ...string) *httptest.Server {
-	t.Helper()
-	ns := make([]core.Node, len(names))
-	for i, name := range names {
-		ns[i] = faults.New(name, memory.New(), faults.Options{})
+func TestRegistered(t *testing.T) {
+	got := plugins.Schemes()
+	for _, want := range []string{"http", "https"} {
+		if !slices.Contains(got, want) {
+			t.Fatalf("Schemes()=%v: importing nodes/httpapi must register %s://", got, want)
+		}
 	}
-	srv := httptest.NewServer(httpapi.NewServer(ns, httpapi.ServerOptions{}))
-	t.Cleanup(srv.Close)
-	return srv
 }
 
-func TestOpenHTTP(t *testing.T) {
-	srv := serveNodes(t, "node01", "node02")
-	hc := httpapi.NewHTTPClient(4)
-	t.Cleanup(hc.CloseIdleConnections)
-	counter := &countingTransport{RoundTripper: hc.Transport}
-	hc.Transport = counter
+func TestOpenSpec(t *testing.T) {
+	h := &counting{h: httpapi.NewServer(memoryNodes("node01", "node02"), httpapi.ServerOptions{})}
+	srv := serve(t, h)
+	hc := newHTTPClient(t)
 	var log bytes.Buffer
-	n, c, err := Open(t.Context(), srv.URL+"/v1?node=node02", Env{HTTP: hc, Log: textLog(&log)})
+	env := plugins.Env{HTTP: hc, Log: slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{ReplaceAttr: noTime}))}
+	n, c, err := plugins.Open(t.Context(), srv.URL+"/v1?node=node02", env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,14 +48,14 @@ func TestOpenHTTP(t *testing.T) {
 	if got, want := rec.Token, core.Token("1633806680.000001"); got != want {
 		t.Fatalf("token=%q, want %q", got, want)
 	}
-	if got, want := counter.n.Load(), int64(2); got != want {
-		t.Fatalf("Env.HTTP sent %d requests, want %d", got, want)
+	if got, want := h.n.Load(), int64(2); got != want {
+		t.Fatalf("the server saw %d requests, want %d", got, want)
 	}
 	if !strings.Contains(log.String(), "msg=answer node=node02 op=create groupId=5 result=created\n") {
 		t.Fatalf("log=%q, want the create logged", log.String())
 	}
 	// node01 of the same server holds nothing.
-	n1, _, err := Open(t.Context(), srv.URL+"?node=node01", Env{HTTP: hc})
+	n1, _, err := plugins.Open(t.Context(), srv.URL+"?node=node01", plugins.Env{HTTP: hc})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +64,7 @@ func TestOpenHTTP(t *testing.T) {
 	}
 }
 
-func TestOpenHTTPInvalid(t *testing.T) {
+func TestOpenSpecInvalid(t *testing.T) {
 	for _, tc := range []struct {
 		name, spec, want string
 	}{
@@ -97,7 +81,7 @@ func TestOpenHTTPInvalid(t *testing.T) {
 		{"fragment", "http://127.0.0.1:8080/v1?node=node01#x", `unexpected fragment "#x"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, _, err := Open(t.Context(), tc.spec, Env{})
+			_, _, err := plugins.Open(t.Context(), tc.spec, plugins.Env{})
 			if got, want := core.ErrorCode(err), core.EInvalid; got != want {
 				t.Fatalf("code of %v=%q, want %q", err, got, want)
 			}
@@ -106,4 +90,22 @@ func TestOpenHTTPInvalid(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestOpenSpecHidesPassword(t *testing.T) {
+	_, _, err := plugins.Open(context.Background(), "http://user:secret@127.0.0.1:1/v1?node=node01&error_rate=0.5", plugins.Env{})
+	if err == nil {
+		t.Fatal("Open accepted a fault setting on an http spec")
+	}
+	if strings.Contains(err.Error(), "secret") {
+		t.Fatalf("error shows the password: %v", err)
+	}
+}
+
+// noTime drops slog's time, so that tests can compare lines.
+func noTime(groups []string, a slog.Attr) slog.Attr {
+	if len(groups) == 0 && a.Key == slog.TimeKey {
+		return slog.Attr{}
+	}
+	return a
 }
