@@ -28,11 +28,17 @@ type Sample struct {
 // Limiter decides how many operations run at once, in the family of TCP
 // Vegas and Netflix's gradient limiters: it doubles the limit while the
 // median latency of a window of clean operations stays near the lowest
-// seen, grows it by its square root after the first sign of queueing, and
-// cuts it when latency stays up two windows in a row or a node reports
-// overload. Failures that say nothing about load (a
-// 500, a 408) are not signals: an operation that retried gives no latency
-// sample. It is safe for concurrent use.
+// seen, and grows it by its square root after the first sign of queueing.
+// Once latency has stayed up two windows in a row it weighs throughput,
+// estimated by Little's law (operations in flight over their mean
+// latency): it moves the limit down, and keeps the cut if throughput
+// barely fell (the queueing bought nothing, as on an overloaded node), or
+// goes back and tries up, keeping a rise that bought throughput (as
+// batching nodes and backoff waits give). A node's overload signal (429, a
+// 503 with Retry-After, a timeout) cuts it at once. Failures that say
+// nothing about load (a 500, a 408) are not signals: an operation that
+// retried gives no latency sample, only its share of the throughput. It is
+// safe for concurrent use.
 type Limiter struct {
 	mu        sync.Mutex
 	limit     float64
@@ -47,6 +53,17 @@ type Limiter struct {
 	window []time.Duration // the latency of the clean samples in the current window
 	high   bool            // the last window's latency was over the tolerance
 	minRTT time.Duration   // lowest window median: the latency without load
+
+	// Throughput of the current window by Little's law: the sums of the
+	// operations in flight at each release and of every operation's latency.
+	ops         int
+	sumInflight float64
+	sumLatency  time.Duration
+	move        int     // a move made at a high latency, to judge: +1 up, -1 down, 0 none
+	moveFrom    float64 // the limit before that move
+	moveBase    float64 // the throughput (operations per second) before that move
+	up          bool    // the next move at a high latency goes up (the last one down did not pay)
+	hold        int     // windows at a high latency to wait before the next move
 }
 
 // limiterMinWindow is the fewest clean samples a latency window holds, so
@@ -56,6 +73,19 @@ const limiterMinWindow = 32
 // limiterTolerance is how far a window's average latency may rise over the lowest
 // seen before the Limiter takes it for queueing.
 const limiterTolerance = 2.0
+
+// At a high latency the limit moves by limiterStep, up or down, and the
+// next window judges the move against what throughput would do if it
+// followed the limit in proportion: a move up is kept if throughput gained
+// limiterUpGain of that, a move down if it lost no more than
+// limiterDownLoss of it (the queueing it removed bought little). After a
+// move that did not pay, limiterHold windows pass before the next.
+const (
+	limiterStep     = 1.5
+	limiterUpGain   = 0.2
+	limiterDownLoss = 0.4
+	limiterHold     = 4
+)
 
 // NewLimiter returns a Limiter starting at initial operations at once and
 // never above ceiling (nor below 1). Rising latency alone never takes it
@@ -115,6 +145,7 @@ func (l *Limiter) learn(s Sample) {
 		if l.cooldown == 0 {
 			l.setLimit(l.limit * 0.75)
 			l.slowStart = false
+			l.move, l.up = 0, false
 			l.cooldown = l.inflight + 1
 		}
 		return
@@ -123,13 +154,18 @@ func (l *Limiter) learn(s Sample) {
 		l.stale--
 		return
 	}
+	if s.Latency > 0 {
+		l.ops++
+		l.sumInflight += float64(l.inflight + 1)
+		l.sumLatency += s.Latency
+	}
 	if !s.Clean {
 		return
 	}
 	l.window = append(l.window, s.Latency)
-	// A window of half the limit: long enough to average out noise, short
-	// enough to follow the limit it measures.
-	if len(l.window) < max(limiterMinWindow, int(l.limit)/2) {
+	// Long enough to average out noise, short enough to follow the limit
+	// it measures.
+	if clean, all := limiterWindow(int(l.limit)); len(l.window) < clean || l.ops < all {
 		return
 	}
 	// The median, not the mean: a synced journal's or a busy machine's
@@ -137,7 +173,9 @@ func (l *Limiter) learn(s Sample) {
 	// about the load the limit puts on the nodes.
 	slices.Sort(l.window)
 	avg := l.window[len(l.window)/2]
-	l.window = l.window[:0]
+	// Little's law: throughput is the operations in flight over their
+	// latency, here every operation's, retried or not.
+	throughput := l.sumInflight / l.sumLatency.Seconds()
 	if l.minRTT == 0 || avg < l.minRTT {
 		l.minRTT = avg
 	}
@@ -146,20 +184,77 @@ func (l *Limiter) learn(s Sample) {
 	wasHigh := l.high
 	l.high = high
 	switch {
-	case high && !wasHigh:
+	case !high:
+		l.move = 0
+		if l.slowStart {
+			l.setLimit(l.limit * 2)
+		} else {
+			l.setLimit(l.limit + math.Sqrt(l.limit))
+		}
+	case l.move != 0:
+		// The window of a move made at a high latency: keep it if it paid
+		// (more throughput up; as much for less queueing down), and go on
+		// the same way; else go back and try the other way later.
+		change := l.limit/l.moveFrom - 1
+		paid := throughput >= l.moveBase*(1+limiterUpGain*change)
+		if l.move < 0 {
+			paid = throughput >= l.moveBase*(1+limiterDownLoss*change)
+		}
+		if paid {
+			l.step(l.move, throughput)
+			break
+		}
+		l.setLimit(l.moveFrom)
+		l.up = l.move < 0
+		l.move = 0
+		l.hold = limiterHold
+	case !wasHigh:
 		// One window can be a spike of the machine's: hold the limit and
 		// look again. Queueing the limit caused persists.
 		l.slowStart = false
-	case high:
-		// Latency on a busy machine also rises for reasons of its own, so
-		// it alone never takes the limit below where it started; only a
-		// node's own overload signal does.
-		l.setLimit(max(l.floor, l.limit*max(0.5, min(0.9, limiterTolerance/ratio))))
-	case l.slowStart:
-		l.setLimit(l.limit * 2)
+	case l.hold > 0:
+		l.hold--
+	case l.up:
+		l.step(+1, throughput)
 	default:
-		l.setLimit(l.limit + math.Sqrt(l.limit))
+		l.step(-1, throughput)
 	}
+	l.resetWindow()
+}
+
+// step moves the limit up (dir > 0) or down by limiterStep and remembers where it was and
+// the throughput that gave, so that the next window can judge the move. A
+// move that cannot be made (at the cap, or at the floor that rising latency
+// alone may not cross) holds instead.
+func (l *Limiter) step(dir int, throughput float64) {
+	from := l.limit
+	next := l.limit * limiterStep
+	if dir < 0 {
+		// Latency on a busy machine also rises for reasons of its own, so
+		// this never takes the limit below where it started; only a node's
+		// own overload signal does.
+		next = max(l.floor, l.limit/limiterStep)
+	}
+	l.slowStart = false
+	l.move = 0
+	l.setLimit(next)
+	if l.limit == from {
+		l.hold = limiterHold
+		return
+	}
+	l.move, l.moveFrom, l.moveBase = dir, from, throughput
+}
+
+// limiterWindow returns how many clean samples, and how many samples in all,
+// a window at limit holds before it is judged: half the limit's worth of
+// clean latencies, and one limit's worth of operations for the throughput.
+func limiterWindow(limit int) (clean, all int) {
+	return max(limiterMinWindow, limit/2), limit
+}
+
+func (l *Limiter) resetWindow() {
+	l.window = l.window[:0]
+	l.ops, l.sumInflight, l.sumLatency = 0, 0, 0
 }
 
 // setLimit sets the limit to v within bounds and starts a new latency
@@ -167,5 +262,5 @@ func (l *Limiter) learn(s Sample) {
 func (l *Limiter) setLimit(v float64) {
 	l.limit = max(1, min(v, l.max))
 	l.stale = l.inflight
-	l.window = l.window[:0]
+	l.resetWindow()
 }
