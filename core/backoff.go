@@ -70,19 +70,19 @@ func (b *exponential) Next() (next time.Duration, stop bool) {
 }
 
 // DefaultFirstRetry is how soon the first retry of a request comes after a
-// failure that is no sign of load (an injected 500, a lost answer): about
-// one loopback round trip, where DefaultBackoffBase is many.
+// failure that is no sign of load (a node's random error, a lost answer):
+// about one loopback round trip, where DefaultBackoffBase is many.
 const DefaultFirstRetry = time.Millisecond
 
 // QuickFirst returns a Backoff whose first retry comes after
 // DefaultFirstRetry, then b's delays: most failures of a healthy node are
 // one-off, and a full DefaultBackoffBase after each of them would be most of
-// an operation's time.
-// The first retry does not count against b's limit, so wrap QuickFirst in
-// the limit (go-retry's WithMaxRetries) to keep the count. The driver never
-// retries sooner than the failed request took, nor before a Retry-After,
-// nor that soon after an overload signal or an unreachable node, so a slow,
-// overloaded or down node is still backed off.
+// an operation's time. The first retry does not count against b's limit, so
+// wrap QuickFirst in the limit (go-retry's WithMaxRetries) to keep the
+// count. The driver never retries sooner than the failed request took, nor
+// before the wait the node asked for (Error.RetryAfter), nor that soon
+// after an overload signal or an unreachable node, so a slow, overloaded or
+// down node is still backed off.
 func QuickFirst(b Backoff) Backoff {
 	done := false
 	return BackoffFunc(func() (time.Duration, bool) {
@@ -97,8 +97,9 @@ func QuickFirst(b Backoff) Backoff {
 // pace is the least wait before a retry of a request that failed with err
 // after took, whatever the backoff says: never sooner than the failure
 // took, as a node slow to fail is one under load, and never at once after
-// an overload signal (429, a timeout) nor after a node was unreachable or
-// said it is down (EUnavailable), which a retry at once would not change.
+// an overload signal (a node asking to slow down, a timeout: isOverload)
+// nor after a node was unreachable or said it is down (EUnavailable), which
+// a retry at once would not change.
 // It is bounded by DefaultBackoffCap, so a timed-out request is not
 // followed by as long a wait.
 func pace(err error, took time.Duration) time.Duration {
