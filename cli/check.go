@@ -66,16 +66,14 @@ func (c *CheckCmd) Validate() error {
 	return nil
 }
 
+// openMode: the check changes records, after what earlier runs left.
+func (*CheckCmd) openMode() openMode { return recovered }
+
 // Run runs the check; the exit code is 3 if anything was lost, unexpected
 // or divergent.
-func (c *CheckCmd) Run(ctx context.Context, g *Globals, io *IO) error {
-	cl, left, err := g.openForWrite(ctx, io.Stderr)
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	if left > 0 {
-		return &exitError{code: ExitInconsistent, err: fmt.Errorf("%d operations of an earlier run are still pending: run rops recover first", left)}
+func (c *CheckCmd) Run(ctx context.Context, g *Globals, cl *Cluster, io *IO) error {
+	if cl.left > 0 {
+		return &exitError{code: ExitInconsistent, err: fmt.Errorf("%d operations of an earlier run are still pending: run rops recover first", cl.left)}
 	}
 	seed := g.seed()
 	ids := make([]core.GroupID, c.IDs)
@@ -252,7 +250,7 @@ func verify(ctx context.Context, c *core.Coordinator, chk *core.Checker, ids []c
 
 // startChaos switches on the new faults at rate on every node it can, and
 // returns how to put the old faults back and what it did.
-func startChaos(ctx context.Context, cl *cluster, rate float64, stderr io.Writer) (func(), string) {
+func startChaos(ctx context.Context, cl *Cluster, rate float64, stderr io.Writer) (func(), string) {
 	var undo []func()
 	var local, remote, none []string
 	for _, n := range cl.Nodes() {

@@ -91,6 +91,7 @@ func Run(ctx context.Context, args []string, io IO) (code int) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var cli CLI
+	var cl *Cluster // the command's cluster, if it took one: closed below
 	exit := -1
 	// rops alone prints a short usage: the commands, and where to read on.
 	short := len(args) == 0
@@ -110,6 +111,7 @@ func Run(ctx context.Context, args []string, io IO) (code int) {
 		kong.Vars{"version": Build().String()},
 		kong.BindTo(ctx, (*context.Context)(nil)),
 		kong.Bind(&cli.Globals, &io),
+		bindCluster(&cl),
 	)
 	if err != nil {
 		fmt.Fprintf(io.Stderr, "rops: internal error: %v\n", err)
@@ -147,7 +149,23 @@ func Run(ctx context.Context, args []string, io IO) (code int) {
 			code = report(io.Stderr, guard, err)
 		}
 	}()
+	closeCluster := func() {
+		if cl != nil {
+			// As when each command closed its own: what it did is
+			// reported already, and a close that fails changes none of
+			// it.
+			_ = cl.Close()
+			cl = nil
+		}
+	}
+	defer closeCluster() // on a panic too, before it is reported
+	if p, ok := selected(kctx).(preparer); ok {
+		if err := p.prepare(&io); err != nil {
+			return report(io.Stderr, guard, err)
+		}
+	}
 	err = kctx.Run()
+	closeCluster()
 	if cause := context.Cause(ctx); guard.noSpace(cause) != nil {
 		// Stopped by the guard: say what the command did, then why.
 		if err != nil && guard.noSpace(err) == nil {
@@ -159,6 +177,41 @@ func Run(ctx context.Context, args []string, io IO) (code int) {
 		return report(io.Stderr, guard, err)
 	}
 	return ExitOK
+}
+
+// bindCluster gives a command whose Run takes a *Cluster its cluster,
+// opened once as the command's openMode says, as hermit binds its state
+// into Run; commands that take none (version, help, completion, serve)
+// open nothing. The cluster is left in *cl for Run to close after the
+// command. Errors opening it are the command's.
+func bindCluster(cl **Cluster) kong.Option {
+	return kong.BindSingletonProvider(func(ctx context.Context, g *Globals, io *IO, k *kong.Context) (*Cluster, error) {
+		mode := readOnly
+		if m, ok := selected(k).(clusterUser); ok {
+			mode = m.openMode()
+		}
+		var err error
+		*cl, err = g.open(ctx, io.Stderr, mode)
+		return *cl, err
+	})
+}
+
+// clusterUser is a command whose cluster opens other than readOnly: with
+// the journal, or also recovered.
+type clusterUser interface{ openMode() openMode }
+
+// preparer is a command that reads and checks its input before its cluster
+// opens, so that a mistake in it costs no connection, lock or recovery,
+// and its error comes first, as when each command opened its own.
+type preparer interface{ prepare(io *IO) error }
+
+// selected returns the command that k runs, or nil.
+func selected(k *kong.Context) any {
+	n := k.Selected()
+	if n == nil || !n.Target.CanAddr() {
+		return nil
+	}
+	return n.Target.Addr().Interface()
 }
 
 // report prints err and returns its exit code. A full disk under the

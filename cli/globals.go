@@ -114,8 +114,10 @@ func (g *Globals) dataDir() (string, error) {
 	return filepath.Join(home, ".local", "share", "rops"), nil
 }
 
-// cluster is an opened target with its coordinator.
-type cluster struct {
+// Cluster is a command's opened target with its coordinator. A command
+// whose Run takes a *Cluster is given it opened, as its openMode says, and
+// cli.Run closes it once the command is done (see bindCluster).
+type Cluster struct {
 	*core.Coordinator
 	target      *plugins.Target
 	http        *http.Client    // the keep-alive pool of the target's HTTP nodes
@@ -127,19 +129,29 @@ type cluster struct {
 	// bulkConcurrency is that of create and delete jobs: concurrency or
 	// core.AutoConcurrency.
 	bulkConcurrency int
+	// left is how many intents of earlier runs are still pending after
+	// the recovery that a cluster opened as recovered begins with.
+	left int
 }
 
-// Opening modes: read-only commands run without the journal, so that they
-// can look at a cluster while a job runs.
+// openMode is how a command's cluster opens.
+type openMode int
+
 const (
-	readOnly  = false
-	journaled = true
+	// readOnly opens no journal, so that stats and ping can look at a
+	// cluster while a job runs. It is the mode of a command that names
+	// none.
+	readOnly openMode = iota
+	// journaled opens the target's journal under --data too (recover).
+	journaled
+	// recovered is journaled, then rolls back what earlier runs left, as
+	// every command that changes records must first.
+	recovered
 )
 
 // open opens the target named by --target and builds a coordinator over
-// it, with the target's journal under --data if journal is set. The caller
-// must Close it.
-func (g *Globals) open(ctx context.Context, stderr io.Writer, journal bool) (_ *cluster, err error) {
+// it, as mode says. The caller must Close it.
+func (g *Globals) open(ctx context.Context, stderr io.Writer, mode openMode) (_ *Cluster, err error) {
 	cfg, err := loadConfig(g.Config)
 	if err != nil {
 		return nil, usageError(err)
@@ -169,7 +181,7 @@ func (g *Globals) open(ctx context.Context, stderr io.Writer, journal bool) (_ *
 		// worker per node.
 		HTTP: httpapi.NewHTTPClient(pool * len(tc.Nodes)),
 	}
-	cl := &cluster{concurrency: concurrency, bulkConcurrency: bulk, http: env.HTTP}
+	cl := &Cluster{concurrency: concurrency, bulkConcurrency: bulk, http: env.HTTP}
 	if g.Verbose {
 		cl.log = g.logger(stderr)
 		env.Log = cl.log
@@ -180,6 +192,7 @@ func (g *Globals) open(ctx context.Context, stderr io.Writer, journal bool) (_ *
 			cl.Close()
 		}
 	}()
+	journal := mode != readOnly
 	if journal || needsData(tc.Nodes) {
 		if env.DataDir, err = g.dataDir(); err != nil {
 			return nil, err
@@ -225,6 +238,11 @@ func (g *Globals) open(ctx context.Context, stderr io.Writer, journal bool) (_ *
 	}
 	if cl.Coordinator, err = core.New(coordCfg); err != nil {
 		return nil, usageError(err)
+	}
+	if mode == recovered {
+		if cl.left, err = recoverFirst(ctx, cl, stderr); err != nil {
+			return nil, err
+		}
 	}
 	return cl, nil
 }
@@ -287,7 +305,7 @@ func exponential() retry.Backoff {
 }
 
 // Close closes the target's nodes and the journal.
-func (c *cluster) Close() error {
+func (c *Cluster) Close() error {
 	var errs []error
 	if c.target != nil {
 		errs = append(errs, c.target.Close())

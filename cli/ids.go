@@ -59,6 +59,15 @@ type IDSource struct {
 	IDs   []string `arg:"" optional:"" name:"ID" help:"Group ids."`
 	Range []string `placeholder:"A-B" help:"A range of decimal ids, such as 0-999; repeat the flag (or separate ranges with commas) for more: they add up."`
 	File  []string `placeholder:"FILE" sep:"none" help:"Read ids from FILE, one a line ('-': standard input; blank lines and lines starting with # are skipped); repeat the flag for more files."`
+
+	ids idList `kong:"-"` // resolved by prepare
+}
+
+// prepare reads and checks the ids before the cluster opens, so that a
+// mistake in them costs no connection, lock or recovery.
+func (s *IDSource) prepare(io *IO) (err error) {
+	s.ids, err = s.resolve(io.Stdin)
+	return err
 }
 
 // idList is the ids of a job, validated and deduplicated before any is

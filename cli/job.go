@@ -16,9 +16,12 @@ type CreateCmd struct {
 	IDSource
 }
 
+// openMode: a job changes records, after what earlier runs left.
+func (*CreateCmd) openMode() openMode { return recovered }
+
 // Run creates every id.
-func (c *CreateCmd) Run(ctx context.Context, g *Globals, io *IO) error {
-	return runBulk(ctx, g, io, core.OpCreate, &c.IDSource)
+func (c *CreateCmd) Run(ctx context.Context, g *Globals, cl *Cluster, io *IO) error {
+	return runBulk(ctx, g, cl, io, core.OpCreate, c.ids)
 }
 
 // DeleteCmd deletes many group records.
@@ -26,41 +29,57 @@ type DeleteCmd struct {
 	IDSource
 }
 
+// openMode: a job changes records, after what earlier runs left.
+func (*DeleteCmd) openMode() openMode { return recovered }
+
 // Run deletes every id.
-func (c *DeleteCmd) Run(ctx context.Context, g *Globals, io *IO) error {
-	return runBulk(ctx, g, io, core.OpDelete, &c.IDSource)
+func (c *DeleteCmd) Run(ctx context.Context, g *Globals, cl *Cluster, io *IO) error {
+	return runBulk(ctx, g, cl, io, core.OpDelete, c.ids)
 }
 
 // CreateOneCmd creates one group record.
 type CreateOneCmd struct {
 	ID string `arg:"" help:"The group id: 1 to 128 printable characters, no '/' or spaces."`
+
+	id core.GroupID `kong:"-"` // ID, parsed by prepare
+}
+
+// openMode: a job changes records, after what earlier runs left.
+func (*CreateOneCmd) openMode() openMode { return recovered }
+
+// prepare parses the id before the cluster opens.
+func (c *CreateOneCmd) prepare(*IO) (err error) {
+	c.id, err = parseID(c.ID)
+	return err
 }
 
 // Run creates the id.
-func (c *CreateOneCmd) Run(ctx context.Context, g *Globals, io *IO) error {
-	return runOne(ctx, g, io, core.OpCreate, c.ID)
+func (c *CreateOneCmd) Run(ctx context.Context, g *Globals, cl *Cluster, io *IO) error {
+	return runOne(ctx, g, cl, io, core.OpCreate, c.id)
 }
 
 // DeleteOneCmd deletes one group record.
 type DeleteOneCmd struct {
 	ID string `arg:"" help:"The group id."`
+
+	id core.GroupID `kong:"-"` // ID, parsed by prepare
+}
+
+// openMode: a job changes records, after what earlier runs left.
+func (*DeleteOneCmd) openMode() openMode { return recovered }
+
+// prepare parses the id before the cluster opens.
+func (c *DeleteOneCmd) prepare(*IO) (err error) {
+	c.id, err = parseID(c.ID)
+	return err
 }
 
 // Run deletes the id.
-func (c *DeleteOneCmd) Run(ctx context.Context, g *Globals, io *IO) error {
-	return runOne(ctx, g, io, core.OpDelete, c.ID)
+func (c *DeleteOneCmd) Run(ctx context.Context, g *Globals, cl *Cluster, io *IO) error {
+	return runOne(ctx, g, cl, io, core.OpDelete, c.id)
 }
 
-func runBulk(ctx context.Context, g *Globals, io *IO, op core.Op, src *IDSource) error {
-	ids, err := src.resolve(io.Stdin)
-	if err != nil {
-		return err
-	}
-	cl, left, err := g.openForWrite(ctx, io.Stderr)
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
+func runBulk(ctx context.Context, g *Globals, cl *Cluster, io *IO, op core.Op, ids idList) error {
 	progress := newProgress(io.Stderr, terminalProgress(io.Stderr, g.Quiet || g.Verbose), op, ids.len())
 	each := progress.add
 	if cl.log != nil {
@@ -79,19 +98,20 @@ func runBulk(ctx context.Context, g *Globals, io *IO, op core.Op, src *IDSource)
 		return err
 	}
 	unreach.report(ctx, io.Stderr, ids.len()-rep.Requested)
-	return jobError(ctx, rep, left)
+	return jobError(ctx, rep, cl.left)
 }
 
-func runOne(ctx context.Context, g *Globals, io *IO, op core.Op, arg string) error {
+// parseID parses a one-id command's argument: a bad one is the user's to
+// fix.
+func parseID(arg string) (core.GroupID, error) {
 	id, err := core.ParseGroupID(arg)
 	if err != nil {
-		return usageError(err)
+		return "", usageError(err)
 	}
-	cl, left, err := g.openForWrite(ctx, io.Stderr)
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
+	return id, nil
+}
+
+func runOne(ctx context.Context, g *Globals, cl *Cluster, io *IO, op core.Op, id core.GroupID) error {
 	rep := core.Report{Command: string(op), Requested: 1}
 	start := time.Now()
 	res, _ := runOp(ctx, cl.Coordinator, op, id)
@@ -110,7 +130,7 @@ func runOne(ctx context.Context, g *Globals, io *IO, op core.Op, arg string) err
 		printResult(io.Stdout, res)
 	}
 	unreach.report(ctx, io.Stderr, 0)
-	return jobError(ctx, rep, left)
+	return jobError(ctx, rep, cl.left)
 }
 
 func runOp(ctx context.Context, c *core.Coordinator, op core.Op, id core.GroupID) (core.Result, error) {

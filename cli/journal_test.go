@@ -60,7 +60,7 @@ func TestOneLockPerCluster(t *testing.T) {
 		"a_b": {"nodes": ["http://127.0.0.1:9002/v1?node=node01"]}}}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	open := func(target string) (*cluster, error) {
+	open := func(target string) (*Cluster, error) {
 		g := &Globals{Target: target, Config: config, Data: data}
 		return g.open(t.Context(), io.Discard, journaled)
 	}

@@ -27,12 +27,7 @@ type pinger interface {
 
 // Run asks each node once, in order, and prints how it answered; the exit
 // code is 3 if any did not.
-func (c *PingCmd) Run(ctx context.Context, g *Globals, io *IO) error {
-	cl, err := g.open(ctx, io.Stderr, readOnly)
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
+func (c *PingCmd) Run(ctx context.Context, g *Globals, cl *Cluster, io *IO) error {
 	failed := 0
 	errs := make([]error, len(cl.Nodes()))
 	for i, n := range cl.Nodes() {

@@ -37,16 +37,14 @@ type intentJSON struct {
 	Error   string       `json:"error,omitempty"`
 }
 
+// openMode opens the journal, whose intents recover finishes itself.
+func (*RecoverCmd) openMode() openMode { return journaled }
+
 // Run finishes or rolls back every intent in the cluster's journal (see
 // core.Coordinator.Recover) and reports each one. The exit code is 3 if
 // any is still pending, ExitDamaged if the journal is damaged, and 2 if it
 // holds intents of another cluster.
-func (c *RecoverCmd) Run(ctx context.Context, g *Globals, io *IO) error {
-	cl, err := g.open(ctx, io.Stderr, journaled)
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
+func (c *RecoverCmd) Run(ctx context.Context, g *Globals, cl *Cluster, io *IO) error {
 	if err := c.discard(ctx, cl.journal, io.Stderr); err != nil {
 		return err
 	}
@@ -144,26 +142,10 @@ func journalError(err error) error {
 	return nil
 }
 
-// openForWrite opens the target with its journal for a mutating command,
-// and first rolls back what earlier runs left. It returns how many of their
-// intents are still pending.
-func (g *Globals) openForWrite(ctx context.Context, stderr io.Writer) (*cluster, int, error) {
-	cl, err := g.open(ctx, stderr, journaled)
-	if err != nil {
-		return nil, 0, err
-	}
-	left, err := recoverFirst(ctx, cl, stderr)
-	if err != nil {
-		cl.Close()
-		return nil, 0, err
-	}
-	return cl, left, nil
-}
-
 // recoverFirst rolls back what earlier runs left, and says so on w. It
 // returns how many intents are still pending; an unreadable journal stops
 // the command.
-func recoverFirst(ctx context.Context, cl *cluster, w io.Writer) (left int, err error) {
+func recoverFirst(ctx context.Context, cl *Cluster, w io.Writer) (left int, err error) {
 	results, err := cl.Recover(ctx, cl.concurrency)
 	if err := journalError(err); err != nil {
 		return 0, err

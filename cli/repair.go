@@ -13,24 +13,30 @@ import (
 type RepairCmd struct {
 	Policy string `default:"majority" enum:"majority,union,intersection" help:"How to fix an id not on every node: majority (create it where missing if most nodes hold it, with their token, else delete it), union (create where missing), intersection (delete where present)."`
 	DryRun bool   `help:"Print the plan and change nothing."`
+
+	policy core.Policy `kong:"-"` // Policy, parsed by prepare
+}
+
+// openMode: a repair changes records, after what earlier runs left.
+func (*RepairCmd) openMode() openMode { return recovered }
+
+// prepare parses --policy before the cluster opens.
+func (c *RepairCmd) prepare(*IO) (err error) {
+	if c.policy, err = core.ParsePolicy(c.Policy); err != nil {
+		return usageError(err)
+	}
+	return nil
 }
 
 // Run plans the repair and, unless --dry-run, applies it. The plan is made
 // once, page by page, and never held whole: each fix is printed as it is
 // planned (--dry-run) or as it ends (applied), so memory stays flat however
 // many ids diverge.
-func (c *RepairCmd) Run(ctx context.Context, g *Globals, io *IO) error {
-	policy, err := core.ParsePolicy(c.Policy)
-	if err != nil {
-		return usageError(err)
-	}
-	cl, left, err := g.openForWrite(ctx, io.Stderr)
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
+func (c *RepairCmd) Run(ctx context.Context, g *Globals, cl *Cluster, io *IO) error {
+	policy := c.policy
 	out := &fixPrinter{w: io.Stdout, json: g.Output == "json", policy: policy, dryRun: c.DryRun}
 	var rep core.Report
+	var err error
 	if c.DryRun {
 		err = cl.Plan(ctx, policy, func(f core.Fix) error {
 			out.fix(f, nil)
@@ -51,7 +57,7 @@ func (c *RepairCmd) Run(ctx context.Context, g *Globals, io *IO) error {
 		}
 		return &exitError{code: ExitInconsistent, err: fmt.Errorf("%s: %w", what, err)}
 	}
-	return jobError(ctx, rep, left)
+	return jobError(ctx, rep, cl.left)
 }
 
 // fixJSON is one fix in repair's JSON output, with its outcome once it is

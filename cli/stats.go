@@ -39,12 +39,7 @@ type divergenceJSON struct {
 // Run prints the stats; the exit code is 3 if the nodes disagree. An id the
 // listing finds on some nodes only is read again from every node (the first
 // 1000 such ids) before it counts: a job running meanwhile moves ids.
-func (c *StatsCmd) Run(ctx context.Context, g *Globals, io *IO) error {
-	cl, err := g.open(ctx, io.Stderr, readOnly)
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
+func (c *StatsCmd) Run(ctx context.Context, g *Globals, cl *Cluster, io *IO) error {
 	st, err := cl.Stats(ctx, core.StatsOptions{})
 	if err != nil {
 		return &exitError{code: ExitInconsistent, err: unreachableError(ctx, cl.Nodes(), err)}
