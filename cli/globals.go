@@ -217,19 +217,7 @@ func (g *Globals) open(ctx context.Context, stderr io.Writer, mode openMode) (_ 
 	if err := g.setDown(cl.target.Nodes); err != nil {
 		return nil, usageError(err)
 	}
-	coordCfg := core.Config{
-		Nodes:               cl.target.Nodes,
-		RequestTimeout:      g.RequestTimeout,
-		OperationTimeout:    g.OperationTimeout,
-		CompensationTimeout: g.CompensationTimeout,
-		// A node that is down is then given up on within seconds, not
-		// a compensation timeout per operation.
-		Breaker: core.NewBreaker(core.BreakerOptions{}),
-		NewBackoff: func() core.Backoff {
-			return backoff(*retries)
-		},
-		NewCompensationBackoff: compensationBackoff,
-	}
+	coordCfg := g.coordinatorConfig(cl.target.Nodes, *retries)
 	if cl.journal != nil {
 		coordCfg.Journal = cl.journal
 	}
@@ -280,6 +268,26 @@ func ptr[T any](v T) *T { return &v }
 // needsData reports whether any spec keeps its data under --data.
 func needsData(specs []string) bool {
 	return slices.ContainsFunc(specs, func(s string) bool { return strings.HasPrefix(s, "badger:") })
+}
+
+// coordinatorConfig returns the configuration of a command's coordinator
+// over nodes, without its journal: the flags' timeouts, a breaker, and the
+// job's one backoff, go-retry's, for retries (retries of them per request)
+// and compensation alike.
+func (g *Globals) coordinatorConfig(nodes []core.Node, retries int) core.Config {
+	return core.Config{
+		Nodes:               nodes,
+		RequestTimeout:      g.RequestTimeout,
+		OperationTimeout:    g.OperationTimeout,
+		CompensationTimeout: g.CompensationTimeout,
+		// A node that is down is then given up on within seconds, not
+		// a compensation timeout per operation.
+		Breaker: core.NewBreaker(core.BreakerOptions{}),
+		NewBackoff: func() core.Backoff {
+			return backoff(retries)
+		},
+		NewCompensationBackoff: compensationBackoff,
+	}
 }
 
 // backoff is the retry policy of one node in one operation: the first

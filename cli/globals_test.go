@@ -31,12 +31,16 @@ func TestBackoffQuickFirst(t *testing.T) {
 	}
 }
 
-// TestBackoffsAreGoRetry: a job's retries and its compensation share one
-// backoff, go-retry's, whose ±50% jitter sometimes waits longer than the
-// step itself, which core.Exponential's equal jitter never does; and
-// compensation has no limit of its own (its timeout ends it) and stays
-// under core.DefaultBackoffCap.
+// TestBackoffsAreGoRetry: in the Config the CLI builds, retries and
+// compensation share one backoff, go-retry's, whose ±50% jitter sometimes
+// waits longer than the step itself, which core.Exponential's equal jitter
+// (core's default) never does; and compensation has no limit of its own
+// (its timeout ends it) and stays under core.DefaultBackoffCap.
 func TestBackoffsAreGoRetry(t *testing.T) {
+	cfg := (&Globals{}).coordinatorConfig(nil, core.DefaultRetries)
+	if cfg.NewBackoff == nil || cfg.NewCompensationBackoff == nil {
+		t.Fatal("the CLI leaves a backoff to core's default")
+	}
 	// afterFirst returns the delay of b's first step after skip others.
 	afterFirst := func(b core.Backoff, skip int) time.Duration {
 		for range skip {
@@ -53,8 +57,8 @@ func TestBackoffsAreGoRetry(t *testing.T) {
 		new  func() core.Backoff
 		skip int // the quick first retry
 	}{
-		{"retries", func() core.Backoff { return backoff(core.DefaultRetries) }, 1},
-		{"compensation", compensationBackoff, 0},
+		{"retries", cfg.NewBackoff, 1},
+		{"compensation", cfg.NewCompensationBackoff, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			const draws = 200
@@ -74,7 +78,7 @@ func TestBackoffsAreGoRetry(t *testing.T) {
 			}
 		})
 	}
-	b := compensationBackoff()
+	b := cfg.NewCompensationBackoff()
 	for i := range 200 {
 		d, stop := b.Next()
 		if stop {
