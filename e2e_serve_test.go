@@ -1,6 +1,12 @@
 package main
 
 import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -28,5 +34,59 @@ func TestServeOwnData(t *testing.T) {
 	shared := startServer(t, "", nil, "--data", t.TempDir(), "--store-dir", data, "--random-behavior", "0")
 	if st := remote(shared.addr); st.Nodes["node01"] != 3 || st.Nodes["node03"] != 3 {
 		t.Errorf("serve --store-dir DATA: %+v, want the 3 local records a node", st)
+	}
+}
+
+// TestServeLogsJSON checks that everything `rops serve` logs goes through
+// log/slog in --log-format: with json, its start (with the address it
+// listens on), each request and its shutdown on SIGTERM are JSON objects.
+func TestServeLogsJSON(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
+	defer cancel()
+	cmd := ropsCmd(t, ctx, "--log-format", "json", "--random-behavior", "0", "serve", "--addr", "127.0.0.1:0", "--store", "memory")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	type line struct {
+		Msg    string `json:"msg"`
+		URL    string `json:"url"`
+		Status int    `json:"status"`
+	}
+	sc := bufio.NewScanner(stderr)
+	next := func() line {
+		t.Helper()
+		if !sc.Scan() {
+			t.Fatalf("serve's log ended early: %v", sc.Err())
+		}
+		var l line
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			t.Fatalf("serve logged %q, not a JSON object: %v", sc.Text(), err)
+		}
+		return l
+	}
+	start := next()
+	if start.Msg != "listening" || !strings.HasPrefix(start.URL, "http://127.0.0.1:") {
+		t.Fatalf("first line %+v, want msg listening with the url", start)
+	}
+	resp, err := http.Get(start.URL + "/v1/group/5?node=node01")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if l := next(); !strings.HasPrefix(l.Msg, "GET /v1/group/5") || l.Status != resp.StatusCode {
+		t.Errorf("access log %+v, want the GET and its %d", l, resp.StatusCode)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if l := next(); l.Msg != "shutdown" {
+		t.Errorf("last line %+v, want msg shutdown", l)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("serve after SIGTERM: %v, want exit 0", err)
 	}
 }

@@ -126,7 +126,7 @@ func startServer(t *testing.T, addr string, requests *counter, args ...string) *
 	})
 	sc := bufio.NewScanner(stderr)
 	for sc.Scan() {
-		if _, a, ok := strings.Cut(sc.Text(), "listening on http://"); ok {
+		if _, a, ok := strings.Cut(sc.Text(), "msg=listening url=http://"); ok {
 			s.addr, _, _ = strings.Cut(a, " ")
 			break
 		}
@@ -136,7 +136,7 @@ func startServer(t *testing.T, addr string, requests *counter, args ...string) *
 	}
 	go func() {
 		for sc.Scan() {
-			if strings.Contains(sc.Text(), `"`) { // an access log line
+			if strings.Contains(sc.Text(), ` HTTP/1.1"`) { // an access log line
 				s.requests.add()
 			}
 		}

@@ -92,12 +92,13 @@ func runBulk(ctx context.Context, g *Globals, cl *Cluster, io *IO, op core.Op, i
 	unreach := newUnreachable(cl.Nodes())
 	rep := cl.Bulk(ctx, op, unreach.ids(ctx, ids.all()), cl.bulkConcurrency, unreach.each(each))
 	progress.done()
+	notStarted := ids.len() - rep.Requested
 	if g.Quiet && g.Output == "text" {
-		printSummary(io.Stdout, rep)
-	} else if err := printReport(io.Stdout, g.Output, rep); err != nil {
+		printSummary(io.Stdout, rep, notStarted)
+	} else if err := printReport(io.Stdout, g.Output, rep, notStarted); err != nil {
 		return err
 	}
-	unreach.report(ctx, io.Stderr, ids.len()-rep.Requested)
+	unreach.report(ctx, io.Stderr, notStarted)
 	return jobError(ctx, rep, cl.left)
 }
 
@@ -123,7 +124,7 @@ func runOne(ctx context.Context, g *Globals, cl *Cluster, io *IO, op core.Op, id
 	unreach := newUnreachable(cl.Nodes())
 	unreach.add(res)
 	if g.Output == "json" {
-		if err := printReport(io.Stdout, g.Output, rep); err != nil {
+		if err := printReport(io.Stdout, g.Output, rep, 0); err != nil {
 			return err
 		}
 	} else {

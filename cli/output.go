@@ -30,17 +30,18 @@ func round(x float64, places int) float64 {
 	return math.Round(x*p) / p
 }
 
-// printReport prints a job's report as text or JSON.
-func printReport(w io.Writer, format string, rep core.Report) error {
+// printReport prints a job's report as text or JSON; notStarted counts
+// the ids the job was given but never started (it stopped early).
+func printReport(w io.Writer, format string, rep core.Report, notStarted int) error {
 	if format == "json" {
 		rep.Seconds = round(rep.Seconds, 3)
-		return writeJSON(w, rep)
+		return writeJSON(w, jobJSON{Report: rep, NotStarted: notStarted})
 	}
 	ops := 0.0
 	if rep.Seconds > 0 {
 		ops = float64(rep.Requested) / rep.Seconds
 	}
-	printSummary(w, rep)
+	printSummary(w, rep, notStarted)
 	fmt.Fprintf(w, "%d requests (%d retries) in %.2fs, %.0f ops/s\n", rep.Requests, rep.Retries, rep.Seconds, ops)
 	if len(rep.RolledBackIDs) > 0 {
 		fmt.Fprintf(w, "rolled back: %s (run the job again to retry them)\n", listIDs(rep.RolledBackIDs))
@@ -51,11 +52,22 @@ func printReport(w io.Writer, format string, rep core.Report) error {
 	return nil
 }
 
+// jobJSON is a job's report as -o json prints it.
+type jobJSON struct {
+	core.Report
+	// NotStarted counts the ids never started: the job stopped early.
+	NotStarted int `json:"not_started,omitempty"`
+}
+
 // printSummary prints a report's first line, the counts by outcome: all
 // that -q prints of a job.
-func printSummary(w io.Writer, rep core.Report) {
-	fmt.Fprintf(w, "%s: %d requested, %d done, %d unchanged, %d rolled back, %d pending\n",
+func printSummary(w io.Writer, rep core.Report, notStarted int) {
+	fmt.Fprintf(w, "%s: %d requested, %d done, %d unchanged, %d rolled back, %d pending",
 		rep.Command, rep.Requested, rep.Done, rep.Unchanged, rep.RolledBack, rep.Pending)
+	if notStarted > 0 {
+		fmt.Fprintf(w, ", %d not started", notStarted)
+	}
+	fmt.Fprintln(w)
 }
 
 func listIDs(ids []core.GroupID) string {

@@ -72,6 +72,9 @@ func (c *RecoverCmd) Run(ctx context.Context, g *Globals, cl *Cluster, io *IO) e
 		}
 	} else {
 		for _, in := range out.Intents {
+			if g.Quiet && in.Error == "" {
+				continue // -q: only what went wrong, and the last line
+			}
 			fmt.Fprintf(io.Stdout, "%s %s (token %s): %s", in.Op, in.ID, in.Token, in.Outcome)
 			if in.Error != "" {
 				fmt.Fprintf(io.Stdout, ": %s", in.Error)

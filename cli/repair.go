@@ -34,7 +34,7 @@ func (c *RepairCmd) prepare(*IO) (err error) {
 // many ids diverge.
 func (c *RepairCmd) Run(ctx context.Context, g *Globals, cl *Cluster, io *IO) error {
 	policy := c.policy
-	out := &fixPrinter{w: io.Stdout, json: g.Output == "json", policy: policy, dryRun: c.DryRun}
+	out := &fixPrinter{w: io.Stdout, json: g.Output == "json", quiet: g.Quiet, policy: policy, dryRun: c.DryRun}
 	var rep core.Report
 	var err error
 	if c.DryRun {
@@ -74,6 +74,7 @@ type fixJSON struct {
 type fixPrinter struct {
 	w      io.Writer
 	json   bool
+	quiet  bool // text: only the fixes that failed, and the last line
 	policy core.Policy
 	dryRun bool
 	n      int   // fixes written
@@ -100,7 +101,11 @@ func (p *fixPrinter) fix(f core.Fix, res *core.Result) {
 		p.writeJSON(fj)
 		return
 	}
-	if p.n == 1 {
+	failed := res != nil && res.Outcome != core.Done && res.Outcome != core.Unchanged
+	if p.quiet && !failed {
+		return
+	}
+	if p.n == 1 && !p.quiet {
 		if p.dryRun {
 			p.printf("repair plan (%s):\n", p.policy)
 		} else {
@@ -142,7 +147,7 @@ func (p *fixPrinter) end(rep core.Report) error {
 		p.printf("dry run: %d ids to fix, nothing changed\n", p.n)
 	default:
 		if p.err == nil {
-			p.err = printReport(p.w, "text", rep)
+			p.err = printReport(p.w, "text", rep, 0)
 		}
 	}
 	return p.err

@@ -75,13 +75,14 @@ func (c *ServeCmd) Run(ctx context.Context, g *Globals, io *IO) error {
 	if err != nil {
 		return usageError(fmt.Errorf("cannot listen on %s: %w; choose another with --addr", c.Addr, err))
 	}
+	log := g.logger(io.Stderr)
 	srv := &http.Server{
-		Handler:           httpapi.NewServer(target.Nodes, httpapi.ServerOptions{Admin: c.Admin, AccessLog: g.logger(io.Stderr), Original: c.Original, Metrics: true}),
+		Handler:           httpapi.NewServer(target.Nodes, httpapi.ServerOptions{Admin: c.Admin, AccessLog: log, Original: c.Original, Metrics: true}),
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       idleTimeout,
 	}
-	fmt.Fprintf(io.Stderr, "rops serve: listening on http://%s (nodes %s, %s store, random behavior %v, seed %d)\n",
-		ln.Addr(), strings.Join(c.Nodes, ", "), c.Store, g.RandomBehavior, g.Seed)
+	log.Info("listening", "url", "http://"+ln.Addr().String(), "nodes", strings.Join(c.Nodes, ","),
+		"store", c.Store, "random_behavior", g.RandomBehavior, "seed", g.Seed)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -89,7 +90,7 @@ func (c *ServeCmd) Run(ctx context.Context, g *Globals, io *IO) error {
 		return err
 	case <-ctx.Done():
 	}
-	fmt.Fprintln(io.Stderr, "rops serve: shutting down")
+	log.Info("shutdown", "reason", context.Cause(ctx).Error())
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
