@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 
@@ -14,7 +15,7 @@ import (
 )
 
 func TestRegistered(t *testing.T) {
-	if got := plugins.Schemes(); !strings.Contains(strings.Join(got, ","), "memory") {
+	if got := plugins.Schemes(); !slices.Contains(got, "memory") {
 		t.Fatalf("Schemes()=%v: importing nodes/memory must register memory://", got)
 	}
 }
