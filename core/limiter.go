@@ -183,31 +183,17 @@ func (l *Limiter) learn(s Sample) {
 	high := ratio > limiterTolerance
 	wasHigh := l.high
 	l.high = high
+	defer l.resetWindow()
+	if l.move != 0 && l.judge(high, throughput) {
+		return
+	}
 	switch {
 	case !high:
-		l.move = 0
 		if l.slowStart {
 			l.setLimit(l.limit * 2)
 		} else {
 			l.setLimit(l.limit + math.Sqrt(l.limit))
 		}
-	case l.move != 0:
-		// The window of a move made at a high latency: keep it if it paid
-		// (more throughput up; as much for less queueing down), and go on
-		// the same way; else go back and try the other way later.
-		change := l.limit/l.moveFrom - 1
-		paid := throughput >= l.moveBase*(1+limiterUpGain*change)
-		if l.move < 0 {
-			paid = throughput >= l.moveBase*(1+limiterDownLoss*change)
-		}
-		if paid {
-			l.step(l.move, throughput)
-			break
-		}
-		l.setLimit(l.moveFrom)
-		l.up = l.move < 0
-		l.move = 0
-		l.hold = limiterHold
 	case !wasHigh:
 		// One window can be a spike of the machine's: hold the limit and
 		// look again. Queueing the limit caused persists.
@@ -219,7 +205,33 @@ func (l *Limiter) learn(s Sample) {
 	default:
 		l.step(-1, throughput)
 	}
-	l.resetWindow()
+}
+
+// judge decides on the move made at a high latency, from the window that
+// followed it: it keeps the move if it paid (more throughput up; as much
+// for less queueing down) and goes on the same way while latency stays up,
+// or else goes back and tries the other way later. A cut always brings
+// latency down, so it is judged by throughput even if latency is flat now.
+// It reports whether it set the limit.
+func (l *Limiter) judge(high bool, throughput float64) bool {
+	change := l.limit/l.moveFrom - 1
+	paid := throughput >= l.moveBase*(1+limiterUpGain*change)
+	if l.move < 0 {
+		paid = throughput >= l.moveBase*(1+limiterDownLoss*change)
+	}
+	switch {
+	case !paid:
+		l.setLimit(l.moveFrom)
+		l.up = l.move < 0
+		l.move = 0
+		l.hold = limiterHold
+		return true
+	case high:
+		l.step(l.move, throughput)
+		return true
+	}
+	l.move = 0
+	return false
 }
 
 // step moves the limit up (dir > 0) or down by limiterStep and remembers where it was and
