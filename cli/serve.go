@@ -75,7 +75,9 @@ func (c *ServeCmd) Run(ctx context.Context, g *Globals, io *IO) error {
 	if err != nil {
 		return usageError(fmt.Errorf("cannot listen on %s: %w; choose another with --addr", c.Addr, err))
 	}
-	log := g.logger(io.Stderr)
+	logw := newBufferedLog(io.Stderr, logFlushInterval)
+	defer logw.Close() // last: after the shutdown's line
+	log := g.logger(logw)
 	srv := &http.Server{
 		Handler:           httpapi.NewServer(target.Nodes, httpapi.ServerOptions{Admin: c.Admin, AccessLog: log, Original: c.Original, Metrics: true}),
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -83,6 +85,7 @@ func (c *ServeCmd) Run(ctx context.Context, g *Globals, io *IO) error {
 	}
 	log.Info("listening", "url", "http://"+ln.Addr().String(), "nodes", strings.Join(c.Nodes, ","),
 		"store", c.Store, "random_behavior", g.RandomBehavior, "seed", g.Seed)
+	logw.Flush() // where it listens is read at once, by people and scripts
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
