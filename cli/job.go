@@ -37,20 +37,26 @@ func (c *DeleteCmd) Run(ctx context.Context, g *Globals, cl *Cluster, io *IO) er
 	return runBulk(ctx, g, cl, io, core.OpDelete, c.ids)
 }
 
-// CreateOneCmd creates one group record.
-type CreateOneCmd struct {
+// oneID is what create-one and delete-one share: the id, parsed before the
+// cluster opens, and a cluster recovered first (a job changes records,
+// after what earlier runs left).
+type oneID struct {
 	ID string `arg:"" help:"The group id: 1 to 128 printable characters, no '/' or spaces."`
 
 	id core.GroupID `kong:"-"` // ID, parsed by prepare
 }
 
-// openMode: a job changes records, after what earlier runs left.
-func (*CreateOneCmd) openMode() openMode { return recovered }
+func (*oneID) openMode() openMode { return recovered }
 
 // prepare parses the id before the cluster opens.
-func (c *CreateOneCmd) prepare(*IO) (err error) {
+func (c *oneID) prepare(*IO) (err error) {
 	c.id, err = parseID(c.ID)
 	return err
+}
+
+// CreateOneCmd creates one group record.
+type CreateOneCmd struct {
+	oneID `embed:""`
 }
 
 // Run creates the id.
@@ -60,18 +66,7 @@ func (c *CreateOneCmd) Run(ctx context.Context, g *Globals, cl *Cluster, io *IO)
 
 // DeleteOneCmd deletes one group record.
 type DeleteOneCmd struct {
-	ID string `arg:"" help:"The group id."`
-
-	id core.GroupID `kong:"-"` // ID, parsed by prepare
-}
-
-// openMode: a job changes records, after what earlier runs left.
-func (*DeleteOneCmd) openMode() openMode { return recovered }
-
-// prepare parses the id before the cluster opens.
-func (c *DeleteOneCmd) prepare(*IO) (err error) {
-	c.id, err = parseID(c.ID)
-	return err
+	oneID `embed:""`
 }
 
 // Run deletes the id.

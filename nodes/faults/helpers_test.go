@@ -111,32 +111,6 @@ func (c *fakeClock) slept() []time.Duration {
 	return slices.Clone(c.sleeps)
 }
 
-// mockNode is a core.Node whose calls run the functions set; a test sets
-// only those it needs.
-type mockNode struct {
-	name     string
-	CreateFn func(ctx context.Context, id core.GroupID, token core.Token) error
-	DeleteFn func(ctx context.Context, id core.GroupID, token core.Token) error
-	GetFn    func(ctx context.Context, id core.GroupID) (core.Record, error)
-	ListFn   func(ctx context.Context, after core.GroupID, limit int) ([]core.Record, error)
-	CountFn  func(ctx context.Context) (int, error)
-}
-
-func (m *mockNode) Name() string { return m.name }
-func (m *mockNode) Create(ctx context.Context, id core.GroupID, token core.Token) error {
-	return m.CreateFn(ctx, id, token)
-}
-func (m *mockNode) Delete(ctx context.Context, id core.GroupID, token core.Token) error {
-	return m.DeleteFn(ctx, id, token)
-}
-func (m *mockNode) Get(ctx context.Context, id core.GroupID) (core.Record, error) {
-	return m.GetFn(ctx, id)
-}
-func (m *mockNode) List(ctx context.Context, after core.GroupID, limit int) ([]core.Record, error) {
-	return m.ListFn(ctx, after, limit)
-}
-func (m *mockNode) Count(ctx context.Context) (int, error) { return m.CountFn(ctx) }
-
 // doneSpy is a context that signals the first time someone waits on it.
 type doneSpy struct {
 	context.Context

@@ -16,6 +16,7 @@ import (
 	"github.com/reliable-ops/rops/core"
 	"github.com/reliable-ops/rops/nodes/faults"
 	"github.com/reliable-ops/rops/nodes/reqlog"
+	"github.com/reliable-ops/rops/nodes/storetest"
 )
 
 const seed = 20211009
@@ -379,7 +380,7 @@ func TestStoreErrorsPassThrough(t *testing.T) {
 	ctx := context.Background()
 	store.recs["5"] = "1.000001"
 	want := errors.New("disk on fire")
-	mock := &mockNode{name: "node01", CreateFn: func(context.Context, core.GroupID, core.Token) error { return want }}
+	mock := &storetest.FuncNode{NodeName: "node01", CreateFn: func(context.Context, core.GroupID, core.Token) error { return want }}
 	wrapped := faults.New("node01", mock, faults.Options{})
 	if got := wrapped.Create(ctx, "5", "1"); got != want {
 		t.Fatalf("Create=%v, want the store's own error %v", got, want)
@@ -460,7 +461,7 @@ func TestFaulty(t *testing.T) {
 	if got, ok := faults.Faulty(reqlog.Wrap(reqlog.Wrap(node, log), log)); !ok || got != node {
 		t.Fatalf("Faulty(Wrap(Wrap(node)))=%p, %v; want %p, true", got, ok, node)
 	}
-	if _, ok := faults.Faulty(&mockNode{name: "x"}); ok {
+	if _, ok := faults.Faulty(&storetest.FuncNode{NodeName: "x"}); ok {
 		t.Fatal("Faulty(mock) found a *Node")
 	}
 }

@@ -1,7 +1,6 @@
 package reqlog_test
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"strconv"
@@ -24,32 +23,6 @@ func newNode(tb testing.TB, f faults.Faults, seed uint64) *faults.Node {
 }
 
 func id(i int) core.GroupID { return core.GroupID(strconv.Itoa(i)) }
-
-// mockNode is a core.Node whose calls run the functions set; a test sets
-// only those it needs.
-type mockNode struct {
-	name     string
-	CreateFn func(ctx context.Context, id core.GroupID, token core.Token) error
-	DeleteFn func(ctx context.Context, id core.GroupID, token core.Token) error
-	GetFn    func(ctx context.Context, id core.GroupID) (core.Record, error)
-	ListFn   func(ctx context.Context, after core.GroupID, limit int) ([]core.Record, error)
-	CountFn  func(ctx context.Context) (int, error)
-}
-
-func (m *mockNode) Name() string { return m.name }
-func (m *mockNode) Create(ctx context.Context, id core.GroupID, token core.Token) error {
-	return m.CreateFn(ctx, id, token)
-}
-func (m *mockNode) Delete(ctx context.Context, id core.GroupID, token core.Token) error {
-	return m.DeleteFn(ctx, id, token)
-}
-func (m *mockNode) Get(ctx context.Context, id core.GroupID) (core.Record, error) {
-	return m.GetFn(ctx, id)
-}
-func (m *mockNode) List(ctx context.Context, after core.GroupID, limit int) ([]core.Record, error) {
-	return m.ListFn(ctx, after, limit)
-}
-func (m *mockNode) Count(ctx context.Context) (int, error) { return m.CountFn(ctx) }
 
 // textLog returns a logger in slog's text format without times, so that
 // tests can compare its lines.

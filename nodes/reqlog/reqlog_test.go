@@ -15,6 +15,7 @@ import (
 	"github.com/reliable-ops/rops/nodes/faults"
 	"github.com/reliable-ops/rops/nodes/memory"
 	"github.com/reliable-ops/rops/nodes/reqlog"
+	"github.com/reliable-ops/rops/nodes/storetest"
 )
 
 // statusCause is an error that came with an HTTP status, as the HTTP
@@ -27,8 +28,8 @@ func (s statusCause) HTTPStatus() int { return int(s) }
 
 func TestWrap(t *testing.T) {
 	const t5, t6 = "1633806680.426599", "1633806862.284902"
-	mock := &mockNode{
-		name: "node01",
+	mock := &storetest.FuncNode{
+		NodeName: "node01",
 		CreateFn: func(_ context.Context, id core.GroupID, _ core.Token) error {
 			if id == "6" {
 				return &core.Error{Code: core.ETransient, Message: "Timeout due to Random Behavior", Err: statusCause(408)}
