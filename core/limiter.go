@@ -234,10 +234,10 @@ func (l *Limiter) judge(high bool, throughput float64) bool {
 	return false
 }
 
-// step moves the limit up (dir > 0) or down by limiterStep and remembers where it was and
-// the throughput that gave, so that the next window can judge the move. A
-// move that cannot be made (at the cap, or at the floor that rising latency
-// alone may not cross) holds instead.
+// step moves the limit up (dir > 0) or down by limiterStep and remembers
+// where it was and the throughput that gave, so that the next window can
+// judge the move. A move that cannot be made (at the cap, or at the floor
+// that rising latency alone may not cross) holds instead.
 func (l *Limiter) step(dir int, throughput float64) {
 	from := l.limit
 	next := l.limit * limiterStep
