@@ -89,25 +89,18 @@ func (f Faults) Validate() error {
 		}
 	}
 	for _, d := range []struct {
-		name string
-		v    Duration
+		name   string
+		v      Duration
+		capped bool // at most MaxDelay
 	}{
-		{"latency", f.Latency},
-		{"jitter", f.Jitter},
-		{"late_delay", f.LateDelay},
+		{"latency", f.Latency, true},
+		{"jitter", f.Jitter, true},
+		{"late_delay", f.LateDelay, false},
 	} {
 		if d.v < 0 {
 			return core.Errorf(core.EInvalid, "invalid faults: %s is %v; give a duration of 0 or more, such as 15ms", d.name, d.v)
 		}
-	}
-	for _, d := range []struct {
-		name string
-		v    Duration
-	}{
-		{"latency", f.Latency},
-		{"jitter", f.Jitter},
-	} {
-		if time.Duration(d.v) > MaxDelay {
+		if d.capped && time.Duration(d.v) > MaxDelay {
 			return core.Errorf(core.EInvalid, "invalid faults: %s is %v; give at most %v, such as 15ms; to hold requests for good, use hang_rate", d.name, d.v, MaxDelay)
 		}
 	}
