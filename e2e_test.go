@@ -35,8 +35,10 @@ var (
 func binary(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "rops-e2e")
-		if err != nil {
+		// Under the run's own temporary root, which isolatedM removes at
+		// the end: a race-built binary is tens of MB.
+		dir := filepath.Join(testRoot, "bin")
+		if err := os.Mkdir(dir, 0o755); err != nil {
 			buildErr = err
 			return
 		}

@@ -33,6 +33,10 @@ func TestMain(m *testing.M) {
 // its HOME, XDG_DATA_HOME and XDG_CONFIG_HOME; set by isolatedM.Run.
 var isolated userDirs
 
+// testRoot is the run's temporary directory, removed when the tests end:
+// the stand-ins of isolated and the rops binary the tests build live there.
+var testRoot string
+
 // userDirs are stand-ins for the user's home, data and config directories.
 type userDirs struct {
 	home, data, config string
@@ -61,6 +65,7 @@ func (im isolatedM) Run() int {
 		return 1
 	}
 	defer os.RemoveAll(root)
+	testRoot = root
 	isolated = userDirs{filepath.Join(root, "home"), filepath.Join(root, "data"), filepath.Join(root, "config")}
 	for _, d := range []string{isolated.home, isolated.data, isolated.config} {
 		if err := os.Mkdir(d, 0o755); err != nil {
