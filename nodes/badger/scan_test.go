@@ -14,6 +14,7 @@ import (
 
 	"github.com/reliable-ops/rops/core"
 	"github.com/reliable-ops/rops/nodes/badger"
+	"github.com/reliable-ops/rops/nodes/storetest"
 )
 
 // filledStore returns a Store in a new directory holding n records, written
@@ -162,35 +163,5 @@ func residentTables(t *testing.T, dir string) int64 {
 func BenchmarkScan(b *testing.B) {
 	const n = 100_000
 	s, _ := filledStore(b, n)
-	b.Run("scan", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			k := 0
-			if err := s.Scan(b.Context(), "", func(core.Record) bool { k++; return true }); err != nil || k != n {
-				b.Fatalf("Scan: %d records, %v", k, err)
-			}
-		}
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/record")
-	})
-	b.Run("list", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			k := 0
-			for after := core.GroupID(""); ; {
-				page, err := s.List(b.Context(), after, core.DefaultPageSize)
-				if err != nil {
-					b.Fatal(err)
-				}
-				k += len(page)
-				if len(page) < core.DefaultPageSize {
-					break
-				}
-				after = page[len(page)-1].ID
-			}
-			if k != n {
-				b.Fatalf("List: %d records", k)
-			}
-		}
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/record")
-	})
+	storetest.BenchmarkScanList(b, s, n)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/reliable-ops/rops/nodes/faults"
 	"github.com/reliable-ops/rops/nodes/httpapi"
 	"github.com/reliable-ops/rops/nodes/memory"
+	"github.com/reliable-ops/rops/nodes/storetest"
 )
 
 // filled returns a node named node01 over a memory store holding n records
@@ -438,37 +439,7 @@ func BenchmarkDecodeListing(b *testing.B) {
 func BenchmarkScanLoopback(b *testing.B) {
 	const n = 100_000
 	c := mustClient(b, serve(b, httpapi.NewServer([]core.Node{filled(b, n)}, httpapi.ServerOptions{})), "node01", newHTTPClient(b))
-	b.Run("scan", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			k := 0
-			if err := c.Scan(b.Context(), "", func(core.Record) bool { k++; return true }); err != nil || k != n {
-				b.Fatalf("Scan: %d records, %v", k, err)
-			}
-		}
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/record")
-	})
-	b.Run("list", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			k := 0
-			for after := core.GroupID(""); ; {
-				page, err := c.List(b.Context(), after, core.DefaultPageSize)
-				if err != nil {
-					b.Fatal(err)
-				}
-				k += len(page)
-				if len(page) < core.DefaultPageSize {
-					break
-				}
-				after = page[len(page)-1].ID
-			}
-			if k != n {
-				b.Fatalf("List: %d records", k)
-			}
-		}
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/record")
-	})
+	storetest.BenchmarkScanList(b, c, n)
 }
 
 // FuzzDecodeListing: whatever the client decodes as a listing is JSON that
