@@ -195,19 +195,7 @@ func TestSecondHolderWaits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := make(chan error, 1)
-	go func() {
-		_, unlockB, err := b.Locker().Lock(ctx, "g")
-		if err == nil {
-			unlockB()
-		}
-		got <- err
-	}()
-	// B is waiting once its key is in line behind A's.
-	eventually(t, "waiting in line", func() bool {
-		resp, err := a.Client().Get(ctx, "/rops-test/c1/locks/g/", clientv3.WithPrefix(), clientv3.WithCountOnly())
-		return err == nil && resp.Count == 2
-	})
+	got := waitInLine(t, a, b, "g")
 	select {
 	case err := <-got:
 		t.Fatalf("B took the lock A holds (err %v)", err)
@@ -224,6 +212,26 @@ func TestSecondHolderWaits(t *testing.T) {
 	}
 }
 
+// waitInLine has b ask for id's lock, which a holds, in a goroutine, and
+// returns once b's key is in line behind a's: the channel gets b's Lock
+// error (nil once it had the lock, which it then releases).
+func waitInLine(t *testing.T, a, b *etcd.Journal, id core.GroupID) <-chan error {
+	t.Helper()
+	got := make(chan error, 1)
+	go func() {
+		_, unlockB, err := b.Locker().Lock(context.Background(), id)
+		if err == nil {
+			unlockB()
+		}
+		got <- err
+	}()
+	eventually(t, "waiting in line", func() bool {
+		resp, err := a.Client().Get(context.Background(), "/rops-test/c1/locks/"+string(id)+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+		return err == nil && resp.Count == 2
+	})
+	return got
+}
+
 // TestWaiterEndsWhenEtcdIsLost: a lock waiting for another process's ends
 // with an error once etcd is gone for its lease's time, instead of waiting
 // for etcd to come back.
@@ -236,18 +244,7 @@ func TestWaiterEndsWhenEtcdIsLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unlockA()
-	got := make(chan error, 1)
-	go func() {
-		_, unlockB, err := b.Locker().Lock(ctx, "g")
-		if err == nil {
-			unlockB()
-		}
-		got <- err
-	}()
-	eventually(t, "waiting in line", func() bool {
-		resp, err := a.Client().Get(ctx, "/rops-test/c1/locks/g/", clientv3.WithPrefix(), clientv3.WithCountOnly())
-		return err == nil && resp.Count == 2
-	})
+	got := waitInLine(t, a, b, "g")
 	ec.StopAll()
 	select {
 	case err := <-got:
