@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/reliable-ops/rops/nodes/faults"
 	"github.com/reliable-ops/rops/nodes/httpapi"
 	"github.com/reliable-ops/rops/nodes/memory"
+	"github.com/reliable-ops/rops/nodes/storetest"
 )
 
 // loadedServer wraps a handler in one whose latency grows with the
@@ -96,14 +96,7 @@ func TestRetryPacedBySlowServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ids := func(yield func(core.GroupID) bool) {
-		for i := range 300 {
-			if !yield(core.GroupID(strconv.Itoa(i))) {
-				return
-			}
-		}
-	}
-	rep := coord.Bulk(t.Context(), core.OpCreate, ids, 64, nil)
+	rep := coord.Bulk(t.Context(), core.OpCreate, storetest.IDs(300), 64, nil)
 	if rep.Retries == 0 {
 		t.Fatalf("seed %d: no retries: %+v", seed, rep)
 	}

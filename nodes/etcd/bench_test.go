@@ -3,13 +3,13 @@ package etcd_test
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"testing"
 
 	"github.com/reliable-ops/rops/core"
 	"github.com/reliable-ops/rops/nodes/etcd/etcdtest"
 	"github.com/reliable-ops/rops/nodes/faults"
 	"github.com/reliable-ops/rops/nodes/memory"
+	"github.com/reliable-ops/rops/nodes/storetest"
 	"github.com/reliable-ops/rops/nodes/wal"
 )
 
@@ -42,15 +42,8 @@ func BenchmarkJob(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				ids := func(yield func(core.GroupID) bool) {
-					for i := range b.N {
-						if !yield(core.GroupID(strconv.Itoa(i))) {
-							return
-						}
-					}
-				}
 				b.ResetTimer()
-				rep := c.Bulk(context.Background(), core.OpCreate, ids, core.AutoConcurrency, nil)
+				rep := c.Bulk(context.Background(), core.OpCreate, storetest.IDs(b.N), core.AutoConcurrency, nil)
 				b.StopTimer()
 				if rep.Done+rep.RolledBack != b.N {
 					b.Fatalf("report = %+v, want %d done or rolled back", rep, b.N)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"iter"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +17,7 @@ import (
 	"github.com/reliable-ops/rops/nodes/faults"
 	"github.com/reliable-ops/rops/nodes/httpapi"
 	"github.com/reliable-ops/rops/nodes/memory"
+	"github.com/reliable-ops/rops/nodes/storetest"
 )
 
 // discardWriter is the cheapest http.ResponseWriter, so that a benchmark
@@ -159,7 +159,7 @@ func bulkCreateHTTP(b *testing.B, conc int, rate float64) {
 			b.Fatal(err)
 		}
 		b.ResetTimer()
-		rep := coord.Bulk(b.Context(), core.OpCreate, ids(b.N), conc, nil)
+		rep := coord.Bulk(b.Context(), core.OpCreate, storetest.IDs(b.N), conc, nil)
 		b.StopTimer()
 		if rep.Done != b.N {
 			b.Fatalf("%d of %d creates done: %+v", rep.Done, b.N, rep)
@@ -167,15 +167,4 @@ func bulkCreateHTTP(b *testing.B, conc int, rate float64) {
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
 		b.ReportMetric(float64(rep.Requests)/float64(b.N), "requests/op")
 	})
-}
-
-// ids yields the ids "0" to n-1.
-func ids(n int) iter.Seq[core.GroupID] {
-	return func(yield func(core.GroupID) bool) {
-		for i := range n {
-			if !yield(core.GroupID(strconv.Itoa(i))) {
-				return
-			}
-		}
-	}
 }

@@ -1,6 +1,8 @@
 package storetest
 
 import (
+	"iter"
+	"strconv"
 	"testing"
 
 	"github.com/reliable-ops/rops/core"
@@ -47,4 +49,15 @@ func BenchmarkScanList(b *testing.B, s ScannedStore, n int) {
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/record")
 	})
+}
+
+// IDs yields the ids "0" to "n-1", as a bulk job's input.
+func IDs(n int) iter.Seq[core.GroupID] {
+	return func(yield func(core.GroupID) bool) {
+		for i := range n {
+			if !yield(core.GroupID(strconv.Itoa(i))) {
+				return
+			}
+		}
+	}
 }

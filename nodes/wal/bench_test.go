@@ -10,6 +10,7 @@ import (
 	"github.com/reliable-ops/rops/nodes/badger"
 	"github.com/reliable-ops/rops/nodes/faults"
 	"github.com/reliable-ops/rops/nodes/memory"
+	"github.com/reliable-ops/rops/nodes/storetest"
 	"github.com/reliable-ops/rops/nodes/wal"
 )
 
@@ -76,15 +77,8 @@ func bulkCreate(b *testing.B, j core.Journal, concurrency int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ids := func(yield func(core.GroupID) bool) {
-		for i := range b.N {
-			if !yield(core.GroupID(strconv.Itoa(i))) {
-				return
-			}
-		}
-	}
 	b.ResetTimer()
-	rep := c.Bulk(context.Background(), core.OpCreate, ids, concurrency, nil)
+	rep := c.Bulk(context.Background(), core.OpCreate, storetest.IDs(b.N), concurrency, nil)
 	b.StopTimer()
 	if rep.Done != b.N {
 		b.Fatalf("report = %+v, want %d done", rep, b.N)
