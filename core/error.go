@@ -30,6 +30,11 @@ const (
 	// and never will be. Only nodes that keep tombstones answer it (see
 	// Fencer).
 	EFenced Code = "fenced"
+	// EStale: the node refused a request whose fence (see WithFence) is
+	// older than one a later holder of the id sent: the request comes from
+	// a coordinator that lost the id's lock. Nothing was applied, and
+	// retrying cannot help. Only nodes that fence answer it.
+	EStale Code = "stale"
 	// EUnsupported: the node does not offer that call (an older server).
 	EUnsupported Code = "unsupported"
 	// EInvalid: the caller's input is invalid (an id, a flag, a config).
@@ -55,6 +60,9 @@ type Error struct {
 	// a 429): the coordinator waits at least DefaultBackoffBase before
 	// retrying, and a Limiter running the job cuts its concurrency.
 	Overloaded bool
+	// Fence is, for EStale, the id's fence the node holds: the next
+	// operation's token must be above it.
+	Fence Token
 }
 
 // Error returns the message; without one, the code and the cause.
@@ -74,7 +82,7 @@ func (e *Error) Unwrap() error { return e.Err }
 // Is reports whether target is the sentinel of e's class.
 func (e *Error) Is(target error) bool {
 	t, ok := target.(*Error)
-	return ok && t.Message == "" && t.Err == nil && t.RetryAfter == 0 && !t.Overloaded && t.Code == e.Code
+	return ok && t.Message == "" && t.Err == nil && t.RetryAfter == 0 && !t.Overloaded && t.Fence == "" && t.Code == e.Code
 }
 
 // Sentinels, one per class, for errors.Is.
@@ -85,6 +93,7 @@ var (
 	ErrTransient   = &Error{Code: ETransient}
 	ErrUnavailable = &Error{Code: EUnavailable}
 	ErrFenced      = &Error{Code: EFenced}
+	ErrStale       = &Error{Code: EStale}
 	ErrUnsupported = &Error{Code: EUnsupported}
 	ErrInvalid     = &Error{Code: EInvalid}
 )
