@@ -126,3 +126,50 @@ func (s *doneSpy) Done() <-chan struct{} {
 	s.once.Do(func() { close(s.waiting) })
 	return s.Context.Done()
 }
+
+// fenceStore is a mapStore that fences as a Store must (core.CheckFence):
+// it keeps each id's greatest fence and refuses a call whose fence is
+// below it, touching nothing.
+type fenceStore struct {
+	*mapStore
+	fmu    sync.Mutex
+	fences map[core.GroupID]core.Token
+}
+
+func newFenceStore() *fenceStore {
+	return &fenceStore{mapStore: newMapStore(), fences: map[core.GroupID]core.Token{}}
+}
+
+// check applies core.CheckFence to a call on id under ctx's fence. The
+// check and the call are not one step: the tests make one call at a time.
+func (s *fenceStore) check(ctx context.Context, id core.GroupID) error {
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	fence := core.FenceOf(ctx)
+	raise, err := core.CheckFence(id, s.fences[id], fence)
+	if raise {
+		s.fences[id] = fence
+	}
+	return err
+}
+
+func (s *fenceStore) Create(ctx context.Context, id core.GroupID, token core.Token) error {
+	if err := s.check(ctx, id); err != nil {
+		return err
+	}
+	return s.mapStore.Create(ctx, id, token)
+}
+
+func (s *fenceStore) Delete(ctx context.Context, id core.GroupID, token core.Token) error {
+	if err := s.check(ctx, id); err != nil {
+		return err
+	}
+	return s.mapStore.Delete(ctx, id, token)
+}
+
+func (s *fenceStore) Get(ctx context.Context, id core.GroupID) (core.Record, error) {
+	if err := s.check(ctx, id); err != nil {
+		return core.Record{}, err
+	}
+	return s.mapStore.Get(ctx, id)
+}

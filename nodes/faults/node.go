@@ -42,10 +42,11 @@ type Options struct {
 // ResetRate or else AmbiguousRate may lose its answer. List and Count see
 // only Down and the delay. Errors of the store pass through unchanged.
 //
-// Late and duplicate applies run in the background on the node's clock;
-// Settle waits for them and Close drops those still waiting. A Node with
-// these faults must be closed. A Node is safe for concurrent use, including
-// SetFaults while calls run.
+// Late and duplicate applies run in the background on the node's clock,
+// under the fence of the request they copy (core.WithFence); Settle waits
+// for them and Close drops those still waiting. A Node with these faults
+// must be closed. A Node is safe for concurrent use, including SetFaults
+// while calls run.
 type Node struct {
 	name  string
 	store core.Store
@@ -247,14 +248,14 @@ func (n *Node) group(ctx context.Context, method string, id core.GroupID, apply 
 		note(ctx, FaultLate)
 		// The request waits in the node's queue past the caller's
 		// patience, then runs with nobody listening.
-		n.later(time.Duration(f.LateDelay), apply)
+		n.later(ctx, time.Duration(f.LateDelay), apply)
 		<-ctx.Done()
 		return core.Record{}, n.unanswered(ctx.Err())
 	}
 	rec, err := apply(ctx)
 	if r.duplicate < f.DuplicateRate {
 		note(ctx, FaultDuplicate)
-		n.later(f.duplicateDelay(), apply)
+		n.later(ctx, f.duplicateDelay(), apply)
 	}
 	switch {
 	case r.reset < f.ResetRate:
@@ -271,8 +272,13 @@ func (n *Node) group(ctx context.Context, method string, id core.GroupID, apply 
 }
 
 // later runs apply in the background after d on the node's clock, with the
-// node's own context, unless the node is closed first.
-func (n *Node) later(d time.Duration, apply func(ctx context.Context) (core.Record, error)) {
+// node's own context, unless the node is closed first. That context carries
+// the fence of ctx, the request's (core.WithFence): a request that lands
+// late is checked against the id's fence when it lands, as a real delayed
+// request is, so a store that fences refuses it once a later holder of the
+// id has been there.
+func (n *Node) later(ctx context.Context, d time.Duration, apply func(ctx context.Context) (core.Record, error)) {
+	bg := core.WithFence(n.bg, core.FenceOf(ctx))
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
@@ -285,8 +291,8 @@ func (n *Node) later(d time.Duration, apply func(ctx context.Context) (core.Reco
 	n.pending++
 	go func() {
 		defer n.settled()
-		if n.clock.Sleep(n.bg, d) == nil {
-			_, _ = apply(n.bg)
+		if n.clock.Sleep(bg, d) == nil {
+			_, _ = apply(bg)
 		}
 	}()
 }

@@ -579,6 +579,57 @@ func TestLateLandsAfterRollback(t *testing.T) {
 	})
 }
 
+// TestLateCarriesFence: a late or duplicate apply runs under the fence of
+// the request it copies, so a store that fences checks it when it lands,
+// as a real delayed request is checked: once a later holder of the id has
+// been there (a greater fence), it is refused and changes nothing; with no
+// later holder, it lands.
+func TestLateCarriesFence(t *testing.T) {
+	const old, later = core.Token("1.000001"), core.Token("3.000003")
+	for _, tc := range []struct {
+		name   string
+		faults faults.Faults
+		// holder is what the later holder does on the store, under its
+		// fence, before the copy lands.
+		holder func(ctx context.Context, s *fenceStore) error
+	}{
+		{"late", faults.Faults{LateRate: 1, LateDelay: faults.Duration(3 * time.Second)},
+			func(ctx context.Context, s *fenceStore) error {
+				if _, err := s.Get(ctx, "6"); !errors.Is(err, core.ErrNotFound) {
+					return fmt.Errorf("Get(6)=%v, want ErrNotFound: the create has not landed yet", err)
+				}
+				return nil
+			}},
+		{"duplicate", faults.Faults{DuplicateRate: 1},
+			func(ctx context.Context, s *fenceStore) error { return s.Delete(ctx, "6", "2.000002") }},
+	} {
+		for _, holderCame := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/holder=%v", tc.name, holderCame), func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					store := newFenceStore()
+					node := faults.New("node01", store, faults.Options{Faults: tc.faults, Seed: seed})
+					defer node.Close()
+					ctx, cancel := context.WithTimeout(core.WithFence(t.Context(), old), 2*time.Second)
+					defer cancel()
+					_ = node.Create(ctx, "6", "2.000002") // late: ambiguous; duplicate: applied
+					if holderCame {
+						if err := tc.holder(core.WithFence(t.Context(), later), store); err != nil {
+							t.Fatal(err)
+						}
+					}
+					if err := node.Settle(t.Context()); err != nil {
+						t.Fatal(err)
+					}
+					if got, want := store.has("6"), !holderCame; got != want {
+						t.Fatalf("the store holds 6: %v, want %v: the copy of Create(6) under fence %s must be refused once fence %s was seen, and land otherwise",
+							got, want, old, later)
+					}
+				})
+			})
+		}
+	}
+}
+
 func TestLateRate(t *testing.T) {
 	const n = 5000
 	delay := faults.Duration(time.Second)
