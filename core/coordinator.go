@@ -200,7 +200,15 @@ type opRun struct {
 	retries  atomic.Int64
 	intent   *Intent // the intent begun in the journal, if any
 	finished bool    // the journal finished intent
+	// fence is what r's requests carry as their fence (see WithFence):
+	// the token of the operation holding the id's lock. Empty means
+	// token: an operation is its own fence; Recover settles an old
+	// operation's intent under a fence of its own.
+	fence Token
 }
+
+// fenceToken returns the fence r's requests carry.
+func (r *opRun) fenceToken() Token { return cmp.Or(r.fence, r.token) }
 
 // start sets up an operation on id with a fresh token.
 func (c *Coordinator) start(id GroupID) *opRun {
@@ -233,9 +241,14 @@ func (r *opRun) call(ctx context.Context, node Node, retry bool, f func(ctx cont
 	if retry {
 		r.retries.Add(1)
 	}
-	rctx, cancel := context.WithTimeout(ctx, r.c.cfg.RequestTimeout)
+	rctx, cancel := context.WithTimeout(WithFence(ctx, r.fenceToken()), r.c.cfg.RequestTimeout)
 	defer cancel()
 	err := f(rctx)
+	if e, ok := errors.AsType[*Error](err); ok && e.Code == EStale {
+		// A later holder fenced the id on this node: no later
+		// operation here may take a token below its fence.
+		r.c.cfg.Tokens.Observe(e.Fence)
+	}
 	if err == nil || rctx.Err() == nil || isDefinite(err) {
 		// A definite answer stands even if it came as the deadline passed.
 		return err
@@ -251,7 +264,7 @@ func (r *opRun) call(ctx context.Context, node Node, retry bool, f func(ctx cont
 // arrived.
 func isDefinite(err error) bool {
 	switch ErrorCode(err) {
-	case EExists, ENotFound, EFenced, ERejected, EUnavailable, EUnsupported, EInvalid:
+	case EExists, ENotFound, EFenced, EStale, ERejected, EUnavailable, EUnsupported, EInvalid:
 		return true
 	}
 	return false
@@ -299,7 +312,7 @@ func (c *Coordinator) Create(ctx context.Context, id GroupID) (Result, error) {
 // in a repair the nodes that lack the id; the others are foreign), and
 // commits if every node then holds it, or undoes it where it may have
 // written. fctx bounds the forward part. Call it with the id's lock held.
-func (c *Coordinator) create(ctx, fctx context.Context, r *opRun, parts []*part) (Result, error) {
+func (c *Coordinator) create(ctx, fctx context.Context, r *opRun, parts []*part) (res Result, err error) {
 	// Only untouched parts are written to, so only they may need undoing:
 	// the nodes that held the id keep their records whatever happens.
 	var targets []*part
@@ -309,8 +322,8 @@ func (c *Coordinator) create(ctx, fctx context.Context, r *opRun, parts []*part)
 		}
 	}
 	intent := Intent{Op: OpCreate, ID: r.id, Token: r.token, Nodes: names(targets)}
-	err := c.begin(ctx, r, intent)
-	defer c.book.end(r)
+	err = c.begin(ctx, r, intent)
+	defer c.end(ctx, r, parts, &res, &err)
 	if err != nil {
 		return r.result(OpCreate, beginFailed(err), parts, err)
 	}
@@ -378,7 +391,7 @@ func (c *Coordinator) Delete(ctx context.Context, id GroupID) (Result, error) {
 // (untouched), conditionally on the token each held, and commits, or
 // undoes what it may have deleted. fctx bounds the forward part. Call it
 // with the id's lock held.
-func (c *Coordinator) delete(ctx, fctx context.Context, r *opRun, parts []*part) (Result, error) {
+func (c *Coordinator) delete(ctx, fctx context.Context, r *opRun, parts []*part) (res Result, err error) {
 	intent := Intent{Op: OpDelete, ID: r.id, Token: r.token, Nodes: names(c.cfg.Nodes), PreImage: map[string]Token{}}
 	for _, p := range parts {
 		if p.st == stUntouched {
@@ -388,8 +401,8 @@ func (c *Coordinator) delete(ctx, fctx context.Context, r *opRun, parts []*part)
 	if len(intent.PreImage) == 0 {
 		return r.result(OpDelete, Unchanged, parts, nil)
 	}
-	err := c.begin(ctx, r, intent)
-	defer c.book.end(r)
+	err = c.begin(ctx, r, intent)
+	defer c.end(ctx, r, parts, &res, &err)
 	if err != nil {
 		return r.result(OpDelete, beginFailed(err), parts, err)
 	}
@@ -414,14 +427,12 @@ func (c *Coordinator) removes() bool {
 // the answers say it removed. Its intent is Blind: begun before anything is
 // known, and, if the delete ends pending, updated with what it learned. fctx
 // bounds the forward part. Call it with the id's lock held.
-func (c *Coordinator) remove(ctx, fctx context.Context, r *opRun, parts []*part) (Result, error) {
-	err := c.begin(ctx, r, Intent{Op: OpDelete, ID: r.id, Token: r.token, Nodes: names(c.cfg.Nodes), Blind: true})
-	defer c.book.end(r)
+func (c *Coordinator) remove(ctx, fctx context.Context, r *opRun, parts []*part) (res Result, err error) {
+	err = c.begin(ctx, r, Intent{Op: OpDelete, ID: r.id, Token: r.token, Nodes: names(c.cfg.Nodes), Blind: true})
+	defer c.end(ctx, r, parts, &res, &err)
 	if err != nil {
 		return r.result(OpDelete, beginFailed(err), parts, err)
 	}
-	// Runs before book.end, which writes the intent of a pending report.
-	defer r.learned(parts)
 	if err := r.forward(fctx, OpDelete, parts, stRemoving); err != nil {
 		if merr := c.markRollBack(ctx, r.intent, parts); merr != nil {
 			return r.result(OpDelete, Pending, parts, fmt.Errorf("%w; then could not undo it: %w", err, merr))
@@ -437,19 +448,44 @@ func (c *Coordinator) remove(ctx, fctx context.Context, r *opRun, parts []*part)
 	return r.commit(ctx, OpDelete, out, parts)
 }
 
-// learned writes into r's Blind intent, unless it is finished, what the
-// nodes' answers taught (see learn). An intent marked for roll back before
-// its undo is written again, as book.end writes only unmarked ones; if that
-// fails, the mark's copy stands, which Recover completes from the nodes'
-// records of their removals.
-func (r *opRun) learned(parts []*part) {
-	if r.intent == nil || r.finished {
+// end ends r, an operation that began (or tried to begin) an intent,
+// once it has its result: what a Blind delete learned is written into its
+// intent (see learn), and the intent of a pending report is kept in the
+// ledger and marked for roll back in the journal too (see ledger.end). A
+// journal write that fails here is added to the result's error: its
+// intent may be left unmarked, and a Recover that finds the operation
+// complete then finishes it instead of rolling it back (ErrIntentUnsure).
+// Defer it with the operation's named results.
+func (c *Coordinator) end(ctx context.Context, r *opRun, parts []*part, res *Result, err *error) {
+	var jerr error
+	if r.intent != nil && !r.finished && r.intent.Blind {
+		jerr = r.learned(ctx, parts)
+	}
+	if merr := c.book.end(ctx, r); merr != nil {
+		jerr = merr
+	}
+	if jerr == nil {
 		return
 	}
+	*err = errors.Join(*err, jerr)
+	res.Err = *err
+}
+
+// learned writes into r's Blind intent what the nodes' answers taught
+// (see learn). An intent marked for roll back before its undo is written
+// again, as ledger.end writes only unmarked ones; if that fails, the
+// mark's copy stands, which Recover completes from the nodes' records of
+// their removals, and the error says so.
+func (r *opRun) learned(ctx context.Context, parts []*part) error {
 	learn(r.intent, parts)
-	if j := r.c.cfg.Journal; j != nil && r.intent.RollBack {
-		_ = j.Update(context.Background(), *r.intent)
+	j := r.c.cfg.Journal
+	if j == nil || !r.intent.RollBack {
+		return nil
 	}
+	if err := j.Update(context.WithoutCancel(ctx), *r.intent); err != nil {
+		return fmt.Errorf("journal: cannot record what the delete of %q removed (intent %s): %w; recover asks the nodes again", r.id, r.intent.Token, err)
+	}
+	return nil
 }
 
 // markRollBack marks the Blind intent in for roll back, with what parts
@@ -522,11 +558,12 @@ func (c *Coordinator) prepare(ctx context.Context, op Op, r *opRun, parts []*par
 	if err != nil {
 		return fail(RolledBack, err)
 	}
-	if !c.cfg.Tokens.above(r.token) {
-		// Drawn before the journal was read, or below a token another
-		// coordinator began on the id.
-		r.retoken(parts)
-	}
+	// The token is the operation's fence (see WithFence), so it is drawn
+	// now that the lock is held: one drawn before could be below the
+	// fence of whoever held the lock meanwhile (a Recover's), or below a
+	// token another coordinator began on the id, and the nodes would
+	// refuse it.
+	r.retoken(parts)
 	if err := c.settle(held, r); err != nil {
 		unlock()
 		for _, p := range parts {
@@ -645,7 +682,8 @@ func (c *Coordinator) rollForward(ctx context.Context, r *opRun, in Intent, rn *
 	}
 	// The ledger must not roll it forward again either.
 	c.book.drop(in)
-	c.book.end(&opRun{c: c, token: in.Token, intent: &marked})
+	// Marked already: end writes nothing to the journal.
+	_ = c.book.end(ctx, &opRun{c: c, token: in.Token, intent: &marked})
 	parts, err = c.rollback(ctx, r, marked, rn)
 	if err != nil {
 		return Pending, parts, err

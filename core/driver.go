@@ -170,7 +170,10 @@ func classify(err error) event {
 		return evFenced
 	case EUnavailable:
 		return evNotSent
-	case ERejected, EUnsupported, EInvalid:
+	case ERejected, EUnsupported, EInvalid, EStale:
+		// EStale: this process no longer holds the id, and the node
+		// applied nothing; what it may have written before is the
+		// later holder's to settle.
 		return evRejected
 	}
 	return evAmbiguous // ETransient, and errors without a code
@@ -234,23 +237,30 @@ func (r *opRun) undo(ctx context.Context, op Op, parts []*part) error {
 // node before it leaves the node to Recover.
 const maxLapses = 3
 
-// undoPart drives p's undo, each run within CompensationTimeout; then, on a
-// node that does not fence, waits out its late writes and checks it again.
+// undoPart drives p's undo within CompensationTimeout; then, on a node
+// that does not fence, waits out its late writes and checks it again,
+// within the same timeout: a late write that may land after it is left to
+// Recover, and the node's state unknown, rather than waited for.
 func (r *opRun) undoPart(ctx context.Context, op Op, p *part) error {
+	ctx, cancel := context.WithTimeout(ctx, r.c.cfg.CompensationTimeout)
+	defer cancel()
+	deadline, _ := ctx.Deadline()
 	for lapses := 0; ; lapses++ {
-		dctx, cancel := context.WithTimeout(ctx, r.c.cfg.CompensationTimeout)
-		err := r.drive(dctx, op, p, r.c.cfg.NewCompensationBackoff)
-		cancel()
-		if err != nil {
+		if err := r.drive(ctx, op, p, r.c.cfg.NewCompensationBackoff); err != nil {
 			return err
 		}
 		if Fences(p.node) || !p.ambiguousAt.After(p.lapsedTo) {
 			return nil
 		}
 		until := p.ambiguousAt.Add(r.c.cfg.RequestLifetime)
-		if lapses == maxLapses {
+		var err error
+		switch {
+		case lapses == maxLapses:
 			err = fmt.Errorf("writes kept landing late until %v", until)
-		} else {
+		case until.After(deadline):
+			err = fmt.Errorf("a write sent at %v may land until %v, past the compensation timeout (%v): the node does not fence late writes",
+				p.ambiguousAt.Format(time.RFC3339Nano), until.Format(time.RFC3339Nano), r.c.cfg.CompensationTimeout)
+		default:
 			err = r.c.cfg.Clock.Sleep(ctx, until.Sub(r.c.cfg.Clock.Now()))
 		}
 		if err != nil {

@@ -56,6 +56,7 @@ type fakeNode struct {
 	noFence    bool                        // keep no tombstones (the original server)
 	removes    bool                        // serve Remove, as rops nodes do (unless noFence)
 	removals   map[GroupID]map[Token]Token // what Remove(id, before) removed, by before
+	fences     map[GroupID]Token           // the greatest fence a request carried, by id (see CheckFence)
 	down       bool
 	downFor    int
 	script     map[string][]fault
@@ -159,11 +160,12 @@ func (n *fakeNode) do(ctx context.Context, method string, id GroupID, op func() 
 		return &Error{Code: ETransient, Message: n.name + ": 502 bad gateway"}
 	case late:
 		// The request waits in a queue the caller cannot see; the caller
-		// gives up first.
-		n.applyLater(op)
+		// gives up first. Its fence is checked when it lands.
+		n.applyLater(n.fenced(id, FenceOf(ctx), op))
 		<-ctx.Done()
 		return ctx.Err()
 	}
+	op = n.fenced(id, FenceOf(ctx), op)
 	// A request whose caller already gave up is never sent, as over HTTP.
 	if err := ctx.Err(); err != nil {
 		return err
@@ -185,6 +187,28 @@ func (n *fakeNode) do(ctx context.Context, method string, id GroupID, op func() 
 		n.applyLater(op)
 	}
 	return err
+}
+
+// fenced returns op behind the fence check of a node that fences (see
+// CheckFence): a request with a fence below the id's is refused with
+// EStale, touching nothing. Call what it returns with n.mu held.
+func (n *fakeNode) fenced(id GroupID, fence Token, op func() error) func() error {
+	return func() error {
+		if n.noFence {
+			return op()
+		}
+		raise, err := CheckFence(id, n.fences[id], fence)
+		if err != nil {
+			return err
+		}
+		if raise {
+			if n.fences == nil {
+				n.fences = map[GroupID]Token{}
+			}
+			n.fences[id] = fence
+		}
+		return op()
+	}
 }
 
 // applyLater runs op fakeLateDelay from now. Run in the caller's synctest
@@ -438,6 +462,7 @@ type fakeJournal struct {
 	failBegin  error
 	failFinish error
 	failList   error
+	failUpdate []error // the errors of the next Updates, in turn (nil: succeed)
 	finished   []Token
 }
 
@@ -458,6 +483,13 @@ func (j *fakeJournal) Begin(ctx context.Context, in Intent) error {
 func (j *fakeJournal) Update(ctx context.Context, in Intent) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	if len(j.failUpdate) > 0 {
+		err := j.failUpdate[0]
+		j.failUpdate = j.failUpdate[1:]
+		if err != nil {
+			return err
+		}
+	}
 	for i := range j.intents {
 		if j.intents[i].Token == in.Token {
 			j.intents[i] = in

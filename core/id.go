@@ -107,14 +107,6 @@ func (s *TokenSource) Observe(t Token) {
 	s.mu.Unlock()
 }
 
-// above reports whether t is greater than every token s observed.
-func (s *TokenSource) above(t Token) bool {
-	us, ok := t.micros()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return ok && us > s.floor
-}
-
 // CompareTokens orders tokens as the numbers of seconds they are: a
 // decimal number with an optional fraction, as TokenSource makes them and
 // the original's clients send them, compared to the microsecond; ties and

@@ -101,14 +101,18 @@ func (b *ledger) begin(token Token) {
 // journal finished it. Call it after the last journal call of r. An
 // intent left so is r's report of pending, which promises a rollback: it is
 // marked RollBack, in the journal too (an Update), so that no later
-// Recover finishes it instead, even in another process.
-func (b *ledger) end(r *opRun) {
+// Recover finishes it instead, even in another process. If that Update
+// fails, the journal's copy is left unmarked and end says so, with
+// ErrIntentUnsure: a Recover that finds the operation complete then
+// finishes it.
+func (b *ledger) end(ctx context.Context, r *opRun) error {
+	var err error
 	if r.intent != nil && !r.finished && !r.intent.RollBack {
 		r.intent.RollBack = true
 		if j := r.c.cfg.Journal; j != nil {
-			// If it fails the intent is left unmarked: a Recover that
-			// finds the operation complete then finishes it.
-			_ = j.Update(context.Background(), *r.intent)
+			if uerr := j.Update(context.WithoutCancel(ctx), *r.intent); uerr != nil {
+				err = fmt.Errorf("journal: cannot mark intent %s of %q for roll back: %w (%w)", r.intent.Token, r.intent.ID, uerr, ErrIntentUnsure)
+			}
 		}
 	}
 	b.mu.Lock()
@@ -117,6 +121,7 @@ func (b *ledger) end(r *opRun) {
 	if r.intent != nil && !r.finished {
 		b.add(*r.intent)
 	}
+	return err
 }
 
 // newest returns the newest intent left on id.

@@ -55,12 +55,16 @@ func (c *Coordinator) recoverID(ctx context.Context, id GroupID) []Result {
 	defer unlock()
 	results := []Result{}
 	var rn renames
+	// Every request settling id carries a fence above every token begun
+	// on it (lockID observed them): once a node has seen it, the requests
+	// of a process that lost the id's lock are refused there.
+	fence := c.cfg.Tokens.Next()
 	for {
 		in, ok := c.book.newest(id)
 		if !ok {
 			return results
 		}
-		r := &opRun{c: c, id: in.ID, token: in.Token}
+		r := &opRun{c: c, id: in.ID, token: in.Token, fence: fence}
 		out, nodes, err := c.resolve(ctx, r, in, &rn)
 		res, _ := r.result(in.Op, out, nodes, err)
 		results = append(results, res)
