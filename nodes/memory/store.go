@@ -6,7 +6,9 @@ package memory
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,12 +30,22 @@ import (
 // token), and a Create(id, token) of an id it does not hold fails with
 // core.ErrFenced while that tombstone lasts. A Remove(id, before) that
 // removed a record leaves one for the token removed, and one that records
-// the removal, from which it answers a copy of itself. A tombstone
-// lasts Options.TombstoneTTL from the last delete that left it, unless more
-// than Options.MaxTombstones are kept: then the oldest go first, and a
-// create that arrives later than that is no longer fenced. The bound
-// trades that weaker fencing, under more deletes per TTL than it allows,
-// for memory: a tombstone costs about 250 bytes plus its id and token.
+// the removal, from which it answers a copy of itself. A tombstone lasts
+// Options.TombstoneTTL from the last delete that left it, and is never
+// dropped sooner: the TTL is what the node advertises, and a create that
+// arrives within it must be fenced. So at most Options.MaxTombstones are
+// kept, and while that many live, a request that would leave one more (a
+// delete, a Remove, a create refused with ErrExists) is refused with an
+// EUnavailable error, Overloaded, whose RetryAfter says when enough expire,
+// and touches nothing: none of its effects is safe without the tombstone. A
+// tombstone costs about 250 bytes plus its id and token.
+//
+// It also keeps, for every id, the greatest fence a request on it carried
+// (core.WithFence, core.CheckFence), and refuses an older one with an
+// EStale error before any other rule, touching nothing. Fences are kept
+// for as long as the Store, not for a TTL, as a coordinator may resume
+// after any pause: each id ever fenced costs a map entry, 40 to 80 bytes
+// as the map's load varies, plus its id and token.
 type Store struct {
 	mu      sync.Mutex
 	records map[core.GroupID]core.Token
@@ -41,6 +53,9 @@ type Store struct {
 	changed []core.GroupID // ids created or deleted since, unsorted, maybe repeated
 	spare   []core.GroupID // a buffer for tidy to merge into, so it need not allocate
 	tombs   tombstones
+	// fences holds each id's greatest fence; nil if the Store does not
+	// fence.
+	fences map[core.GroupID]core.Token
 }
 
 var (
@@ -50,7 +65,8 @@ var (
 )
 
 // DefaultMaxTombstones is the number of tombstones a Store keeps at most
-// unless Options.MaxTombstones says otherwise.
+// unless Options.MaxTombstones says otherwise: at the default TTL, room for
+// about 1,700 deletes a second, sustained.
 const DefaultMaxTombstones = 1 << 20
 
 // Options configures NewWithOptions. The zero value is New's defaults.
@@ -59,9 +75,11 @@ type Options struct {
 	// permitting (0: core.DefaultTombstoneTTL). Keep it longer than any
 	// request to the store can live.
 	TombstoneTTL time.Duration
-	// MaxTombstones bounds the tombstones kept (0: DefaultMaxTombstones);
-	// past it the oldest are dropped before their TTL. Below 0, none are
-	// kept: the Store does not fence, like the original server.
+	// MaxTombstones bounds the tombstones kept (0: DefaultMaxTombstones):
+	// while that many live, a request that would leave one more is
+	// refused (EUnavailable) until enough expire; none is dropped before
+	// its TTL. Below 0, none are kept: the Store does not fence, like the
+	// original server, and keeps no fences either.
 	MaxTombstones int
 	// Clock ages the tombstones (nil: core.SystemClock).
 	Clock core.Clock
@@ -81,7 +99,7 @@ func NewWithOptions(opts Options) *Store {
 	if opts.Clock == nil {
 		opts.Clock = core.SystemClock{}
 	}
-	return &Store{
+	s := &Store{
 		records: make(map[core.GroupID]core.Token),
 		tombs: tombstones{
 			ttl:   opts.TombstoneTTL,
@@ -90,6 +108,10 @@ func NewWithOptions(opts Options) *Store {
 			until: make(map[tombKey]tomb),
 		},
 	}
+	if s.Fences() {
+		s.fences = make(map[core.GroupID]core.Token)
+	}
+	return s
 }
 
 // Fences reports whether the Store keeps tombstones: true unless
@@ -103,21 +125,34 @@ func (s *Store) TombstoneTTL() time.Duration { return s.tombs.ttl }
 // Create stores a record for id with token. It returns nil if the record is
 // new or a replay with the same token, an ErrExists error if id is held
 // with another token (and then leaves a tombstone for (id, token)), and an
-// ErrFenced error if id is not held and a tombstone for (id, token) is.
+// ErrFenced error if id is not held and a tombstone for (id, token) is. It
+// returns an EStale error if ctx carries a fence older than id's, and an
+// EUnavailable error if it would leave a tombstone and there is no room
+// for one; both touch nothing.
 func (s *Store) Create(ctx context.Context, id core.GroupID, token core.Token) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	fence, err := s.fence(ctx, id)
+	if err != nil {
+		return err
+	}
 	held, ok := s.records[id]
 	fenced := !ok && s.tombs.holds(id, token)
-	if write, err := core.CheckCreate(id, held, ok, token, fenced); !write {
-		if core.ErrorCode(err) == core.EExists && s.tombs.max > 0 {
-			// A copy of this create delivered later must not land once
-			// the record is gone (core.CheckDelete's note).
-			s.tombs.add(tombKey{id: id, token: token}, "")
+	write, err := core.CheckCreate(id, held, ok, token, fenced)
+	if core.ErrorCode(err) == core.EExists {
+		// A copy of this create delivered later must not land once the
+		// record is gone (core.CheckDelete's note).
+		key := tombKey{id: id, token: token}
+		if full := s.tombs.room(key); full != nil {
+			return full
 		}
+		s.tombs.add(key, "")
+	}
+	s.raise(id, fence)
+	if !write {
 		return err
 	}
 	s.records[id] = token
@@ -128,23 +163,38 @@ func (s *Store) Create(ctx context.Context, id core.GroupID, token core.Token) e
 // Delete removes the record for id; a non-empty token makes it conditional on
 // the record holding that token. It returns an ErrNotFound error if there is
 // no such record. A conditional delete leaves a tombstone for (id, token)
-// even then; an unconditional one leaves one for the token it removed.
+// even then; an unconditional one leaves one for the token it removed. It
+// returns an EStale error if ctx carries a fence older than id's, and an
+// EUnavailable error if there is no room for the tombstone; both touch
+// nothing.
 func (s *Store) Delete(ctx context.Context, id core.GroupID, token core.Token) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	fence, err := s.fence(ctx, id)
+	if err != nil {
+		return err
+	}
 	held, ok := s.records[id]
-	_, err := core.CheckDelete(id, held, ok, token)
+	_, err = core.CheckDelete(id, held, ok, token)
+	var keys []tombKey
 	switch {
 	case token != "":
 		// Found or not: a create with this token still on its way must
 		// not land after this delete.
-		s.tombs.add(tombKey{id: id, token: token}, "")
+		keys = []tombKey{{id: id, token: token}}
 	case err == nil:
-		s.tombs.add(tombKey{id: id, token: held}, "")
+		keys = []tombKey{{id: id, token: held}}
 	}
+	if full := s.tombs.room(keys...); full != nil {
+		return full
+	}
+	for _, k := range keys {
+		s.tombs.add(k, "")
+	}
+	s.raise(id, fence)
 	if err != nil {
 		return err
 	}
@@ -162,38 +212,87 @@ func (s *Store) Removes() bool { return s.Fences() }
 // that before removed it, next to the tombstone it leaves for that token,
 // for as long, and answers a later Remove(id, before) from that record. It
 // returns an ErrNotFound error if it removed nothing, and an ErrExists
-// error with the token held if that is not older than before.
+// error with the token held if that is not older than before. It returns
+// an EStale error if ctx carries a fence older than id's, and an
+// EUnavailable error if there is no room for the tombstone and the record
+// of the removal; both touch nothing.
 func (s *Store) Remove(ctx context.Context, id core.GroupID, before core.Token) (core.Token, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	fence, err := s.fence(ctx, id)
+	if err != nil {
+		return "", err
+	}
 	held, ok := s.records[id]
 	removed, known := s.tombs.removal(id, before)
 	write, tok, err := core.CheckRemove(id, held, ok, before, removed, known)
 	if !write {
+		s.raise(id, fence)
 		return tok, err
 	}
-	s.tombs.add(tombKey{id: id, token: held}, "")
-	s.tombs.add(tombKey{id: id, token: before, removal: true}, held)
+	tomb, removal := tombKey{id: id, token: held}, tombKey{id: id, token: before, removal: true}
+	if full := s.tombs.room(tomb, removal); full != nil {
+		return "", full
+	}
+	s.tombs.add(tomb, "")
+	s.tombs.add(removal, held)
+	s.raise(id, fence)
 	delete(s.records, id)
 	s.change(id)
 	return held, nil
 }
 
-// Get returns the record for id, or an ErrNotFound error.
+// Get returns the record for id, or an ErrNotFound error. It returns an
+// EStale error, and not the record, if ctx carries a fence older than
+// id's; a newer one it records, as a write would.
 func (s *Store) Get(ctx context.Context, id core.GroupID) (core.Record, error) {
 	if err := ctx.Err(); err != nil {
 		return core.Record{}, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	fence, err := s.fence(ctx, id)
+	if err != nil {
+		return core.Record{}, err
+	}
+	s.raise(id, fence)
 	held, ok := s.records[id]
 	if !ok {
 		return core.Record{}, core.Errorf(core.ENotFound, "no group record %q", id)
 	}
 	return core.Record{ID: id, Token: held}, nil
+}
+
+// fence applies core.CheckFence to the fence ctx carries, if the Store
+// fences, and returns the fence to record for id with the request's
+// effect ("" for none), or the EStale error that refuses the request. The
+// caller holds s.mu.
+func (s *Store) fence(ctx context.Context, id core.GroupID) (core.Token, error) {
+	f := core.FenceOf(ctx)
+	if s.fences == nil || f == "" {
+		return "", nil
+	}
+	raise, err := core.CheckFence(id, s.fences[id], f)
+	if !raise {
+		return "", err
+	}
+	return f, nil
+}
+
+// raise records fence, if not empty, as id's. The caller holds s.mu.
+func (s *Store) raise(id core.GroupID, fence core.Token) {
+	if fence == "" {
+		return
+	}
+	if _, ok := s.fences[id]; !ok {
+		// Kept for good: a copy of its own, not a slice of the request
+		// that would pin all of it.
+		id = core.GroupID(strings.Clone(string(id)))
+	}
+	s.fences[id] = fence
 }
 
 // List returns up to limit records with ids greater than after, sorted
@@ -284,8 +383,8 @@ type tombKey struct {
 
 // tombstones are a Store's tombstones: a map to look them up, and a queue
 // in the order they were left, which is the order they expire in as the
-// TTL is fixed, to drop them oldest first as they expire or to make room.
-// The caller holds the Store's mu.
+// TTL is fixed, to drop them oldest first as they expire and to tell how
+// long until one does. The caller holds the Store's mu.
 type tombstones struct {
 	ttl   time.Duration
 	max   int // 0: keep none
@@ -328,10 +427,48 @@ func (t *tombstones) removal(id core.GroupID, before core.Token) (core.Token, bo
 	return tb.removed, true
 }
 
+// room drops the expired tombstones and returns nil if keys, those not
+// there already, fit within max; else an EUnavailable error, Overloaded,
+// whose RetryAfter is how long until enough expire, rounded up to a whole
+// second (at least one), as a Retry-After header says it. A request it
+// refuses must touch nothing: none of its effects is safe without its
+// tombstones.
+func (t *tombstones) room(keys ...tombKey) error {
+	if t.max == 0 {
+		return nil
+	}
+	now := t.clock.Now()
+	t.expire(now)
+	need := 0
+	for _, k := range keys {
+		if _, ok := t.until[k]; !ok {
+			need++
+		}
+	}
+	over := len(t.until) + need - t.max
+	if over <= 0 {
+		return nil
+	}
+	// The over-th oldest tombstone frees the last slot needed.
+	wait := t.ttl
+	for _, q := range t.queue[t.head:] {
+		if !t.live(q) {
+			continue
+		}
+		if over--; over == 0 {
+			wait = t.until[q.key].until.Sub(now)
+			break
+		}
+	}
+	wait = max(time.Second, (wait + time.Second - 1).Truncate(time.Second))
+	return &core.Error{Code: core.EUnavailable, RetryAfter: wait, Overloaded: true, Message: fmt.Sprintf(
+		"tombstones full: %d kept, none of which may go before its %v TTL, and the request would leave %d more: not applied; retry in %v",
+		len(t.until), t.ttl, need, wait)}
+}
+
 // add leaves the tombstone key, with removed for a removal's, that lasts
-// the TTL from now, renewing one that is there. Then it drops, from the
-// front of the queue, stale entries, expired tombstones, and the oldest
-// tombstones while there are more than max.
+// the TTL from now, renewing one that is there, and drops the expired
+// ones. room must have said there is room for it.
 func (t *tombstones) add(key tombKey, removed core.Token) {
 	if t.max == 0 {
 		return
@@ -340,10 +477,17 @@ func (t *tombstones) add(key tombKey, removed core.Token) {
 	t.seq++
 	t.until[key] = tomb{until: now.Add(t.ttl), seq: t.seq, removed: removed}
 	t.queue = append(t.queue, queued{key, t.seq})
+	t.expire(now)
+}
+
+// expire drops, from the front of the queue, stale entries and the
+// tombstones expired at now, and keeps the queue's array within twice its
+// length.
+func (t *tombstones) expire(now time.Time) {
 	for t.head < len(t.queue) {
 		q := t.queue[t.head]
 		live := t.live(q)
-		if live && now.Before(t.until[q.key].until) && len(t.until) <= t.max {
+		if live && now.Before(t.until[q.key].until) {
 			break
 		}
 		t.queue[t.head] = queued{} // let go of the strings
