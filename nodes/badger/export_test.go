@@ -26,6 +26,10 @@ func OpenDB(dir string) (*badgerdb.DB, error) { return openDB(dir, "test databas
 // read tombstones as badger holds them.
 func TombKey(id core.GroupID, token core.Token) []byte { return tombKey(id, token) }
 
+// FenceKey returns the key of id's fence, for tests that read fences as
+// badger holds them.
+func FenceKey(id core.GroupID) []byte { return fenceKey(id) }
+
 // Commits returns how many transactions s has committed, each one disk
 // sync, for tests and benchmarks that show how many writes share one.
 func (s *Store) Commits() uint64 { return s.c.commits.Load() }

@@ -45,6 +45,12 @@ const tombPrefix = "t/"
 // the token it removed. Kept with the tombstones' TTL.
 const removalPrefix = "r/"
 
+// fencePrefix starts the key of every id's fence: "f/" then the id; the
+// value is the greatest fence a request on the id carried
+// (core.CheckFence). No TTL: a fence is kept as long as the database, as a
+// coordinator may resume after any pause. Only point reads find fences.
+const fencePrefix = "f/"
+
 // Store is a core.Store in a badger database. Every write is synced to disk
 // before it returns. It is safe for concurrent use.
 //
@@ -66,6 +72,15 @@ const removalPrefix = "r/"
 // left them, by the wall clock, and removed by badger's compaction after
 // that. They are not bounded in number: each costs a few dozen bytes of
 // disk, for the TTL.
+//
+// It also keeps, for every id, the greatest fence a request on it carried
+// (core.WithFence, core.CheckFence), and refuses an older one with an
+// EStale error before any other rule, touching nothing. A fence is raised
+// in the transaction of the request's effect; a Get that raises one is a
+// write, through the committer, and a Get that does not stays a read. Fences
+// are keys of their own, with no TTL, kept as long as the database: each id
+// ever fenced costs one, about 15 bytes of disk in a table plus its id and
+// token.
 type Store struct {
 	db      *badgerdb.DB
 	c       *committer // the only writer of db
@@ -99,8 +114,9 @@ type config struct {
 }
 
 // WithoutTombstones makes a Store that keeps no tombstones and so fences
-// nothing, as the original server: for `rops serve --original`, and for
-// tests of what rops does against such a node.
+// nothing, as the original server: it ignores the fences requests carry,
+// and keeps none. For `rops serve --original`, and for tests of what rops
+// does against such a node.
 func WithoutTombstones() Option {
 	return func(c *config) { c.noTombstones = true }
 }
@@ -252,17 +268,21 @@ func (s *Store) TombstoneTTL() time.Duration { return s.ttl }
 // Create stores a record for id with token. It returns nil if the record is
 // new or a replay with the same token, an ErrExists error if id is held
 // with another token (and then leaves a tombstone for (id, token)), and an
-// ErrFenced error if id is not held and a tombstone for (id, token) is.
+// ErrFenced error if id is not held and a tombstone for (id, token) is. It
+// returns an EStale error, touching nothing, if ctx carries a fence older
+// than id's.
 func (s *Store) Create(ctx context.Context, id core.GroupID, token core.Token) error {
-	return s.c.do(ctx, &storeOp{s: s, id: id, token: token})
+	return s.c.do(ctx, &storeOp{s: s, id: id, token: token, fence: s.fenceOf(ctx)})
 }
 
 // Delete removes the record for id; a non-empty token makes it conditional on
 // the record holding that token. It returns an ErrNotFound error if there is
 // no such record. A conditional delete leaves a tombstone for (id, token)
-// even then; an unconditional one leaves one for the token it removed.
+// even then; an unconditional one leaves one for the token it removed. It
+// returns an EStale error, touching nothing, if ctx carries a fence older
+// than id's.
 func (s *Store) Delete(ctx context.Context, id core.GroupID, token core.Token) error {
-	return s.c.do(ctx, &storeOp{s: s, del: true, id: id, token: token})
+	return s.c.do(ctx, &storeOp{s: s, del: true, id: id, token: token, fence: s.fenceOf(ctx)})
 }
 
 // Removes reports whether the Store serves Remove: unless opened
@@ -276,30 +296,81 @@ func (s *Store) Removes() bool { return s.Fences() }
 // removed it, for the tombstones' TTL, and answers a later Remove(id,
 // before) from that record. It returns an ErrNotFound error if it removed
 // nothing, and an ErrExists error with the token held if that is not older
-// than before.
+// than before. It returns an EStale error, touching nothing and answering
+// no token, if ctx carries a fence older than id's.
 func (s *Store) Remove(ctx context.Context, id core.GroupID, before core.Token) (core.Token, error) {
-	op := &storeOp{s: s, remove: true, id: id, token: before}
+	op := &storeOp{s: s, remove: true, id: id, token: before, fence: s.fenceOf(ctx)}
 	err := s.c.do(ctx, op)
 	return op.answer, err
 }
 
-// storeOp is a Create, a Delete or a Remove, for the Store's committer.
+// fenceOf returns the fence ctx carries, if the Store fences: "" for none.
+func (s *Store) fenceOf(ctx context.Context) core.Token {
+	if s.noTombs {
+		return ""
+	}
+	return core.FenceOf(ctx)
+}
+
+// storeOp is a Create, a Delete, a Remove, or a Get that raises the id's
+// fence, for the Store's committer.
 type storeOp struct {
 	s      *Store
 	del    bool
 	remove bool
+	get    bool
 	id     core.GroupID
 	token  core.Token
-	answer core.Token // a Remove's: the token removed, or held if newer
+	fence  core.Token  // the request's, if the Store fences
+	answer core.Token  // a Remove's: the token removed, or held if newer
+	rec    core.Record // a Get's
 }
 
-// apply checks and sets the record, and the tombstone a delete leaves, in
-// txn. The check reads txn, which holds the earlier writes of the batch, so
-// two writes of one id in a batch act as if committed one after the other.
+// apply checks the request's fence, then checks and sets the record, and
+// the tombstone a delete leaves, in txn, and raises the fence with them.
+// The checks read txn, which holds the earlier writes of the batch, so two
+// writes of one id in a batch act as if committed one after the other.
 func (op *storeOp) apply(txn *badgerdb.Txn) (wrote bool, err error) {
+	raised, err := op.raiseFence(txn)
+	if err != nil {
+		return false, err
+	}
+	wrote, err = op.applyRules(txn)
+	return wrote || raised, err
+}
+
+// raiseFence applies core.CheckFence to op's fence and the id's, in txn,
+// and sets the id's fence to op's if it raises it. It goes first, so that
+// a stale request writes nothing, and so that, should the request's writes
+// then not fit the transaction (ErrTxnTooBig), the committer commits the
+// fence and applies op again, which finds it raised already.
+func (op *storeOp) raiseFence(txn *badgerdb.Txn) (bool, error) {
+	if op.fence == "" {
+		return false, nil
+	}
+	held, _, err := getValue(txn, fenceKey(op.id))
+	if err != nil {
+		return false, err
+	}
+	raise, err := core.CheckFence(op.id, core.Token(held), op.fence)
+	if !raise {
+		return false, err
+	}
+	return true, txn.Set(fenceKey(op.id), []byte(op.fence))
+}
+
+// applyRules is apply past the fence: the rules of the request's kind.
+func (op *storeOp) applyRules(txn *badgerdb.Txn) (wrote bool, err error) {
 	held, ok, err := get(txn, op.id)
 	if err != nil {
 		return false, err
+	}
+	if op.get {
+		if !ok {
+			return false, core.Errorf(core.ENotFound, "no group record %q", op.id)
+		}
+		op.rec = core.Record{ID: op.id, Token: held}
+		return false, nil
 	}
 	if op.remove {
 		return op.applyRemove(txn, held, ok)
@@ -399,6 +470,8 @@ func tombstoned(txn *badgerdb.Txn, id core.GroupID, token core.Token) (bool, err
 func (op *storeOp) fail(err error) error {
 	what := "create"
 	switch {
+	case op.get:
+		what = "get"
 	case op.remove:
 		what = "remove"
 	case op.del:
@@ -407,24 +480,34 @@ func (op *storeOp) fail(err error) error {
 	return op.s.internal(what, op.id, err)
 }
 
-// Get returns the record for id, or an ErrNotFound error.
+// Get returns the record for id, or an ErrNotFound error. It returns an
+// EStale error, and not the record, if ctx carries a fence older than
+// id's; a newer one it records, as a write would, in a synced transaction.
 func (s *Store) Get(ctx context.Context, id core.GroupID) (core.Record, error) {
 	if err := ctx.Err(); err != nil {
 		return core.Record{}, err
 	}
-	var rec core.Record
+	op := &storeOp{s: s, get: true, id: id, fence: s.fenceOf(ctx)}
+	raise := false
 	err := s.view("get", id, func(txn *badgerdb.Txn) error {
-		held, ok, err := get(txn, id)
-		switch {
-		case err != nil:
-			return err
-		case !ok:
-			return core.Errorf(core.ENotFound, "no group record %q", id)
+		if op.fence != "" {
+			held, _, err := getValue(txn, fenceKey(id))
+			if err != nil {
+				return err
+			}
+			if raise, err = core.CheckFence(id, core.Token(held), op.fence); err != nil || raise {
+				return err
+			}
 		}
-		rec = core.Record{ID: id, Token: held}
-		return nil
+		_, err := op.applyRules(txn)
+		return err
 	})
-	return rec, err
+	if raise {
+		// A read cannot write: the committer checks the fence again, in
+		// its transaction, and raises it there.
+		err = s.c.do(ctx, op)
+	}
+	return op.rec, err
 }
 
 // List returns up to limit records with ids greater than after, sorted
@@ -572,6 +655,11 @@ func getValue(txn *badgerdb.Txn, k []byte) (value string, ok bool, err error) {
 
 func key(id core.GroupID) []byte {
 	return append([]byte(recordPrefix), id...)
+}
+
+// fenceKey returns the key of id's fence; see fencePrefix.
+func fenceKey(id core.GroupID) []byte {
+	return append([]byte(fencePrefix), id...)
 }
 
 // tombKey returns the key of the tombstone for (id, token); see tombPrefix.
