@@ -291,6 +291,19 @@ func BenchmarkCreate(b *testing.B) {
 	benchCreate(b)
 }
 
+// BenchmarkCreateFenced is BenchmarkCreate with a fence on every Create,
+// which the Store keeps under a key of its own, in the same transaction.
+func BenchmarkCreateFenced(b *testing.B) {
+	var s *badger.Store
+	storetest.BenchCreateFenced(b, func(tb testing.TB) core.Store {
+		s = mustOpen(tb, tb.TempDir())
+		return s
+	})
+	if commits := s.Commits(); commits > 0 {
+		b.ReportMetric(float64(b.N)/float64(commits), "writes/commit")
+	}
+}
+
 // BenchmarkCreateNoSync shows what synced writes cost, against
 // BenchmarkCreate.
 func BenchmarkCreateNoSync(b *testing.B) {

@@ -9,8 +9,9 @@
 //		storetest.Run(t, func(tb testing.TB) core.Store { return memory.New() })
 //	}
 //
-// A Store that keeps tombstones (core.Fencer) runs the tombstone rules too,
-// and, if it lets the suite set its clock, their expiry:
+// A Store that keeps tombstones (core.Fencer) runs the tombstone rules and
+// the fence rules (core.CheckFence) too, and, if it lets the suite set its
+// clock, the tombstones' expiry:
 //
 //	storetest.RunWithOptions(t, open, storetest.Options{Fences: true,
 //		OpenWithClock: func(tb testing.TB, c core.Clock) core.Store {
@@ -52,7 +53,12 @@ type Options struct {
 	// held, with core.ErrFenced; a replay and other ids and tokens are
 	// not fenced. A Store that
 	// implements core.Fencer must also say that it fences, at the latest
-	// once it has answered a call.
+	// once it has answered a call. The fence rules are checked too
+	// (core.CheckFence): a request whose fence (core.WithFence) is older
+	// than one its id saw is refused with core.ErrStale, carrying the
+	// fence held, and touches nothing; reads raise the fence; a request
+	// without one is never refused; an id's fence outlives its record.
+	// Without Fences, the suite checks that fences are ignored.
 	Fences bool
 	// TTL is how long the Stores keep a tombstone (0:
 	// core.DefaultTombstoneTTL). Only the expiry checks use it.
@@ -107,6 +113,7 @@ func RunWithOptions(t *testing.T, open func(tb testing.TB) core.Store, opts Opti
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, open(t)) })
 	}
 	if !opts.Fences {
+		t.Run("FenceIgnored", func(t *testing.T) { testFenceIgnored(t, open(t)) })
 		return
 	}
 	for _, tc := range []struct {
@@ -126,6 +133,13 @@ func RunWithOptions(t *testing.T, open func(tb testing.TB) core.Store, opts Opti
 		{"RemoveRefusesNewer", testRemoveRefusesNewer},
 		{"RemoveMissing", testRemoveMissing},
 		{"RemoveConcurrentCopies", testRemoveConcurrentCopies},
+		{"FenceStaleRefused", testFenceStaleRefused},
+		{"FenceEqual", testFenceEqual},
+		{"FenceRaisedByGet", testFenceRaisedByGet},
+		{"FenceRaisedByRefusal", testFenceRaisedByRefusal},
+		{"FenceNone", testFenceNone},
+		{"FenceSurvivesDelete", testFenceSurvivesDelete},
+		{"FenceConcurrent", testFenceConcurrent},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, open(t)) })
 	}
@@ -919,8 +933,18 @@ func testJournalIsolated(t *testing.T, j core.Journal) {
 // BenchCreate measures Create of distinct ids from core.DefaultConcurrency
 // goroutines, as a bulk job drives a node.
 func BenchCreate(b *testing.B, open func(tb testing.TB) core.Store) {
+	benchCreate(b.Context(), b, open)
+}
+
+// BenchCreateFenced is BenchCreate with a fence on every Create, as the
+// coordinator sends them: a Store that fences keeps each new id's fence
+// with its record.
+func BenchCreateFenced(b *testing.B, open func(tb testing.TB) core.Store) {
+	benchCreate(core.WithFence(b.Context(), tokenA), b, open)
+}
+
+func benchCreate(ctx context.Context, b *testing.B, open func(tb testing.TB) core.Store) {
 	s := open(b)
-	ctx := b.Context()
 	var next atomic.Int64
 	b.ReportAllocs()
 	b.SetParallelism(max(1, core.DefaultConcurrency/runtime.GOMAXPROCS(0)))
