@@ -108,7 +108,16 @@ func (b *Breaker) observe(node string, now time.Time, err error) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.circuit(node).observe(now, ErrorCode(err) == EUnavailable, b.opts)
+	b.circuit(node).observe(now, unreachable(err), b.opts)
+}
+
+// unreachable reports whether err says a node cannot be reached: an
+// EUnavailable that is not the node's own answer asking the caller to wait
+// (a store whose tombstones are full answers so: it is up, and a retry
+// after the wait it asked for goes through, where a breaker would give up).
+func unreachable(err error) bool {
+	e, ok := errors.AsType[*Error](err)
+	return ok && e.Code == EUnavailable && !e.Overloaded && e.RetryAfter == 0
 }
 
 // circuit returns node's circuit; call it with b.mu held.

@@ -252,3 +252,29 @@ func TestBreakerNotSentAfterCancel(t *testing.T) {
 		}
 	})
 }
+
+// A node that asks the caller to wait (a store whose tombstones are full:
+// EUnavailable with RetryAfter) is up: its refusals never open the
+// breaker, so the operation backs off and goes through once it has room,
+// instead of giving up as on a node that is down.
+func TestBreakerIgnoresAskedWaits(t *testing.T) {
+	b := NewBreaker(BreakerOptions{Failures: 3, Window: time.Second, Cooldown: 2 * time.Second})
+	t0 := time.Unix(1e9, 0)
+	full := &Error{Code: EUnavailable, Message: "tombstones full", RetryAfter: time.Second, Overloaded: true}
+	for i := range 10 {
+		now := t0.Add(time.Duration(i) * 200 * time.Millisecond)
+		if err := b.admit("node01", now); err != nil {
+			t.Fatalf("request %d refused after asked-for waits: %v", i, err)
+		}
+		b.observe("node01", now, full)
+	}
+	down := &Error{Code: EUnavailable, Message: "node01 is down"}
+	for i := range 10 {
+		now := t0.Add(3*time.Second + time.Duration(i)*200*time.Millisecond)
+		if b.admit("node01", now) != nil {
+			return // a node that is down does open it
+		}
+		b.observe("node01", now, down)
+	}
+	t.Fatal("a node down never opened the breaker")
+}
