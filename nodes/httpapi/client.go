@@ -97,7 +97,10 @@ var sharedHTTP = sync.OnceValue(func() *http.Client { return NewHTTPClient(Defau
 //
 // A Client fences (core.Fencer) while the server says its node keeps
 // tombstones: a rops Server's answers for such a node carry a
-// Rops-Tombstones header; the original server's never do.
+// Rops-Tombstones header; the original server's never do. Every request of
+// one group record made under a fence (core.WithFence) carries it in a
+// Rops-Fence header, and a node's refusal of it as stale is an EStale error
+// with the node's fence.
 type Client struct {
 	name      string
 	base      string // without a trailing slash
@@ -217,7 +220,7 @@ func (c *Client) Delete(ctx context.Context, id core.GroupID, token core.Token) 
 // whatever was there (Removes said otherwise): it returns "" and nil.
 func (c *Client) Remove(ctx context.Context, id core.GroupID, before core.Token) (core.Token, error) {
 	path := "/group?" + queryOlderThan + "=" + url.QueryEscape(string(before))
-	resp, err := c.do(ctx, http.MethodDelete, path, groupBody(id), "")
+	resp, err := c.do(ctx, http.MethodDelete, path, groupBody(id), "", core.FenceOf(ctx))
 	if err != nil {
 		return "", err
 	}
@@ -301,9 +304,14 @@ func (c *Client) Ping(ctx context.Context) error {
 // send sends one request and returns the answer's body if read is set. An
 // answer that is not a success, or no answer, is returned as a core error
 // (statusError, transportError). Bodies are always drained and closed, so
-// that the connection goes back to the pool.
+// that the connection goes back to the pool. A request of one group record
+// carries ctx's fence.
 func (c *Client) send(ctx context.Context, o op, method, path string, body []byte, token core.Token, read bool) ([]byte, error) {
-	resp, err := c.do(ctx, method, path, body, token)
+	var fence core.Token
+	if o == opCreate || o == opDelete || o == opGet {
+		fence = core.FenceOf(ctx)
+	}
+	resp, err := c.do(ctx, method, path, body, token, fence)
 	if err != nil {
 		return nil, err
 	}
@@ -326,10 +334,11 @@ func (c *Client) send(ctx context.Context, o op, method, path string, body []byt
 	return data, nil
 }
 
-// do sends one request and returns the answer, whatever its status; the
-// caller must drain it. No answer is returned as a core error
+// do sends one request, with token in the timestamp header and fence in
+// Rops-Fence if they are not empty, and returns the answer, whatever its
+// status; the caller must drain it. No answer is returned as a core error
 // (transportError).
-func (c *Client) do(ctx context.Context, method, path string, body []byte, token core.Token) (*http.Response, error) {
+func (c *Client) do(ctx context.Context, method, path string, body []byte, token, fence core.Token) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -354,6 +363,12 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, token
 		// write that landed could then come back as a refused dial,
 		// "certainly not applied". The coordinator retries, knowing.
 		h[headerTimestamp] = []string{string(token)}
+	}
+	if fence != "" {
+		if !validHeaderValue(string(fence)) {
+			return nil, core.Errorf(core.EInvalid, "%s: invalid fence %q: it cannot travel in a header", c.name, fence)
+		}
+		h[headerFence] = []string{string(fence)}
 	}
 	req.Header = h
 	resp, err := c.http.Do(req)

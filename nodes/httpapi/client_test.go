@@ -63,6 +63,8 @@ var (
 func TestClientClassifies(t *testing.T) {
 	notFound := "No group record found with id '5'"
 	fenced := "Fenced: this group record was deleted with this timestamp; a create with it is refused."
+	stale := "Stale: a later holder of this group record's lock sent a greater fence; the request is refused."
+	const staleFence = "1700000002.000002"
 	html404 := "<!DOCTYPE html>\n<title>404 Not Found</title>\n<h1>Not Found</h1>"
 	for _, tc := range []struct {
 		name       string
@@ -118,6 +120,11 @@ func TestClientClassifies(t *testing.T) {
 		{"create 409 fenced", answerWith(409, fenced, ""), create, core.EFenced, 409, 0, fenced},
 		{"create 409 other", answerWith(409, "Conflict", ""), create, core.ERejected, 409, 0, "Conflict"},
 		{"delete 409 fenced", answerWith(409, fenced, ""), remove, core.ERejected, 409, 0, fenced},
+		// A stale request is refused on any call, and the node's fence
+		// comes back in the error (checked below).
+		{"create 409 stale", answerWith(409, stale, "", "Rops-Fence: "+staleFence), create, core.EStale, 409, 0, stale},
+		{"delete 409 stale", answerWith(409, stale, "", "Rops-Fence: "+staleFence), remove, core.EStale, 409, 0, stale},
+		{"get 409 stale", answerWith(409, stale, "", "Rops-Fence: "+staleFence), read, core.EStale, 409, 0, stale},
 		{"create 504", answerWith(504, "", ""), create, core.ETransient, 504, 0, "504 Gateway Timeout"},
 		{"create 599", answerWith(599, "", ""), create, core.ETransient, 599, 0, "599"},
 		{"create reset", reset, create, core.ETransient, 0, 0, "node01: POST /group: "},
@@ -159,6 +166,9 @@ func TestClientClassifies(t *testing.T) {
 			}
 			if got, want := err.Error(), tc.wantMsg; !strings.Contains(got, want) {
 				t.Errorf("message %q does not contain %q", got, want)
+			}
+			if e.Code == core.EStale && e.Fence != staleFence {
+				t.Errorf("Fence=%q, want the node's, %q", e.Fence, staleFence)
 			}
 		})
 	}
@@ -422,7 +432,7 @@ func TestClientRequests(t *testing.T) {
 	srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		var hdr []string
-		for _, k := range []string{"Node", "Timestamp", "Content-Type", "User-Agent", "Idempotency-Key"} {
+		for _, k := range []string{"Node", "Timestamp", "Rops-Fence", "Content-Type", "User-Agent", "Idempotency-Key"} {
 			if v, ok := r.Header[k]; ok {
 				hdr = append(hdr, k+"="+strings.Join(v, ","))
 			}
@@ -450,6 +460,9 @@ func TestClientRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := t.Context()
+	// Requests of one group record carry the fence of the operation they
+	// are made for; the others, and requests made for none, carry none.
+	fenced := core.WithFence(ctx, "1633806680.426601")
 	for _, call := range []func() error{
 		func() error { return c.Create(ctx, "5", "1633806680.426599") },
 		func() error { return c.Create(ctx, `a"b`, "1633806680.426599") },
@@ -460,6 +473,13 @@ func TestClientRequests(t *testing.T) {
 		func() error { _, err := c.List(ctx, "a&b", 0); return err },
 		func() error { _, err := c.Count(ctx); return err },
 		func() error { return c.Ping(ctx) },
+		func() error { return c.Create(fenced, "5", "1633806680.426599") },
+		func() error { return c.Delete(fenced, "5", "1633806680.426599") },
+		func() error { _, err := c.Remove(fenced, "5", "1633806680.426600"); return err },
+		func() error { _, err := c.Get(fenced, "5"); return err },
+		func() error { _, err := c.List(fenced, "", 0); return err },
+		func() error { _, err := c.Count(fenced); return err },
+		func() error { return c.Ping(fenced) },
 	} {
 		if err := call(); err != nil {
 			t.Fatal(err)
@@ -473,6 +493,13 @@ func TestClientRequests(t *testing.T) {
 		`GET /v1/group/a%3Fb Node=node01 User-Agent=test/1 `,
 		`GET /v1/group/%2E%2E Node=node01 User-Agent=test/1 `,
 		`GET /v1/groups?after=a%26b&limit=1000 Node=node01 User-Agent=test/1 `,
+		`GET /v1/stats Node=node01 User-Agent=test/1 `,
+		`GET /v1/ping Node=node01 User-Agent=test/1 `,
+		`POST /v1/group Node=node01 Timestamp=1633806680.426599 Rops-Fence=1633806680.426601 Content-Type=application/json User-Agent=test/1 {"groupId": "5"}`,
+		`DELETE /v1/group Node=node01 Timestamp=1633806680.426599 Rops-Fence=1633806680.426601 Content-Type=application/json User-Agent=test/1 {"groupId": "5"}`,
+		`DELETE /v1/group?older_than=1633806680.426600 Node=node01 Rops-Fence=1633806680.426601 Content-Type=application/json User-Agent=test/1 {"groupId": "5"}`,
+		`GET /v1/group/5 Node=node01 Rops-Fence=1633806680.426601 User-Agent=test/1 `,
+		`GET /v1/groups?after=&limit=1000 Node=node01 User-Agent=test/1 `,
 		`GET /v1/stats Node=node01 User-Agent=test/1 `,
 		`GET /v1/ping Node=node01 User-Agent=test/1 `,
 	}

@@ -9,9 +9,9 @@
 //
 //	GET    /ping, /ping/            200 PONG
 //	GET    /stats                   200 [true, {"node01": 0, "node02": 0}]
-//	GET    /group/<id>              200 {"groupId": "<id>", "timestamp": "<token>"}; 404
-//	POST   /group {"groupId": ...}  201 CREATED; 400 Perhaps the object exists.; 409 fenced
-//	DELETE /group {"groupId": ...}  200 OK; 404
+//	GET    /group/<id>              200 {"groupId": "<id>", "timestamp": "<token>"}; 404; 409 stale
+//	POST   /group {"groupId": ...}  201 CREATED; 400 Perhaps the object exists.; 409 fenced or stale
+//	DELETE /group {"groupId": ...}  200 OK; 404; 409 stale
 //	GET    /groups?after=&limit=    200 {"groups": [...], "next": "<id>" or null}
 //	GET    /groups?after=&stream=1  200 the same, every record after, written as read (stream.go)
 //	GET    /admin/faults            200 {"node01": {"error_rate": 0.2, ...}} (ServerOptions.Admin)
@@ -44,4 +44,14 @@
 // reset fault (faults.ErrReset) resets the TCP connection with
 // no answer, and a gateway fault (faults.ErrGateway) answers 502, 503 or 504
 // with nginx's HTML page and no rops header, as a proxy in front would.
+//
+// The optional "Rops-Fence" header of a request of one group record (GET,
+// POST or DELETE) carries the fence of the operation it is made for
+// (core.WithFence), a timestamp as the timestamp header's; a fence that is
+// repeated, over MaxTokenLen or not such a number gets 400. A node that
+// fences refuses a request whose fence is below one a later request on the
+// id carried with 409 "Stale: ..." and the node's fence in Rops-Fence,
+// which the Client returns as a core.EStale error with that Fence. Under
+// ServerOptions.Original, the server ignores Rops-Fence and sends no Rops-
+// header.
 package httpapi

@@ -69,6 +69,8 @@ func errorStatus(err error) (int, string) {
 		return http.StatusBadRequest, msgExists
 	case core.EFenced:
 		return http.StatusConflict, msgFenced
+	case core.EStale:
+		return http.StatusConflict, msgStale
 	case core.ENotFound:
 		return http.StatusNotFound, err.Error()
 	case core.ERejected, core.EInvalid:
@@ -92,7 +94,8 @@ func errorStatus(err error) (int, string) {
 // token, for a conditional delete), in the original's words: a missing
 // record names the id, a node that is down says so, and marks the answer
 // as not applied (markNotApplied). A 503 for any other reason, such as an
-// injected gateway fault, keeps its message and is not marked.
+// injected gateway fault, keeps its message and is not marked. A stale
+// request's 409 carries the node's fence (markStale).
 func nodeError(w http.ResponseWriter, node core.Node, err error, id core.GroupID, token core.Token) {
 	status, msg := errorStatus(err)
 	switch {
@@ -100,8 +103,22 @@ func nodeError(w http.ResponseWriter, node core.Node, err error, id core.GroupID
 		msg = notFoundMessage(string(id), string(token))
 	case status == http.StatusServiceUnavailable && markNotApplied(w, err):
 		msg = node.Name() + " is down"
+	case status == http.StatusConflict:
+		markStale(w, err)
 	}
 	writeError(w, status, msg)
+}
+
+// markStale puts the fence that err, an EStale error, says the node holds
+// in the answer's Rops-Fence header, where the Client reads it back into
+// core.Error.Fence. Any other error, or a fence that cannot travel in a
+// header, marks nothing.
+func markStale(w http.ResponseWriter, err error) {
+	e, ok := errors.AsType[*core.Error](err)
+	if !ok || e.Code != core.EStale || !validHeaderValue(string(e.Fence)) {
+		return
+	}
+	w.Header()[headerFence] = []string{string(e.Fence)}
 }
 
 // markNotApplied marks the answer to err as "not applied" (Rops-Applied:

@@ -232,6 +232,41 @@ func TestLateOverHTTP(t *testing.T) {
 	}
 }
 
+// TestLateOverHTTPFenced: a late request over HTTP carries its fence to
+// the node's store when it lands, and is refused there if a later holder
+// of the id has been since, as a request that really waited in a queue
+// would be: the Client sends Rops-Fence, the Server puts it in the
+// request's context, and the faulty node keeps it for the late apply.
+func TestLateOverHTTPFenced(t *testing.T) {
+	gate := &gateClock{fixedClock: clock, asked: make(chan time.Duration, 1), release: make(chan struct{})}
+	store, node, url, handled := faultyServer(t, faults.Faults{LateRate: 1, LateDelay: faults.Duration(3 * time.Second)}, gate, httpapi.ServerOptions{})
+	c, err := httpapi.NewClient(url, "node01", httpapi.ClientOptions{HTTP: newHTTPClient(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(core.WithFence(t.Context(), fence1))
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- c.Create(ctx, "5", "1700000001.000001") }()
+	<-gate.asked
+	cancel()
+	if err := <-done; !core.IsAmbiguous(err) {
+		t.Fatalf("Create=%v, want an ambiguous error for the client's end", err)
+	}
+	<-handled
+	// The later holder reads the node under its own, greater fence.
+	if _, err := store.Get(core.WithFence(t.Context(), fence2), "5"); !errors.Is(err, core.ErrNotFound) {
+		t.Fatalf("store.Get(5) under fence %s=%v, want ErrNotFound", fence2, err)
+	}
+	close(gate.release)
+	if err := node.Settle(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if rec, err := store.Get(t.Context(), "5"); !errors.Is(err, core.ErrNotFound) {
+		t.Fatalf("store.Get(5)=%v, %v after the delay, want ErrNotFound: the late create under fence %s landed after fence %s was seen", rec, err, fence1, fence2)
+	}
+}
+
 // TestAdminNewFaults checks that PUT /admin/faults takes the new faults,
 // and refuses what Faults.Validate refuses, saying why.
 func TestAdminNewFaults(t *testing.T) {

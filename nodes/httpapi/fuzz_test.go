@@ -8,34 +8,42 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/reliable-ops/rops/core"
 	"github.com/reliable-ops/rops/nodes/httpapi"
 )
 
-// FuzzServer sends arbitrary requests to a server without faults: it must
-// never panic nor answer 5xx, and every answer must be a documented success
-// or the JSON error shape.
+// FuzzServer sends arbitrary requests to a server without faults, whose
+// nodes fence: it must never panic nor answer 5xx, every answer must be a
+// documented success or the JSON error shape, and a stale request's 409
+// must name the node's fence. The server is shared
+// by the inputs, so a fence one input sent can make another's stale.
 func FuzzServer(f *testing.F) {
-	for _, s := range [][5]string{
-		{"GET", "/v1/ping", "", "", ""},
-		{"GET", "/v1/stats", "", "", ""},
-		{"GET", "/v1/group/5", "node01", "", ""},
-		{"GET", "/v1/group/%2E%2E", "node02", "", ""},
-		{"POST", "/v1/group", "node01", "1700000000.000001", `{"groupId": "5"}`},
-		{"POST", "/group", "node01", "", `{"groupId": 5}`},
-		{"POST", "/v1/group", "node09", "", `{"groupId": "5"}`},
-		{"DELETE", "/v1/group", "node01", "1700000000.000001", `{"groupId": "5"}`},
-		{"DELETE", "/v1/group", "", "", `{"groupId": `},
-		{"DELETE", "/v1/group?older_than=1700000000.000002", "node01", "", `{"groupId": "5"}`},
-		{"DELETE", "/group?older_than=1e9&older_than=", "node02", "1", `{"groupId": "5"}`},
-		{"GET", "/v1/groups?after=4&limit=2", "node03", "", ""},
-		{"GET", "/v1/groups?limit=-1", "node03", "", ""},
-		{"PUT", "/v1/admin/faults", "", "", `{"node01": {"down": true}}`},
-		{"PATCH", "/v1/nope", "", "", ""},
+	for _, s := range [][6]string{
+		{"GET", "/v1/ping", "", "", "", ""},
+		{"GET", "/v1/stats", "", "", "", ""},
+		{"GET", "/v1/group/5", "node01", "", "", ""},
+		{"GET", "/v1/group/%2E%2E", "node02", "", "", ""},
+		{"POST", "/v1/group", "node01", "1700000000.000001", `{"groupId": "5"}`, ""},
+		{"POST", "/group", "node01", "", `{"groupId": 5}`, ""},
+		{"POST", "/v1/group", "node09", "", `{"groupId": "5"}`, ""},
+		{"DELETE", "/v1/group", "node01", "1700000000.000001", `{"groupId": "5"}`, ""},
+		{"DELETE", "/v1/group", "", "", `{"groupId": `, ""},
+		{"DELETE", "/v1/group?older_than=1700000000.000002", "node01", "", `{"groupId": "5"}`, ""},
+		{"DELETE", "/group?older_than=1e9&older_than=", "node02", "1", `{"groupId": "5"}`, ""},
+		{"GET", "/v1/groups?after=4&limit=2", "node03", "", "", ""},
+		{"GET", "/v1/groups?limit=-1", "node03", "", "", ""},
+		{"PUT", "/v1/admin/faults", "", "", `{"node01": {"down": true}}`, ""},
+		{"PATCH", "/v1/nope", "", "", "", ""},
+		{"GET", "/v1/group/5", "node01", "", "", "1700000002.000002"},
+		{"POST", "/v1/group", "node01", "1700000000.000001", `{"groupId": "5"}`, "1700000002.000001"},
+		{"DELETE", "/v1/group?older_than=1700000000.000002", "node01", "", `{"groupId": "5"}`, "1700000002"},
+		{"POST", "/v1/group", "node01", "", `{"groupId": "6"}`, "1e9"},
+		{"GET", "/v1/group/6", "node02", "", "", "-1.5"},
 	} {
-		f.Add(s[0], s[1], s[2], s[3], s[4])
+		f.Add(s[0], s[1], s[2], s[3], s[4], s[5])
 	}
 	srv := httpapi.NewServer(memoryNodes(names...), httpapi.ServerOptions{})
-	f.Fuzz(func(t *testing.T, method, target, node, timestamp, body string) {
+	f.Fuzz(func(t *testing.T, method, target, node, timestamp, body, fence string) {
 		u, err := url.ParseRequestURI(target)
 		if err != nil || method == "" || !isToken(method) {
 			t.Skip("not a request a server would pass on")
@@ -43,7 +51,7 @@ func FuzzServer(f *testing.F) {
 		r := httptest.NewRequest(http.MethodGet, "/", nil)
 		r.Method, r.URL, r.RequestURI = method, u, target
 		r.Body, r.ContentLength = io.NopCloser(strings.NewReader(body)), int64(len(body))
-		for k, v := range map[string]string{"Node": node, "Timestamp": timestamp} {
+		for k, v := range map[string]string{"Node": node, "Timestamp": timestamp, "Rops-Fence": fence} {
 			if v = strings.TrimSpace(v); v != "" && isHeaderValue(v) {
 				r.Header.Set(k, v)
 			}
@@ -54,6 +62,12 @@ func FuzzServer(f *testing.F) {
 			t.Fatalf("%s %s: %d %s", method, target, w.Code, w.Body)
 		}
 		checkAnswer(t, w.Code, w.Header(), w.Body.Bytes())
+		if w.Code == http.StatusConflict && strings.Contains(w.Body.String(), "Stale") {
+			sent := core.Token(r.Header.Get("Rops-Fence"))
+			if got := core.Token(w.Header().Get("Rops-Fence")); core.CompareTokens(got, sent) <= 0 {
+				t.Fatalf("%s %s under fence %q: stale, with Rops-Fence %q: want the node's fence, above the request's", method, target, sent, got)
+			}
+		}
 	})
 }
 

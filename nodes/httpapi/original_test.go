@@ -81,6 +81,12 @@ func TestOriginalGolden(t *testing.T) {
 			post(`{"groupId": "5"}`, n1, "Timestamp: 1700000002.000001"),
 			get("/v1/stats"),
 		}},
+		// The original ignores Rops-Fence, and fences nothing.
+		{name: "original-fence", reqs: []request{
+			get("/v1/group/5", n1, "Rops-Fence: "+fence2),
+			del(`{"groupId": "5"}`, n1, "Timestamp: "+heldToken, "Rops-Fence: "+fence1),
+			post(`{"groupId": "9"}`, n1, "Timestamp: 1700000001.000001", "Rops-Fence: soon"),
+		}},
 		{name: "original-down", faults: faults.Faults{Down: true}, reqs: []request{
 			get("/v1/group/5", n1), post(`{"groupId": "9"}`, n1), get("/v1/stats"),
 		}},
@@ -120,7 +126,7 @@ func originalExchange(t *testing.T, h http.Handler, req request, b *strings.Buil
 	fmt.Fprintf(b, ">>> %s %s\n", req.method, req.path)
 	for _, kv := range req.header {
 		k, v, _ := strings.Cut(kv, ": ")
-		r.Header.Set(k, v)
+		r.Header.Add(k, v)
 		fmt.Fprintf(b, "%s\n", kv)
 	}
 	if req.body != "" {

@@ -56,6 +56,20 @@ const (
 	// timestamp is not older: nothing is removed.
 	msgNewer = "Newer: this group record's timestamp is not older than older_than; it is not deleted."
 
+	// headerFence carries, on a request of POST, DELETE or GET of one
+	// group record, the fence of the operation on whose behalf it is made
+	// (core.WithFence), a timestamp as the timestamp header's; the Server
+	// puts it in the request's context for the node to check. On the 409
+	// of a request that the node refused as stale (msgStale), it carries
+	// the id's fence that the node holds (core.Error.Fence). Canonical
+	// form. The original server ignores it.
+	headerFence = "Rops-Fence"
+	// msgStale answers, with 409, a request whose fence is below the one
+	// a later holder of the id's lock sent (core.EStale): nothing was
+	// applied, and retrying cannot help. Not the original's: it had no
+	// fences.
+	msgStale = "Stale: a later holder of this group record's lock sent a greater fence; the request is refused."
+
 	// DefaultListLimit is the page size of GET /groups without limit=.
 	DefaultListLimit = 1000
 	// MaxListLimit is the largest limit= GET /groups accepts.

@@ -54,9 +54,10 @@ type ServerOptions struct {
 	// /group/<id> answers {"groupId":"<id>"} without the timestamp, GET
 	// /groups, GET /ping/ and every unknown route answer Flask's HTML 404, a POST of
 	// an id the node holds answers 400 "exists" even with the record's
-	// own timestamp (no replay), and answers carry no Rops- header (no
-	// Rops-Tombstones, no Rops-Applied on a node's 503). The stores
-	// underneath still keep tombstones; a create they fence answers 500.
+	// own timestamp (no replay), answers carry no Rops- header (no
+	// Rops-Tombstones, no Rops-Applied on a node's 503), and a request's
+	// Rops-Fence is ignored. The stores underneath still
+	// keep tombstones; a create they fence answers 500.
 	Original bool
 	// Metrics serves GET /metrics, the Prometheus text format of the
 	// server's own registry: requests by node, route, status and injected
@@ -387,6 +388,32 @@ func token(w http.ResponseWriter, r *http.Request) (core.Token, bool) {
 	return core.Token(v[0]), true
 }
 
+// fence returns the context of r for its node: r's, carrying the fence of
+// r's Rops-Fence header if any (core.WithFence). It answers 400 if the
+// header is repeated, too long or not a timestamp as the timestamp
+// header's: a fence is compared with the fences the node holds, and one
+// that named no moment would sort below them all. The original ignores the
+// header, and so does its imitation.
+func (s *Server) fence(w http.ResponseWriter, r *http.Request) (context.Context, bool) {
+	v := r.Header[headerFence]
+	if len(v) == 0 || s.original {
+		return r.Context(), true
+	}
+	switch {
+	case len(v) > 1:
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("the Rops-Fence header is given %d times: give it once", len(v)))
+	case len(v[0]) > MaxTokenLen:
+		writeError(w, http.StatusBadRequest,
+			fmt.Sprintf("the Rops-Fence header is %d bytes long: the limit is %d", len(v[0]), MaxTokenLen))
+	case v[0] != "" && !isDecimal(v[0]):
+		writeError(w, http.StatusBadRequest,
+			fmt.Sprintf("invalid Rops-Fence header %s: give the token of the operation holding the id, a non-negative decimal number of seconds such as 1633786070.879454", quoteClipped(v[0], 40)))
+	default:
+		return core.WithFence(r.Context(), core.Token(v[0])), true
+	}
+	return nil, false
+}
+
 // isDecimal reports whether s is digits, with a fraction after a '.' if any:
 // no sign, exponent, NaN or infinity.
 func isDecimal(s string) bool {
@@ -407,41 +434,45 @@ func allDigits(s string) bool {
 }
 
 // groupRequest reads what POST and DELETE /group need: the node, the id in
-// the body and the token in the header, answering the request if any is
-// wrong.
-func (s *Server) groupRequest(w http.ResponseWriter, r *http.Request) (core.Node, core.GroupID, core.Token, bool) {
+// the body, the token in the header and the context that carries the
+// fence (Server.fence), answering the request if any is wrong.
+func (s *Server) groupRequest(w http.ResponseWriter, r *http.Request) (context.Context, core.Node, core.GroupID, core.Token, bool) {
 	n, ok := s.node(w, r)
 	if !ok {
-		return nil, "", "", false
+		return nil, nil, "", "", false
 	}
 	tok, ok := token(w, r)
 	if !ok {
-		return nil, "", "", false
+		return nil, nil, "", "", false
+	}
+	ctx, ok := s.fence(w, r)
+	if !ok {
+		return nil, nil, "", "", false
 	}
 	buf, herr := readBody(r, s.maxBody)
 	if herr != nil {
 		writeHTTPError(w, herr)
-		return nil, "", "", false
+		return nil, nil, "", "", false
 	}
 	id, herr := decodeGroupRequest(buf.Bytes())
 	bufPool.Put(buf)
 	if herr != nil {
 		writeHTTPError(w, herr)
-		return nil, "", "", false
+		return nil, nil, "", "", false
 	}
-	return n, id, tok, true
+	return ctx, n, id, tok, true
 }
 
 func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
-	n, id, tok, ok := s.groupRequest(w, r)
+	ctx, n, id, tok, ok := s.groupRequest(w, r)
 	if !ok {
 		return
 	}
 	if tok == "" {
 		tok = s.tokens.Next()
 	}
-	held := s.original && holds(r.Context(), n, id)
-	err := n.Create(r.Context(), id, tok)
+	held := s.original && holds(ctx, n, id)
+	err := n.Create(ctx, id, tok)
 	switch {
 	case err == nil && held:
 		// The original has no replay: it finds the id and refuses.
@@ -457,7 +488,7 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) {
-	n, id, tok, ok := s.groupRequest(w, r)
+	ctx, n, id, tok, ok := s.groupRequest(w, r)
 	if !ok {
 		return
 	}
@@ -465,12 +496,12 @@ func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) {
 		// The original ignores the query, and so does its imitation.
 		if before, given := olderThan(w, r, tok); given {
 			if before != "" {
-				s.remove(w, r, n, id, before)
+				s.remove(ctx, w, n, id, before)
 			}
 			return
 		}
 	}
-	if err := n.Delete(r.Context(), id, tok); err != nil {
+	if err := n.Delete(ctx, id, tok); err != nil {
 		groupError(w, n, err, id, tok)
 		return
 	}
@@ -504,14 +535,14 @@ func olderThan(w http.ResponseWriter, r *http.Request, tok core.Token) (core.Tok
 // record's timestamp in Rops-Removed, 404 as a DELETE that finds nothing,
 // 409 msgNewer with the record's timestamp in Rops-Held, or 501 from a node
 // that does not serve it.
-func (s *Server) remove(w http.ResponseWriter, r *http.Request, n core.Node, id core.GroupID, before core.Token) {
+func (s *Server) remove(ctx context.Context, w http.ResponseWriter, n core.Node, id core.GroupID, before core.Token) {
 	rm, ok := n.(core.Remover)
 	if !ok || !s.removes[n.Name()] {
 		writeError(w, http.StatusNotImplemented,
 			fmt.Sprintf("%s keeps no tombstones: it cannot delete older_than; send a timestamp header instead", n.Name()))
 		return
 	}
-	tok, err := rm.Remove(r.Context(), id, before)
+	tok, err := rm.Remove(ctx, id, before)
 	switch {
 	case err == nil:
 		w.Header()[headerRemoved] = []string{string(tok)}
@@ -530,6 +561,10 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request, escaped strin
 	if !ok {
 		return
 	}
+	ctx, ok := s.fence(w, r)
+	if !ok {
+		return
+	}
 	raw, err := url.PathUnescape(escaped)
 	if err != nil {
 		writeError(w, http.StatusNotAcceptable, fmt.Sprintf("invalid group id %q in the path: %v", escaped, err))
@@ -540,7 +575,7 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request, escaped strin
 		writeHTTPError(w, herr)
 		return
 	}
-	rec, err := n.Get(r.Context(), id)
+	rec, err := n.Get(ctx, id)
 	if err != nil {
 		groupError(w, n, err, id, "")
 		return
@@ -647,8 +682,9 @@ func (w originalWriter) Write(b []byte) (int, error) {
 
 func (w originalWriter) strip() {
 	h := w.Header()
-	delete(h, headerApplied)
-	delete(h, headerTombstones)
+	for _, k := range [...]string{headerApplied, headerTombstones, headerRemoves, headerFence} {
+		delete(h, k)
+	}
 }
 
 // Unwrap lets http.ResponseController reach the connection's writer.

@@ -42,11 +42,12 @@ const maxRetryAfter = time.Hour
 // terms: the code, RetryAfter, and Overloaded for a 429 (a Retry-After is
 // an overload signal of its own).
 //
-// A 400 to a POST is ErrExists, a 409 to a POST ErrFenced, and a 404 to a
-// GET or DELETE of a record ErrNotFound only with the server's own message:
-// a proxy's 400 or 409 or the 404 of a wrong URL must not pass for
-// "someone else's record", "never will be" or "already gone", which the
-// coordinator would count as settled. 408, 429 and 5xx are transient (a
+// A 400 to a POST is ErrExists, a 409 to a POST ErrFenced, a 409 to any
+// call ErrStale (with the node's fence, from Rops-Fence, in Fence), and a
+// 404 to a GET or DELETE of a record ErrNotFound only with the server's own
+// message: a proxy's 400 or 409 or the 404 of a wrong URL must not pass for
+// "someone else's record", "never will be", "refused for good" or "already
+// gone", which the coordinator would count as settled. 408, 429 and 5xx are transient (a
 // write may have been applied), and so is a 503 unless a rops server marks
 // it as its node's own "down" (Rops-Applied: false): a proxy answers 503
 // too, sometimes after it forwarded the request. Only the marked 503 is
@@ -68,6 +69,11 @@ func statusError(o op, status int, h http.Header, body []byte, now time.Time) er
 		e.Code = core.EExists
 	case status == http.StatusConflict && o == opCreate && msg == msgFenced:
 		e.Code = core.EFenced
+	case status == http.StatusConflict && msg == msgStale:
+		e.Code = core.EStale
+		if v := h[headerFence]; len(v) == 1 {
+			e.Fence = core.Token(v[0])
+		}
 	case status == http.StatusNotFound && (o == opGet || o == opDelete) && strings.HasPrefix(msg, msgNotFound):
 		e.Code = core.ENotFound
 	case status == http.StatusNotFound && o == opList, status == http.StatusNotImplemented:

@@ -246,7 +246,7 @@ func (c *Client) List(ctx context.Context, after core.GroupID, limit int) ([]cor
 // fn with each record of the answer as it arrives, until fn returns false
 // (stopped). next is the answer's "next", "" if null.
 func (c *Client) groups(ctx context.Context, path string, after core.GroupID, fn func(core.Record) bool) (next core.GroupID, stopped bool, err error) {
-	resp, err := c.do(ctx, http.MethodGet, path, nil, "")
+	resp, err := c.do(ctx, http.MethodGet, path, nil, "", "")
 	if err != nil {
 		return "", false, err
 	}
