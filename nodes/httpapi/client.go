@@ -95,24 +95,41 @@ var sharedHTTP = sync.OnceValue(func() *http.Client { return NewHTTPClient(Defau
 // returns an EUnsupported error (core.Coordinator.Stats then compares
 // counts). A Client is safe for concurrent use.
 //
-// A Client fences (core.Fencer) while the server says its node keeps
-// tombstones: a rops Server's answers for such a node carry a
-// Rops-Tombstones header; the original server's never do. Every request of
-// one group record made under a fence (core.WithFence) carries it in a
-// Rops-Fence header, and a node's refusal of it as stale is an EStale error
-// with the node's fence.
+// A Client fences (core.Fencer) and deletes without a read (core.Remover)
+// as the node said it can, in the Rops- headers a rops Server puts on every
+// answer; the original server's answers carry none. It keeps what the node
+// said until the node says otherwise: an answer that may not be the node's,
+// such as a proxy's 502 page, changes nothing (see noteCapabilities). Every
+// request of one group record made under a fence (core.WithFence) carries
+// it in a Rops-Fence header, and a node's refusal of it as stale is an
+// EStale error with the node's fence.
 type Client struct {
 	name      string
 	base      string // without a trailing slash
 	http      *http.Client
 	node      []string // header values, built once
 	userAgent []string
-	// tombstones is the tombstone retention the last answer announced
-	// (a time.Duration), 0 if it announced none.
-	tombstones atomic.Int64
-	// removes is whether the last answer announced older_than deletes.
-	removes atomic.Bool
+	// caps is what the node last said it can do; never nil.
+	caps atomic.Pointer[capabilities]
 }
+
+// capabilities is what a node said it can do, as one value, so that an
+// answer replaces all of it at once.
+type capabilities struct {
+	// protocol is the version of rops' extensions the node speaks: the
+	// Rops-Protocol header's, 1 for a rops server of version 1 (which
+	// sent Rops-Tombstones but no version), 0 for a server that
+	// announces none.
+	protocol int
+	// tombstones is the node's tombstone retention, 0 if it keeps none.
+	tombstones time.Duration
+	// removes is whether the node serves older_than deletes.
+	removes bool
+}
+
+// noCapabilities is what a Client knows before any answer, and what a
+// server that announces nothing can do.
+var noCapabilities = &capabilities{}
 
 var (
 	_ core.Node    = (*Client)(nil)
@@ -154,6 +171,7 @@ func NewClient(baseURL, node string, opts ClientOptions) (*Client, error) {
 	if c.http == nil {
 		c.http = sharedHTTP()
 	}
+	c.caps.Store(noCapabilities)
 	if opts.UserAgent == "" {
 		c.userAgent[0] = DefaultUserAgent
 	}
@@ -166,35 +184,89 @@ func (c *Client) Name() string { return c.name }
 // URL returns the server's base URL, without a trailing slash.
 func (c *Client) URL() string { return c.base }
 
-// Fences reports whether the last answer from the server said that the
-// node keeps tombstones. It is false until a first answer, against the
-// original server, and after an answer from something else on the way,
-// such as a proxy's error: a caller then assumes no fencing, the safe side.
-func (c *Client) Fences() bool { return c.tombstones.Load() > 0 }
+// Fences reports whether the node said that it keeps tombstones, in the
+// last answer that was its own word (see noteCapabilities). It is false
+// until a first such answer, and against the original server.
+func (c *Client) Fences() bool { return c.caps.Load().tombstones > 0 }
 
-// TombstoneTTL returns how long the node keeps a tombstone, as the last
-// answer from the server said; 0 if it said none (see Fences).
-func (c *Client) TombstoneTTL() time.Duration { return time.Duration(c.tombstones.Load()) }
+// TombstoneTTL returns how long the node keeps a tombstone, as it said
+// (see Fences); 0 if it said none.
+func (c *Client) TombstoneTTL() time.Duration { return c.caps.Load().tombstones }
 
-// noteTombstones records what an answer's header says of tombstones, and
-// of older_than deletes, which need them. A value that is not a positive
-// duration counts as none.
-func (c *Client) noteTombstones(h http.Header) {
-	var ttl time.Duration
+// Removes reports whether the node said that it serves deletes without a
+// read (core.Remover), as Fences: false until a first answer, and against
+// the original server.
+func (c *Client) Removes() bool { return c.caps.Load().removes }
+
+// Protocol returns the version of rops' extensions the node said it speaks
+// (see Fences): that of its Rops-Protocol header, 2 for a Server of this
+// package; 1 for a rops server of version 1, which announced tombstones
+// but no version; 0 for a server that announces none, such as the
+// original, and before any answer. docs/protocol.md lists the versions.
+func (c *Client) Protocol() int { return c.caps.Load().protocol }
+
+// noteCapabilities records what an answer of status with header h says the
+// node can do, according to who said it.
+//
+//   - An answer with Rops-Protocol (a positive version) is a rops node's
+//     own, and says all the node can do now: it replaces what was noted,
+//     less as well as more. A node restarted over a store that keeps no
+//     tombstones says so, and must not be relied on for them.
+//   - One without it but with Rops-Tombstones comes from a rops server of
+//     version 1, which put that header on every answer for a node that
+//     keeps tombstones: it says the same, as version 1 said it.
+//   - A success with neither comes from a server that announces nothing:
+//     the original, say, put behind the URL in place of a rops node. No
+//     proxy makes a success of its own (it passes the node's on, headers
+//     and all), and a rops node marks every answer, so this is the node's
+//     word too, and it says "nothing": what was noted is dropped.
+//   - Any other answer may not be the node's: a proxy's 502, 503 or 504
+//     page, a rate limiter's 429, a redirect. It changes nothing.
+//
+// Why keep a capability past an answer that is not the node's: what the
+// node said holds until the node says otherwise, and a proxy's page says
+// nothing of it. Dropping it there (as the Client did before protocol 2)
+// made one proxy error turn fencing off for the next operation, whose undo
+// then waited out the whole request lifetime. Why drop it on any answer
+// that is the node's, even one without a version: a capability kept too
+// long is the unsafe error (an undo that trusts tombstones the node does
+// not keep, an older_than delete that the original runs unconditionally),
+// one dropped too soon only a slow one. A value that is not a positive
+// duration counts as no tombstones; older_than deletes need tombstones.
+func (c *Client) noteCapabilities(status int, h http.Header) {
+	next := capabilities{protocol: protocolOf(h[headerProtocol])}
+	switch {
+	case next.protocol > 0:
+	case len(h[headerTombstones]) > 0:
+		next.protocol = 1
+	case status >= 200 && status < 300:
+	default:
+		return
+	}
 	if v := h[headerTombstones]; len(v) > 0 {
 		if d, err := time.ParseDuration(v[0]); err == nil && d > 0 {
-			ttl = d
+			next.tombstones = d
 		}
 	}
-	c.tombstones.Store(int64(ttl))
 	v := h[headerRemoves]
-	c.removes.Store(ttl > 0 && len(v) > 0 && v[0] == removesOn[0])
+	next.removes = next.tombstones > 0 && len(v) > 0 && v[0] == removesOn[0]
+	if *c.caps.Load() != next {
+		c.caps.Store(&next)
+	}
 }
 
-// Removes reports whether the last answer from the server said that the
-// node serves deletes without a read (core.Remover): false until a first
-// answer, and against the original server.
-func (c *Client) Removes() bool { return c.removes.Load() }
+// protocolOf returns the version that the values v of a Rops-Protocol
+// header say, 0 if there are none or the first is not a decimal number.
+func protocolOf(v []string) int {
+	if len(v) == 0 || !allDigits(v[0]) {
+		return 0
+	}
+	n, err := strconv.Atoi(v[0])
+	if err != nil {
+		return 0
+	}
+	return n
+}
 
 // Create sends POST /group with id and token. It returns ErrExists if the
 // node holds id with another token, and ErrFenced if a rops node refuses
@@ -375,7 +447,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, token
 	if err != nil {
 		return nil, c.transportError(ctx, method, path, err, wt.wrote.Load())
 	}
-	c.noteTombstones(resp.Header)
+	c.noteCapabilities(resp.StatusCode, resp.Header)
 	return resp, nil
 }
 

@@ -610,9 +610,12 @@ func TestClientRefusedAfterWrite(t *testing.T) {
 	}
 }
 
-// TestClientFences checks that a Client fences while the last answer says
-// its node keeps tombstones, and says for how long: a rops server's answers
-// do, whatever their status; a proxy's page or a bad value does not.
+// TestClientFences checks that a Client fences while its node says it
+// keeps tombstones, and says for how long: a rops server's answers do,
+// whatever their status (here a server of protocol 1, which sent no
+// Rops-Protocol); a bad value says it keeps none; an answer without the
+// header, such as a proxy's 500, says nothing, and what the node said
+// holds (TestClientCapabilitiesPinned has the other answers).
 func TestClientFences(t *testing.T) {
 	ttl := "10m0s"
 	var mu sync.Mutex
@@ -634,7 +637,7 @@ func TestClientFences(t *testing.T) {
 		want   time.Duration
 	}{
 		{"10m0s", 10 * time.Minute},
-		{"", 0},
+		{"", 10 * time.Minute},
 		{"1h", time.Hour},
 		{"soon", 0},
 		{"-1m", 0},

@@ -51,7 +51,10 @@
 // repeated, over MaxTokenLen or not such a number gets 400. A node that
 // fences refuses a request whose fence is below one a later request on the
 // id carried with 409 "Stale: ..." and the node's fence in Rops-Fence,
-// which the Client returns as a core.EStale error with that Fence. Under
+// which the Client returns as a core.EStale error with that Fence. Every
+// answer of a Server carries "Rops-Protocol: 2", the version of these
+// extensions, by which a Client tells a node's answer from a proxy's and
+// keeps what the node said it can do (Client.Protocol). Under
 // ServerOptions.Original, the server ignores Rops-Fence and sends no Rops-
-// header.
+// header. docs/protocol.md describes the extensions and their versions.
 package httpapi

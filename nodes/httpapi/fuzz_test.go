@@ -14,9 +14,9 @@ import (
 
 // FuzzServer sends arbitrary requests to a server without faults, whose
 // nodes fence: it must never panic nor answer 5xx, every answer must be a
-// documented success or the JSON error shape, and a stale request's 409
-// must name the node's fence. The server is shared
-// by the inputs, so a fence one input sent can make another's stale.
+// documented success or the JSON error shape and carry Rops-Protocol, and
+// a stale request's 409 must name the node's fence. The server is shared by
+// the inputs, so a fence one input sent can make another's stale.
 func FuzzServer(f *testing.F) {
 	for _, s := range [][6]string{
 		{"GET", "/v1/ping", "", "", "", ""},
@@ -62,6 +62,9 @@ func FuzzServer(f *testing.F) {
 			t.Fatalf("%s %s: %d %s", method, target, w.Code, w.Body)
 		}
 		checkAnswer(t, w.Code, w.Header(), w.Body.Bytes())
+		if got := w.Header().Values("Rops-Protocol"); len(got) != 1 || got[0] != "2" {
+			t.Fatalf("%s %s: %d with Rops-Protocol %q, want \"2\"", method, target, w.Code, got)
+		}
 		if w.Code == http.StatusConflict && strings.Contains(w.Body.String(), "Stale") {
 			sent := core.Token(r.Header.Get("Rops-Fence"))
 			if got := core.Token(w.Header().Get("Rops-Fence")); core.CompareTokens(got, sent) <= 0 {

@@ -323,8 +323,9 @@ func exchange(t *testing.T, h http.Handler, req request, b *strings.Builder) {
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, r)
 	fmt.Fprintf(b, "<<< %d\n", w.Code)
-	// Rops-Removes is left out: it is on every answer of a rops node
-	// (TestRemoveAnnounced checks it).
+	// Rops-Removes and Rops-Protocol are left out: they are on every
+	// answer of a rops node (TestRemoveAnnounced and
+	// TestServerProtocolHeader check them).
 	for _, k := range []string{"Content-Type", "Allow", "Retry-After", "Rops-Tombstones", "Rops-Applied", "Rops-Removed", "Rops-Held", "Rops-Fence"} {
 		if v := w.Header().Get(k); v != "" {
 			fmt.Fprintf(b, "%s: %s\n", k, v)

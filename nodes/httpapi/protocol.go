@@ -56,6 +56,19 @@ const (
 	// timestamp is not older: nothing is removed.
 	msgNewer = "Newer: this group record's timestamp is not older than older_than; it is not deleted."
 
+	// headerProtocol is on every answer of a Server that is not the
+	// original's imitation, with the version of rops' extensions it
+	// speaks, protocolVersion (canonical form). A Client takes an answer
+	// that carries it for its node's own word on what the node can do
+	// (noteCapabilities); a proxy's page never carries it. Version 1,
+	// which sent no such header, announced tombstones (Rops-Tombstones)
+	// and older_than deletes (Rops-Removes); 2 adds fences (Rops-Fence).
+	// docs/protocol.md describes the versions.
+	headerProtocol = "Rops-Protocol"
+	// protocolVersion is the version of rops' extensions this package
+	// speaks.
+	protocolVersion = 2
+
 	// headerFence carries, on a request of POST, DELETE or GET of one
 	// group record, the fence of the operation on whose behalf it is made
 	// (core.WithFence), a timestamp as the timestamp header's; the Server
@@ -96,8 +109,9 @@ func notFoundMessage(id, token string) string {
 var (
 	contentJSON = []string{"application/json"}
 	contentText = []string{"text/plain; charset=utf-8"}
-	notApplied  = []string{"false"}        // the value of headerApplied
-	removesOn   = []string{queryOlderThan} // the value of headerRemoves
+	notApplied  = []string{"false"}                       // the value of headerApplied
+	removesOn   = []string{queryOlderThan}                // the value of headerRemoves
+	protocolOn  = []string{strconv.Itoa(protocolVersion)} // the value of headerProtocol
 )
 
 const hex = "0123456789abcdef"

@@ -55,8 +55,8 @@ type ServerOptions struct {
 	// /groups, GET /ping/ and every unknown route answer Flask's HTML 404, a POST of
 	// an id the node holds answers 400 "exists" even with the record's
 	// own timestamp (no replay), answers carry no Rops- header (no
-	// Rops-Tombstones, no Rops-Applied on a node's 503), and a request's
-	// Rops-Fence is ignored. The stores underneath still
+	// Rops-Protocol, no Rops-Tombstones, no Rops-Applied on a node's 503),
+	// and a request's Rops-Fence is ignored. The stores underneath still
 	// keep tombstones; a create they fence answers 500.
 	Original bool
 	// Metrics serves GET /metrics, the Prometheus text format of the
@@ -212,6 +212,11 @@ const (
 // taken as sent: ServeMux would clean "." and ".." away, and an escaped '/'
 // must reach the id check rather than split the path.
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	if !s.original {
+		// On every answer, so that a Client can tell a rops node's word
+		// from a proxy's page (noteCapabilities).
+		w.Header()[headerProtocol] = protocolOn
+	}
 	s.markFencing(w, r)
 	p := routePath(r)
 	switch p {
@@ -666,8 +671,8 @@ const flaskNotFound = `<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 3.2 Final//EN">
 var contentHTML = []string{"text/html; charset=utf-8"}
 
 // originalWriter drops the Rops- headers from an answer, as the original
-// server sends none: a Client then takes no 503 for "not applied" and
-// assumes no tombstones. ServerOptions.Original.
+// server sends none: a Client then takes no 503 for "not applied", assumes
+// no tombstones and sees no protocol version. ServerOptions.Original.
 type originalWriter struct{ http.ResponseWriter }
 
 func (w originalWriter) WriteHeader(status int) {
@@ -682,7 +687,7 @@ func (w originalWriter) Write(b []byte) (int, error) {
 
 func (w originalWriter) strip() {
 	h := w.Header()
-	for _, k := range [...]string{headerApplied, headerTombstones, headerRemoves, headerFence} {
+	for _, k := range [...]string{headerApplied, headerTombstones, headerRemoves, headerProtocol, headerFence} {
 		delete(h, k)
 	}
 }
