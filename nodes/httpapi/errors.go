@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/reliable-ops/rops/core"
 )
@@ -93,20 +94,39 @@ func errorStatus(err error) (int, string) {
 // nodeError answers err, which node returned for a request on id (with
 // token, for a conditional delete), in the original's words: a missing
 // record names the id, a node that is down says so, and marks the answer
-// as not applied (markNotApplied). A 503 for any other reason, such as an
-// injected gateway fault, keeps its message and is not marked. A stale
-// request's 409 carries the node's fence (markStale).
+// as not applied (markNotApplied). A node that is up and asks the caller
+// to wait (a store whose tombstones are full: EUnavailable with RetryAfter
+// or Overloaded) keeps its message and says how long in Retry-After, so
+// that the Client's error asks for the wait too and no breaker takes the
+// node for down. A 503 for any other reason, such as an injected gateway
+// fault, keeps its message and is not marked. A stale request's 409
+// carries the node's fence (markStale).
 func nodeError(w http.ResponseWriter, node core.Node, err error, id core.GroupID, token core.Token) {
 	status, msg := errorStatus(err)
 	switch {
 	case status == http.StatusNotFound:
 		msg = notFoundMessage(string(id), string(token))
 	case status == http.StatusServiceUnavailable && markNotApplied(w, err):
-		msg = node.Name() + " is down"
+		if wait, ok := askedWait(err); ok {
+			w.Header()["Retry-After"] = []string{strconv.FormatInt(int64(wait/time.Second), 10)}
+		} else {
+			msg = node.Name() + " is down"
+		}
 	case status == http.StatusConflict:
 		markStale(w, err)
 	}
 	writeError(w, status, msg)
+}
+
+// askedWait returns the wait err asks the caller for, in whole seconds
+// (rounded up, at least one), and whether it asks for one: RetryAfter, or
+// Overloaded alone.
+func askedWait(err error) (time.Duration, bool) {
+	e, ok := errors.AsType[*core.Error](err)
+	if !ok || e.RetryAfter <= 0 && !e.Overloaded {
+		return 0, false
+	}
+	return max(time.Second, (e.RetryAfter + time.Second - 1).Truncate(time.Second)), true
 }
 
 // markStale puts the fence that err, an EStale error, says the node holds

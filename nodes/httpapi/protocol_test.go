@@ -1,12 +1,14 @@
 package httpapi_test
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/reliable-ops/rops/core"
 	"github.com/reliable-ops/rops/nodes/faults"
@@ -195,5 +197,28 @@ func TestServerProtocolHeader(t *testing.T) {
 		if got, want := resp.Header.Values("Rops-Protocol"), []string{"2"}; fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("%s %s for %q: %d with Rops-Protocol %q, want %q", tc.method, tc.path, tc.node, resp.StatusCode, got, want)
 		}
+	}
+}
+
+// TestTombstonesFullOverHTTP: a store whose tombstones are full refuses a
+// delete that would leave one more with EUnavailable and the wait until
+// one expires. Over HTTP that is a 503 marked not applied, with the
+// store's words and Retry-After, so the Client's error asks for the wait
+// too (a breaker does not take the node for down, core.Breaker), instead of
+// the "node01 is down" of a node that is.
+func TestTombstonesFullOverHTTP(t *testing.T) {
+	n := faults.New("node01", memory.NewWithOptions(memory.Options{MaxTombstones: 1}), faults.Options{})
+	srv := serve(t, httpapi.NewServer([]core.Node{n}, httpapi.ServerOptions{}))
+	c := mustClient(t, srv, "node01", newHTTPClient(t))
+	if err := c.Delete(t.Context(), "5", "1700000001.000001"); core.ErrorCode(err) != core.ENotFound {
+		t.Fatalf("Delete(5)=%v, want ErrNotFound, leaving the one tombstone there is room for", err)
+	}
+	err := c.Delete(t.Context(), "6", "1700000001.000001")
+	e, ok := errors.AsType[*core.Error](err)
+	if !ok || e.Code != core.EUnavailable || e.RetryAfter < time.Second || !strings.Contains(e.Message, "tombstones full") {
+		t.Fatalf("Delete(6)=%#v, want EUnavailable with the store's message and a RetryAfter of a second or more", err)
+	}
+	if status, _ := httpapi.HTTPStatus(err); status != http.StatusServiceUnavailable {
+		t.Fatalf("Delete(6): status %d, want 503", status)
 	}
 }
