@@ -20,25 +20,41 @@ import (
 // payload. A record whose length and crc are both zero ends the log: the
 // rest of the file is zero, as preallocated.
 //
-// The first record is the header; every write of the committer (a batch)
-// starts with a batch record, which says up to where the file was synced
-// when the batch was written. That is what tells a torn tail from damage:
-// bytes a later batch says were synced cannot have been torn by a crash.
+// The first record is the header. Every write of the committer (a batch)
+// is then one run of records: a batch record, which gives the write's
+// length and says up to where the file was synced when the write was
+// made, the write's records, and an end record. Bytes a later batch record
+// says were synced cannot have been torn by a crash: unreadable bytes there
+// are damage. For the bytes after the last such mark, see torn.
+//
+// Version 1 (older rops) had no end records, and batch records of
+// batchMagic then the synced-to offset; such a log is read, and rewritten
+// in this version at Open.
 const (
 	headerSize = 9 // length, crc, kind
 
 	kindHeader = 'H' // JSON header
-	kindBatch  = 'S' // batchMagic, then synced-to offset (uint64)
+	kindBatch  = 'S' // synced-to offset (uint64), the write's length (uint64), batchMagic
+	kindEnd    = 'E' // no payload: the end of a write
 	kindBegin  = 'B' // JSON intent
 	kindUpdate = 'U' // JSON intent
 	kindFinish = 'F' // the token
 )
 
-// batchMagic starts a batch record's payload: with the checksum it makes
-// a batch record found by scanning damaged bytes a real one.
+// batchMagic is part of every batch record: with the checksum it makes a
+// batch record found by scanning damaged bytes a real one.
 var batchMagic = [8]byte{'r', 'o', 'p', 's', '-', 'w', 'a', 'l'}
 
-const batchPayload = len(batchMagic) + 8
+const (
+	batchPayload   = 8 + 8 + 8                 // synced-to, length, batchMagic
+	batchPayloadV1 = 8 + 8                     // batchMagic, synced-to
+	batchSize      = headerSize + batchPayload // a batch record, which starts every write
+	endSize        = headerSize                // an end record, which ends it
+)
+
+// sectorSize is the smallest unit a disk writes whole: a crash leaves each
+// sector of a write as written or as it was before.
+const sectorSize = 512
 
 // maxRecord bounds a record's payload: an intent far larger than any
 // cluster's is refused, so that a damaged length is seen as such.
@@ -64,7 +80,7 @@ type header struct {
 
 const (
 	format  = "rops-journal"
-	version = 1
+	version = 2 // what this rops writes; it reads 1 too
 )
 
 // appendRecord appends a record of kind with payload to b.
@@ -80,12 +96,16 @@ func appendRecord(b []byte, kind byte, payload []byte) []byte {
 	return append(b, payload...)
 }
 
-// batchRecord returns the payload of a batch record.
-func batchRecord(syncedTo int64) []byte {
-	p := make([]byte, batchPayload)
-	copy(p, batchMagic[:])
-	binary.LittleEndian.PutUint64(p[len(batchMagic):], uint64(syncedTo))
-	return p
+// appendWrite appends to b one write of recs: its batch record, saying the
+// file was synced up to syncedTo, recs, and its end record.
+func appendWrite(b []byte, syncedTo int64, recs []byte) []byte {
+	var p [batchPayload]byte
+	binary.LittleEndian.PutUint64(p[0:8], uint64(syncedTo))
+	binary.LittleEndian.PutUint64(p[8:16], uint64(batchSize+len(recs)+endSize))
+	copy(p[16:], batchMagic[:])
+	b = appendRecord(b, kindBatch, p[:])
+	b = append(b, recs...)
+	return appendRecord(b, kindEnd, nil)
 }
 
 // record is one record read from the log.
@@ -93,6 +113,9 @@ type record struct {
 	off     int64
 	kind    byte
 	payload []byte
+	// A batch record's: the offset the file was synced up to, and the
+	// write's length (0 in version 1).
+	syncedTo, size int64
 }
 
 func (r record) end() int64 { return r.off + headerSize + int64(len(r.payload)) }
@@ -100,9 +123,10 @@ func (r record) end() int64 { return r.off + headerSize + int64(len(r.payload)) 
 // errEnd is what readRecord returns at the zero record that ends the log.
 var errEnd = errors.New("end of the log")
 
-// readRecord reads the record at off in data: errEnd at the end of the log,
-// or an error saying why the bytes there are not a record.
-func readRecord(data []byte, off int64) (record, error) {
+// readRecord reads the record at off in data, a log of version v: errEnd
+// at the end of the log, or an error saying why the bytes there are not a
+// record.
+func readRecord(data []byte, off int64, v int) (record, error) {
 	if off+headerSize > int64(len(data)) {
 		if allZero(data[off:]) {
 			return record{}, errEnd
@@ -129,36 +153,88 @@ func readRecord(data []byte, off int64) (record, error) {
 	if crc != sum {
 		return record{}, fmt.Errorf("checksum mismatch (%08x, want %08x)", crc, sum)
 	}
-	switch h[8] {
-	case kindHeader, kindBegin, kindUpdate, kindFinish:
-	case kindBatch:
-		if n != uint32(batchPayload) || !bytes.Equal(payload[:len(batchMagic)], batchMagic[:]) {
+	r := record{off: off, kind: h[8], payload: payload}
+	switch {
+	case r.kind == kindHeader, r.kind == kindBegin, r.kind == kindUpdate, r.kind == kindFinish:
+	case r.kind == kindBatch && v == 1:
+		if n != uint32(batchPayloadV1) || !bytes.Equal(payload[:len(batchMagic)], batchMagic[:]) {
 			return record{}, errors.New("a malformed batch record")
+		}
+		r.syncedTo = int64(binary.LittleEndian.Uint64(payload[len(batchMagic):]))
+	case r.kind == kindBatch:
+		if n != uint32(batchPayload) || !bytes.Equal(payload[16:], batchMagic[:]) {
+			return record{}, errors.New("a malformed batch record")
+		}
+		r.syncedTo = int64(binary.LittleEndian.Uint64(payload[0:8]))
+		r.size = int64(binary.LittleEndian.Uint64(payload[8:16]))
+		if r.size < batchSize+endSize || r.size > int64(len(data))-off {
+			return record{}, fmt.Errorf("a batch record giving its write a length of %d bytes", r.size)
+		}
+	case r.kind == kindEnd && v > 1:
+		if n != 0 {
+			return record{}, errors.New("a malformed end record")
 		}
 	default:
 		return record{}, fmt.Errorf("an unknown record kind %q", h[8])
 	}
-	return record{off: off, kind: h[8], payload: payload}, nil
-}
-
-// syncedTo returns the offset a batch record says was synced.
-func (r record) syncedTo() int64 {
-	return int64(binary.LittleEndian.Uint64(r.payload[len(batchMagic):]))
+	return r, nil
 }
 
 // nextBatch returns the offset of the first batch record after off in
-// data, or -1: where reading resumes after damaged bytes.
-func nextBatch(data []byte, off int64) int64 {
-	for o := off + 1; o+headerSize+int64(batchPayload) <= int64(len(data)); o++ {
+// data, a log of version v, or -1: where reading resumes after damaged
+// bytes.
+func nextBatch(data []byte, off int64, v int) int64 {
+	n := uint32(batchPayload)
+	if v == 1 {
+		n = uint32(batchPayloadV1)
+	}
+	for o := off + 1; o+headerSize+int64(n) <= int64(len(data)); o++ {
 		// Cheap tests first: most offsets fail the length.
-		if binary.LittleEndian.Uint32(data[o:o+4]) != uint32(batchPayload) || data[o+8] != kindBatch {
+		if binary.LittleEndian.Uint32(data[o:o+4]) != n || data[o+8] != kindBatch {
 			continue
 		}
-		if r, err := readRecord(data, o); err == nil && r.kind == kindBatch {
+		if r, err := readRecord(data, o, v); err == nil && r.kind == kindBatch {
 			return o
 		}
 	}
 	return -1
+}
+
+// torn reports whether the write data[start:end] bears the mark a crash
+// leaves on a write whose sync never completed; only such a write may be
+// dropped without a word. See scan for what it is asked about.
+//
+// A write is appended over zeros: the file is preallocated, and a torn
+// tail is cleared (rewritten) at the next Open. A crash before the write's
+// sync completed leaves each sector of it as written or as it was, zero;
+// a process that dies in write(2) leaves a prefix of it, the rest zero.
+// So a torn write has a zero last byte, or a sector whose share of the
+// write is all zero (etcd's wal decoder takes the same mark for a torn
+// last entry). A write that reached the disk whole and was damaged
+// afterwards has neither, for damage short of zeroing whole sectors: a bit
+// flipped cannot zero a byte or a share whose bytes, as written, hold two
+// bits or more, and each does. The first share begins with the batch
+// record's length, 24 (two bits); the last byte is the end record's kind,
+// 'E' (three bits); a whole sector of a write is never zero (JSON holds no
+// zero byte, a record header or a batch record a few in a row, and a
+// finish's token would need 512 NULs). The same holds for a batch record
+// alone (start, start+batchSize), which ends with batchMagic: where a
+// write should start, scan asks about that.
+func torn(data []byte, start, end int64) bool {
+	if start >= end || end > int64(len(data)) {
+		return false
+	}
+	if data[end-1] == 0 {
+		return true
+	}
+	for s := start; s < end; {
+		e := min(end, (s/sectorSize+1)*sectorSize)
+		if allZero(data[s:e]) {
+			return true
+		}
+		s = e
+	}
+	return false
 }
 
 func allZero(b []byte) bool { return lastNonZero(b) == 0 }

@@ -70,25 +70,38 @@ type scanned struct {
 // scan reads a log file's bytes: the intents its records leave unfinished,
 // and its damage.
 //
-// Bytes that cannot be read are damage unless a crash may have left them:
-// only bytes written after the last completed sync may be torn, and a batch
-// record says up to where the file was synced when it was written. So
-// unreadable bytes at offset y are torn only if no batch record after them
-// says the file was synced past y, and none lies further than window bytes
-// past the last synced offset any batch record gives. Reading resumes at
-// the next batch record, so that the batches after torn bytes (written, and
-// maybe synced, after them) are kept.
+// Bytes that cannot be read are damage unless a crash may have left them,
+// and then only if nothing they held was acted on:
+//
+//   - Bytes that a later batch record says were synced cannot have been
+//     torn by a crash: damage. A Begin or an Update is synced before the
+//     committer writes anything after it, so the next write's batch record
+//     says so of every write that held one.
+//   - The bytes of a write that no later batch record says was synced (the
+//     last write, whose sync may have completed and its Begins been acted
+//     on; or finishes, not synced on their own) are torn only if they bear
+//     the mark a crash leaves on a write whose sync never completed (torn):
+//     its end missing, or a sector of it zero. Such a write was never
+//     synced, so nothing in it reached a node: it is dropped. Anything else
+//     is damage: a bit flipped in a write that reached the disk whole
+//     leaves no such mark.
+//   - In a log of version 1, which gives no write's length, nothing
+//     unreadable is taken for torn.
+//
+// A torn tail must moreover lie within window bytes of the last synced
+// offset. Reading resumes at the next batch record, so that the writes
+// after unreadable bytes (written, and maybe synced, after them) are kept.
 func scan(data []byte) scanned {
 	file := FileName
 	s := scanned{entries: map[core.Token]*entry{}}
 	size := int64(len(data))
-	r, err := readRecord(data, 0)
+	r, err := readRecord(data, 0, version)
 	if err == nil && r.kind == kindHeader {
 		var h header
 		if jerr := json.Unmarshal(r.payload, &h); jerr != nil || h.Format != format {
 			err = errors.New("not a rops journal header")
-		} else if h.Version != version {
-			err = fmt.Errorf("a journal of version %d; this rops reads version %d", h.Version, version)
+		} else if h.Version != 1 && h.Version != version {
+			err = fmt.Errorf("a journal of version %d; this rops reads versions 1 and %d", h.Version, version)
 		} else {
 			s.hdr = &h
 		}
@@ -99,19 +112,27 @@ func scan(data []byte) scanned {
 		s.damage = []Damage{{File: file, Start: 0, End: size, Why: "the header cannot be read: " + err.Error()}}
 		return s
 	}
+	v := s.hdr.Version
 	type bad struct {
 		start, end int64
 		why        string
+		in         write // the write the bytes are in, as far as known
 	}
 	var bads []bad
-	type batch struct{ off, syncedTo int64 }
-	batches := []batch{{0, r.end()}}
+	synced := r.end()
 	off := r.end()
-	tail := int64(-1) // unreadable bytes from here to the end of the file
+	w := write{0, off} // where the next write starts (version 2)
+	tail := int64(-1)  // unreadable bytes from here to the end of the file
 	for {
-		r, err := readRecord(data, off)
+		r, err := readRecord(data, off, v)
 		if errors.Is(err, errEnd) {
-			break
+			if v == 1 || off == w.end {
+				break
+			}
+			err = errors.New("zeros where the records of a write go")
+		}
+		if err == nil && v > 1 {
+			err = w.check(r)
 		}
 		if err == nil && r.kind == kindHeader {
 			err = errors.New("a second header")
@@ -126,44 +147,50 @@ func scan(data []byte) scanned {
 			delete(s.entries, core.Token(r.payload))
 		}
 		if err == nil && r.kind == kindBatch {
-			batches = append(batches, batch{r.off, r.syncedTo()})
+			synced = max(synced, r.syncedTo)
+			w = write{r.off, r.off + r.size}
 		}
 		if err == nil {
 			off = r.end()
 			continue
 		}
-		next := nextBatch(data, off)
+		// The write the bad bytes are in: the one being read, or, where
+		// a write starts, the batch record that should be there.
+		var in write
+		switch {
+		case v == 1:
+		case off < w.end:
+			in = w
+		default:
+			in = write{off, off + batchSize}
+		}
+		next := nextBatch(data, off, v)
 		if next < 0 {
 			tail = off
-			bads = append(bads, bad{off, size, err.Error()})
+			bads = append(bads, bad{off, size, err.Error(), in})
 			break
 		}
-		bads = append(bads, bad{off, next, err.Error()})
+		bads = append(bads, bad{off, next, err.Error(), in})
 		off = next
+		w = write{off, off}
 	}
 	s.end = off
 	if tail >= 0 {
 		s.end = tail
 	}
-	synced := int64(0)
-	for _, b := range batches {
-		synced = max(synced, b.syncedTo)
-	}
 	for _, b := range bads {
-		// Torn: only bytes written after the last sync, and nothing
-		// written later says they were synced.
-		torn := b.start >= synced
+		isTorn := b.start >= synced && torn(data, b.in.start, b.in.end)
 		end := b.end
 		if b.end == size {
 			// The tail: up to its last non-zero byte, which must be
 			// within what a crash can leave unsynced.
 			end = b.start + int64(lastNonZero(data[b.start:]))
-			torn = torn && end <= synced+window
-			if !torn {
+			isTorn = isTorn && end <= synced+window
+			if !isTorn {
 				end = max(end, b.start+1)
 			}
 		}
-		if torn {
+		if isTorn {
 			s.torn = true
 			continue
 		}
@@ -171,7 +198,8 @@ func scan(data []byte) scanned {
 	}
 	if tail < 0 {
 		// After the end of the log the file is zero, but for what a
-		// crash left unsynced.
+		// crash left unsynced: a write whose first sector never reached
+		// the disk (a bit flipped cannot zero a record's header).
 		if nz := off + int64(lastNonZero(data[off:])); nz > off {
 			if nz > synced+window {
 				start := max(off, synced+window)
@@ -189,6 +217,29 @@ func scan(data []byte) scanned {
 		s.damage = append(s.damage, Damage{File: file, Start: s.hdr.Size, End: size, Why: fmt.Sprintf("beyond the end: the file was written %d bytes long", s.hdr.Size)})
 	}
 	return s
+}
+
+// write is the extent of one write of the committer in a log of version
+// 2: from its batch record to the end of its end record.
+type write struct{ start, end int64 }
+
+// check returns an error for a record out of its place in the writes: a
+// write starts with a batch record where the last one ends, and its end
+// record ends where its batch record says.
+func (w write) check(r record) error {
+	switch {
+	case r.off == w.end:
+		if r.kind != kindBatch {
+			return errors.New("a record where a write starts, not a batch record")
+		}
+	case r.kind == kindBatch:
+		return errors.New("a batch record inside a write")
+	case r.end() > w.end:
+		return errors.New("a record across the end of its write")
+	case (r.kind == kindEnd) != (r.end() == w.end):
+		return errors.New("a write's end record out of place")
+	}
+	return nil
 }
 
 // apply records a Begin or an Update read from the log. An Update whose

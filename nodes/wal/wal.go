@@ -4,13 +4,17 @@
 // of one data sync, a Finish one write and no sync of its own (see
 // core.Journal).
 //
-// Every record carries a CRC32-C. On Open, damage anywhere but a torn tail
-// (the bytes written since the last completed sync, which a crash may
-// leave half written) is found and named by file and byte range; the
-// journal then refuses every write, and Pending returns the intents it
-// could read with a *DamageError, until Discard drops the damaged ranges
-// on the user's word. The file is preallocated to a fixed size written in
-// its header, so a file cut short is damage too.
+// Every record carries a CRC32-C. On Open, bytes that cannot be read are
+// damage, found and named by file and byte range, unless they are a torn
+// tail: a write that a crash cut off before its sync completed, which no
+// later write says was synced and which shows the mark of the cut (its end,
+// or a whole sector of it, zero). Such a write reached no node, since a
+// Begin returns only once its write is synced, and is dropped; a record
+// that may have been synced, and so acted on, never is. With damage the
+// journal refuses every write, and Pending returns the intents it could
+// read with a *DamageError, until Discard drops the damaged ranges on the
+// user's word. The file is preallocated to a fixed size written in its
+// header, so a file cut short is damage too.
 package wal
 
 import (
@@ -192,10 +196,10 @@ func (j *Journal) load() error {
 		return nil
 	}
 	j.size, j.end = s.hdr.Size, s.end
-	if s.torn || s.end > j.size/2 {
+	if s.torn || s.end > j.size/2 || s.hdr.Version != version {
 		// Clear what a crash left half written (a later batch's synced
-		// mark would make it look like damage), and the finished
-		// intents of a log half full.
+		// mark would make it look like damage), the finished intents of
+		// a log half full, and an older rops's format.
 		return j.rewrite(0)
 	}
 	// What was read may not be on disk yet (the process that wrote it
@@ -531,7 +535,7 @@ func (j *Journal) write(recs []byte, sync bool) error {
 	if len(recs) == 0 {
 		return nil
 	}
-	need := int64(headerSize + batchPayload + len(recs))
+	need := int64(batchSize + len(recs) + endSize)
 	if j.end+need > j.size {
 		if err := j.rewrite(need); err != nil {
 			return err
@@ -542,8 +546,7 @@ func (j *Journal) write(recs []byte, sync bool) error {
 			return err
 		}
 	}
-	b := appendRecord(make([]byte, 0, need), kindBatch, batchRecord(j.synced))
-	b = append(b, recs...)
+	b := appendWrite(make([]byte, 0, need), j.synced, recs)
 	if _, err := j.f.WriteAt(b, j.end); err != nil {
 		return j.fail("cannot write to the journal", err)
 	}
@@ -596,8 +599,8 @@ func (j *Journal) rewrite(extra int64) error {
 			return j.fail("cannot encode the journal's header", err)
 		}
 		b := appendRecord(nil, kindHeader, hp)
-		b = appendRecord(b, kindBatch, batchRecord(int64(len(b))))
-		b = append(b, body...)
+		// The whole file is synced before it takes the log's place.
+		b = appendWrite(b, int64(len(b)+batchSize+len(body)+endSize), body)
 		if int64(len(b))+extra > size/2 && int64(len(b))+extra > size-window {
 			size *= 2
 			continue

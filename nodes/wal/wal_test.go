@@ -462,12 +462,14 @@ func TestTornTail(t *testing.T) {
 			path := logOf(t, j)
 			if tc.tear != "" {
 				i := at(t, path, tc.tear)
-				edit(t, path, func(b []byte) []byte { clear(b[i : i+40]); return b })
+				edit(t, path, func(b []byte) []byte { clear(b[i:]); return b })
 			} else {
-				// Tear the record of the finish of 1.
+				// Tear the write of the finish of 1 from its record's
+				// checksum on, up to the next write (the finish of 2's).
 				b, _ := os.ReadFile(path)
 				i := bytes.LastIndex(b, []byte(token(1)))
-				edit(t, path, func(b []byte) []byte { clear(b[i-4 : i+len(token(1))]); return b })
+				next := writeStart(t, b, bytes.LastIndex(b, []byte(token(2)))-9)
+				edit(t, path, func(b []byte) []byte { clear(b[i-4 : next]); return b })
 			}
 			j = mustOpen(t, j.Dir(), wal.Options{})
 			mustPending(t, j, tc.want...)
@@ -490,7 +492,8 @@ func TestDamageBeforeSync(t *testing.T) {
 	path := logOf(t, j)
 	b, _ := os.ReadFile(path)
 	i := bytes.LastIndex(b, []byte(token(1)))
-	edit(t, path, func(b []byte) []byte { clear(b[i-4 : i+len(token(1))]); return b })
+	next := writeStart(t, b, bytes.LastIndex(b, []byte(`{"op":"create","id":"id3"`))-9)
+	edit(t, path, func(b []byte) []byte { clear(b[i-4 : next]); return b })
 	j = mustOpen(t, j.Dir(), wal.Options{})
 	if _, err := j.Pending(t.Context()); !errors.Is(err, wal.ErrDamaged) {
 		t.Fatalf("Pending err=%v, want ErrDamaged", err)
