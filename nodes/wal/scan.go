@@ -48,8 +48,8 @@ func (e *DamageError) Error() string {
 		fmt.Fprintf(&b, "bytes %d-%d (%s), key %s", d.Start, d.End, d.Why, d.Key())
 	}
 	b.WriteString(". Nothing was rolled back: the operations recorded there may be half done, and what they finished may come back. " +
-		"Check the nodes (rops stats --diff) and make them agree (rops repair), then drop the damage with rops recover --discard KEY for each key, " +
-		"or rops recover --accept-loss")
+		"Check the nodes (rops stats --diff), then drop the damage with rops recover --discard KEY for each key, or rops recover --accept-loss, " +
+		"and make the nodes agree (rops repair: like every command that writes, it refuses to run until the damage is dropped)")
 	return b.String()
 }
 
