@@ -46,6 +46,7 @@ type CLI struct {
 	Recover   RecoverCmd   `cmd:"" help:"Finish or roll back what an earlier run left unfinished (every mutating command does this first)."`
 	Ping      PingCmd      `cmd:"" help:"Check that every node of the target answers."`
 	Check     CheckCmd     `cmd:"" help:"Run a seeded mix of creates and deletes on ids of its own and report anything lost, unexpected or divergent."`
+	Verify    VerifyCmd    `cmd:"" help:"Check a history (JSON Lines) for linearizability, one id at a time, with porcupine: exit 1 naming the first operation that cannot be explained."`
 	Serve     ServeCmd     `cmd:"" help:"Serve nodes over HTTP, wire-compatible with the original system."`
 
 	Version    VersionCmd    `cmd:"" help:"Print the version: the module's and the VCS revision it was built from."`

@@ -19,7 +19,7 @@ func TestClusterModes(t *testing.T) {
 		"repair": recovered, "check": recovered,
 		"recover": journaled,
 		"stats":   readOnly, "ping": readOnly,
-		"serve": none, "version": none, "completion": none, "help": none,
+		"serve": none, "version": none, "completion": none, "help": none, "verify": none,
 	}
 	clusterType := reflect.TypeFor[*Cluster]()
 	ct := reflect.TypeFor[CLI]()
