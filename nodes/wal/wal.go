@@ -527,10 +527,10 @@ func (j *Journal) commit(batch []*op) []*op {
 	return rest
 }
 
-// write appends recs, in a batch record, to the log, rewriting it first if
-// they do not fit, and syncs if sync or if the unsynced bytes call for it.
-// A failure breaks the journal: what is on disk is unknown, so every later
-// write fails too.
+// write appends recs to the log as one write (appendWrite), rewriting the
+// log first if they do not fit, and syncs if sync or if the unsynced bytes
+// call for it. A failure breaks the journal: what is on disk is unknown, so
+// every later write fails too.
 func (j *Journal) write(recs []byte, sync bool) error {
 	if len(recs) == 0 {
 		return nil
