@@ -17,7 +17,7 @@ const ExitDamaged = 5
 
 // RecoverCmd finishes or rolls back what earlier runs left unfinished.
 type RecoverCmd struct {
-	Discard    []string `placeholder:"KEY" help:"Drop a damaged range of the journal, by the key an error named, accepting that the operations it recorded are lost (check the nodes with stats --diff and repair them first). Name every damaged range."`
+	Discard    []string `placeholder:"KEY" help:"Drop a damaged range of the journal, by the key an error named, accepting that the operations it recorded are lost (look at the nodes with stats --diff first, and make them agree with repair once the damage is dropped). Name every damaged range."`
 	AcceptLoss bool     `name:"accept-loss" help:"Drop every damaged range of the journal, as --discard with every key."`
 }
 
