@@ -21,8 +21,9 @@ type Result struct {
 	// the history is linearizable.
 	Failures []Failure
 
-	ops   []Op                    // the history, which Metadata indexes
-	parts [][]porcupine.Operation // the operations by id, as partition splits them
+	ops     []Op                    // the history, which Metadata indexes
+	parts   [][]porcupine.Operation // the operations that returned, by id, as partition splits them
+	clients map[int]int             // porcupine's row of each process
 }
 
 // Failure is an id whose operations cannot be linearized.
@@ -53,15 +54,17 @@ func (r Result) OK() bool { return len(r.Failures) == 0 }
 // any time after its call, or never. Every id starts unknown. It returns
 // an error only if an Op is not valid.
 func Verify(ops []Op) (Result, error) {
-	res := Result{ops: ops}
 	clients := map[int]int{}
+	res := Result{ops: ops, clients: clients}
 	for _, op := range ops {
-		clients[op.Process] = 0
+		if op.Kind != Nemesis {
+			clients[op.Process] = 0
+		}
 	}
 	for i, p := range slices.Sorted(maps.Keys(clients)) {
 		clients[p] = i // dense, in order: porcupine draws one row each
 	}
-	hist := make([]porcupine.Operation, 0, len(ops))
+	pend := map[string]*pendings{}
 	for i, op := range ops {
 		if err := op.Validate(); err != nil {
 			if op.Line > 0 {
@@ -73,18 +76,42 @@ func Verify(ops []Op) (Result, error) {
 			res.Nemeses++
 			continue
 		}
+		res.Ops++
+		p := pend[op.ID]
+		if p == nil {
+			p = &pendings{}
+			pend[op.ID] = p
+		}
+		switch {
+		case op.Outcome == Pending && op.Kind == Create:
+			p.creates = append(p.creates, int64(op.Call))
+		case op.Outcome == Pending:
+			p.deletes = append(p.deletes, int64(op.Call))
+		}
+	}
+	for _, p := range pend {
+		slices.Sort(p.creates)
+		slices.Sort(p.deletes)
+	}
+	// The operations that returned go to porcupine; the pending ones are
+	// folded into the model (see pendings).
+	hist := make([]porcupine.Operation, 0, res.Ops)
+	for i, op := range ops {
+		if op.Kind == Nemesis || op.Outcome == Pending {
+			continue
+		}
 		hist = append(hist, porcupine.Operation{
 			ClientId: clients[op.Process],
-			Input:    input{op.Kind, op.ID},
+			Input:    input{kind: op.Kind, id: op.ID, ret: int64(op.Return), pend: pend[op.ID]},
 			Call:     int64(op.Call),
 			Output:   op.Outcome,
-			Return:   returnTime(op.Return),
+			Return:   int64(op.Return),
 			Metadata: i,
 		})
 	}
 	m := newModel(ops)
 	res.parts = partition(hist)
-	res.Ops, res.IDs = len(hist), len(res.parts)
+	res.IDs = len(pend)
 	if porcupine.CheckOperations(m, hist) {
 		return res, nil
 	}
@@ -99,9 +126,9 @@ func Verify(ops []Op) (Result, error) {
 	return res, nil
 }
 
-// returnTime is when porcupine takes an operation to return: an unknown
-// effect may land any time after its call, as etcd's robustness tests
-// model a request that failed.
+// returnTime is when an operation returned, for drawing: an unknown effect
+// may land any time after its call, so it returns at infinity, as etcd's
+// robustness tests take a request that failed.
 func returnTime(ret time.Duration) int64 {
 	if ret == NoReturn {
 		return math.MaxInt64
@@ -145,7 +172,7 @@ func explain(m porcupine.Model, ops []Op, p []porcupine.Operation, part int) Fai
 	s := unknown
 	for _, k := range bestOrder {
 		_, next := m.Step(s, p[k].Input, p[k].Output)
-		s = next.(state)
+		s = next.(states)
 	}
 	op := ops[p[best].Metadata.(int)]
 	return Failure{ID: op.ID, Op: op, Explained: len(bestOrder), Total: len(p), State: s.String(), part: part, index: best}

@@ -87,8 +87,32 @@ func TestVerifyViolations(t *testing.T) {
 			"0 create a pending 0-",
 			"1 read a absent 10-20",
 			"1 read a present 30-40",
-			"1 read a absent 50-60",
-		}, 4, "present"},
+			"1 delete a done 50-60",
+			"1 read a present 70-80",
+		}, 5, "absent"},
+		{"a pending delete takes effect once", []string{
+			"0 delete a pending 0-",
+			"1 read a present 10-20",
+			"1 read a absent 30-40",
+			"1 create a done 50-60",
+			"1 read a absent 70-80",
+		}, 5, "present"},
+		{"a pending delete called after a read", []string{
+			"0 create a done 0-10",
+			"1 read a absent 20-30",
+			"2 delete a pending 40-",
+		}, 2, "present"},
+		{"a pending create called after a read", []string{
+			"0 delete a done 0-10",
+			"1 read a present 20-30",
+			"2 create a pending 31-",
+		}, 2, "absent"},
+		{"a pending effect before an operation that returned before its call", []string{
+			"0 create a done 0-10",
+			"1 read a absent 20-100",
+			"2 read a absent 30-40",
+			"3 delete a pending 50-",
+		}, 3, "absent"}, // after the pending delete, which came too late for it
 		{"a read concurrent with nothing that could explain it", []string{
 			"0 create a done 0-10",
 			"1 read a present 5-15",

@@ -2,6 +2,7 @@ package history
 
 import (
 	"cmp"
+	"fmt"
 	"io"
 	"math"
 	"slices"
@@ -50,42 +51,52 @@ func (r Result) Visualize(w io.Writer) error {
 		})
 	}
 	_, info := porcupine.CheckOperationsVerbose(m, shown, 0)
-	info.AddAnnotations(append(notes, r.faults(shown)...))
+	info.AddAnnotations(append(notes, r.unreturned(shown)...))
 	return porcupine.Visualize(m, info, w)
 }
 
-// faults returns the nemesis's windows that overlap the operations shown,
-// as annotations on a row of their own.
-func (r Result) faults(shown []porcupine.Operation) []porcupine.Annotation {
+// unreturned returns what has no return among the operations shown, as
+// annotations: the pending operations on the ids shown, in their
+// processes' rows, and the nemesis's windows, on a row of their own; each
+// drawn from its start to its end, or to the last time shown.
+func (r Result) unreturned(shown []porcupine.Operation) []porcupine.Annotation {
 	if len(shown) == 0 {
 		return nil
 	}
+	ids := map[string]bool{}
 	from, to := int64(math.MaxInt64), int64(0)
 	for _, op := range shown {
-		from = min(from, op.Call)
-		if op.Return != math.MaxInt64 {
-			to = max(to, op.Return)
-		}
-		to = max(to, op.Call)
+		ids[op.Input.(input).id] = true
+		from, to = min(from, op.Call), max(to, op.Return)
 	}
 	var notes []porcupine.Annotation
 	for _, op := range r.ops {
 		end := returnTime(op.Return)
-		if op.Kind != Nemesis || end < from || int64(op.Call) > to {
-			continue
+		switch {
+		case end < from || int64(op.Call) > to:
+		case op.Kind == Nemesis:
+			desc := op.What
+			if op.Target != "" {
+				desc += " " + op.Target
+			}
+			notes = append(notes, porcupine.Annotation{
+				Tag:             "nemesis",
+				Start:           int64(op.Call),
+				End:             min(end, to),
+				Description:     desc,
+				Details:         op.String(),
+				BackgroundColor: "#fde2a7",
+			})
+		case op.Outcome == Pending && ids[op.ID]:
+			notes = append(notes, porcupine.Annotation{
+				ClientId:        r.clients[op.Process],
+				Start:           int64(op.Call),
+				End:             to,
+				Description:     fmt.Sprintf("%s %s: pending", op.Kind, op.ID),
+				Details:         op.String() + "; it may take effect at any time after its call, or never",
+				BackgroundColor: "#d9d9d9",
+			})
 		}
-		desc := op.What
-		if op.Target != "" {
-			desc += " " + op.Target
-		}
-		notes = append(notes, porcupine.Annotation{
-			Tag:             "nemesis",
-			Start:           int64(op.Call),
-			End:             min(end, to),
-			Description:     desc,
-			Details:         op.String(),
-			BackgroundColor: "#fde2a7",
-		})
 	}
 	return notes
 }

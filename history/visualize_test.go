@@ -16,6 +16,7 @@ func TestVisualizeFailing(t *testing.T) {
 	ops := hist(t,
 		"0 create a done 0-10",
 		"1 read a absent 20-30",
+		"2 create a pending 15-",
 		"0 create b done 0-10",
 		"1 read b present 20-30",
 	)
@@ -29,7 +30,7 @@ func TestVisualizeFailing(t *testing.T) {
 		t.Fatal(err)
 	}
 	page := buf.String()
-	for _, want := range []string{"<html", "read a: absent", "cannot be explained", "pause node02"} {
+	for _, want := range []string{"<html", "read a: absent", "cannot be explained", "pause node02", "create a: pending"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the page does not hold %q", want)
 		}
