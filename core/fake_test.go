@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -57,15 +58,26 @@ type fakeNode struct {
 	removes    bool                        // serve Remove, as rops nodes do (unless noFence)
 	removals   map[GroupID]map[Token]Token // what Remove(id, before) removed, by before
 	fences     map[GroupID]Token           // the greatest fence a request carried, by id (see CheckFence)
-	down       bool
-	downFor    int
-	script     map[string][]fault
-	queue      []fault
-	fn         func(c call) fault
-	onCall     func(c call) // called with every call, before its fault applies
-	calls      map[string]int
-	callsID    map[string]int // by method and id
-	total      int
+	// ignoreFences makes the node take every fence for current: a store
+	// from before fencing, for the simulation to show what fencing buys.
+	ignoreFences bool
+	// tombsFullUntil: until then the node's tombstone store is full, and
+	// a write that would add a tombstone is refused (see tombsFull).
+	tombsFullUntil time.Time
+	// dupRefused: a duplicate of a write refused for want of tombstone
+	// room lands later all the same. Nothing fences it there: the
+	// refusal left no tombstone (see TestSimulation's -sim.fulldups).
+	dupRefused  bool
+	stale, full int // requests refused as stale, and for want of tombstone room
+	down        bool
+	downFor     int
+	script      map[string][]fault
+	queue       []fault
+	fn          func(c call) fault
+	onCall      func(c call) // called with every call, before its fault applies
+	calls       map[string]int
+	callsID     map[string]int // by method and id
+	total       int
 }
 
 // call is one call a fake node receives.
@@ -152,12 +164,12 @@ func (n *fakeNode) do(ctx context.Context, method string, id GroupID, op func() 
 	case reject:
 		return &Error{Code: ERejected, Message: n.name + ": 406 rejected"}
 	case errBefore:
-		return &Error{Code: ETransient, Message: n.name + ": 500 before"}
+		return &Error{Code: ETransient, Message: n.name + ": 500 before", Err: errServer}
 	case hangBefore:
 		<-ctx.Done()
 		return ctx.Err()
 	case gatewayNotApplied:
-		return &Error{Code: ETransient, Message: n.name + ": 502 bad gateway"}
+		return &Error{Code: ETransient, Message: n.name + ": 502 bad gateway", Err: errProxy}
 	case late:
 		// The request waits in a queue the caller cannot see; the caller
 		// gives up first. Its fence is checked when it lands.
@@ -175,40 +187,71 @@ func (n *fakeNode) do(ctx context.Context, method string, id GroupID, op func() 
 	n.mu.Unlock()
 	switch f {
 	case errAfter:
-		return &Error{Code: ETransient, Message: n.name + ": 500 after"}
+		return &Error{Code: ETransient, Message: n.name + ": 500 after", Err: errServer}
 	case hangAfter:
 		<-ctx.Done()
 		return ctx.Err()
 	case reset:
 		return &Error{Code: ETransient, Message: n.name + ": connection reset by peer"}
 	case gatewayApplied:
-		return &Error{Code: ETransient, Message: n.name + ": 504 gateway timeout"}
+		return &Error{Code: ETransient, Message: n.name + ": 504 gateway timeout", Err: errProxy}
 	case duplicate:
-		n.applyLater(op)
+		if !errors.Is(err, errTombsFull) || n.dupRefused {
+			n.applyLater(op)
+		}
 	}
 	return err
 }
 
+// errServer is the cause of the node's own 500s, errProxy of a proxy's
+// 502/503/504 page: the one carries the node's word (its Rops- headers,
+// over HTTP), the other does not.
+var (
+	errServer = errors.New("the node's own error page")
+	errProxy  = errors.New("a proxy's error page")
+)
+
 // fenced returns op behind the fence check of a node that fences (see
 // CheckFence): a request with a fence below the id's is refused with
-// EStale, touching nothing. Call what it returns with n.mu held.
+// EStale, touching nothing; otherwise the fence is raised with the
+// request's effect, unless it was refused for want of tombstone room,
+// which touches nothing either. Call what it returns with n.mu held.
 func (n *fakeNode) fenced(id GroupID, fence Token, op func() error) func() error {
 	return func() error {
-		if n.noFence {
+		if n.noFence || n.ignoreFences {
 			return op()
 		}
 		raise, err := CheckFence(id, n.fences[id], fence)
 		if err != nil {
+			n.stale++
 			return err
 		}
-		if raise {
+		err = op()
+		if raise && !errors.Is(err, errTombsFull) {
 			if n.fences == nil {
 				n.fences = map[GroupID]Token{}
 			}
 			n.fences[id] = fence
 		}
-		return op()
+		return err
 	}
+}
+
+var errTombsFull = errors.New("tombstones full")
+
+// tombsFull returns, while the node's tombstone store is full, the refusal
+// of a write that would add a tombstone, as a rops store answers it:
+// EUnavailable, certainly not applied, Overloaded, and RetryAfter until
+// there is room. Call it with n.mu held.
+func (n *fakeNode) tombsFull() error {
+	now := time.Now()
+	if !now.Before(n.tombsFullUntil) {
+		return nil
+	}
+	n.full++
+	wait := n.tombsFullUntil.Sub(now)
+	return &Error{Code: EUnavailable, RetryAfter: wait, Overloaded: true, Err: errTombsFull,
+		Message: fmt.Sprintf("%s: tombstones full: not applied; retry in %v", n.name, wait)}
 }
 
 // applyLater runs op fakeLateDelay from now. Run in the caller's synctest
@@ -230,6 +273,9 @@ func (n *fakeNode) Create(ctx context.Context, id GroupID, token Token) error {
 		}
 		if write, err := CheckCreate(id, t, ok, token, n.tombs[id][token]); !write {
 			if ErrorCode(err) == EExists && !n.noFence {
+				if full := n.tombsFull(); full != nil {
+					return full
+				}
 				n.tomb(id, token)
 			}
 			return err
@@ -243,6 +289,9 @@ func (n *fakeNode) Delete(ctx context.Context, id GroupID, token Token) error {
 	return n.do(ctx, "Delete", id, func() error {
 		t, ok := n.recs[id]
 		if !n.noFence && (token != "" || ok) {
+			if full := n.tombsFull(); full != nil {
+				return full
+			}
 			n.tomb(id, cmpOr(token, t))
 		}
 		if _, err := CheckDelete(id, t, ok, token); err != nil {
@@ -260,6 +309,12 @@ func (n *fakeNode) Remove(ctx context.Context, id GroupID, before Token) (Token,
 		t, ok := n.recs[id]
 		removed, known := n.removals[id][before]
 		write, got, err := CheckRemove(id, t, ok, before, removed, known)
+		if write {
+			if full := n.tombsFull(); full != nil {
+				got, err = "", full
+				write = false
+			}
+		}
 		if !answered {
 			// A late or duplicate apply answers nobody.
 			tok, answered = got, true
@@ -338,6 +393,7 @@ func (n *fakeNode) heal() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.down, n.downFor, n.script, n.queue, n.fn, n.onCall = false, 0, nil, nil, nil, nil
+	n.tombsFullUntil = time.Time{}
 }
 
 func (n *fakeNode) snapshot() map[GroupID]Token {
