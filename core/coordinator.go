@@ -503,7 +503,9 @@ func (c *Coordinator) markRollBack(ctx context.Context, in *Intent, parts []*par
 		return nil
 	}
 	if err := c.cfg.Journal.Update(context.WithoutCancel(ctx), *in); err != nil {
-		return fmt.Errorf("journal: cannot mark intent %s for roll back: %w", in.Token, err)
+		// Left unmarked: a Recover rolls it forward, as a crashed
+		// process's, which nothing has undone yet.
+		return fmt.Errorf("journal: cannot mark intent %s for roll back: %w (%w)", in.Token, err, ErrIntentUnsure)
 	}
 	return nil
 }

@@ -73,7 +73,6 @@ var (
 	simDropDamaged = flag.Bool("sim.dropdamaged", false, "the local journal drops a damaged record silently, as the wal once took one for a torn tail")
 	// Pauses where deletes send Remove find a bug not yet fixed (see
 	// runPaused), so they run only when asked.
-	simPauseRemoves = flag.Bool("sim.pauseremoves", false, "pause processes past their lease in schedules whose deletes send Remove too")
 	// So does a duplicate of a write that a node refused for want of
 	// tombstone room (see fakeNode.dupRefused).
 	simFullDups = flag.Bool("sim.fulldups", false, "a duplicate of a write refused for want of tombstone room lands later all the same")
@@ -201,9 +200,8 @@ type schedule struct {
 	seed    uint64
 	breaker bool
 	// noFences: the nodes take every fence for current; dropDamaged: the
-	// local journal drops a damaged record silently (see simJournal);
-	// pauseRemoves: pauses run where deletes send Remove too.
-	noFences, dropDamaged, pauseRemoves bool
+	// local journal drops a damaged record silently (see simJournal).
+	noFences, dropDamaged bool
 	// violations, if not nil, collects what the checks found instead of
 	// failing the test.
 	violations *[]string
@@ -627,8 +625,8 @@ func (n procNode) Get(ctx context.Context, id GroupID) (Record, error) {
 // local one (the wal, which one process opens at a time), or, if shared,
 // one in etcd (see SharedJournal) that live processes write at once. The
 // shared one keys intents by id and token, keeps each id's floor, and, as
-// etcd's does in its transactions, refuses a Begin or Finish made under a
-// lock whose lease expired; Update needs only the intent to be there.
+// etcd's does in its transactions, refuses a Begin, Update or Finish made
+// under a lock whose lease expired.
 //
 // A record of the local one may be damaged (see damage): Pending then
 // returns the intents it can read with an error naming the damage, as the
@@ -700,6 +698,9 @@ func (j *simJournal) Update(ctx context.Context, in Intent) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if err := j.unopened(); err != nil {
+		return err
+	}
+	if err := j.lost(ctx, in.ID); err != nil {
 		return err
 	}
 	i := slices.IndexFunc(j.intents, func(l Intent) bool { return j.same(l, in.ID, in.Token) })
@@ -1068,7 +1069,7 @@ func runSchedule(t *testing.T, sc schedule, st *simStats) {
 		// Not against the original server: nothing there refuses a stale
 		// holder's requests (a limit, as README says). Not yet where
 		// deletes send Remove (see runPaused).
-		pause := shared && !original && (noRemove || sc.pauseRemoves || *simPauseRemoves) &&
+		pause := shared && !original &&
 			!crash && !lose && draw(seed, "pause", round) < 0.5
 		if pause {
 			// At a call of the operation on one id, if the round
@@ -1249,12 +1250,10 @@ func (s *simRun) record(o *simOp, res Result, others map[GroupID]bool) {
 // on the ids the other process settled (fencing); the journal refuses its
 // Begins and Finishes.
 //
-// Not yet where deletes send Remove (-sim.pauseremoves): there p's Update
-// of a Blind intent (its mark, or what it learned), which the shared
-// journal takes from a process that lost its lock, replaces what the other
-// process learned and wrote into it, such as a node where its own Remove
-// may have landed; the next Recover then restores too few nodes, and the
-// id is left on some nodes only (seed 1796654199553080789).
+// Where deletes send Remove, p's Update of a Blind intent (its mark, or
+// what it learned) would replace what the other process learned and
+// wrote into it, and the next Recover restore too few nodes (seed
+// 1796654199553080789): the journal refuses it, as etcd's does.
 func (s *simRun) runPaused(p *process, round int, others map[GroupID]bool) {
 	st, seed := s.st, s.sc.seed
 	st.pauses.Add(1)

@@ -268,6 +268,10 @@ func TestLeaseLossCancels(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	begun := core.Intent{Op: core.OpDelete, ID: "g", Token: "0.500000", Nodes: []string{"node01"}}
+	if err := a.Begin(held, begun); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := b.Client().Revoke(ctx, a.Locker().Lease()); err != nil {
 		t.Fatal(err)
 	}
@@ -283,9 +287,22 @@ func TestLeaseLossCancels(t *testing.T) {
 	if err := a.Begin(context.WithoutCancel(held), in); core.ErrorCode(err) != core.EUnavailable {
 		t.Fatalf("Begin after the lock was lost: %v, want EUnavailable", err)
 	}
-	_, unlockB, err := b.Locker().Lock(ctx, "g")
+	// A paused process's mark must not overwrite what the next holder
+	// wrote into the intent (issue 17).
+	marked := begun
+	marked.RollBack = true
+	if err := a.Update(context.WithoutCancel(held), marked); core.ErrorCode(err) != core.EUnavailable {
+		t.Fatalf("Update after the lock was lost: %v, want EUnavailable", err)
+	}
+	heldB, unlockB, err := b.Locker().Lock(ctx, "g")
 	if err != nil {
 		t.Fatalf("B: %v", err)
+	}
+	if err := b.Update(heldB, marked); err != nil {
+		t.Fatalf("B's Update under its lock: %v", err)
+	}
+	if err := b.Finish(heldB, begun.Token); err != nil {
+		t.Fatalf("B's Finish: %v", err)
 	}
 	unlockB()
 	// A's operation ends; A gets a new lease for its next lock.

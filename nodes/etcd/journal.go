@@ -245,14 +245,23 @@ func (j *Journal) Update(ctx context.Context, in core.Intent) error {
 	}
 	rctx, cancel := j.request(ctx)
 	defer cancel()
+	// The lock first, then the key, in a nested transaction, to tell the
+	// two refusals apart: a process that lost its lease must not overwrite
+	// what the id's next holder wrote into the intent (it settles it, and
+	// may have marked it with what it learned).
 	resp, err := j.cli.Txn(rctx).
-		If(clientv3.Compare(clientv3.CreateRevision(key), ">", 0)).
-		Then(clientv3.OpPut(key, string(data))).
+		If(j.owner(ctx, in.ID)...).
+		Then(clientv3.OpTxn(
+			[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), ">", 0)},
+			[]clientv3.Op{clientv3.OpPut(key, string(data))}, nil)).
 		Commit()
 	if err != nil {
 		return j.failed("cannot update intent "+string(in.Token), err)
 	}
 	if !resp.Succeeded {
+		return j.lost(in.ID)
+	}
+	if !resp.Responses[0].GetResponseTxn().Succeeded {
 		return core.Errorf(core.ENotFound, "no intent %s on %q", in.Token, in.ID)
 	}
 	return nil
