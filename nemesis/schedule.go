@@ -21,14 +21,15 @@ var DefaultBounds = Bounds{MinWindow: 500 * time.Millisecond, MaxWindow: 3 * tim
 const minScaled = 100 * time.Millisecond
 
 // BoundsFor returns DefaultBounds scaled to a run expected to last run:
-// no window or gap longer than an eighth of it, so that even a short run
-// sees several windows, nor shorter than 100 ms; a minimum is never
-// above its maximum.
+// no window or gap longer than an eighth of it (but 100 ms at least), so
+// that a short run sees several, and minimums at most half the maximums,
+// so that lengths vary; in whole milliseconds.
 func BoundsFor(run time.Duration) Bounds {
-	limit := max(run/8, minScaled)
+	limit := max(run/8, minScaled).Round(time.Millisecond)
 	b := DefaultBounds
 	b.MaxWindow, b.MaxGap = min(b.MaxWindow, limit), min(b.MaxGap, limit)
-	b.MinWindow, b.MinGap = min(b.MinWindow, b.MaxWindow), min(b.MinGap, b.MaxGap)
+	b.MinWindow = min(b.MinWindow, (b.MaxWindow / 2).Round(time.Millisecond))
+	b.MinGap = min(b.MinGap, (b.MaxGap / 2).Round(time.Millisecond))
 	return b
 }
 

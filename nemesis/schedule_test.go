@@ -37,8 +37,9 @@ func TestBoundsFor(t *testing.T) {
 	}{
 		{time.Minute, DefaultBounds},
 		{20 * time.Second, Bounds{500 * time.Millisecond, 2500 * time.Millisecond, 500 * time.Millisecond, 2 * time.Second}},
-		{2 * time.Second, Bounds{250 * time.Millisecond, 250 * time.Millisecond, 250 * time.Millisecond, 250 * time.Millisecond}},
-		{0, Bounds{100 * time.Millisecond, 100 * time.Millisecond, 100 * time.Millisecond, 100 * time.Millisecond}},
+		{6 * time.Second, Bounds{375 * time.Millisecond, 750 * time.Millisecond, 375 * time.Millisecond, 750 * time.Millisecond}},
+		{3 * time.Second, Bounds{188 * time.Millisecond, 375 * time.Millisecond, 188 * time.Millisecond, 375 * time.Millisecond}},
+		{0, Bounds{50 * time.Millisecond, 100 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond}},
 	} {
 		got := BoundsFor(tc.run)
 		if got != tc.want {
