@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/reliable-ops/rops/core"
+	"github.com/reliable-ops/rops/history"
 	"github.com/reliable-ops/rops/nodes/faults"
 	"github.com/reliable-ops/rops/nodes/httpapi"
 )
@@ -26,6 +27,7 @@ type CheckCmd struct {
 	IDs      int           `name:"ids" default:"64" help:"How many ids the operations share: fewer ids, more operations on each."`
 	Prefix   string        `default:"rops-check" help:"Ids are PREFIX-SEED-N: they must belong to no one else."`
 	Chaos    float64       `help:"Halfway through, switch on late, reset, duplicate and gateway faults at this rate each: on local nodes, or through a remote server's admin API (rops serve --admin)."`
+	History  string        `placeholder:"FILE" help:"Write the run's history to FILE: JSON Lines, one line for each create, delete and read, and for each fault window (README, Histories and rops verify)."`
 }
 
 // checkJSON is what check prints.
@@ -75,28 +77,38 @@ func (c *CheckCmd) Run(ctx context.Context, g *Globals, cl *Cluster, io *IO) err
 	if cl.left > 0 {
 		return &exitError{code: ExitInconsistent, err: fmt.Errorf("%d operations of an earlier run are still pending: run rops recover first", cl.left)}
 	}
+	sink, err := openSink(c.History)
+	if err != nil {
+		return usageError(err)
+	}
+	defer sink.close()
 	seed := g.seed()
 	ids := make([]core.GroupID, c.IDs)
 	for i := range ids {
 		ids[i] = core.GroupID(fmt.Sprintf("%s-%d-%d", c.Prefix, seed, i))
 	}
 	chk := core.NewChecker()
+	w := &workload{c: cl.Coordinator, chk: chk, ids: ids, rng: rand.New(rand.NewPCG(seed, 0xC4EC)), busy: map[core.GroupID]bool{}, pending: map[core.GroupID]bool{}}
+	w.free = sync.NewCond(&w.mu)
+	// At most one operation per id at a time: more workers than ids would
+	// find none free.
+	run := &checkRun{c: cl.Coordinator, w: w, hist: history.NewWriter(sink), workers: min(cl.concurrency, c.IDs)}
 	// Start from nothing: a run with the same seed may have left some.
-	cl.Bulk(ctx, core.OpDelete, slices.Values(ids), cl.concurrency, chk.Record)
+	run.each(ids, func(p int, id core.GroupID) { run.op(ctx, p, core.OpDelete, id) })
 
-	w := &workload{c: cl.Coordinator, chk: chk, ids: ids, rng: rand.New(rand.NewPCG(seed, 0xC4EC)), busy: map[core.GroupID]bool{}}
 	out := checkJSON{Target: g.Target, Seed: seed}
 	var stopChaos func()
+	var chaosNodes []string
+	var chaosFrom time.Duration
 	start := time.Now()
 	deadline := time.Time{}
 	if c.Duration > 0 {
 		deadline = start.Add(c.Duration)
 	}
 	chaosAt := c.Ops / 2
+	stopReader := run.startReader(ctx, rand.New(rand.NewPCG(seed, 0x5EAD)))
 	var wg sync.WaitGroup
-	// At most one operation per id at a time: more workers than ids would
-	// find none free.
-	for range min(cl.concurrency, c.IDs) {
+	for p := range run.workers {
 		wg.Go(func() {
 			for ctx.Err() == nil {
 				t, ok := w.take(c.Ops, deadline)
@@ -105,30 +117,32 @@ func (c *CheckCmd) Run(ctx context.Context, g *Globals, cl *Cluster, io *IO) err
 				}
 				if c.Chaos > 0 && (t.n == chaosAt && c.Duration == 0 || c.Duration > 0 && t.n == 0) {
 					// With --duration, faults start with the first operation.
-					stopChaos, out.Chaos = startChaos(ctx, cl, c.Chaos, io.Stderr)
+					chaosFrom = run.hist.Now()
+					stopChaos, chaosNodes, out.Chaos = startChaos(ctx, cl, c.Chaos, io.Stderr)
 				}
-				w.run(ctx, t)
+				run.work(ctx, p, t)
 			}
 		})
 	}
 	wg.Wait()
+	stopReader()
 	if stopChaos != nil {
 		stopChaos()
+		for _, n := range chaosNodes {
+			run.recordWindow("chaos", n, chaosFrom, run.hist.Now())
+		}
 	}
 	elapsed := time.Since(start)
 
 	// Settle what is pending, then judge.
-	results, _ := cl.Recover(ctx, cl.concurrency)
-	var still []core.GroupID
-	for _, res := range results {
-		if res.Outcome == core.Pending {
-			still = append(still, res.ID)
-		}
-	}
+	still := run.recover(ctx, cl.concurrency)
 	chk.Resolve(still)
-	v, err := verify(ctx, cl.Coordinator, chk, ids, cl.concurrency)
+	v, err := run.verify(ctx, chk, ids)
 	if err != nil {
 		return &exitError{code: ExitInconsistent, err: err}
+	}
+	if err := run.hist.Flush(); err != nil {
+		return fmt.Errorf("cannot write the history: %w", err)
 	}
 	w.mu.Lock()
 	rep, lat := w.rep, w.latencies
@@ -163,9 +177,16 @@ type workload struct {
 	chk *core.Checker
 	ids []core.GroupID
 
-	mu        sync.Mutex
-	rng       *rand.Rand
-	busy      map[core.GroupID]bool
+	mu      sync.Mutex
+	free    *sync.Cond // signalled when reading ends
+	rng     *rand.Rand
+	busy    map[core.GroupID]bool
+	pending map[core.GroupID]bool // the last outcome on the id was pending
+	// reading is the id the reader is reading, if any: an operation
+	// that takes it waits until the reading ends, so that none is in
+	// flight during a reading and the reader does not change which ids
+	// the workload draws.
+	reading   core.GroupID
 	started   int
 	rep       core.Report
 	latencies []time.Duration
@@ -201,56 +222,16 @@ func (w *workload) take(ops int, deadline time.Time) (task, bool) {
 	}
 	w.busy[t.id] = true
 	w.started++
+	for w.reading == t.id {
+		w.free.Wait()
+	}
 	return t, true
 }
 
-// run runs t and records its outcome.
-func (w *workload) run(ctx context.Context, t task) {
-	id, op := t.id, t.op
-	start := time.Now()
-	res, _ := runOp(ctx, w.c, op, id)
-	took := time.Since(start)
-	w.chk.Record(res)
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.rep.Requested++
-	w.rep.Add(res)
-	w.latencies = append(w.latencies, took)
-	delete(w.busy, id)
-}
-
-// verify reads every id on every node, on workers goroutines, and judges
-// them.
-func verify(ctx context.Context, c *core.Coordinator, chk *core.Checker, ids []core.GroupID, workers int) (core.Violations, error) {
-	held := make([]int, len(ids))
-	errs := make([]error, len(ids))
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range max(1, min(workers, len(ids))) {
-		wg.Go(func() {
-			for i := range next {
-				held[i], errs[i] = c.Holders(ctx, ids[i])
-			}
-		})
-	}
-	for i := range ids {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	byID := make(map[core.GroupID]int, len(ids))
-	for i, id := range ids {
-		if errs[i] != nil {
-			return core.Violations{}, fmt.Errorf("cannot check: %w", errs[i])
-		}
-		byID[id] = held[i]
-	}
-	return chk.Verify(len(c.Nodes()), func(id core.GroupID) int { return byID[id] }, ids), nil
-}
-
 // startChaos switches on the new faults at rate on every node it can, and
-// returns how to put the old faults back and what it did.
-func startChaos(ctx context.Context, cl *Cluster, rate float64, stderr io.Writer) (func(), string) {
+// returns how to put the old faults back, the nodes it struck and what it
+// did.
+func startChaos(ctx context.Context, cl *Cluster, rate float64, stderr io.Writer) (func(), []string, string) {
 	var undo []func()
 	var local, remote, none []string
 	for _, n := range cl.Nodes() {
@@ -283,7 +264,7 @@ func startChaos(ctx context.Context, cl *Cluster, rate float64, stderr io.Writer
 		for _, f := range undo {
 			f()
 		}
-	}, what
+	}, append(local, remote...), what
 }
 
 // putChaos sets the new faults on c's node through its server's admin API
