@@ -28,6 +28,7 @@ type CheckCmd struct {
 	Prefix   string        `default:"rops-check" help:"Ids are PREFIX-SEED-N: they must belong to no one else."`
 	Chaos    float64       `help:"Halfway through, switch on late, reset, duplicate and gateway faults at this rate each: on local nodes, or through a remote server's admin API (rops serve --admin)."`
 	History  string        `placeholder:"FILE" help:"Write the run's history to FILE: JSON Lines, one line for each create, delete and read, and for each fault window (README, Histories and rops verify)."`
+	NemesisFlags
 }
 
 // checkJSON is what check prints.
@@ -74,6 +75,7 @@ func (*CheckCmd) openMode() openMode { return recovered }
 // Run runs the check; the exit code is 3 if anything was lost, unexpected
 // or divergent.
 func (c *CheckCmd) Run(ctx context.Context, g *Globals, cl *Cluster, io *IO) error {
+	defer c.stopSpawned(io.Stderr)
 	if cl.left > 0 {
 		return &exitError{code: ExitInconsistent, err: fmt.Errorf("%d operations of an earlier run are still pending: run rops recover first", cl.left)}
 	}
@@ -93,6 +95,10 @@ func (c *CheckCmd) Run(ctx context.Context, g *Globals, cl *Cluster, io *IO) err
 	// At most one operation per id at a time: more workers than ids would
 	// find none free.
 	run := &checkRun{c: cl.Coordinator, w: w, hist: history.NewWriter(sink), workers: min(cl.concurrency, c.IDs)}
+	nem, err := c.newNemesis(ctx, cl, seed, run, io.Stderr)
+	if err != nil {
+		return err
+	}
 	// Start from nothing: a run with the same seed may have left some.
 	run.each(ids, func(p int, id core.GroupID) { run.op(ctx, p, core.OpDelete, id) })
 
@@ -124,7 +130,9 @@ func (c *CheckCmd) Run(ctx context.Context, g *Globals, cl *Cluster, io *IO) err
 			}
 		})
 	}
+	nem.start(ctx)
 	wg.Wait()
+	nem.stop()
 	stopReader()
 	if stopChaos != nil {
 		stopChaos()
