@@ -48,7 +48,22 @@ type checkJSON struct {
 	P99ms      float64        `json:"latency_p99_ms"`
 	Seconds    float64        `json:"seconds"`
 	Chaos      string         `json:"chaos,omitempty"`
-	OK         bool           `json:"ok"`
+	// Linearizable is rops verify's verdict on the run's history, which
+	// History describes.
+	Linearizable bool             `json:"linearizable"`
+	History      checkHistoryJSON `json:"history"`
+	OK           bool             `json:"ok"`
+}
+
+// checkHistoryJSON is the run's history as history.Verify judged it.
+type checkHistoryJSON struct {
+	File    string     `json:"file,omitempty"` // --history, if given
+	Ops     int        `json:"ops"`            // creates, deletes and reads
+	IDs     int        `json:"ids"`
+	Nemeses int        `json:"nemeses"`        // fault windows
+	Seconds float64    `json:"verify_seconds"` // reading and judging it
+	Failed  []string   `json:"failed"`         // the ids that cannot be explained
+	First   *firstJSON `json:"first,omitempty"`
 }
 
 // Validate checks the flags.
@@ -160,14 +175,32 @@ func (c *CheckCmd) Run(ctx context.Context, g *Globals, cl *Cluster, io *IO) err
 	out.RequestsOp = round(float64(rep.Requests)/math.Max(1, float64(rep.Requested)), 2)
 	out.P50ms, out.P99ms = percentileMs(lat, 0.50), percentileMs(lat, 0.99)
 	out.Seconds = round(elapsed.Seconds(), 2)
-	out.OK = v.OK()
 
 	// Remove what the check wrote.
 	cl.Bulk(ctx, core.OpDelete, slices.Values(ids), cl.concurrency, nil)
+
+	// Judge the history from outside, as rops verify does.
+	lin, err := verifyHistory(sink.Name())
+	if err != nil {
+		return fmt.Errorf("cannot verify the history: %w", err)
+	}
+	out.Linearizable = lin.ok()
+	out.History = checkHistoryJSON{File: c.History, Ops: lin.ops, IDs: lin.ids, Nemeses: lin.nemeses, Seconds: round(lin.took.Seconds(), 3), Failed: []string{}}
+	for _, f := range lin.failed {
+		out.History.Failed = append(out.History.Failed, f.ID)
+	}
+	if f := lin.first; f != nil {
+		line, err := history.Marshal(f.Op)
+		if err != nil {
+			return err
+		}
+		out.History.First = &firstJSON{Line: f.Op.Line, Op: rawJSON(line), State: f.State, Explained: f.Explained, Total: f.Total}
+	}
+	out.OK = v.OK() && out.Linearizable
 	if g.Output == "json" {
 		err = writeJSON(io.Stdout, out)
 	} else {
-		printCheck(io.Stdout, out, len(still))
+		printCheck(io.Stdout, out, len(still), lin)
 	}
 	if err != nil {
 		return err
@@ -317,7 +350,7 @@ func putChaos(ctx context.Context, hc *http.Client, c *httpapi.Client, rate floa
 	}, nil
 }
 
-func printCheck(w io.Writer, out checkJSON, stillPending int) {
+func printCheck(w io.Writer, out checkJSON, stillPending int, lin verdict) {
 	fmt.Fprintf(w, "check: %d operations on %s (seed %d) in %.2fs", out.Ops, out.Target, out.Seed, out.Seconds)
 	if out.Chaos != "" {
 		fmt.Fprintf(w, ", with %s", out.Chaos)
@@ -333,6 +366,12 @@ func printCheck(w io.Writer, out checkJSON, stillPending int) {
 	row("divergent", len(out.Divergent))
 	row("requests/op", fmt.Sprintf("%.2f", out.RequestsOp))
 	row("latency p50/p99", fmt.Sprintf("%.1f ms / %.1f ms", out.P50ms, out.P99ms))
+	judged := fmt.Sprintf("(%d ops, %s, %v)", lin.ops, nouns(lin.ids, "id"), brief(lin.took))
+	if lin.ok() {
+		row("linearizable", "yes "+judged)
+	} else {
+		row("linearizable", fmt.Sprintf("NO: %s cannot be explained %s", nouns(len(lin.failed), "id"), judged))
+	}
 	for _, l := range []struct {
 		name string
 		ids  []core.GroupID
@@ -341,14 +380,29 @@ func printCheck(w io.Writer, out checkJSON, stillPending int) {
 			fmt.Fprintf(w, "%s: %s\n", l.name, listIDs(l.ids))
 		}
 	}
+	if f := lin.first; f != nil {
+		fmt.Fprintf(w, "first that cannot be explained: %v\n", f.Op)
+		fmt.Fprintf(w, "  before it, %s is %s (%d of its %d operations explained)\n", f.ID, f.State, f.Explained, f.Total)
+	}
 	switch {
-	case !out.OK:
+	case len(out.Lost)+len(out.Unexpected)+len(out.Divergent) > 0:
 		fmt.Fprintln(w, "FAIL: the target broke the guarantee")
+	case !out.Linearizable:
+		fmt.Fprintln(w, "FAIL: the history is not linearizable")
 	case stillPending > 0:
 		fmt.Fprintf(w, "OK: nothing lost, unexpected or divergent (%d ids still pending: run rops recover once the nodes answer)\n", stillPending)
 	default:
 		fmt.Fprintln(w, "OK: nothing lost, unexpected or divergent")
 	}
+}
+
+// brief rounds d for a person: to the millisecond from 10 ms, else to
+// 10 µs.
+func brief(d time.Duration) time.Duration {
+	if d >= 10*time.Millisecond {
+		return d.Round(time.Millisecond)
+	}
+	return d.Round(10 * time.Microsecond)
 }
 
 func orEmpty(ids []core.GroupID) []core.GroupID {
