@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,6 +29,7 @@ type CheckCmd struct {
 	Prefix   string        `default:"rops-check" help:"Ids are PREFIX-SEED-N: they must belong to no one else."`
 	Chaos    float64       `help:"Halfway through, switch on late, reset, duplicate and gateway faults at this rate each: on local nodes, or through a remote server's admin API (rops serve --admin)."`
 	History  string        `placeholder:"FILE" help:"Write the run's history to FILE: JSON Lines, one line for each create, delete and read, and for each fault window (README, Histories and rops verify)."`
+	Report   string        `placeholder:"DIR" help:"Write a report into DIR: history.jsonl, history.html (porcupine's page, at the first error), latency.png, rate.png and summary.json (with the recovery time after each fault window)."`
 	NemesisFlags
 }
 
@@ -52,6 +54,7 @@ type checkJSON struct {
 	// History describes.
 	Linearizable bool             `json:"linearizable"`
 	History      checkHistoryJSON `json:"history"`
+	Report       string           `json:"report,omitempty"` // --report
 	OK           bool             `json:"ok"`
 }
 
@@ -94,7 +97,7 @@ func (c *CheckCmd) Run(ctx context.Context, g *Globals, cl *Cluster, io *IO) err
 	if cl.left > 0 {
 		return &exitError{code: ExitInconsistent, err: fmt.Errorf("%d operations of an earlier run are still pending: run rops recover first", cl.left)}
 	}
-	sink, err := openSink(c.History)
+	sink, err := openSink(c.History, c.Report)
 	if err != nil {
 		return usageError(err)
 	}
@@ -180,7 +183,7 @@ func (c *CheckCmd) Run(ctx context.Context, g *Globals, cl *Cluster, io *IO) err
 	cl.Bulk(ctx, core.OpDelete, slices.Values(ids), cl.concurrency, nil)
 
 	// Judge the history from outside, as rops verify does.
-	lin, err := verifyHistory(sink.Name())
+	lin, err := verifyHistory(sink.path())
 	if err != nil {
 		return fmt.Errorf("cannot verify the history: %w", err)
 	}
@@ -197,6 +200,12 @@ func (c *CheckCmd) Run(ctx context.Context, g *Globals, cl *Cluster, io *IO) err
 		out.History.First = &firstJSON{Line: f.Op.Line, Op: rawJSON(line), State: f.State, Explained: f.Explained, Total: f.Total}
 	}
 	out.OK = v.OK() && out.Linearizable
+	if c.Report != "" {
+		out.Report = c.Report
+		if err := writeReport(c.Report, sink.path(), lin, out); err != nil {
+			return fmt.Errorf("cannot write --report: %w", err)
+		}
+	}
 	if g.Output == "json" {
 		err = writeJSON(io.Stdout, out)
 	} else {
@@ -383,6 +392,9 @@ func printCheck(w io.Writer, out checkJSON, stillPending int, lin verdict) {
 	if f := lin.first; f != nil {
 		fmt.Fprintf(w, "first that cannot be explained: %v\n", f.Op)
 		fmt.Fprintf(w, "  before it, %s is %s (%d of its %d operations explained)\n", f.ID, f.State, f.Explained, f.Total)
+	}
+	if out.Report != "" {
+		fmt.Fprintf(w, "report: %s\n", strings.Join(reportFiles(out.Report), ", "))
 	}
 	switch {
 	case len(out.Lost)+len(out.Unexpected)+len(out.Divergent) > 0:

@@ -3,8 +3,10 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -231,33 +233,68 @@ func (r *checkRun) verify(ctx context.Context, chk *core.Checker, ids []core.Gro
 	return chk.Verify(len(r.c.Nodes()), func(id core.GroupID) int { return byID[id] }, ids), nil
 }
 
-// sink is where a check writes its history: --history FILE, or a
-// temporary file removed at the end.
+// sink is where a check writes its history: --history FILE and
+// DIR/history.jsonl for --report DIR, or else a temporary file removed at
+// the end.
 type sink struct {
-	*os.File
-	temp bool
+	io.Writer
+	files []*os.File
+	temp  bool
 }
 
-// openSink creates the history file, or a temporary one for "".
-func openSink(path string) (*sink, error) {
-	if path == "" {
+// openSink creates the history's files, or a temporary one if neither path
+// nor report is given. It creates report.
+func openSink(path, reportDir string) (_ *sink, err error) {
+	s := &sink{}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	if path == "" && reportDir == "" {
 		f, err := os.CreateTemp("", "rops-check-*.jsonl")
 		if err != nil {
 			return nil, fmt.Errorf("cannot write the history: %w", err)
 		}
-		return &sink{File: f, temp: true}, nil
+		s.files, s.temp = []*os.File{f}, true
 	}
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, fmt.Errorf("cannot write --history: %w", err)
+	if path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			return nil, fmt.Errorf("cannot write --history: %w", err)
+		}
+		s.files = append(s.files, f)
 	}
-	return &sink{File: f}, nil
+	if reportDir != "" {
+		if err := os.MkdirAll(reportDir, 0o755); err != nil {
+			return nil, fmt.Errorf("cannot write --report: %w", err)
+		}
+		f, err := os.Create(filepath.Join(reportDir, historyFile))
+		if err != nil {
+			return nil, fmt.Errorf("cannot write --report: %w", err)
+		}
+		s.files = append(s.files, f)
+	}
+	ws := make([]io.Writer, len(s.files))
+	for i, f := range s.files {
+		ws[i] = f
+	}
+	s.Writer = io.MultiWriter(ws...)
+	return s, nil
 }
 
-// close closes the file, and removes it if it is temporary.
+// historyFile is the history's name in a report's directory.
+const historyFile = "history.jsonl"
+
+// path is the file to read the history back from.
+func (s *sink) path() string { return s.files[0].Name() }
+
+// close closes the files, and removes a temporary one.
 func (s *sink) close() {
-	s.File.Close()
-	if s.temp {
-		os.Remove(s.Name())
+	for _, f := range s.files {
+		f.Close()
+		if s.temp {
+			os.Remove(f.Name())
+		}
 	}
 }

@@ -6,10 +6,12 @@ import (
 	"io"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
 	"github.com/reliable-ops/rops/history"
+	checkreport "github.com/reliable-ops/rops/report"
 )
 
 // verifyBatch bounds the operations that verifyHistory holds at once: a
@@ -137,4 +139,26 @@ func readHistory(path string) ([]history.Op, error) {
 	var ops []history.Op
 	err := scanHistory(path, func(op history.Op) { ops = append(ops, op) })
 	return ops, err
+}
+
+// writeReport writes the report of the history at path, judged lin, into
+// dir (where the history is already), with the check's table.
+func writeReport(dir, path string, lin verdict, table checkJSON) error {
+	ops := lin.all
+	if ops == nil {
+		var err error
+		if ops, err = readHistory(path); err != nil {
+			return err
+		}
+	}
+	return checkreport.Write(dir, ops, lin.res, checkreport.Options{Check: table, RequestsPerOp: table.RequestsOp})
+}
+
+// reportFiles lists the files of the report in dir.
+func reportFiles(dir string) []string {
+	var files []string
+	for _, f := range []string{historyFile, checkreport.HTMLFile, checkreport.LatencyFile, checkreport.RateFile, checkreport.SummaryFile} {
+		files = append(files, filepath.Join(dir, f))
+	}
+	return files
 }
