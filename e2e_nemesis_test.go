@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -86,9 +87,10 @@ func zombie(pid int) bool {
 // TestCheckSpawnNemesis is the short nemesis check that CI runs (issue
 // 18): rops check starts three rops serve processes of its own, kills,
 // pauses and switches late and reset faults on them one window at a time
-// while it runs, and passes; rops verify, porcupine's judge, finds its
-// history linearizable; the history holds a nemesis line for every window
-// printed, every fault among them; and no server or directory is left.
+// while it runs, and passes, writing its report; rops verify, porcupine's
+// judge, finds the report's history linearizable; the history holds a
+// nemesis line for every window printed, every fault among them, and the
+// report's summary lists each; and no server or directory is left.
 //
 // It runs for a --duration, not --ops, so that the windows (scaled to the
 // run, an eighth of it at most) are sure to strike every fault: for the
@@ -112,12 +114,13 @@ func TestCheckSpawnNemesis(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	path := filepath.Join(dir, "history.jsonl")
+	report := filepath.Join(dir, "report")
+	path := filepath.Join(report, "history.jsonl")
 	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
 	cmd := ropsCmd(t, ctx, "--data", dir, "--seed", strconv.Itoa(seed), "check", "--spawn", "3",
-		"--nemesis", "kill,pause,late,reset", "--duration", duration.String(), "--history", path)
+		"--nemesis", "kill,pause,late,reset", "--duration", duration.String(), "--report", report)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
 	err := cmd.Run()
@@ -164,6 +167,21 @@ func TestCheckSpawnNemesis(t *testing.T) {
 		if !slices.ContainsFunc(windows, func(w hist.Op) bool { return w.What == string(f) }) {
 			t.Errorf("no %s window in the history", f)
 		}
+	}
+	data, err := os.ReadFile(filepath.Join(report, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var summary struct {
+		Windows []struct {
+			What string `json:"what"`
+		} `json:"windows"`
+	}
+	if err := json.Unmarshal(data, &summary); err != nil {
+		t.Fatalf("summary.json: %v", err)
+	}
+	if got, want := len(summary.Windows), len(windows); got != want {
+		t.Errorf("summary.json has %d windows, the history %d", got, want)
 	}
 }
 
