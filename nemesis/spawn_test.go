@@ -46,7 +46,11 @@ func binary(t *testing.T) string {
 			return
 		}
 		ropsBin = filepath.Join(binDir, "rops")
-		out, err := exec.Command("go", "build", "-o", ropsBin, "github.com/reliable-ops/rops").CombinedOutput()
+		args := []string{"build", "-o", ropsBin}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		out, err := exec.Command("go", append(args, "github.com/reliable-ops/rops")...).CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
@@ -257,7 +261,7 @@ func TestNemesisOverSpawned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(4 * time.Second)
+	time.Sleep(5 * time.Second) // a round of six windows takes 2.4 s at most, and the restarts
 	ws, err := n.Stop()
 	if err != nil {
 		t.Fatalf("Stop: %v\n%s", err, log.String())
