@@ -235,6 +235,7 @@ func TestCheckNemesisFlags(t *testing.T) {
 		{[]string{"--target", "remote", "check", "--spawn", "3"}, `--spawn 3 starts the nodes the check runs on: leave out --target (it is "remote")`},
 		{[]string{"check", "--spawn", "3", "--down", "node04"}, "--down node04: --spawn 3 starts nodes node01 to node03"},
 		{[]string{"check", "--nemesis", "late", "--nemesis-rate", "1.5"}, "--nemesis-rate 1.5 is out of range"},
+		{[]string{"check", "--nemesis", "down,reset", "--chaos", "0.1"}, "--nemesis down and --chaos both switch the nodes' faults: give one of them"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			dir := t.TempDir()

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/alecthomas/kong"
+
 	"github.com/reliable-ops/rops/core"
 	"github.com/reliable-ops/rops/nemesis"
 	"github.com/reliable-ops/rops/nodes/faults"
@@ -46,7 +48,7 @@ const opEstimate = 2 * time.Millisecond
 
 // AfterApply checks the flags once kong has parsed them, and keeps what
 // prepare needs.
-func (f *NemesisFlags) AfterApply(ctx context.Context, g *Globals) error {
+func (f *NemesisFlags) AfterApply(ctx context.Context, g *Globals, k *kong.Context) error {
 	f.ctx, f.g = ctx, g
 	switch {
 	case f.Spawn < 0 || f.Spawn > 99:
@@ -69,6 +71,12 @@ func (f *NemesisFlags) AfterApply(ctx context.Context, g *Globals) error {
 	fs, err := nemesis.ParseFaults(f.Nemesis)
 	if err != nil {
 		return fmt.Errorf("--nemesis %s: %w", f.Nemesis, err)
+	}
+	if c, ok := selected(k).(*CheckCmd); ok && c.Chaos > 0 {
+		if i := slices.IndexFunc(fs, func(f nemesis.Fault) bool { return !f.Process() }); i >= 0 {
+			// Each would put back what it found, perhaps the other's.
+			return fmt.Errorf("--nemesis %s and --chaos both switch the nodes' faults: give one of them", fs[i])
+		}
 	}
 	if f.Spawn == 0 {
 		if i := slices.IndexFunc(fs, nemesis.Fault.Process); i >= 0 {
