@@ -464,7 +464,8 @@ func (c *Coordinator) end(ctx context.Context, r *opRun, parts []*part, res *Res
 	if merr := c.book.end(ctx, r); merr != nil {
 		jerr = merr
 	}
-	if jerr == nil {
+	if jerr == nil || res.Outcome != Pending {
+		// Unchanged wrote nothing: its leftover intent undoes nothing.
 		return
 	}
 	*err = errors.Join(*err, jerr)

@@ -127,11 +127,11 @@ func TestLearnedUpdateFailureIsReported(t *testing.T) {
 		// The mark before the undo succeeds; the write of what the
 		// delete learned, after the undo failed, does not.
 		e.j.failUpdate = []error{nil, Errorf(ETransient, "journal: unreachable")}
+		// node02 refuses for good once the others have removed the
+		// record (its first answers are lost), and cannot restore it.
+		e.nodes[1].script = map[string][]fault{"Remove": {errBefore, errBefore, reject}}
 		e.nodes[1].fn = func(c call) fault {
-			switch c.Method {
-			case "Remove":
-				return reject
-			case "Create":
+			if c.Method == "Create" {
 				return down
 			}
 			return pass
