@@ -10,7 +10,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"os"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -537,9 +536,6 @@ func startCoordinator(t *testing.T, name string, args ...string) *coordinator {
 		exited: make(chan struct{}), changed: make(chan struct{}), outcomes: map[core.GroupID]core.Outcome{},
 		begun: map[core.GroupID]bool{}, byID: map[core.GroupID][]string{}, codes: map[core.Code]int{}}
 	c.cmd.Stdout = &c.stdout
-	// The race runtime sleeps a second at exit (GORACE atexit_sleep_ms):
-	// a second of each process a round waits for.
-	c.cmd.Env = append(c.cmd.Env, "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 	stderr, err := c.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -46,8 +46,11 @@ type userDirs struct {
 // user's directories, and without the user's ROPS_* settings (ROPS_DATA
 // would point rops at the user's data).
 func (d userDirs) env() []string {
-	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "ROPS_") })
-	return append(env, "HOME="+d.home, "XDG_DATA_HOME="+d.data, "XDG_CONFIG_HOME="+d.config)
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "ROPS_") || strings.HasPrefix(kv, "GORACE=") })
+	// A race-built rops sleeps a second at exit unless told otherwise: a
+	// second for every process the tests start.
+	return append(env, "HOME="+d.home, "XDG_DATA_HOME="+d.data, "XDG_CONFIG_HOME="+d.config,
+		"GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 }
 
 // isolatedM runs the tests with every rops process they start (through
