@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"slices"
+	"strconv"
 	"time"
 
 	"gonum.org/v1/plot"
@@ -83,7 +84,10 @@ func Latency(w io.Writer, ops []history.Op) error {
 			pts[op.Outcome] = append(pts[op.Outcome], plotter.XY{X: op.Call.Seconds(), Y: max(ms(op.Return-op.Call), 0.001)})
 		}
 	}
-	p.Title.Text = fmt.Sprintf("Latency of each operation (%d returned, %d pending at the top)", returned, len(pts[history.Pending]))
+	p.Title.Text = fmt.Sprintf("Latency of each operation (%d returned", returned)
+	if n := len(pts[history.Pending]); n > 0 {
+		p.Title.Text += fmt.Sprintf(", %d pending along the top", n)
+	}
 	every := 1
 	for _, o := range outcomes {
 		every = max(every, (len(pts[o])+maxPoints-1)/maxPoints)
@@ -91,6 +95,7 @@ func Latency(w io.Writer, ops []history.Op) error {
 	if every > 1 {
 		p.Title.Text += fmt.Sprintf(", every %dth drawn", every)
 	}
+	p.Title.Text += ")"
 	for _, o := range outcomes {
 		xys := pts[o]
 		if len(xys) == 0 {
@@ -144,6 +149,7 @@ func Rate(w io.Writer, ops []history.Op) error {
 	p.Title.Text = fmt.Sprintf("Operations per second by outcome (bins of %v)", bin)
 	p.Y.Label.Text = "operations per second"
 	p.Y.Min = 0
+	p.Y.Tick.Marker = plainTicks{}
 	for _, o := range outcomes {
 		c := counts[o]
 		if c == nil {
@@ -180,11 +186,26 @@ func binWidth(span time.Duration) time.Duration {
 	return bin
 }
 
+// plainTicks are plot's default ticks, labelled as plainly as their values
+// allow ("500", not "500.00").
+type plainTicks struct{}
+
+func (plainTicks) Ticks(min, max float64) []plot.Tick {
+	ts := plot.DefaultTicks{}.Ticks(min, max)
+	for i, t := range ts {
+		if t.Label != "" {
+			ts[i].Label = strconv.FormatFloat(t.Value, 'g', -1, 64)
+		}
+	}
+	return ts
+}
+
 // newPlot returns a plot over the history's span with its fault windows
 // shaded.
 func newPlot(ops []history.Op) *plot.Plot {
 	p := plot.New()
 	p.X.Label.Text = "time since the history's start (s)"
+	p.X.Tick.Marker = plainTicks{}
 	p.Legend.Top = true
 	p.Legend.TextStyle.Font.Size = vg.Points(9)
 	windows := spans(ops)
