@@ -17,10 +17,20 @@ const (
 	Late    Fault = "late"    // requests applied late, once the client gave up (late_rate)
 	Reset   Fault = "reset"   // requests applied, then the connection reset (reset_rate)
 	Gateway Fault = "gateway" // a proxy's 502, 503 or 504, passed on half of the time (gateway_rate)
+
+	// PauseCoordinator SIGSTOPs one of the coordinator processes that
+	// share an etcd journal, past its lease, then SIGCONTs it.
+	PauseCoordinator Fault = "pause-coordinator"
+	// KillCoordinator SIGKILLs one of them; its heal settles what it left
+	// (rops recover, once its lease expired) and starts it again.
+	KillCoordinator Fault = "kill-coordinator"
 )
 
 // AllFaults are every Fault, in the order of README.
-var AllFaults = []Fault{Kill, Pause, Down, Late, Reset, Gateway}
+var AllFaults = append(slices.Clip(NodeFaults), PauseCoordinator, KillCoordinator)
+
+// NodeFaults are the faults that strike a node, in the order of README.
+var NodeFaults = []Fault{Kill, Pause, Down, Late, Reset, Gateway}
 
 // String returns the fault's name.
 func (f Fault) String() string { return string(f) }
@@ -28,6 +38,14 @@ func (f Fault) String() string { return string(f) }
 // Process reports whether the fault strikes a node's process (kill,
 // pause) rather than switching one of its faults.
 func (f Fault) Process() bool { return f == Kill || f == Pause }
+
+// Coordinator reports whether the fault strikes a coordinator process
+// (pause-coordinator, kill-coordinator) rather than a node.
+func (f Fault) Coordinator() bool { return f == PauseCoordinator || f == KillCoordinator }
+
+// Switched reports whether the fault switches one of a node's faults
+// (down, late, reset, gateway).
+func (f Fault) Switched() bool { return !f.Process() && !f.Coordinator() }
 
 // ParseFaults reads a comma-separated list of faults, such as
 // "kill,pause,late". A fault named twice counts once. It returns an error

@@ -43,6 +43,14 @@ type Node struct {
 	// Switch switches its faults, for down, late, reset and gateway; nil
 	// if it has none that the nemesis can reach.
 	Switch Switch
+	// Coordinator marks a coordinator process rather than a node: it takes
+	// pause-coordinator and kill-coordinator, through Process, and no
+	// node's fault.
+	Coordinator bool
+	// Outlast is the shortest window on it: a coordinator's lease and a
+	// margin, so that a pause or kill outlasts the lease whatever length
+	// the schedule drew.
+	Outlast time.Duration
 }
 
 // DefaultRate is the rate of a late, reset or gateway window's fault.
@@ -117,16 +125,37 @@ func (cfg Config) Check() error {
 		return fmt.Errorf("nemesis: rate %v: give a probability from 0 to 1", cfg.Rate)
 	}
 	for _, f := range cfg.Faults {
-		for _, n := range cfg.Nodes {
+		if len(cfg.targets(f)) == 0 {
+			what := "node"
+			if f.Coordinator() {
+				what = "coordinator process"
+			}
+			return fmt.Errorf("nemesis: %s needs a %s to strike, and there is none", f, what)
+		}
+		for _, n := range cfg.targets(f) {
 			switch {
+			case f.Coordinator() && n.Process == nil:
+				return fmt.Errorf("nemesis: %s needs the process of %s, and it has none that rops started", f, n.Name)
 			case f.Process() && n.Process == nil:
 				return fmt.Errorf("nemesis: %s needs the process of %s, and it has none that rops started", f, n.Name)
-			case !f.Process() && n.Switch == nil:
+			case f.Switched() && n.Switch == nil:
 				return fmt.Errorf("nemesis: %s needs to switch the faults of %s, and it has no way to (an admin API, or a local node)", f, n.Name)
 			}
 		}
 	}
 	return nil
+}
+
+// targets returns the nodes that f may strike: the coordinators for a
+// coordinator's fault, the nodes for the others.
+func (cfg Config) targets(f Fault) []Node {
+	var ns []Node
+	for _, n := range cfg.Nodes {
+		if n.Coordinator == f.Coordinator() {
+			ns = append(ns, n)
+		}
+	}
+	return ns
 }
 
 // Start checks cfg and starts striking, on a goroutine of its own, until
@@ -154,7 +183,13 @@ func Start(ctx context.Context, cfg Config) (*Nemesis, error) {
 		names[i] = node.Name
 		n.nodes[node.Name] = node
 	}
-	n.sched = NewSchedule(cfg.Seed, cfg.Faults, names, cfg.Bounds)
+	targets := map[Fault][]string{}
+	for _, f := range cfg.Faults {
+		for _, node := range cfg.targets(f) {
+			targets[f] = append(targets[f], node.Name)
+		}
+	}
+	n.sched = NewScheduleOf(cfg.Seed, cfg.Faults, targets, cfg.Bounds)
 	n.logf("seed %d: %s on %s, %s (the same --seed replays this schedule)", cfg.Seed, joinFaults(cfg.Faults), strings.Join(names, ", "), cfg.Bounds)
 	ctx, n.cancel = context.WithCancel(ctx)
 	go n.run(ctx)
@@ -207,7 +242,7 @@ func (n *Nemesis) run(ctx context.Context) {
 			continue
 		}
 		n.logf("seed %d: window %d: %s %s at %v", n.cfg.Seed, p.N, p.Fault, p.Node, start.Round(time.Millisecond))
-		stopped := !sleep(ctx, p.Length)
+		stopped := !sleep(ctx, max(p.Length, n.nodes[p.Node].Outlast))
 		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.cfg.HealTimeout)
 		err = heal(hctx)
 		cancel()
@@ -233,9 +268,9 @@ func (n *Nemesis) run(ctx context.Context) {
 func (n *Nemesis) strike(ctx context.Context, p Plan) (heal func(context.Context) error, err error) {
 	node := n.nodes[p.Node]
 	switch p.Fault {
-	case Kill:
+	case Kill, KillCoordinator:
 		return node.Process.Restart, node.Process.Kill()
-	case Pause:
+	case Pause, PauseCoordinator:
 		return func(context.Context) error { return node.Process.Resume() }, node.Process.Pause()
 	}
 	old, err := node.Switch.Faults(ctx)

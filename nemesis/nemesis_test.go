@@ -93,12 +93,12 @@ func TestNemesisStrikesAsPlanned(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			j := &journal{start: time.Now()}
 			var recorded []Window
-			cfg := Config{Seed: 7, Faults: AllFaults, Nodes: fakeNodes(j, old, "node01", "node02", "node03"), Record: func(w Window) { recorded = append(recorded, w) }}
+			cfg := Config{Seed: 7, Faults: NodeFaults, Nodes: fakeNodes(j, old, "node01", "node02", "node03"), Record: func(w Window) { recorded = append(recorded, w) }}
 			n, err := Start(t.Context(), cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
-			s := NewSchedule(7, AllFaults, []string{"node01", "node02", "node03"}, DefaultBounds)
+			s := NewSchedule(7, NodeFaults, []string{"node01", "node02", "node03"}, DefaultBounds)
 			var total time.Duration
 			for range 12 {
 				p := s.Next()
@@ -261,5 +261,67 @@ func TestNemesisCheck(t *testing.T) {
 	}
 	if len(j.lines) > 0 {
 		t.Errorf("struck: %q", j.lines)
+	}
+}
+
+// TestNemesisCoordinators: coordinator faults strike only the nodes marked
+// Coordinator, a node's faults only the others, and a window on a
+// coordinator lasts its Outlast at least, whatever the schedule drew.
+func TestNemesisCoordinators(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		j := &journal{start: time.Now()}
+		nodes := fakeNodes(j, faults.Faults{}, "node01", "node02", "coordinator 1", "coordinator 2")
+		for i := 2; i < 4; i++ {
+			nodes[i].Coordinator, nodes[i].Outlast, nodes[i].Switch = true, 3*time.Second, nil
+		}
+		fs := []Fault{Kill, Late, PauseCoordinator, KillCoordinator}
+		n, err := Start(t.Context(), Config{Seed: 5, Faults: fs, Nodes: nodes, Bounds: BoundsFor(8 * time.Second)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Minute)
+		ws, err := n.Stop()
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[Fault]int{}
+		for i, w := range ws {
+			seen[w.Fault]++
+			if got, want := strings.HasPrefix(w.Node, "coordinator "), w.Fault.Coordinator(); got != want {
+				t.Errorf("%v: struck a coordinator %v, want %v", w, got, want)
+			}
+			if i == len(ws)-1 {
+				continue // cut short by Stop
+			}
+			if w.Fault.Coordinator() && w.End-w.Start < 3*time.Second {
+				t.Errorf("%v: shorter than the coordinator's Outlast, 3s", w)
+			}
+		}
+		for _, f := range fs {
+			if seen[f] == 0 {
+				t.Errorf("no %s window in %v", f, ws)
+			}
+		}
+	})
+	for _, tc := range []struct {
+		name  string
+		fault Fault
+		nodes []string
+		want  string
+	}{
+		{"no coordinator", PauseCoordinator, []string{"node01"}, "pause-coordinator needs a coordinator process to strike"},
+		{"no node", Kill, nil, "kill needs a node to strike"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			nodes := fakeNodes(&journal{}, faults.Faults{}, tc.nodes...)
+			nodes = append(nodes, Node{Name: "coordinator 1", Coordinator: true, Process: &fakeProcess{}})
+			if tc.fault.Coordinator() {
+				nodes = nodes[:len(nodes)-1]
+			}
+			_, err := Start(t.Context(), Config{Faults: []Fault{tc.fault}, Nodes: nodes})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Start: %v, want %q", err, tc.want)
+			}
+		})
 	}
 }

@@ -69,19 +69,31 @@ func (p Plan) String() string {
 // in rounds, each a seeded shuffle of them all, so that every fault strikes
 // within the first len(faults) windows. It is not safe for concurrent use.
 type Schedule struct {
-	rng    *rand.Rand
-	faults []Fault
-	nodes  []string
-	b      Bounds
-	round  []Fault // what is left of the current round
-	n      int
+	rng     *rand.Rand
+	faults  []Fault
+	targets map[Fault][]string
+	b       Bounds
+	round   []Fault // what is left of the current round
+	n       int
 }
 
 // NewSchedule returns the schedule of seed. faults and nodes must not be
 // empty, and b must be valid.
 func NewSchedule(seed uint64, faults []Fault, nodes []string, b Bounds) *Schedule {
+	targets := map[Fault][]string{}
+	for _, f := range faults {
+		targets[f] = nodes
+	}
+	return NewScheduleOf(seed, faults, targets, b)
+}
+
+// NewScheduleOf returns the schedule of seed, each fault striking one of
+// its own targets (nodes for a node's faults, coordinators for a
+// coordinator's): none empty. With every fault on the same targets, it is
+// NewSchedule's.
+func NewScheduleOf(seed uint64, faults []Fault, targets map[Fault][]string, b Bounds) *Schedule {
 	// A stream of its own: the check's workload draws from the same seed.
-	return &Schedule{rng: rand.New(rand.NewPCG(seed, 0x4E3E5)), faults: faults, nodes: nodes, b: b}
+	return &Schedule{rng: rand.New(rand.NewPCG(seed, 0x4E3E5)), faults: faults, targets: targets, b: b}
 }
 
 // Next returns the next window's plan.
@@ -91,7 +103,8 @@ func (s *Schedule) Next() Plan {
 		s.rng.Shuffle(len(s.round), func(i, j int) { s.round[i], s.round[j] = s.round[j], s.round[i] })
 	}
 	s.n++
-	p := Plan{N: s.n, Fault: s.round[0], Node: s.nodes[s.rng.IntN(len(s.nodes))]}
+	nodes := s.targets[s.round[0]]
+	p := Plan{N: s.n, Fault: s.round[0], Node: nodes[s.rng.IntN(len(nodes))]}
 	s.round = s.round[1:]
 	p.Gap = s.draw(s.b.MinGap, s.b.MaxGap)
 	p.Length = s.draw(s.b.MinWindow, s.b.MaxWindow)

@@ -255,7 +255,7 @@ func TestNemesisOverSpawned(t *testing.T) {
 	}
 	var log strings.Builder
 	var mu sync.Mutex
-	n, err := Start(t.Context(), Config{Seed: 3, Faults: AllFaults, Nodes: nodes,
+	n, err := Start(t.Context(), Config{Seed: 3, Faults: NodeFaults, Nodes: nodes,
 		Bounds: Bounds{MinWindow: 150 * time.Millisecond, MaxWindow: 300 * time.Millisecond, MinGap: 50 * time.Millisecond, MaxGap: 100 * time.Millisecond},
 		Log:    syncWriter{&mu, &log}})
 	if err != nil {
@@ -273,7 +273,7 @@ func TestNemesisOverSpawned(t *testing.T) {
 			t.Errorf("window %v overlaps or ends before it starts", w)
 		}
 	}
-	if len(seen) != len(AllFaults) {
+	if len(seen) != len(NodeFaults) {
 		t.Errorf("windows %v: not every fault struck\n%s", ws, log.String())
 	}
 	for i, p := range c.Procs() {
