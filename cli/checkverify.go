@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/reliable-ops/rops/history"
-	checkreport "github.com/reliable-ops/rops/report"
+	reportpkg "github.com/reliable-ops/rops/report"
 )
 
 // verifyBatch bounds the operations that verifyHistory holds at once: a
@@ -151,13 +151,13 @@ func writeReport(dir, path string, lin verdict, table checkJSON) error {
 			return err
 		}
 	}
-	return checkreport.Write(dir, ops, lin.res, checkreport.Options{Check: table, RequestsPerOp: table.RequestsOp})
+	return reportpkg.Write(dir, ops, lin.res, reportpkg.Options{Check: table, RequestsPerOp: table.RequestsOp})
 }
 
 // reportFiles lists the files of the report in dir.
 func reportFiles(dir string) []string {
 	var files []string
-	for _, f := range []string{historyFile, checkreport.HTMLFile, checkreport.LatencyFile, checkreport.RateFile, checkreport.SummaryFile} {
+	for _, f := range []string{historyFile, reportpkg.HTMLFile, reportpkg.LatencyFile, reportpkg.RateFile, reportpkg.SummaryFile} {
 		files = append(files, filepath.Join(dir, f))
 	}
 	return files

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/reliable-ops/rops/history"
+	reportpkg "github.com/reliable-ops/rops/report"
 )
 
 // ExitNotLinearizable is rops verify's exit code for a history that no
@@ -17,8 +18,9 @@ const ExitNotLinearizable = 1
 // operations, each taking effect at one instant between its call and its
 // return, explains every outcome.
 type VerifyCmd struct {
-	File string `arg:"" placeholder:"FILE" help:"The history, one JSON object per line; - reads standard input."`
-	HTML string `name:"html" placeholder:"FILE" help:"Write porcupine's visualisation to FILE: the ids that cannot be explained, around their first error, or the first ids of a linearizable history."`
+	File   string `arg:"" placeholder:"FILE" help:"The history, one JSON object per line; - reads standard input."`
+	HTML   string `name:"html" placeholder:"FILE" help:"Write porcupine's visualisation to FILE: the ids that cannot be explained, around their first error, or the first ids of a linearizable history."`
+	Report string `name:"report" placeholder:"DIR" help:"Write the report of the history into DIR, as rops check --report does: history.html, latency.png, rate.png and summary.json (with the recovery time after each fault window)."`
 }
 
 // Help is the detail under the usage line.
@@ -34,7 +36,8 @@ Exit code 0: linearizable; 1: not, naming the first operation that cannot be exp
 
 Example:
 
-  rops verify --html history.html history.jsonl`
+  rops verify --html history.html history.jsonl
+  rops verify --report out/ history.jsonl`
 }
 
 // verifyJSON is what verify prints with -o json.
@@ -47,6 +50,7 @@ type verifyJSON struct {
 	Failed  []string   `json:"failed"`
 	First   *firstJSON `json:"first,omitempty"`
 	HTML    string     `json:"html,omitempty"`
+	Report  string     `json:"report,omitempty"`
 }
 
 // firstJSON is the first operation that cannot be explained: its line as
@@ -75,7 +79,12 @@ func (c *VerifyCmd) Run(g *Globals, io *IO) error {
 			return usageError(err)
 		}
 	}
-	out := verifyJSON{File: c.name(), Ops: res.Ops, IDs: res.IDs, Nemeses: res.Nemeses, OK: res.OK(), Failed: []string{}, HTML: c.HTML}
+	if c.Report != "" {
+		if err := reportpkg.Write(c.Report, ops, res, reportpkg.Options{}); err != nil {
+			return usageError(fmt.Errorf("cannot write --report: %w", err))
+		}
+	}
+	out := verifyJSON{File: c.name(), Ops: res.Ops, IDs: res.IDs, Nemeses: res.Nemeses, OK: res.OK(), Failed: []string{}, HTML: c.HTML, Report: c.Report}
 	for _, f := range res.Failures {
 		out.Failed = append(out.Failed, f.ID)
 	}
@@ -171,6 +180,9 @@ func printVerify(w io.Writer, out verifyJSON, res history.Result) error {
 	}
 	if out.HTML != "" {
 		fmt.Fprintf(&b, "visualisation: %s\n", out.HTML)
+	}
+	if out.Report != "" {
+		fmt.Fprintf(&b, "report: %s\n", out.Report)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
