@@ -2,7 +2,6 @@ package core_test
 
 import (
 	"bytes"
-	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -116,5 +115,5 @@ func TestRetryPacedBySlowServer(t *testing.T) {
 	if checked == 0 {
 		t.Fatalf("seed %d: no request was repeated", seed)
 	}
-	t.Log(fmt.Sprintf("%d retries checked, %+v", checked, rep))
+	t.Logf("%d retries checked, %+v", checked, rep)
 }

@@ -133,10 +133,7 @@ func verifyMemLog(data []byte, torn bool) (start, end int64, why string) {
 	for {
 		e, n, err := readMemEntry(data, off)
 		if err != nil || n == 0 {
-			if err == nil {
-				// A zero entry: the end of the log.
-				err = errors.New("")
-			}
+			// Unreadable, or a zero entry: the end of the log.
 			break
 		}
 		ts := parseTs(e.key)
