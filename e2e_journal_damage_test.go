@@ -48,15 +48,6 @@ var damagedRange = regexp.MustCompile(`is damaged: bytes (\d+)-(\d+) .*?key (jou
 // damage is then dropped as documented (--discard KEY, or --accept-loss),
 // and repair makes the nodes agree.
 func TestJournalDamagedAfterKill(t *testing.T) {
-	requests := newCounter() // node01's and node02's answers
-	var addrs []string
-	for _, name := range []string{"node01", "node02"} {
-		addrs = append(addrs, startServer(t, "", requests, "--nodes", name, "--store", "memory", "--random-behavior", "0").addr)
-	}
-	node03 := startServer(t, "", nil, "--nodes", "node03", "--store", "memory", "--random-behavior", "0", "--admin")
-	addrs = append(addrs, node03.addr)
-	cfg := writeConfig(t, "lab", remoteSpecs(addrs...)...)
-
 	for _, tc := range []struct {
 		name string
 		id   core.GroupID
@@ -76,6 +67,17 @@ func TestJournalDamagedAfterKill(t *testing.T) {
 		drop: []string{"--accept-loss"},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
+			// Servers of its own: the access log is flushed every 100 ms,
+			// so a counter shared with an earlier case could still count
+			// that case's last requests, and kill too soon.
+			requests := newCounter() // node01's and node02's answers
+			var addrs []string
+			for _, name := range []string{"node01", "node02"} {
+				addrs = append(addrs, startServer(t, "", requests, "--nodes", name, "--store", "memory", "--random-behavior", "0").addr)
+			}
+			node03 := startServer(t, "", nil, "--nodes", "node03", "--store", "memory", "--random-behavior", "0", "--admin")
+			addrs = append(addrs, node03.addr)
+			cfg := writeConfig(t, "lab", remoteSpecs(addrs...)...)
 			data := t.TempDir()
 			target := []string{"--config", cfg, "--target", "lab", "--data", data}
 
