@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"syscall"
@@ -77,14 +78,28 @@ func runKilled(t *testing.T, requests *counter, kill int, args ...string) killed
 	return job
 }
 
-// records lists what one node holds through GET /v1/groups, which is never
-// faulted.
+// records lists the ids one node holds through GET /v1/groups, which is
+// never faulted.
 func records(t *testing.T, addr, node string) map[core.GroupID]bool {
 	t.Helper()
 	held := map[core.GroupID]bool{}
+	for id := range holdings(t, addr, node) {
+		held[id] = true
+	}
+	return held
+}
+
+// holdings returns what one node holds, id to token, through
+// GET /v1/groups, which is never faulted.
+func holdings(t *testing.T, addr, node string) map[core.GroupID]core.Token {
+	t.Helper()
+	held := map[core.GroupID]core.Token{}
 	after := ""
 	for {
-		req, _ := http.NewRequest("GET", fmt.Sprintf("http://%s/v1/groups?limit=10000&after=%s", addr, after), nil)
+		req, err := http.NewRequest("GET", fmt.Sprintf("http://%s/v1/groups?limit=10000&after=%s", addr, url.QueryEscape(after)), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
 		req.Header.Set("node", node)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -100,7 +115,7 @@ func records(t *testing.T, addr, node string) map[core.GroupID]bool {
 			t.Fatalf("GET /v1/groups of %s: %d %v", node, resp.StatusCode, err)
 		}
 		for _, r := range page.Groups {
-			held[r.ID] = true
+			held[r.ID] = r.Token
 		}
 		if page.Next == nil {
 			return held

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -390,35 +389,7 @@ func (c *pauseCluster) finalRecover(t *testing.T) *coordinator {
 // GET /v1/groups, which is never faulted.
 func (c *pauseCluster) holdings(t *testing.T, i int) map[core.GroupID]core.Token {
 	t.Helper()
-	held := map[core.GroupID]core.Token{}
-	after := ""
-	for {
-		req, err := http.NewRequest("GET", fmt.Sprintf("http://%s/v1/groups?limit=10000&after=%s", c.servers[i].addr, url.QueryEscape(after)), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("node", c.names[i])
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var page struct {
-			Groups []core.Record `json:"groups"`
-			Next   *string       `json:"next"`
-		}
-		err = json.NewDecoder(resp.Body).Decode(&page)
-		resp.Body.Close()
-		if err != nil || resp.StatusCode != http.StatusOK {
-			t.Fatalf("GET /v1/groups of %s: %d %v", c.names[i], resp.StatusCode, err)
-		}
-		for _, r := range page.Groups {
-			held[r.ID] = r.Token
-		}
-		if page.Next == nil {
-			return held
-		}
-		after = *page.Next
-	}
+	return holdings(t, c.servers[i].addr, c.names[i])
 }
 
 // waitHeld polls the nodes until each of them holds every one of ids (or,

@@ -713,13 +713,19 @@ func (j *simJournal) unopened() error {
 	return nil
 }
 
-func (j *simJournal) Begin(ctx context.Context, in Intent) error {
-	j.mu.Lock()
-	defer j.mu.Unlock()
+// writable refuses a write on id under ctx's lock to a damaged journal
+// (unopened) or under a lost lock (lost). Call it with j.mu held.
+func (j *simJournal) writable(ctx context.Context, id GroupID) error {
 	if err := j.unopened(); err != nil {
 		return err
 	}
-	if err := j.lost(ctx, in.ID); err != nil {
+	return j.lost(ctx, id)
+}
+
+func (j *simJournal) Begin(ctx context.Context, in Intent) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if err := j.writable(ctx, in.ID); err != nil {
 		return err
 	}
 	if slices.ContainsFunc(j.intents, func(l Intent) bool { return j.same(l, in.ID, in.Token) }) {
@@ -740,10 +746,7 @@ func (j *simJournal) Begin(ctx context.Context, in Intent) error {
 func (j *simJournal) Update(ctx context.Context, in Intent) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if err := j.unopened(); err != nil {
-		return err
-	}
-	if err := j.lost(ctx, in.ID); err != nil {
+	if err := j.writable(ctx, in.ID); err != nil {
 		return err
 	}
 	i := slices.IndexFunc(j.intents, func(l Intent) bool { return j.same(l, in.ID, in.Token) })
