@@ -31,6 +31,7 @@ type CheckCmd struct {
 	History  string        `placeholder:"FILE" help:"Write the run's history to FILE: JSON Lines, one line for each create, delete and read, and for each fault window (README, Histories and rops verify)."`
 	Report   string        `placeholder:"DIR" help:"Write a report into DIR: history.jsonl, history.html (porcupine's page, at the first error), latency.png, rate.png and summary.json (with the recovery time after each fault window)."`
 	NemesisFlags
+	CoordinatorFlags
 }
 
 // checkJSON is what check prints.
@@ -93,6 +94,9 @@ func (*CheckCmd) openMode() openMode { return recovered }
 // Run runs the check; the exit code is 3 if anything was lost, unexpected
 // or divergent.
 func (c *CheckCmd) Run(ctx context.Context, g *Globals, cl *Cluster, io *IO) error {
+	if c.Worker > 0 {
+		return c.runWorker(ctx, g, cl, io.Stdout)
+	}
 	defer c.stopSpawned(io.Stderr)
 	if cl.left > 0 {
 		return &exitError{code: ExitInconsistent, err: fmt.Errorf("%d operations of an earlier run are still pending: run rops recover first", cl.left)}
@@ -103,17 +107,19 @@ func (c *CheckCmd) Run(ctx context.Context, g *Globals, cl *Cluster, io *IO) err
 	}
 	defer sink.close()
 	seed := g.seed()
-	ids := make([]core.GroupID, c.IDs)
-	for i := range ids {
-		ids[i] = core.GroupID(fmt.Sprintf("%s-%d-%d", c.Prefix, seed, i))
-	}
+	ids := checkIDs(c.Prefix, seed, c.IDs)
 	chk := core.NewChecker()
 	w := &workload{c: cl.Coordinator, chk: chk, ids: ids, rng: rand.New(rand.NewPCG(seed, 0xC4EC)), busy: map[core.GroupID]bool{}, pending: map[core.GroupID]bool{}}
 	w.free = sync.NewCond(&w.mu)
 	// At most one operation per id at a time: more workers than ids would
 	// find none free.
 	run := &checkRun{c: cl.Coordinator, w: w, hist: history.NewWriter(sink), workers: min(cl.concurrency, c.IDs)}
-	nem, err := c.newNemesis(ctx, cl, seed, run, io.Stderr)
+	crew, err := c.newCrew(ctx, g, run, io.Stderr) // nil without --coordinators
+	if err != nil {
+		return err
+	}
+	defer crew.close()
+	nem, err := c.newNemesis(ctx, cl, seed, run, io.Stderr, crew.nodes())
 	if err != nil {
 		return err
 	}
@@ -130,9 +136,18 @@ func (c *CheckCmd) Run(ctx context.Context, g *Globals, cl *Cluster, io *IO) err
 		deadline = start.Add(c.Duration)
 	}
 	chaosAt := c.Ops / 2
-	stopReader := run.startReader(ctx, rand.New(rand.NewPCG(seed, 0x5EAD)))
+	stopReader := func() {}
+	workers := run.workers
 	var wg sync.WaitGroup
-	for p := range run.workers {
+	if crew != nil {
+		// The workload runs in the crew's processes; no reader, which
+		// cannot know which ids they are on.
+		wg.Go(func() { crew.work(deadline) })
+		workers = 0
+	} else {
+		stopReader = run.startReader(ctx, rand.New(rand.NewPCG(seed, 0x5EAD)))
+	}
+	for p := range workers {
 		wg.Go(func() {
 			for ctx.Err() == nil {
 				t, ok := w.take(c.Ops, deadline)
@@ -159,6 +174,9 @@ func (c *CheckCmd) Run(ctx context.Context, g *Globals, cl *Cluster, io *IO) err
 		}
 	}
 	elapsed := time.Since(start)
+	if err := crew.end(w); err != nil {
+		return &exitError{code: ExitInconsistent, err: fmt.Errorf("--coordinators: %w", err)}
+	}
 
 	// Settle what is pending, then judge.
 	still := run.recover(ctx, cl.concurrency)

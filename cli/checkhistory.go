@@ -18,6 +18,8 @@ import (
 // runs and every reading it takes is written to hist as it ends. Processes
 // 0 to workers-1 are its workers (the first deletes, the workload, the
 // final reading), workers is the reader, workers+1 the final recover.
+// With --coordinators, the workload's processes are the crew's: those of
+// the n-th worker process started are numbered from 10000·n.
 //
 // A nemesis writes its fault windows with recordWindow, on the clock of
 // hist.Now.

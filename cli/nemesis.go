@@ -25,7 +25,7 @@ import (
 // injected on a schedule while it runs (issue 18).
 type NemesisFlags struct {
 	Spawn       int     `placeholder:"N" help:"Start N rops serve processes, one node each (node01...), on free loopback ports with their badger data in a temporary directory, run the check against them, then stop them and remove the directory. Global fault flags and --seed apply to them."`
-	Nemesis     string  `placeholder:"LIST" help:"While the check runs, strike one node at a time in windows drawn from --seed, printed and written to the history: some of kill and pause (the processes of --spawn: SIGKILL and restart, SIGSTOP and SIGCONT), down, late, reset and gateway (switched on and back through the nodes' admin API, rops serve --admin, or on local nodes)."`
+	Nemesis     string  `placeholder:"LIST" help:"While the check runs, strike one node at a time in windows drawn from --seed, printed and written to the history: some of kill and pause (the processes of --spawn: SIGKILL and restart, SIGSTOP and SIGCONT), down, late, reset and gateway (switched on and back through the nodes' admin API, rops serve --admin, or on local nodes); with --coordinators, pause-coordinator and kill-coordinator (SIGSTOP one past its etcd lease and SIGCONT; SIGKILL, rops recover once its lease expired, and a new process for the rest of its share)."`
 	NemesisRate float64 `default:"0.5" placeholder:"P" help:"The rate of late, reset and gateway faults in their --nemesis windows."`
 
 	faults []nemesis.Fault
@@ -65,15 +65,23 @@ func (f *NemesisFlags) AfterApply(ctx context.Context, g *Globals, k *kong.Conte
 			}
 		}
 	}
+	var fs []nemesis.Fault
+	if f.Nemesis != "" {
+		var err error
+		if fs, err = nemesis.ParseFaults(f.Nemesis); err != nil {
+			return fmt.Errorf("--nemesis %s: %w", f.Nemesis, err)
+		}
+	}
+	if c, ok := selected(k).(*CheckCmd); ok {
+		if err := checkCoordinators(c, g, fs); err != nil {
+			return err
+		}
+	}
 	if f.Nemesis == "" {
 		return nil
 	}
-	fs, err := nemesis.ParseFaults(f.Nemesis)
-	if err != nil {
-		return fmt.Errorf("--nemesis %s: %w", f.Nemesis, err)
-	}
 	if c, ok := selected(k).(*CheckCmd); ok && c.Chaos > 0 {
-		if i := slices.IndexFunc(fs, func(f nemesis.Fault) bool { return !f.Process() }); i >= 0 {
+		if i := slices.IndexFunc(fs, nemesis.Fault.Switched); i >= 0 {
 			// Each would put back what it found, perhaps the other's.
 			return fmt.Errorf("--nemesis %s and --chaos both switch the nodes' faults: give one of them", fs[i])
 		}
@@ -175,7 +183,7 @@ type checkNemesis struct {
 // clock of run's history, into which it writes its windows; or nil without
 // --nemesis. It returns an error naming a node that cannot take a fault,
 // such as a server without its admin API.
-func (c *CheckCmd) newNemesis(ctx context.Context, cl *Cluster, seed uint64, run *checkRun, stderr io.Writer) (*checkNemesis, error) {
+func (c *CheckCmd) newNemesis(ctx context.Context, cl *Cluster, seed uint64, run *checkRun, stderr io.Writer, coordinators []nemesis.Node) (*checkNemesis, error) {
 	if len(c.faults) == 0 {
 		return nil, nil
 	}
@@ -199,6 +207,8 @@ func (c *CheckCmd) newNemesis(ctx context.Context, cl *Cluster, seed uint64, run
 		}
 		nodes = append(nodes, node)
 	}
+	switched := nodes
+	nodes = append(slices.Clip(nodes), coordinators...)
 	expected := c.Duration
 	if expected <= 0 {
 		expected = time.Duration(c.Ops) * opEstimate
@@ -216,9 +226,9 @@ func (c *CheckCmd) newNemesis(ctx context.Context, cl *Cluster, seed uint64, run
 	if err := cfg.Check(); err != nil {
 		return nil, usageError(err)
 	}
-	if i := slices.IndexFunc(c.faults, func(f nemesis.Fault) bool { return !f.Process() }); i >= 0 {
+	if i := slices.IndexFunc(c.faults, nemesis.Fault.Switched); i >= 0 {
 		// Asked once now, rather than failing every window.
-		for _, n := range nodes {
+		for _, n := range switched {
 			if _, err := n.Switch.Faults(ctx); err != nil {
 				return nil, usageError(fmt.Errorf("--nemesis %s: cannot read the faults of %s: %w", c.faults[i], n.Name, err))
 			}
