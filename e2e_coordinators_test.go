@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -192,5 +193,57 @@ func TestCheckCoordinatorsFlags(t *testing.T) {
 				t.Errorf("wrote %v", left)
 			}
 		})
+	}
+}
+
+// TestCheckCoordinatorsInterrupted stops rops check --coordinators with
+// SIGINT, as Ctrl-C does, in the middle of its nemesis's first window, a
+// kill: it exits leaving no worker or server running and no directory.
+func TestCheckCoordinatorsInterrupted(t *testing.T) {
+	skipLong(t)
+	ec := etcdtest.Start(t, 1)
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
+	defer cancel()
+	cmd := ropsCmd(t, ctx, "--data", dir, "--seed", "10", "--journal", etcdJournal(ec.Endpoints()), "check", "--spawn", "3",
+		"--coordinators", "3", "--nemesis", "kill-coordinator", "--duration", "1m")
+	pipe, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	sc := bufio.NewScanner(pipe)
+	for sc.Scan() {
+		stderr.WriteString(sc.Text() + "\n")
+		if strings.Contains(sc.Text(), "window 1: ") {
+			break // struck, not yet healed
+		}
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	for sc.Scan() {
+		stderr.WriteString(sc.Text() + "\n")
+	}
+	err = cmd.Wait()
+	t.Logf("rops check exited %v:\n%s", err, stderr.String())
+	parseSpawned(t, stderr.String()).gone(t)
+	workers := coordinatorPID.FindAllStringSubmatch(stderr.String(), -1)
+	if len(workers) != 3 {
+		t.Fatalf("%d coordinator processes started, want 3", len(workers))
+	}
+	for _, m := range workers {
+		pid, _ := strconv.Atoi(m[2])
+		if err := syscall.Kill(pid, 0); err == nil && !zombie(pid) {
+			t.Errorf("coordinator %s (pid %d) is still running", m[1], pid)
+		}
+	}
+	if m := coordinatorDir.FindStringSubmatch(stderr.String()); m == nil {
+		t.Errorf("no directory of the coordinators named")
+	} else if _, err := os.Stat(m[1]); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s is left behind (%v)", m[1], err)
 	}
 }

@@ -538,6 +538,7 @@ func (s *slot) Restart(ctx context.Context) error {
 	select {
 	case <-t.C:
 	case <-ctx.Done():
+	case <-s.cr.ctx.Done():
 	}
 	if s.cr.ctx.Err() != nil {
 		s.end() // the check was stopped: its final recover settles what is left

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -177,16 +178,18 @@ func Start(ctx context.Context, cfg Config) (*Nemesis, error) {
 		start := time.Now()
 		cfg.Clock = func() time.Duration { return time.Since(start) }
 	}
-	names := make([]string, len(cfg.Nodes))
 	n := &Nemesis{cfg: cfg, nodes: map[string]Node{}, done: make(chan struct{})}
-	for i, node := range cfg.Nodes {
-		names[i] = node.Name
-		n.nodes[node.Name] = node
-	}
 	targets := map[Fault][]string{}
 	for _, f := range cfg.Faults {
 		for _, node := range cfg.targets(f) {
 			targets[f] = append(targets[f], node.Name)
+		}
+	}
+	var names []string // those a fault may strike
+	for _, node := range cfg.Nodes {
+		n.nodes[node.Name] = node
+		if slices.ContainsFunc(cfg.Faults, func(f Fault) bool { return slices.Contains(targets[f], node.Name) }) {
+			names = append(names, node.Name)
 		}
 	}
 	n.sched = NewScheduleOf(cfg.Seed, cfg.Faults, targets, cfg.Bounds)
