@@ -361,7 +361,9 @@ func (cr *crew) merge(s *slot, r io.Reader) {
 		defer cr.mu.Unlock()
 		cr.rep.Requested++
 		cr.rep.Add(core.Result{ID: core.GroupID(op.ID), Outcome: core.Outcome(op.Outcome), Requests: requests})
-		cr.latencies = append(cr.latencies, took)
+		if took > 0 { // not one a worker died in
+			cr.latencies = append(cr.latencies, took)
+		}
 		cr.touched[core.GroupID(op.ID)] = true
 	}
 	for sc.Scan() {
