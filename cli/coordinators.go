@@ -402,18 +402,19 @@ type slot struct {
 	k  int // 1 first
 
 	mu       sync.Mutex
-	cmd      *nemesisCmd // the running worker; nil before the first
-	killedAt time.Time   // zero unless the nemesis killed it
-	calls    int         // operations called, over its processes
-	share    int         // of --ops; 0 with --duration
-	over     chan struct{}
+	cmd      *workerProc   // the running worker; nil before the first
+	killedAt time.Time     // zero unless the nemesis killed it
+	calls    int           // operations called, over its processes
+	share    int           // of --ops; 0 with --duration
+	over     chan struct{} // closed once it starts no more processes
 	ended    bool
 }
 
 var _ nemesis.Process = (*slot)(nil)
 
-// nemesisCmd is a worker process and when it exited.
-type nemesisCmd struct {
+// workerProc is a worker process, and done closed once it exited and its
+// lines are merged.
+type workerProc struct {
 	p    *os.Process
 	done chan struct{}
 }
@@ -476,7 +477,7 @@ func (s *slot) launch() error {
 	if !cr.g.Quiet {
 		fmt.Fprintf(cr.stderr, "check: %s: pid %d, processes from %d, %s\n", s.name(), cmd.Process.Pid, 10000*n, strings.Join(rest, " "))
 	}
-	nc := &nemesisCmd{p: cmd.Process, done: make(chan struct{})}
+	nc := &workerProc{p: cmd.Process, done: make(chan struct{})}
 	s.cmd, s.killedAt = nc, time.Time{}
 	go func() {
 		cr.merge(s, out)
@@ -497,7 +498,7 @@ func (s *slot) launch() error {
 }
 
 // running returns the worker running, or nil.
-func (s *slot) running() *nemesisCmd {
+func (s *slot) running() *workerProc {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cmd == nil || isClosed(s.cmd.done) || !s.killedAt.IsZero() {
