@@ -111,6 +111,15 @@ func TestCheckAgainstServeWithEveryFault(t *testing.T) {
 			}
 		}
 	})
+	t.Run("chaos names the nodes it could not reach", func(t *testing.T) {
+		with := startServer(t, "", nil, "--nodes", "node01,node02", "--store", "memory", "--admin", "--random-behavior", "0")
+		without := startServer(t, "", nil, "--nodes", "node03", "--store", "memory", "--random-behavior", "0")
+		cfg := writeConfig(t, "lab", remoteSpecs(with.addr, with.addr, without.addr)...)
+		c := runCheck(t, "--config", cfg, "--target", "lab", "--data", t.TempDir(), "--seed", "75", "--late-delay", "100ms", "check", "--ops", "50", "--chaos", "0.05")
+		if want := "at 0.05 on 2 of 3 nodes (none on node03)"; !strings.HasSuffix(c.Chaos, want) {
+			t.Fatalf("chaos=%q, want it to end %q", c.Chaos, want)
+		}
+	})
 }
 
 // serverFaults is part of a node's faults as GET /admin/faults shows them.

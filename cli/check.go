@@ -328,6 +328,9 @@ func startChaos(ctx context.Context, cl *Cluster, rate float64, stderr io.Writer
 		none = append(none, n.Name())
 	}
 	what := fmt.Sprintf("late, reset, duplicate and gateway faults at %v on %d of %d nodes", rate, len(local)+len(remote), len(cl.Nodes()))
+	if len(none) > 0 {
+		what += " (none on " + strings.Join(none, ", ") + ")"
+	}
 	return func() {
 		for _, f := range undo {
 			f()
