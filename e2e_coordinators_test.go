@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -66,21 +65,7 @@ func TestCheckCoordinatorsNemesis(t *testing.T) {
 		t.Fatalf("rops check: %v", err)
 	}
 	parseSpawned(t, stderr.String()).gone(t)
-	workers := coordinatorPID.FindAllStringSubmatch(stderr.String(), -1)
-	if len(workers) < 3 {
-		t.Fatalf("%d coordinator processes started, want 3 at least", len(workers))
-	}
-	for _, m := range workers {
-		pid, _ := strconv.Atoi(m[2])
-		if err := syscall.Kill(pid, 0); err == nil && !zombie(pid) {
-			t.Errorf("coordinator %s (pid %d) is still running", m[1], pid)
-		}
-	}
-	if m := coordinatorDir.FindStringSubmatch(stderr.String()); m == nil {
-		t.Errorf("no directory of the coordinators named")
-	} else if _, err := os.Stat(m[1]); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("%s is left behind (%v)", m[1], err)
-	}
+	workers := coordinatorsGone(t, stderr.String(), 3, false)
 
 	if code, out := run(t, "verify", path); code != 0 {
 		t.Fatalf("rops verify exited %d:\n%s", code, out)
@@ -202,38 +187,22 @@ func TestCheckCoordinatorsFlags(t *testing.T) {
 func TestCheckCoordinatorsInterrupted(t *testing.T) {
 	skipLong(t)
 	ec := etcdtest.Start(t, 1)
-	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
-	defer cancel()
-	cmd := ropsCmd(t, ctx, "--data", dir, "--seed", "10", "--journal", etcdJournal(ec.Endpoints()), "check", "--spawn", "3",
+	stderr := interruptAtFirstWindow(t, "--data", t.TempDir(), "--seed", "10", "--journal", etcdJournal(ec.Endpoints()), "check", "--spawn", "3",
 		"--coordinators", "3", "--nemesis", "kill-coordinator", "--duration", "1m")
-	pipe, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	sc := bufio.NewScanner(pipe)
-	for sc.Scan() {
-		stderr.WriteString(sc.Text() + "\n")
-		if strings.Contains(sc.Text(), "window 1: ") {
-			break // struck, not yet healed
-		}
-	}
-	if err := cmd.Process.Signal(os.Interrupt); err != nil {
-		t.Fatal(err)
-	}
-	for sc.Scan() {
-		stderr.WriteString(sc.Text() + "\n")
-	}
-	err = cmd.Wait()
-	t.Logf("rops check exited %v:\n%s", err, stderr.String())
-	parseSpawned(t, stderr.String()).gone(t)
-	workers := coordinatorPID.FindAllStringSubmatch(stderr.String(), -1)
-	if len(workers) != 3 {
-		t.Fatalf("%d coordinator processes started, want 3", len(workers))
+	parseSpawned(t, stderr).gone(t)
+	coordinatorsGone(t, stderr, 3, true)
+}
+
+// coordinatorsGone checks, from what rops check --coordinators wrote to
+// stderr, that it started want coordinator processes (at least want, if
+// not exact), none of which is still running, and removed their directory.
+// It returns the lines that named the processes, as coordinatorPID
+// matches them.
+func coordinatorsGone(t *testing.T, stderr string, want int, exact bool) [][]string {
+	t.Helper()
+	workers := coordinatorPID.FindAllStringSubmatch(stderr, -1)
+	if len(workers) < want || exact && len(workers) != want {
+		t.Fatalf("%d coordinator processes started, want %d", len(workers), want)
 	}
 	for _, m := range workers {
 		pid, _ := strconv.Atoi(m[2])
@@ -241,9 +210,10 @@ func TestCheckCoordinatorsInterrupted(t *testing.T) {
 			t.Errorf("coordinator %s (pid %d) is still running", m[1], pid)
 		}
 	}
-	if m := coordinatorDir.FindStringSubmatch(stderr.String()); m == nil {
+	if m := coordinatorDir.FindStringSubmatch(stderr); m == nil {
 		t.Errorf("no directory of the coordinators named")
 	} else if _, err := os.Stat(m[1]); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("%s is left behind (%v)", m[1], err)
 	}
+	return workers
 }

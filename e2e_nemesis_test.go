@@ -192,10 +192,18 @@ func TestCheckSpawnNemesis(t *testing.T) {
 // kills a server whose rops died anyway).
 func TestCheckSpawnInterrupted(t *testing.T) {
 	skipLong(t)
-	dir := t.TempDir()
+	stderr := interruptAtFirstWindow(t, "--data", t.TempDir(), "--seed", "2", "check", "--spawn", "3", "--nemesis", "pause", "--duration", "1m")
+	parseSpawned(t, stderr).gone(t)
+}
+
+// interruptAtFirstWindow runs rops with args, a check with a nemesis, and
+// sends it SIGINT, as Ctrl-C does, once its first window struck (and has
+// not yet healed). It returns what rops wrote to stderr once it exited.
+func interruptAtFirstWindow(t *testing.T, args ...string) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
 	defer cancel()
-	cmd := ropsCmd(t, ctx, "--data", dir, "--seed", "2", "check", "--spawn", "3", "--nemesis", "pause", "--duration", "1m")
+	cmd := ropsCmd(t, ctx, args...)
 	pipe, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -220,7 +228,7 @@ func TestCheckSpawnInterrupted(t *testing.T) {
 	}
 	err = cmd.Wait()
 	t.Logf("rops check exited %v, %v after SIGINT:\n%s", err, time.Since(start).Round(time.Millisecond), stderr.String())
-	parseSpawned(t, stderr.String()).gone(t)
+	return stderr.String()
 }
 
 // TestCheckNemesisFlags checks the flags' mistakes: usage errors (exit 2)
