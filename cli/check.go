@@ -101,7 +101,7 @@ func (c *CheckCmd) Run(ctx context.Context, g *Globals, cl *Cluster, io *IO) err
 	if cl.left > 0 {
 		return &exitError{code: ExitInconsistent, err: fmt.Errorf("%d operations of an earlier run are still pending: run rops recover first", cl.left)}
 	}
-	sink, err := openSink(c.History, c.Report)
+	sink, err := openSink(c.History, c.Report, scratchDir(g))
 	if err != nil {
 		return usageError(err)
 	}

@@ -244,9 +244,9 @@ type sink struct {
 	temp  bool
 }
 
-// openSink creates the history's files, or a temporary one if neither path
-// nor report is given. It creates report.
-func openSink(path, reportDir string) (_ *sink, err error) {
+// openSink creates the history's files, or a temporary one in tempDir if
+// neither path nor report is given. It creates report.
+func openSink(path, reportDir, tempDir string) (_ *sink, err error) {
 	s := &sink{}
 	defer func() {
 		if err != nil {
@@ -254,7 +254,7 @@ func openSink(path, reportDir string) (_ *sink, err error) {
 		}
 	}()
 	if path == "" && reportDir == "" {
-		f, err := os.CreateTemp("", "rops-check-*.jsonl")
+		f, err := os.CreateTemp(tempDir, "rops-check-*.jsonl")
 		if err != nil {
 			return nil, fmt.Errorf("cannot write the history: %w", err)
 		}
@@ -299,4 +299,17 @@ func (s *sink) close() {
 			os.Remove(f.Name())
 		}
 	}
+}
+
+// scratchDir is where the check keeps what it removes at the end: the
+// system's temporary directory or, where there is none (an image built
+// FROM scratch has no /tmp), the data directory.
+func scratchDir(g *Globals) string {
+	if fi, err := os.Stat(os.TempDir()); err == nil && fi.IsDir() {
+		return ""
+	}
+	if d, err := g.dataDir(); err == nil && os.MkdirAll(d, 0o755) == nil {
+		return d
+	}
+	return ""
 }

@@ -221,7 +221,7 @@ func (c *CheckCmd) newCrew(ctx context.Context, g *Globals, run *checkRun, stder
 	if err != nil {
 		return nil, usageError(fmt.Errorf("--journal %s: %w", g.Journal, err))
 	}
-	dir, err := os.MkdirTemp("", "rops-check-coordinators-*")
+	dir, err := os.MkdirTemp(scratchDir(g), "rops-check-coordinators-*")
 	if err != nil {
 		return nil, fmt.Errorf("--coordinators: %w", err)
 	}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -109,7 +110,7 @@ func (f *NemesisFlags) prepare(io *IO) error {
 	if err != nil {
 		return fmt.Errorf("--spawn: cannot find the rops binary to run rops serve: %w", err)
 	}
-	opts := nemesis.SpawnOptions{Bin: bin, Nodes: f.Spawn, Dir: f.g.Data, Args: f.serveArgs}
+	opts := nemesis.SpawnOptions{Bin: bin, Nodes: f.Spawn, Dir: cmp.Or(f.g.Data, scratchDir(f.g)), Args: f.serveArgs}
 	if f.g.Verbose {
 		opts.Log = io.Stderr
 	}
