@@ -462,7 +462,7 @@ func (c *Coordinator) end(ctx context.Context, r *opRun, parts []*part, res *Res
 		jerr = r.learned(ctx, parts)
 	}
 	if merr := c.book.end(ctx, r); merr != nil {
-		jerr = merr
+		jerr = errors.Join(jerr, merr)
 	}
 	if jerr == nil || res.Outcome != Pending {
 		// Unchanged wrote nothing: its leftover intent undoes nothing.
