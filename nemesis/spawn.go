@@ -62,6 +62,13 @@ func Spawn(ctx context.Context, opts SpawnOptions) (_ *Cluster, err error) {
 	if opts.StartTimeout == 0 {
 		opts.StartTimeout = 30 * time.Second
 	}
+	if opts.Dir != "" {
+		// A data directory named for the first time, as every command
+		// makes it.
+		if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+			return nil, err
+		}
+	}
 	dir, err := os.MkdirTemp(opts.Dir, "rops-spawn-")
 	if err != nil {
 		return nil, err

@@ -62,10 +62,12 @@ func binary(t *testing.T) string {
 }
 
 // spawn starts a cluster of n nodes with no random faults, closed at the
-// end of the test.
+// end of the test, in a directory not made yet, as a --data named for the
+// first time.
 func spawn(t *testing.T, n int) *Cluster {
 	t.Helper()
-	c, err := Spawn(t.Context(), SpawnOptions{Bin: binary(t), Nodes: n, Dir: t.TempDir(), Args: func(node string) []string {
+	dir := filepath.Join(t.TempDir(), "data")
+	c, err := Spawn(t.Context(), SpawnOptions{Bin: binary(t), Nodes: n, Dir: dir, Args: func(node string) []string {
 		return []string{"--random-behavior", "0", "--seed", "5"}
 	}})
 	if err != nil {
