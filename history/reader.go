@@ -20,7 +20,10 @@ type LineError struct {
 	Err  error
 }
 
+// Error returns the line's number and what is wrong with it.
 func (e *LineError) Error() string { return fmt.Sprintf("line %d: %v", e.Line, e.Err) }
+
+// Unwrap returns what is wrong with the line.
 func (e *LineError) Unwrap() error { return e.Err }
 
 // Reader reads a history, one Op per line. Blank lines are skipped, and
