@@ -67,18 +67,7 @@ func TestCheckCoordinatorsNemesis(t *testing.T) {
 	parseSpawned(t, stderr.String()).gone(t)
 	workers := coordinatorsGone(t, stderr.String(), 3, false)
 
-	if code, out := run(t, "verify", path); code != 0 {
-		t.Fatalf("rops verify exited %d:\n%s", code, out)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	ops, err := hist.ReadAll(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ops := verifiedHistory(t, path)
 	// Which coordinator each worker process was, by its first process.
 	base := map[int]string{}
 	for _, m := range workers {

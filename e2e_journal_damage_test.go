@@ -2,10 +2,7 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -15,25 +12,6 @@ import (
 
 	"github.com/reliable-ops/rops/core"
 )
-
-// runStderr runs rops to the end and returns its exit code, output and
-// error output.
-func runStderr(t *testing.T, args ...string) (code int, stdout, stderr string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
-	defer cancel()
-	var out, errb bytes.Buffer
-	cmd := ropsCmd(t, ctx, args...)
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return code, out.String(), errb.String()
-}
 
 // damagedRange matches the range a damage error names, and its key.
 var damagedRange = regexp.MustCompile(`is damaged: bytes (\d+)-(\d+) .*?key (journal\.wal@\d+-\d+)`)

@@ -133,18 +133,7 @@ func TestCheckSpawnNemesis(t *testing.T) {
 	}
 	parseSpawned(t, stderr.String()).gone(t)
 
-	if code, out := run(t, "verify", path); code != 0 {
-		t.Fatalf("rops verify exited %d:\n%s", code, out)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	ops, err := hist.ReadAll(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ops := verifiedHistory(t, path)
 	var windows []hist.Op
 	for _, op := range ops {
 		if op.Kind == hist.Nemesis && op.What != "chaos" {

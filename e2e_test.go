@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptrace"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/reliable-ops/rops/core"
+	hist "github.com/reliable-ops/rops/history"
 	"github.com/reliable-ops/rops/nodes/badger"
 )
 
@@ -169,8 +171,20 @@ func writeConfig(t *testing.T, name string, specs ...string) string {
 	return path
 }
 
-// run runs rops to the end and returns its exit code and output.
+// run runs rops to the end and returns its exit code and output; a usage
+// error (exit 2) fails the test.
 func run(t *testing.T, args ...string) (code int, stdout string) {
+	t.Helper()
+	code, stdout, stderr := runStderr(t, args...)
+	if code == 2 {
+		t.Fatalf("rops %s: usage error: %s", strings.Join(args, " "), stderr)
+	}
+	return code, stdout
+}
+
+// runStderr runs rops to the end and returns its exit code, output and
+// error output.
+func runStderr(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
 	defer cancel()
@@ -178,15 +192,32 @@ func run(t *testing.T, args ...string) (code int, stdout string) {
 	cmd := ropsCmd(t, ctx, args...)
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
-	if ee, ok := err.(*exec.ExitError); ok {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
 		code = ee.ExitCode()
 	} else if err != nil {
 		t.Fatal(err)
 	}
-	if code == 2 {
-		t.Fatalf("rops %s: usage error: %s", strings.Join(args, " "), errb.String())
+	return code, out.String(), errb.String()
+}
+
+// verifiedHistory runs rops verify on the history at path, which must be
+// linearizable, and returns its operations.
+func verifiedHistory(t *testing.T, path string) []hist.Op {
+	t.Helper()
+	if code, out := run(t, "verify", path); code != 0 {
+		t.Fatalf("rops verify exited %d:\n%s", code, out)
 	}
-	return code, out.String()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ops, err := hist.ReadAll(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ops
 }
 
 func runJSON[T any](t *testing.T, args ...string) T {
