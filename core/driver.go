@@ -67,8 +67,7 @@ func (r *opRun) drive(ctx context.Context, op Op, p *part, newBackoff func() Bac
 				p.pre, p.had = rec.Token, true
 			}
 		}
-		next, act := step(p.st, ev)
-		p.st = next
+		act := p.advance(ev)
 		retry = ev == evNotSent || ev == evAmbiguous
 		if act == acSend && retry {
 			act = r.wait(ctx, p, bo, err, r.c.cfg.Clock.Now().Sub(sent))
@@ -92,9 +91,7 @@ func (r *opRun) drive(ctx context.Context, op Op, p *part, newBackoff func() Bac
 func (r *opRun) wait(ctx context.Context, p *part, bo Backoff, err error, took time.Duration) action {
 	giveUp := func(why string) action {
 		p.err = fmt.Errorf("%w (%s)", err, why)
-		var act action
-		p.st, act = step(p.st, evGiveUp)
-		return act
+		return p.advance(evGiveUp)
 	}
 	if ctx.Err() != nil {
 		return giveUp("gave up: " + context.Cause(ctx).Error())
@@ -216,9 +213,7 @@ func (r *opRun) undo(ctx context.Context, op Op, parts []*part) error {
 	var errs []error
 	var wg sync.WaitGroup
 	for _, p := range parts {
-		var act action
-		p.st, act = step(p.st, ev)
-		if act != acSend {
+		if act := p.advance(ev); act != acSend {
 			continue
 		}
 		wg.Go(func() {
@@ -269,8 +264,18 @@ func (r *opRun) undoPart(ctx context.Context, op Op, p *part) error {
 			return p.err
 		}
 		p.lapsedTo = p.ambiguousAt
-		p.st, _ = step(p.st, evLapsed)
+		p.advance(evLapsed)
 	}
+}
+
+// advance steps p's state machine on e and returns the action.
+func (p *part) advance(e event) action {
+	if taken != nil {
+		taken(p.st, e)
+	}
+	var act action
+	p.st, act = step(p.st, e)
+	return act
 }
 
 // report returns what p's node holds as far as the coordinator knows, for
