@@ -178,15 +178,13 @@ func (c *Checker) Pending() []GroupID {
 
 // Holders returns how many nodes hold id, reading every node with the
 // coordinator's retries; it fails if a node cannot be read. It is the
-// reading that Verify needs of a live cluster.
+// reading that Verify needs of a live cluster. Its reads are retried as
+// every request is (see retry), through the Breaker.
 func (c *Coordinator) Holders(ctx context.Context, id GroupID) (int, error) {
 	r := &opRun{c: c, id: id}
 	n := 0
 	for _, node := range c.cfg.Nodes {
-		err := r.retry(ctx, node, c.cfg.NewBackoff(), func(ctx context.Context) error {
-			_, err := node.Get(ctx, id)
-			return err
-		})
+		_, err := fetch(ctx, r, node, func(ctx context.Context) (Record, error) { return node.Get(ctx, id) })
 		switch {
 		case err == nil:
 			n++

@@ -82,8 +82,9 @@ type Config struct {
 // Coordinator runs operations across a fixed set of nodes. It is safe for
 // concurrent use; operations on the same id are serialized.
 type Coordinator struct {
-	cfg  Config
-	book ledger
+	cfg    Config
+	byName map[string]Node // cfg.Nodes by name
+	book   ledger
 }
 
 // New returns a Coordinator for cfg, filling in defaults. It fails with
@@ -92,12 +93,12 @@ func New(cfg Config) (*Coordinator, error) {
 	if len(cfg.Nodes) == 0 {
 		return nil, Errorf(EInvalid, "no nodes: a coordinator needs at least one node")
 	}
-	seen := make(map[string]bool, len(cfg.Nodes))
+	byName := make(map[string]Node, len(cfg.Nodes))
 	for _, n := range cfg.Nodes {
-		if seen[n.Name()] {
+		if byName[n.Name()] != nil {
 			return nil, Errorf(EInvalid, "node %q appears twice: node names must be unique", n.Name())
 		}
-		seen[n.Name()] = true
+		byName[n.Name()] = n
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = SystemClock{}
@@ -127,7 +128,7 @@ func New(cfg Config) (*Coordinator, error) {
 	cfg.OperationTimeout = cmp.Or(cfg.OperationTimeout, DefaultOperationTimeout)
 	cfg.CompensationTimeout = cmp.Or(cfg.CompensationTimeout, DefaultCompensationTimeout)
 	cfg.RequestLifetime = cmp.Or(cfg.RequestLifetime, DefaultRequestLifetime)
-	return &Coordinator{cfg: cfg}, nil
+	return &Coordinator{cfg: cfg, byName: byName}, nil
 }
 
 // Nodes returns the coordinator's nodes.
@@ -227,15 +228,20 @@ func (r *opRun) result(op Op, out Outcome, parts []*part, err error) (Result, er
 	return res, err
 }
 
-// call sends one request to a node under the request timeout and classifies
-// a failure caused by a deadline or cancellation as ETransient: the request
-// may have been applied. Once ctx has ended it sends nothing and returns
-// EUnavailable: a request never sent was certainly not applied, so it does
-// not make the node one to compensate. retry says whether the request
-// repeats a failed one.
+// call sends one request to a node under the request timeout, if the
+// Breaker admits it, and classifies a failure caused by a deadline or
+// cancellation as ETransient: the request may have been applied. Once ctx
+// has ended it sends nothing and returns EUnavailable: a request never sent
+// was certainly not applied, so it does not make the node one to
+// compensate. A request the breaker refuses is not sent either
+// (EUnavailable, ErrBreakerOpen). retry says whether the request repeats a
+// failed one.
 func (r *opRun) call(ctx context.Context, node Node, retry bool, f func(ctx context.Context) error) error {
 	if err := ctx.Err(); err != nil {
 		return &Error{Code: EUnavailable, Message: fmt.Sprintf("%s: request not sent: %v", node.Name(), err), Err: err}
+	}
+	if err := r.c.cfg.Breaker.admit(node.Name(), r.c.cfg.Clock.Now()); err != nil {
+		return err
 	}
 	r.requests.Add(1)
 	if retry {
@@ -244,6 +250,10 @@ func (r *opRun) call(ctx context.Context, node Node, retry bool, f func(ctx cont
 	rctx, cancel := context.WithTimeout(WithFence(ctx, r.fenceToken()), r.c.cfg.RequestTimeout)
 	defer cancel()
 	err := f(rctx)
+	if ctx.Err() == nil {
+		// Once ctx has ended a failure is the caller's, not the node's.
+		r.c.cfg.Breaker.observe(node.Name(), r.c.cfg.Clock.Now(), err)
+	}
 	if e, ok := errors.AsType[*Error](err); ok && e.Code == EStale {
 		// A later holder fenced the id on this node: no later
 		// operation here may take a token below its fence.
@@ -268,24 +278,6 @@ func isDefinite(err error) bool {
 		return true
 	}
 	return false
-}
-
-// retry calls f until it returns an error that is not retryable, bo says
-// stop, or ctx ends. Reads that are not part of an operation (Stats) use it.
-func (r *opRun) retry(ctx context.Context, node Node, bo Backoff, f func(ctx context.Context) error) error {
-	for attempt := 0; ; attempt++ {
-		err := r.call(ctx, node, attempt > 0, f)
-		if err == nil || !IsRetryable(err) || ctx.Err() != nil {
-			return err
-		}
-		d, stop := bo.Next()
-		if stop {
-			return fmt.Errorf("%w (retries exhausted)", err)
-		}
-		if r.c.cfg.Clock.Sleep(ctx, max(d, retryAfter(err))) != nil {
-			return err
-		}
-	}
 }
 
 // Create creates id on every node as one operation. It returns a nil error
@@ -570,7 +562,7 @@ func (c *Coordinator) prepare(ctx context.Context, op Op, r *opRun, parts []*par
 	if err := c.settle(held, r); err != nil {
 		unlock()
 		for _, p := range parts {
-			p.st = stUnknown
+			p.advance(evBlocked, op)
 		}
 		return fail(Pending, err)
 	}
@@ -609,16 +601,11 @@ type renames map[string]map[Token]Token
 // say what each node holds. Intents on one id are resolved newest first,
 // with one rn.
 func (c *Coordinator) resolve(ctx context.Context, r *opRun, in Intent, rn *renames) (Outcome, []*part, error) {
-	byName := make(map[string]Node, len(c.cfg.Nodes))
-	for _, n := range c.cfg.Nodes {
-		byName[n.Name()] = n
-	}
 	var parts []*part
 	for _, name := range in.Nodes {
-		n, ok := byName[name]
-		if !ok {
-			return Pending, nil, Errorf(EInvalid,
-				"intent %s for %q names node %q, which this target does not have: recover with the target the job ran on", in.Token, in.ID, name)
+		n, err := c.intentNode(in, name)
+		if err != nil {
+			return Pending, nil, err
 		}
 		parts = append(parts, &part{node: n, st: stUnknown})
 	}
@@ -653,13 +640,9 @@ func (c *Coordinator) resolve(ctx context.Context, r *opRun, in Intent, rn *rena
 // refuses (it holds a newer record) or cannot be reached, the delete is
 // marked for roll back, in the journal and the ledger, and rolled back.
 func (c *Coordinator) rollForward(ctx context.Context, r *opRun, in Intent, rn *renames) (Outcome, []*part, error) {
-	byName := make(map[string]Node, len(c.cfg.Nodes))
-	for _, n := range c.cfg.Nodes {
-		byName[n.Name()] = n
-	}
 	var parts []*part
 	for _, name := range in.Nodes {
-		n, ok := byName[name]
+		n, ok := c.byName[name]
 		if _, removes := n.(Remover); !ok || !removes {
 			// Removes is not asked: a node over HTTP says it only once
 			// it has answered.
@@ -709,24 +692,20 @@ func (c *Coordinator) complete(ctx context.Context, r *opRun, in Intent, parts [
 	for _, p := range parts {
 		wg.Go(func() {
 			ev, rec, err := r.read(ctx, p.node, in.written())
+			_, removed := in.PreImage[p.Name()]
+			st, done, answered := settledState(in.Op, ev, removed)
 			mu.Lock()
 			defer mu.Unlock()
-			held := ev == evReadOurs || ev == evReadOther || ev == evReadNoToken
 			switch {
-			case held && in.Op == OpCreate:
-				p.st = map[event]state{evReadOurs: stOurs, evReadOther: stForeign, evReadNoToken: stHeld}[ev]
-			case ev == evNotFound && in.Op == OpDelete:
-				p.st = stAbsent
-				if _, ok := in.PreImage[p.Name()]; ok {
-					p.st = stOurs
-				}
-			case held || ev == evNotFound:
-				partial = true
-			default:
+			case !answered:
 				p.err = err
 				errs = append(errs, fmt.Errorf("%s: %w", p.Name(), err))
+			case !done:
+				partial = true
+			default:
+				p.st = st
 			}
-			if held {
+			if rec.Token != "" {
 				c.cfg.Tokens.Observe(rec.Token)
 			}
 		})
@@ -738,21 +717,19 @@ func (c *Coordinator) complete(ctx context.Context, r *opRun, in Intent, parts [
 	return len(errs) == 0, errors.Join(errs...)
 }
 
-// read reads r.id on node, retrying what did not answer with a fresh
-// backoff as a forward request would, and returns the read's event: whether
-// the node holds want (evReadOurs), another token, none told, or nothing.
+// read reads r.id on node, retried as every request is (see retry), and
+// returns the read's event: whether the node holds want (evReadOurs),
+// another token, none told, or nothing.
 func (r *opRun) read(ctx context.Context, node Node, want Token) (event, Record, error) {
-	bo := r.c.cfg.NewBackoff()
-	for attempt := 0; ; attempt++ {
-		ev, rec, err := r.send(ctx, node, reqGet, want, attempt > 0)
-		if ev != evNotSent && ev != evAmbiguous || errors.Is(err, ErrBreakerOpen) || ctx.Err() != nil {
-			return ev, rec, err
-		}
-		d, stop := bo.Next()
-		if stop || r.c.cfg.Clock.Sleep(ctx, max(d, retryAfter(err))) != nil {
-			return ev, rec, err
-		}
+	type answer struct {
+		ev  event
+		rec Record
 	}
+	a, err := retry(ctx, r.c.cfg.Clock, r.c.cfg.NewBackoff(), func(ctx context.Context, attempt int) (answer, error) {
+		ev, rec, err := r.send(ctx, node, reqGet, want, attempt > 0)
+		return answer{ev, rec}, retryable(err)
+	})
+	return a.ev, a.rec, err
 }
 
 // rollback undoes in on the nodes it names, finishes it in the journal and
@@ -761,36 +738,21 @@ func (r *opRun) read(ctx context.Context, node Node, want Token) (event, Record,
 // wrote it is gone, or gave up on it. Intents on one id are rolled back
 // newest first, with one rn.
 func (c *Coordinator) rollback(ctx context.Context, r *opRun, in Intent, rn *renames) ([]*part, error) {
-	byName := make(map[string]Node, len(c.cfg.Nodes))
-	for _, n := range c.cfg.Nodes {
-		byName[n.Name()] = n
-	}
 	var parts []*part
 	for _, name := range in.Nodes {
 		pre, held := in.PreImage[name]
 		if in.Op == OpDelete && !held && !in.Blind {
 			continue
 		}
-		n, ok := byName[name]
-		if !ok {
-			return parts, Errorf(EInvalid,
-				"intent %s for %q names node %q, which this target does not have: recover with the target the job ran on", in.Token, in.ID, name)
+		n, err := c.intentNode(in, name)
+		if err != nil {
+			return parts, err
 		}
 		write := in.written()
 		if w, ok := (*rn)[name][write]; ok {
 			write = w
 		}
-		st := stMaybeWritten
-		switch {
-		case in.Blind && held:
-			st = stOurs // removed pre: re-create it
-		case in.Blind && len(in.PreImage) > 0 && c.removalForgotten(n, in.Token):
-			// Remove again would find nothing and say so: restore it,
-			// as on the nodes known to have removed the record.
-			st = stOurs
-		case in.Blind:
-			st = stMaybeRemoved // Remove again tells
-		}
+		st := resumeState(in, held, in.Blind && c.removalForgotten(n, in.Token))
 		parts = append(parts, &part{node: n, st: st, write: write, pre: pre, restore: in.Token, had: held})
 	}
 	if err := r.undo(ctx, in.Op, parts); err != nil {
@@ -813,6 +775,16 @@ func (c *Coordinator) rollback(ctx context.Context, r *opRun, in Intent, rn *ren
 	}
 	c.book.drop(in)
 	return parts, nil
+}
+
+// intentNode returns the node named name in intent in, or an EInvalid
+// error if the coordinator has no such node.
+func (c *Coordinator) intentNode(in Intent, name string) (Node, error) {
+	if n, ok := c.byName[name]; ok {
+		return n, nil
+	}
+	return nil, Errorf(EInvalid,
+		"intent %s for %q names node %q, which this target does not have: recover with the target the job ran on", in.Token, in.ID, name)
 }
 
 // removalForgotten reports whether n may have forgotten what a Remove

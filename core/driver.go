@@ -42,82 +42,49 @@ func (r *opRun) newParts(st state) []*part {
 }
 
 // drive runs p's state machine until it is done or fails, and returns the
-// failure. newBackoff gives a fresh backoff whenever the request changes.
+// failure. Each request is retried by retry (retry.go) for as long as the
+// machine sends it again on a failure; newBackoff gives a fresh backoff
+// whenever the request changes.
 func (r *opRun) drive(ctx context.Context, op Op, p *part, newBackoff func() Backoff) error {
-	bo := newBackoff()
-	retry := false
+	req, tok := requestOf(p.st, op)
 	for {
-		req, tok := requestOf(p.st, op, p)
-		sent := r.c.cfg.Clock.Now()
-		ev, rec, err := r.send(ctx, p.node, req, tok, retry)
-		if ev == evAmbiguous && req != reqGet {
-			p.ambiguousAt = sent
-		}
-		if err != nil {
-			p.err = err
-		}
-		switch {
-		case p.st == stProbing && (ev == evReadOurs || ev == evReadOther || ev == evReadNoToken):
-			p.pre, p.had = rec.Token, true
-		case req == reqRemove && (ev == evApplied || ev == evExists):
-			// What it removed, or the newer token held: the next
-			// operation's token must be above either.
-			r.c.cfg.Tokens.Observe(rec.Token)
-			if ev == evApplied {
-				p.pre, p.had = rec.Token, true
+		var m move
+		var last error
+		var lastEv event
+		_, err := retry(ctx, r.c.cfg.Clock, newBackoff(), func(ctx context.Context, attempt int) (struct{}, error) {
+			sent := r.c.cfg.Clock.Now()
+			ev, rec, err := r.send(ctx, p.node, req, p.token(tok), attempt > 0)
+			m, lastEv = p.advance(ev, op), ev
+			p.keep(m.keep, rec, sent, r.c.cfg.Tokens)
+			if err != nil {
+				p.err, last = err, err
 			}
+			if m.act == acSend && (ev == evNotSent || ev == evAmbiguous) {
+				// The same request again: the machine sends nothing
+				// new on a failure that may change on a retry.
+				return struct{}{}, &retryableError{err}
+			}
+			return struct{}{}, nil
+		})
+		if g, ok := errors.AsType[*gaveUp](err); ok {
+			p.err = g
+			m = p.advance(evGiveUp, op)
 		}
-		act := p.advance(ev)
-		retry = ev == evNotSent || ev == evAmbiguous
-		if act == acSend && retry {
-			act = r.wait(ctx, p, bo, err, r.c.cfg.Clock.Now().Sub(sent))
-		} else if act == acSend {
-			bo = newBackoff()
-		}
-		switch act {
+		switch m.act {
 		case acDone:
 			return nil
 		case acFail:
-			return err
+			return last
 		case acInvalid:
-			return Errorf(EInternal, "%s: %s: unexpected answer %s (%v): a bug in rops", p.Name(), p.st, ev, err)
+			return Errorf(EInternal, "%s: %s: unexpected answer %s (%v): a bug in rops", p.Name(), p.st, lastEv, last)
 		}
+		req, tok = m.req, m.tok
 	}
 }
 
-// wait backs off before p's request is sent again, and returns acSend, or
-// what giving up leads to if the backoff or ctx says stop. The failed
-// request took took.
-func (r *opRun) wait(ctx context.Context, p *part, bo Backoff, err error, took time.Duration) action {
-	giveUp := func(why string) action {
-		p.err = fmt.Errorf("%w (%s)", err, why)
-		return p.advance(evGiveUp)
-	}
-	if ctx.Err() != nil {
-		return giveUp("gave up: " + context.Cause(ctx).Error())
-	}
-	if errors.Is(err, ErrBreakerOpen) {
-		// The node is down: retrying until the timeout would only delay
-		// the report. Nothing was sent, so the state says what it did.
-		return giveUp("not retried while the node is down")
-	}
-	d, stop := bo.Next()
-	if stop {
-		return giveUp("retries exhausted")
-	}
-	if r.c.cfg.Clock.Sleep(ctx, max(d, retryAfter(err), pace(err, took))) != nil {
-		return giveUp("gave up: " + context.Cause(ctx).Error())
-	}
-	return acSend
-}
-
-// send sends one request and classifies its answer. A request the breaker
-// refuses is not sent: evNotSent.
+// send sends one request and classifies its answer.
 func (r *opRun) send(ctx context.Context, node Node, req request, tok Token, retry bool) (event, Record, error) {
 	var rec Record
-	if err := r.c.cfg.Breaker.admit(node.Name(), r.c.cfg.Clock.Now()); err != nil {
-		return evNotSent, rec, err
-	}
 	err := r.call(ctx, node, retry, func(ctx context.Context) error {
 		var err error
 		switch req {
@@ -136,10 +103,6 @@ func (r *opRun) send(ctx context.Context, node Node, req request, tok Token, ret
 		}
 		return err
 	})
-	if ctx.Err() == nil {
-		// Once ctx has ended a failure is the caller's, not the node's.
-		r.c.cfg.Breaker.observe(node.Name(), r.c.cfg.Clock.Now(), err)
-	}
 	if err == nil && req == reqGet {
 		switch {
 		case rec.Token == "":
@@ -213,7 +176,7 @@ func (r *opRun) undo(ctx context.Context, op Op, parts []*part) error {
 	var errs []error
 	var wg sync.WaitGroup
 	for _, p := range parts {
-		if act := p.advance(ev); act != acSend {
+		if m := p.advance(ev, op); m.act != acSend {
 			continue
 		}
 		wg.Go(func() {
@@ -259,47 +222,53 @@ func (r *opRun) undoPart(ctx context.Context, op Op, p *part) error {
 			err = r.c.cfg.Clock.Sleep(ctx, until.Sub(r.c.cfg.Clock.Now()))
 		}
 		if err != nil {
-			p.st = stUnknown
+			p.advance(evGiveUp, op)
 			p.err = fmt.Errorf("waiting for a late write to lapse: %w", err)
 			return p.err
 		}
 		p.lapsedTo = p.ambiguousAt
-		p.advance(evLapsed)
+		p.advance(evLapsed, op)
 	}
 }
 
-// advance steps p's state machine on e and returns the action.
-func (p *part) advance(e event) action {
+// advance steps p's state machine on e: the only place a part's state
+// changes. It returns the move.
+func (p *part) advance(e event, op Op) move {
 	if taken != nil {
 		taken(p.st, e)
 	}
-	var act action
-	p.st, act = step(p.st, e)
-	return act
+	m := step(p.st, e, op)
+	p.st = m.to
+	return m
+}
+
+// keep keeps what a step decided to of an answer: rec, to a request sent
+// at sent.
+func (p *part) keep(k keep, rec Record, sent time.Time, tokens *TokenSource) {
+	if k&keepPreImage != 0 {
+		p.pre, p.had = rec.Token, true
+	}
+	if k&keepNewer != 0 {
+		tokens.Observe(rec.Token)
+	}
+	if k&keepSentAt != 0 {
+		p.ambiguousAt = sent
+	}
+}
+
+// token returns the token of p that a request carries.
+func (p *part) token(r role) Token {
+	switch r {
+	case roleWrite:
+		return p.write
+	case rolePre:
+		return p.pre
+	case roleRestore:
+		return p.restore
+	}
+	return ""
 }
 
 // report returns what p's node holds as far as the coordinator knows, for
 // an operation of kind op.
-func (p *part) report(op Op) NodeState {
-	switch p.st {
-	case stOurs:
-		if op == OpDelete {
-			return StateDeleted
-		}
-		return StateCreated
-	case stHeld:
-		return StateCreated
-	case stForeign:
-		return StateExisted
-	case stUntouched:
-		if p.had {
-			return StateExisted
-		}
-		return StateAbsent
-	case stAbsent, stFenced:
-		return StateAbsent
-	case stUnwritten, stRewritten:
-		return StateRestored
-	}
-	return StateUnknown
-}
+func (p *part) report(op Op) NodeState { return reported(p.st, op, p.had) }

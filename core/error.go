@@ -118,11 +118,10 @@ func ErrorCode(err error) Code {
 }
 
 // IsRetryable reports whether retrying the request that returned err may
-// succeed: true for ETransient and EUnavailable.
-func IsRetryable(err error) bool {
-	c := ErrorCode(err)
-	return c == ETransient || c == EUnavailable
-}
+// get another answer: the request certainly was not applied (EUnavailable),
+// or nothing says what happened (ETransient, or an error without a code).
+// It is the rule of the coordinator's one retry loop.
+func IsRetryable(err error) bool { return mayRetry(err) }
 
 // IsAmbiguous reports whether a write that returned err may have been applied:
 // true for ETransient and for errors that carry no code.

@@ -97,7 +97,7 @@ func TestRetryableAndAmbiguous(t *testing.T) {
 		{ErrExists, false, false},
 		{ErrNotFound, false, false},
 		{ErrInvalid, false, false},
-		{errors.New("disk on fire"), false, true},
+		{errors.New("disk on fire"), true, true},
 		{fmt.Errorf("%w (retries exhausted)", Errorf(ETransient, "500")), true, true},
 	} {
 		t.Run(fmt.Sprint(tc.err), func(t *testing.T) {

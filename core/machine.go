@@ -1,5 +1,7 @@
 package core
 
+import "strings"
+
 // One node's part in an operation is a small state machine. step is its
 // whole transition function: pure, no I/O, every (state, event) pair in one
 // table (transitions, below), so that every "may this write have been
@@ -92,12 +94,16 @@ const (
 	// unremoving: undoing a Remove that may have been applied: send it
 	// again to learn what it removed, then re-create the record if it did.
 	stUnremoving
+	// surveying: a repair's create is reading the node before it starts:
+	// a node that holds the id keeps its record, one that lacks it is
+	// written.
+	stSurveying
 	stNumStates
 )
 
 var stateNames = [...]string{"probing", "untouched", "maybeWritten", "reading", "ours", "foreign", "held", "absent",
 	"fenced", "unwriting", "rewriting", "clearing", "cleared", "unwritten", "rewritten", "verifyGone", "verifyHeld", "unknown",
-	"removing", "maybeRemoved", "unremoving"}
+	"removing", "maybeRemoved", "unremoving", "surveying"}
 
 func (s state) String() string { return stateNames[s] }
 
@@ -136,11 +142,15 @@ const (
 	// evLapsed: every ambiguous request to a node that does not fence is
 	// past its lifetime.
 	evLapsed
+	// evBlocked: an earlier operation on the id was left pending and
+	// could not be settled: this one sends nothing, and the node holds
+	// whatever that one left.
+	evBlocked
 	numEvents
 )
 
 var eventNames = [...]string{"applied", "notSent", "ambiguous", "exists", "notFound", "fenced", "rejected",
-	"readOurs", "readOther", "readNoToken", "giveUp", "undoCreate", "undoDelete", "lapsed"}
+	"readOurs", "readOther", "readNoToken", "giveUp", "undoCreate", "undoDelete", "lapsed", "blocked"}
 
 func (e event) String() string { return eventNames[e] }
 
@@ -178,6 +188,13 @@ var transitions = map[state]map[event]transition{
 		evNotFound: {stAbsent, acDone},
 		evNotSent:  {stProbing, acSend}, evAmbiguous: {stProbing, acSend},
 		evRejected: {stProbing, acFail}, evGiveUp: {stProbing, acFail},
+		evBlocked: {stUnknown, acFail},
+	},
+	stSurveying: {
+		evReadOther: {stForeign, acDone}, evReadNoToken: {stForeign, acDone},
+		evNotFound: {stUntouched, acDone},
+		evNotSent:  {stSurveying, acSend}, evAmbiguous: {stSurveying, acSend},
+		evRejected: {stSurveying, acFail}, evGiveUp: {stSurveying, acFail},
 	},
 	stUntouched: {
 		evApplied:   {stOurs, acDone},
@@ -189,6 +206,7 @@ var transitions = map[state]map[event]transition{
 		// tombstoned before its first request.
 		evRejected: {stUntouched, acFail}, evGiveUp: {stUntouched, acFail},
 		evUndoCreate: {stUntouched, acDone}, evUndoDelete: {stUntouched, acDone},
+		evBlocked: {stUnknown, acFail},
 	},
 	stMaybeWritten: {
 		evApplied:   {stOurs, acDone},
@@ -241,6 +259,7 @@ var transitions = map[state]map[event]transition{
 		evExists:   {stForeign, acFail}, // a record not older than ours: nothing removed, the delete fails
 		evRejected: {stRemoving, acFail}, evGiveUp: {stRemoving, acFail},
 		evUndoDelete: {stRemoving, acDone},
+		evBlocked:    {stUnknown, acFail},
 	},
 	stMaybeRemoved: {
 		evApplied:  {stOurs, acDone}, // by this copy or an earlier one: the node's record says
@@ -257,8 +276,10 @@ var transitions = map[state]map[event]transition{
 		evNotSent:  {stUnremoving, acSend}, evAmbiguous: {stUnremoving, acSend},
 		evRejected: {stUnknown, acFail}, evGiveUp: {stUnknown, acFail},
 	},
-	stUnwritten: {evLapsed: {stVerifyGone, acSend}},
-	stRewritten: {evLapsed: {stVerifyHeld, acSend}},
+	// Waiting for late writes to lapse: giving up (they may land past the
+	// compensation timeout, or kept landing) leaves the node to Recover.
+	stUnwritten: {evLapsed: {stVerifyGone, acSend}, evGiveUp: {stUnknown, acFail}},
+	stRewritten: {evLapsed: {stVerifyHeld, acSend}, evGiveUp: {stUnknown, acFail}},
 	stVerifyGone: {
 		evNotFound: {stUnwritten, acDone}, evReadOther: {stUnwritten, acDone},
 		evReadOurs: {stUnwriting, acSend}, evReadNoToken: {stUnwriting, acSend}, // a late create landed, maybe
@@ -273,18 +294,91 @@ var transitions = map[state]map[event]transition{
 	},
 }
 
+// keep is what a transition keeps of the answer besides the next state:
+// the part's token and pre-image bookkeeping.
+type keep uint8
+
+const (
+	// keepPreImage: the answer's token is the record the node held before
+	// the delete (a probe's read, or what a Remove removed); the undo
+	// re-creates it, and the node held the id.
+	keepPreImage keep = 1 << iota
+	// keepNewer: the answer's token (what a Remove removed, or the newer
+	// record that refused it) may be above the operation's; every later
+	// token must be above it.
+	keepNewer
+	// keepSentAt: the request is a write whose outcome is unknown; it may
+	// land until its lifetime ends, so note when it was sent (the undo of
+	// a node that does not fence waits for it to lapse).
+	keepSentAt
+)
+
+func (k keep) String() string {
+	var s []string
+	for i, name := range []string{"preImage", "newer", "sentAt"} {
+		if k&(1<<i) != 0 {
+			s = append(s, name)
+		}
+	}
+	return strings.Join(s, "+")
+}
+
+// keeps lists the transitions that keep more than their state (keepSentAt,
+// which every ambiguous answer to a write keeps, aside): what a delete
+// learns of the record it deletes.
+var keeps = map[state]map[event]keep{
+	stProbing:      {evReadOther: keepPreImage, evReadNoToken: keepPreImage},
+	stSurveying:    {evReadOther: keepPreImage, evReadNoToken: keepPreImage},
+	stRemoving:     {evApplied: keepPreImage | keepNewer, evExists: keepNewer},
+	stMaybeRemoved: {evApplied: keepPreImage | keepNewer, evExists: keepNewer},
+	stUnremoving:   {evApplied: keepPreImage | keepNewer, evExists: keepNewer},
+}
+
+// role names which of a part's tokens a request carries.
+type role uint8
+
+const (
+	roleNone    role = iota
+	roleWrite        // the token a create writes (part.write)
+	rolePre          // the token the node held before a delete (part.pre)
+	roleRestore      // the operation's own token: what an undone delete re-creates, and Remove's bound (part.restore)
+)
+
+func (r role) String() string { return [...]string{"-", "write", "pre", "restore"}[r] }
+
+// move is everything one step decides.
+type move struct {
+	to   state
+	act  action
+	keep keep
+	// req is the request the new state sends (when act is acSend), and
+	// tok which token it carries or, for a read, looks for.
+	req request
+	tok role
+}
+
 // taken, if not nil, is told of every transition the driver takes. The
 // tests set it, before any operation runs, to check that the suite takes
 // every transition the table lists (TestMain in main_test.go).
 var taken func(state, event)
 
-// step is the transition function: the next state and what to do, given
-// the state and an event.
-func step(s state, e event) (state, action) {
-	if t, ok := transitions[s][e]; ok {
-		return t.to, t.act
+// step is the transition function: given a node's state, an event and the
+// operation's kind, the next state, what to do, what of the answer to
+// keep, and the request to send next. It is pure; act is acInvalid for a
+// pair the table does not list.
+func step(s state, e event, op Op) move {
+	t, ok := transitions[s][e]
+	if !ok {
+		return move{to: s, act: acInvalid}
 	}
-	return s, acInvalid
+	m := move{to: t.to, act: t.act, keep: keeps[s][e]}
+	if req, _ := requestOf(s, op); e == evAmbiguous && req != reqGet && req != reqNone {
+		m.keep |= keepSentAt
+	}
+	if m.act == acSend {
+		m.req, m.tok = requestOf(m.to, op)
+	}
+	return m
 }
 
 // request is what a node in state s is sent, for an operation of kind op.
@@ -298,29 +392,100 @@ const (
 	reqRemove
 )
 
-// requestOf returns the request a state sends and the token it carries (or,
-// for a read, looks for): the forward write of op, or the undo's.
-func requestOf(s state, op Op, p *part) (request, Token) {
+func (r request) String() string { return [...]string{"-", "create", "delete", "get", "remove"}[r] }
+
+// requestOf returns the request a state sends and which token it carries
+// (or, for a read, looks for): the forward write of op, or the undo's.
+func requestOf(s state, op Op) (request, role) {
 	switch s {
-	case stProbing:
-		return reqGet, ""
+	case stProbing, stSurveying:
+		return reqGet, roleNone
 	case stUntouched, stMaybeWritten:
 		if op == OpCreate {
-			return reqCreate, p.write
+			return reqCreate, roleWrite
 		}
-		return reqDelete, p.pre
+		return reqDelete, rolePre
 	case stReading, stVerifyGone:
-		return reqGet, p.write
+		return reqGet, roleWrite
 	case stVerifyHeld:
-		return reqGet, p.restore
+		return reqGet, roleRestore
 	case stUnwriting:
-		return reqDelete, p.write
+		return reqDelete, roleWrite
 	case stRewriting, stCleared:
-		return reqCreate, p.restore
+		return reqCreate, roleRestore
 	case stClearing:
-		return reqDelete, p.pre
+		return reqDelete, rolePre
 	case stRemoving, stMaybeRemoved, stUnremoving:
-		return reqRemove, p.restore
+		return reqRemove, roleRestore
 	}
-	return reqNone, ""
+	return reqNone, roleNone
+}
+
+// The decisions that start or end a state machine, beside step's table.
+
+// resumeState is where the undo of an intent left by an earlier operation
+// starts on a node it names. Every such node may hold the write: the
+// process that wrote it is gone, or gave up on it. removed: a Blind
+// delete's answers said it removed a record there; forgotten: the node may
+// have forgotten what the delete removed (see removalForgotten).
+func resumeState(in Intent, removed, forgotten bool) state {
+	switch {
+	case in.Blind && removed:
+		return stOurs // removed: re-create it
+	case in.Blind && len(in.PreImage) > 0 && forgotten:
+		// Remove again would find nothing and say so: restore it, as on
+		// the nodes known to have removed the record.
+		return stOurs
+	case in.Blind:
+		return stMaybeRemoved // Remove again tells
+	}
+	return stMaybeWritten
+}
+
+// settledState is what a read of a node shows of an intent's operation op
+// that Recover found left: the node's state if the operation is complete
+// there, and complete = false if the read shows it partial (the id held
+// after a delete, or missing after a create). removed: the delete's
+// pre-image names the node. ok is false for an event that is no answer
+// (the read failed).
+func settledState(op Op, e event, removed bool) (st state, complete, ok bool) {
+	held := e == evReadOurs || e == evReadOther || e == evReadNoToken
+	switch {
+	case held && op == OpCreate:
+		return map[event]state{evReadOurs: stOurs, evReadOther: stForeign, evReadNoToken: stHeld}[e], true, true
+	case e == evNotFound && op == OpDelete && removed:
+		return stOurs, true, true
+	case e == evNotFound && op == OpDelete:
+		return stAbsent, true, true
+	case held || e == evNotFound:
+		return stUnknown, false, true
+	}
+	return stUnknown, false, false
+}
+
+// reported is what a node in state s holds, as far as the coordinator
+// knows, at the end of an operation of kind op; had says the node held the
+// id before (a delete's probe or Remove found a record).
+func reported(s state, op Op, had bool) NodeState {
+	switch s {
+	case stOurs:
+		if op == OpDelete {
+			return StateDeleted
+		}
+		return StateCreated
+	case stHeld:
+		return StateCreated
+	case stForeign:
+		return StateExisted
+	case stUntouched:
+		if had {
+			return StateExisted
+		}
+		return StateAbsent
+	case stAbsent, stFenced:
+		return StateAbsent
+	case stUnwritten, stRewritten:
+		return StateRestored
+	}
+	return StateUnknown
 }

@@ -130,7 +130,9 @@ func (c *Coordinator) Plan(ctx context.Context, policy Policy, fn func(Fix) erro
 // make (unknown op or node, no node, every node) fails with EInvalid.
 func (c *Coordinator) Apply(ctx context.Context, fix Fix) (Result, error) {
 	r := c.start(fix.ID)
-	parts := r.newParts(stProbing)
+	// A delete reads the records it deletes; a create, where to write.
+	from := map[Op]state{OpCreate: stSurveying, OpDelete: stProbing}[fix.Op]
+	parts := r.newParts(from)
 	if err := c.checkFix(fix); err != nil {
 		return r.result(fix.Op, RolledBack, parts, err)
 	}
@@ -145,7 +147,7 @@ func (c *Coordinator) Apply(ctx context.Context, fix Fix) (Result, error) {
 	// is safe only if the others still hold what the plan saw: a create
 	// on the rest of the nodes after the holders lost the id would make the
 	// nodes disagree again.
-	if err := r.forward(fctx, fix.Op, parts, stProbing); err != nil {
+	if err := r.forward(fctx, fix.Op, parts, from); err != nil {
 		return r.result(fix.Op, RolledBack, parts, err)
 	}
 	named := make(map[string]bool, len(fix.Nodes))
@@ -161,11 +163,6 @@ func (c *Coordinator) Apply(ctx context.Context, fix Fix) (Result, error) {
 		// The plan saw the id on the nodes a delete names and a create
 		// does not.
 		stale = stale || p.had != (named[p.Name()] == (fix.Op == OpDelete))
-		if fix.Op == OpCreate {
-			// A create writes where the record is missing; the holders
-			// keep theirs whatever happens.
-			p.st = map[bool]state{true: stForeign, false: stUntouched}[p.had]
-		}
 	}
 	switch {
 	case len(holders) == 0 || len(holders) == len(parts):

@@ -207,12 +207,7 @@ func (c *Coordinator) reread(ctx context.Context, ds []Divergence) []Divergence 
 	forEach(ctx, indexes(len(ds)), DefaultConcurrency, func(i int) {
 		on := make(map[string]Token, len(c.cfg.Nodes))
 		for _, n := range c.cfg.Nodes {
-			var rec Record
-			err := r.retry(ctx, n, c.cfg.NewBackoff(), func(ctx context.Context) error {
-				var err error
-				rec, err = n.Get(ctx, ds[i].ID)
-				return err
-			})
+			rec, err := fetch(ctx, r, n, func(ctx context.Context) (Record, error) { return n.Get(ctx, ds[i].ID) })
 			switch {
 			case err == nil:
 				on[n.Name()] = rec.Token
@@ -338,11 +333,8 @@ func (r *opRun) refill(ctx context.Context, curs []*cursor, limit int) error {
 			continue
 		}
 		wg.Go(func() {
-			var page []Record
-			err := r.retry(ctx, cur.node, r.c.cfg.NewBackoff(), func(ctx context.Context) error {
-				var err error
-				page, err = cur.node.List(ctx, cur.after, limit)
-				return err
+			page, err := fetch(ctx, r, cur.node, func(ctx context.Context) ([]Record, error) {
+				return cur.node.List(ctx, cur.after, limit)
 			})
 			if err != nil {
 				errs[i] = fmt.Errorf("cannot list the records of %s: %w", cur.node.Name(), err)
@@ -389,8 +381,10 @@ func (r *opRun) scan(ctx context.Context, node Node, sc Scanner, pageSize int, o
 			return false
 		}
 	}
+	// A scan that delivered records since its last failure starts a
+	// fresh backoff.
 	bo := r.c.cfg.NewBackoff()
-	for attempt := 0; ; attempt++ {
+	_, err := retry(ctx, r.c.cfg.Clock, BackoffFunc(func() (time.Duration, bool) { return bo.Next() }), func(ctx context.Context, attempt int) (struct{}, error) {
 		progress := false
 		err := r.stream(ctx, node, attempt > 0, func(ctx context.Context, w *watch) error {
 			return sc.Scan(ctx, after, func(rec Record) bool {
@@ -419,30 +413,20 @@ func (r *opRun) scan(ctx context.Context, node Node, sc Scanner, pageSize int, o
 				return true
 			})
 		})
-		switch {
-		case orderErr != nil:
-			send(scanned{err: orderErr})
-			return
-		case err == nil && ctx.Err() == nil:
-			send(scanned{page: page, done: true})
-			return
-		case ctx.Err() != nil:
-			return
-		case !IsRetryable(err):
-			send(scanned{err: err})
-			return
+		if orderErr != nil {
+			return struct{}{}, orderErr
 		}
 		if progress {
 			bo = r.c.cfg.NewBackoff()
 		}
-		d, stop := bo.Next()
-		if stop {
-			send(scanned{err: fmt.Errorf("%w (retries exhausted)", err)})
-			return
-		}
-		if r.c.cfg.Clock.Sleep(ctx, max(d, retryAfter(err))) != nil {
-			return
-		}
+		return struct{}{}, retryable(err)
+	})
+	switch {
+	case ctx.Err() != nil:
+	case err == nil:
+		send(scanned{page: page, done: true})
+	default:
+		send(scanned{err: err})
 	}
 }
 
@@ -460,6 +444,9 @@ type watch struct {
 func (r *opRun) stream(ctx context.Context, node Node, retry bool, f func(ctx context.Context, w *watch) error) error {
 	if err := ctx.Err(); err != nil {
 		return &Error{Code: EUnavailable, Message: fmt.Sprintf("%s: request not sent: %v", node.Name(), err), Err: err}
+	}
+	if err := r.c.cfg.Breaker.admit(node.Name(), r.c.cfg.Clock.Now()); err != nil {
+		return err
 	}
 	r.requests.Add(1)
 	if retry {
@@ -493,6 +480,9 @@ func (r *opRun) stream(ctx context.Context, node Node, retry bool, f func(ctx co
 		}
 	})
 	err := f(sctx, w)
+	if ctx.Err() == nil {
+		r.c.cfg.Breaker.observe(node.Name(), r.c.cfg.Clock.Now(), err)
+	}
 	if err == nil || !silent.Load() && ctx.Err() == nil || isDefinite(err) {
 		return err
 	}
@@ -507,12 +497,7 @@ func (r *opRun) stream(ctx context.Context, node Node, retry bool, f func(ctx co
 func (r *opRun) counts(ctx context.Context) (Stats, error) {
 	st := Stats{Divergent: []Divergence{}, CountsOnly: true, Consistent: true}
 	for _, n := range r.c.cfg.Nodes {
-		var count int
-		err := r.retry(ctx, n, r.c.cfg.NewBackoff(), func(ctx context.Context) error {
-			var err error
-			count, err = n.Count(ctx)
-			return err
-		})
+		count, err := fetch(ctx, r, n, n.Count)
 		if err != nil {
 			return Stats{}, fmt.Errorf("cannot count the records of %s: %w", n.Name(), err)
 		}
