@@ -386,7 +386,8 @@ func printCheck(w io.Writer, out checkJSON, stillPending int, lin verdict) {
 		fmt.Fprintf(w, ", with %s", out.Chaos)
 	}
 	fmt.Fprintln(w)
-	row := func(name string, v any) { fmt.Fprintf(w, "  %-16s %v\n", name, v) }
+	rows := newColumns(w, len("  latency p50/p99  "))
+	row := func(name string, v any) { fmt.Fprintf(rows, "  %s\t%v\n", name, v) }
 	row("done", out.Done)
 	row("unchanged", out.Unchanged)
 	row("rolled back", out.RolledBack)
@@ -402,6 +403,7 @@ func printCheck(w io.Writer, out checkJSON, stillPending int, lin verdict) {
 	} else {
 		row("linearizable", fmt.Sprintf("NO: %s cannot be explained %s", nouns(len(lin.failed), "id"), judged))
 	}
+	rows.Flush()
 	for _, l := range []struct {
 		name string
 		ids  []core.GroupID

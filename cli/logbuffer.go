@@ -1,10 +1,10 @@
 package cli
 
 import (
-	"bufio"
 	"io"
-	"sync"
 	"time"
+
+	"go.uber.org/zap/zapcore"
 )
 
 // logFlushInterval is how long a line of serve's log may wait in its
@@ -12,68 +12,22 @@ import (
 // writes many access log lines at once.
 const logFlushInterval = 100 * time.Millisecond
 
-// bufferedLog is the writer of serve's log. One write(2) per access log
-// line was a fifth of a served GET's cost; buffered, a busy server writes
-// its lines together, at most an interval after each, and every line is
-// out once Close returns. It is safe for concurrent use.
-type bufferedLog struct {
-	mu   sync.Mutex
-	w    *bufio.Writer
-	err  error // the first write error, kept so that lines stop, not the server
-	stop chan struct{}
-	done chan struct{}
-}
-
-// newBufferedLog returns a bufferedLog writing to w and flushing it every
-// interval until Close.
-func newBufferedLog(w io.Writer, interval time.Duration) *bufferedLog {
-	b := &bufferedLog{w: bufio.NewWriterSize(w, 64<<10), stop: make(chan struct{}), done: make(chan struct{})}
-	go b.flushEvery(interval)
-	return b
-}
-
-func (b *bufferedLog) flushEvery(interval time.Duration) {
-	defer close(b.done)
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-b.stop:
-			return
-		case <-t.C:
-			b.Flush()
-		}
+// newBufferedLog returns the writer of serve's log, writing to w: a busy
+// server writes its lines together, at most interval after each, never
+// more than 64 KiB held and never half a line at a time; Sync writes out
+// what is held and Stop the rest. Write and Sync are safe for concurrent
+// use.
+//
+// Once w fails, lines are dropped and Write returns the error, which
+// slog.Logger and the access log ignore: the log never fails a request.
+// Stop returns the first error.
+func newBufferedLog(w io.Writer, interval time.Duration) *zapcore.BufferedWriteSyncer {
+	return &zapcore.BufferedWriteSyncer{
+		// Hide w's own Sync: the buffer calls it at every flush, and on
+		// stderr it would fsync a file every interval, or fail on a pipe
+		// or terminal (EINVAL).
+		WS:            zapcore.AddSync(struct{ io.Writer }{w}),
+		Size:          64 << 10,
+		FlushInterval: interval,
 	}
-}
-
-// Write buffers p. A log line that cannot be written is not the server's
-// failure: the error is kept for Close and the line dropped.
-func (b *bufferedLog) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.err == nil {
-		_, b.err = b.w.Write(p)
-	}
-	return len(p), nil
-}
-
-// Flush writes out what is buffered, as after a line that must be seen at
-// once (where the server listens).
-func (b *bufferedLog) Flush() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.err == nil {
-		b.err = b.w.Flush()
-	}
-}
-
-// Close stops the periodic flush, writes out the rest and returns the first
-// write error.
-func (b *bufferedLog) Close() error {
-	close(b.stop)
-	<-b.done
-	b.Flush()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.err
 }

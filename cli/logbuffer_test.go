@@ -1,20 +1,23 @@
 package cli
 
 import (
-	"bytes"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 )
 
-// signalWriter is a writer that keeps what it is given and says when.
+// signalWriter is a writer that keeps what it is given, each write apart,
+// and says when.
 type signalWriter struct {
-	mu    sync.Mutex
-	buf   bytes.Buffer
-	wrote chan struct{}
-	err   error
+	mu     sync.Mutex
+	writes []string
+	wrote  chan struct{}
+	err    error
 }
+
+func newSignalWriter() *signalWriter { return &signalWriter{wrote: make(chan struct{}, 1)} }
 
 func (w *signalWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
@@ -22,7 +25,7 @@ func (w *signalWriter) Write(p []byte) (int, error) {
 	if w.err != nil {
 		return 0, w.err
 	}
-	w.buf.Write(p)
+	w.writes = append(w.writes, string(p))
 	select {
 	case w.wrote <- struct{}{}:
 	default:
@@ -30,40 +33,45 @@ func (w *signalWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (w *signalWriter) String() string {
+// Writes returns what each write was given, in order.
+func (w *signalWriter) Writes() []string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.buf.String()
+	return append([]string(nil), w.writes...)
 }
 
-// TestBufferedLogHoldsLinesUntilFlush: lines wait in the buffer (one
-// write for many) until Flush, and Close writes out the rest.
-func TestBufferedLogHoldsLinesUntilFlush(t *testing.T) {
-	w := &signalWriter{wrote: make(chan struct{}, 1)}
+func (w *signalWriter) String() string { return strings.Join(w.Writes(), "") }
+
+// TestBufferedLogHoldsLinesUntilSync: lines wait in the buffer (one
+// write for many) until Sync, and Stop writes out the rest.
+func TestBufferedLogHoldsLinesUntilSync(t *testing.T) {
+	w := newSignalWriter()
 	b := newBufferedLog(w, time.Hour)
 	b.Write([]byte("listening\n"))
 	if got := w.String(); got != "" {
 		t.Fatalf("written before a flush: %q", got)
 	}
-	b.Flush()
+	if err := b.Sync(); err != nil {
+		t.Fatal(err)
+	}
 	b.Write([]byte("GET /v1/group/5\n"))
 	if got, want := w.String(), "listening\n"; got != want {
-		t.Fatalf("after Flush: %q, want %q", got, want)
+		t.Fatalf("after Sync: %q, want %q", got, want)
 	}
-	if err := b.Close(); err != nil {
+	if err := b.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	if got, want := w.String(), "listening\nGET /v1/group/5\n"; got != want {
-		t.Fatalf("after Close: %q, want %q", got, want)
+		t.Fatalf("after Stop: %q, want %q", got, want)
 	}
 }
 
 // TestBufferedLogFlushesOnItsOwn: a line reaches the writer within the
 // interval without anyone flushing.
 func TestBufferedLogFlushesOnItsOwn(t *testing.T) {
-	w := &signalWriter{wrote: make(chan struct{}, 1)}
+	w := newSignalWriter()
 	b := newBufferedLog(w, time.Millisecond)
-	defer b.Close()
+	defer b.Stop()
 	b.Write([]byte("POST /v1/group\n"))
 	select {
 	case <-w.wrote:
@@ -75,18 +83,53 @@ func TestBufferedLogFlushesOnItsOwn(t *testing.T) {
 	}
 }
 
+// TestBufferedLogHoldsLittleAndWholeLines: a burst of lines bigger than
+// the buffer is written out as it comes, never more than 64 KiB held,
+// and each write ends at the end of a line, so that nothing else writing
+// to stderr lands inside one.
+func TestBufferedLogHoldsLittleAndWholeLines(t *testing.T) {
+	w := newSignalWriter()
+	b := newBufferedLog(w, time.Hour)
+	line := strings.Repeat("x", 99) + "\n"
+	const lines = 1000
+	for range lines {
+		b.Write([]byte(line))
+	}
+	if held := lines*len(line) - len(w.String()); held > 64<<10 {
+		t.Errorf("%d bytes held before a flush, want at most 64 KiB", held)
+	}
+	if err := b.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range w.Writes() {
+		if !strings.HasSuffix(p, "\n") {
+			t.Errorf("write %d of %d bytes ends inside a line", i, len(p))
+		}
+	}
+	if got, want := w.String(), strings.Repeat(line, lines); got != want {
+		t.Errorf("wrote %d bytes, want the %d lines (%d bytes)", len(got), lines, len(want))
+	}
+}
+
 // TestBufferedLogKeepsTheWriteError: a log that cannot be written drops
-// its lines but never fails the server's writes; Close reports why.
+// its lines, and Stop reports why.
 func TestBufferedLogKeepsTheWriteError(t *testing.T) {
 	full := errors.New("no space left on device")
-	w := &signalWriter{wrote: make(chan struct{}, 1), err: full}
+	w := newSignalWriter()
+	w.err = full
 	b := newBufferedLog(w, time.Hour)
 	b.Write([]byte("a\n"))
-	b.Flush()
-	if n, err := b.Write([]byte("b\n")); n != 2 || err != nil {
-		t.Fatalf("Write after a failed flush = %d, %v; want 2, nil", n, err)
+	if err := b.Sync(); !errors.Is(err, full) {
+		t.Fatalf("Sync = %v, want %v", err, full)
 	}
-	if err := b.Close(); !errors.Is(err, full) {
-		t.Fatalf("Close = %v, want %v", err, full)
+	w.mu.Lock()
+	w.err = nil // the device has room again: the log stays dropped
+	w.mu.Unlock()
+	b.Write([]byte("b\n"))
+	if err := b.Stop(); !errors.Is(err, full) {
+		t.Fatalf("Stop = %v, want %v", err, full)
+	}
+	if got := w.String(); got != "" {
+		t.Errorf("wrote %q after the log failed", got)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -21,6 +22,13 @@ const maxListed = 20
 // json output is JSON Lines, for jq and line-oriented tools.
 func writeJSON(w io.Writer, v any) error {
 	return json.NewEncoder(w).Encode(v)
+}
+
+// newColumns returns a writer that lines up the tab-separated cells of
+// the lines written to it: each column is as wide as its longest cell and
+// one space, and at least minWidth. Nothing reaches w before Flush.
+func newColumns(w io.Writer, minWidth int) *tabwriter.Writer {
+	return tabwriter.NewWriter(w, minWidth, 0, 1, ' ', 0)
 }
 
 // round rounds x to places decimals, so that JSON carries 0.823, not

@@ -64,12 +64,21 @@ func TestProgressNotShown(t *testing.T) {
 	}
 }
 
-func TestTerminalProgress(t *testing.T) {
-	tty, err := os.OpenFile("/dev/null", os.O_WRONLY, 0)
+// openFile opens name for writing, or skips the test where the system has
+// no such device; the file is closed when the test ends.
+func openFile(t *testing.T, name string) *os.File {
+	t.Helper()
+	f, err := os.OpenFile(name, os.O_RDWR, 0)
 	if err != nil {
 		t.Skip(err)
 	}
-	defer tty.Close()
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+func TestTerminalProgress(t *testing.T) {
+	// The master side of a new pseudo-terminal is a terminal.
+	tty := openFile(t, "/dev/ptmx")
 	t.Setenv("NO_COLOR", "")
 	if cfg := terminalProgress(tty, false); !cfg.color {
 		t.Error("colour off without NO_COLOR")
@@ -78,12 +87,18 @@ func TestTerminalProgress(t *testing.T) {
 	if cfg := terminalProgress(tty, false); cfg.color {
 		t.Error("colour on with NO_COLOR=1")
 	}
-	// /dev/null is a character device, as a terminal is: -q alone hides
-	// the progress.
 	if cfg := terminalProgress(tty, false); !cfg.show {
-		t.Error("progress hidden on a character device")
+		t.Error("progress hidden on a terminal")
 	}
 	if cfg := terminalProgress(tty, true); cfg.show {
 		t.Error("progress shown under -q or -v")
+	}
+}
+
+// TestTerminalProgressNotOnDevNull: /dev/null is a character device, as a
+// terminal is, but rops 2>/dev/null wants no progress bar.
+func TestTerminalProgressNotOnDevNull(t *testing.T) {
+	if cfg := terminalProgress(openFile(t, os.DevNull), false); cfg.show {
+		t.Error("progress shown on /dev/null")
 	}
 }

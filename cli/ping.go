@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	"github.com/reliable-ops/rops/core"
 )
@@ -30,6 +31,13 @@ type pinger interface {
 func (c *PingCmd) Run(ctx context.Context, g *Globals, cl *Cluster, io *IO) error {
 	failed := 0
 	errs := make([]error, len(cl.Nodes()))
+	// Each line is printed as its node answers, so the names are padded
+	// to the longest here: a tabwriter would print nothing until the last
+	// node had answered or timed out.
+	width := len("node01  ")
+	for _, n := range cl.Nodes() {
+		width = max(width, utf8.RuneCountInString(n.Name()))
+	}
 	for i, n := range cl.Nodes() {
 		start := time.Now()
 		err := ping(ctx, n)
@@ -49,10 +57,10 @@ func (c *PingCmd) Run(ctx context.Context, g *Globals, cl *Cluster, io *IO) erro
 			continue
 		}
 		if err != nil {
-			fmt.Fprintf(io.Stdout, "%-8s %v\n", n.Name(), err)
+			fmt.Fprintf(io.Stdout, "%-*s %v\n", width, n.Name(), err)
 			continue
 		}
-		fmt.Fprintf(io.Stdout, "%-8s ok (%v)\n", n.Name(), took.Round(time.Microsecond))
+		fmt.Fprintf(io.Stdout, "%-*s ok (%v)\n", width, n.Name(), took.Round(time.Microsecond))
 	}
 	if len(errs) > 0 && !slices.ContainsFunc(errs, func(err error) bool { return !cannotReach(err) }) {
 		// Nobody answers: say why once.

@@ -76,7 +76,7 @@ func (c *ServeCmd) Run(ctx context.Context, g *Globals, io *IO) error {
 		return usageError(fmt.Errorf("cannot listen on %s: %w; choose another with --addr", c.Addr, err))
 	}
 	logw := newBufferedLog(io.Stderr, logFlushInterval)
-	defer logw.Close() // last: after the shutdown's line
+	defer logw.Stop() // last: after the shutdown's line
 	log := g.logger(logw)
 	srv := &http.Server{
 		Handler:           httpapi.NewServer(target.Nodes, httpapi.ServerOptions{Admin: c.Admin, AccessLog: log, Original: c.Original, Metrics: true}),
@@ -85,7 +85,7 @@ func (c *ServeCmd) Run(ctx context.Context, g *Globals, io *IO) error {
 	}
 	log.Info("listening", "url", "http://"+ln.Addr().String(), "nodes", strings.Join(c.Nodes, ","),
 		"store", c.Store, "random_behavior", g.RandomBehavior, "seed", g.Seed)
-	logw.Flush() // where it listens is read at once, by people and scripts
+	logw.Sync() // where it listens is read at once, by people and scripts
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

@@ -70,9 +70,11 @@ func (c *StatsCmd) Run(ctx context.Context, g *Globals, cl *Cluster, io *IO) err
 }
 
 func printStats(w io.Writer, st statsJSON, nodes []core.NodeCount, diff bool) {
+	tw := newColumns(w, len("node01   "))
 	for _, n := range nodes {
-		fmt.Fprintf(w, "%-8s %d\n", n.Node, n.Count)
+		fmt.Fprintf(tw, "%s\t%d\n", n.Node, n.Count)
 	}
+	tw.Flush()
 	if st.Settled > 0 {
 		fmt.Fprintf(w, "(%d ids changed while the nodes were listed: read again, every node agrees on them)\n", st.Settled)
 	}
