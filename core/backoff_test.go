@@ -7,7 +7,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -162,34 +161,6 @@ func TestSystemClockSleep(t *testing.T) {
 		}
 		if err := c.Sleep(t.Context(), -time.Second); err != nil {
 			t.Fatalf("Sleep(<0): %v", err)
-		}
-	})
-}
-
-func TestForEachBoundsConcurrency(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		var running, peak atomic.Int32
-		var done atomic.Int32
-		taken := forEach(t.Context(), indexes(20), 3, func(int) {
-			n := running.Add(1)
-			for {
-				p := peak.Load()
-				if n <= p || peak.CompareAndSwap(p, n) {
-					break
-				}
-			}
-			time.Sleep(time.Second)
-			running.Add(-1)
-			done.Add(1)
-		})
-		if got, want := taken, 20; got != want {
-			t.Errorf("taken=%d, want %d", got, want)
-		}
-		if got, want := done.Load(), int32(20); got != want {
-			t.Errorf("done=%d, want %d", got, want)
-		}
-		if got, want := peak.Load(), int32(3); got != want {
-			t.Errorf("peak concurrency=%d, want %d", got, want)
 		}
 	})
 }

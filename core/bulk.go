@@ -3,8 +3,16 @@ package core
 import (
 	"context"
 	"errors"
+	"github.com/reliable-ops/rops/core/pool"
 	"iter"
 	"sync"
+)
+
+// The concurrency of bulk jobs: see package pool.
+const (
+	DefaultConcurrency = pool.DefaultConcurrency
+	MaxConcurrency     = pool.MaxConcurrency
+	AutoConcurrency    = pool.AutoConcurrency
 )
 
 // Report sums up a bulk job.
@@ -63,21 +71,21 @@ func (c *Coordinator) Bulk(ctx context.Context, op Op, ids iter.Seq[GroupID], co
 		return res
 	}
 	if concurrency < 1 {
-		return runLimited(ctx, c.cfg.Clock, string(op), ids, NewLimiter(DefaultConcurrency, MaxConcurrency), do, hook)
+		return runLimited(ctx, c.cfg.Clock, string(op), ids, pool.NewLimiter(DefaultConcurrency, MaxConcurrency), do, hook)
 	}
 	return runAll(ctx, c.cfg.Clock, string(op), ids, concurrency, do, hook)
 }
 
 // runLimited is runAll with as many items at once as lim allows, each
 // result told to lim.
-func runLimited[T any](ctx context.Context, clock Clock, command string, items iter.Seq[T], lim *Limiter, run func(T) Result, each func(T, Result)) Report {
+func runLimited[T any](ctx context.Context, clock Clock, command string, items iter.Seq[T], lim *pool.Limiter, run func(T) Result, each func(T, Result)) Report {
 	start := clock.Now()
 	rep := Report{Command: command}
 	var mu sync.Mutex
-	taken := forEachLimited(ctx, items, lim, func(item T) Sample {
+	taken := pool.ForEachLimited(ctx, items, lim, func(item T) pool.Sample {
 		t := clock.Now()
 		res := run(item)
-		s := Sample{Latency: clock.Now().Sub(t), Clean: res.Retries == 0 && res.Err == nil, Overload: overloaded(res)}
+		s := pool.Sample{Latency: clock.Now().Sub(t), Clean: res.Retries == 0 && res.Err == nil, Overload: overloaded(res)}
 		mu.Lock()
 		defer mu.Unlock()
 		rep.Add(res)
@@ -127,7 +135,7 @@ func runAll[T any](ctx context.Context, clock Clock, command string, items iter.
 	start := clock.Now()
 	rep := Report{Command: command}
 	var mu sync.Mutex
-	taken := forEach(ctx, items, concurrency, func(item T) {
+	taken := pool.ForEach(ctx, items, concurrency, func(item T) {
 		res := run(item)
 		mu.Lock()
 		defer mu.Unlock()

@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"fmt"
+	"github.com/reliable-ops/rops/core/pool"
 )
 
 // Recover ends every operation left pending: by an earlier run that
@@ -32,7 +33,7 @@ func (c *Coordinator) Recover(ctx context.Context, concurrency int) ([]Result, e
 	}
 	ids := c.book.ids()
 	per := make([][]Result, len(ids))
-	forEach(ctx, indexes(len(ids)), concurrency, func(i int) {
+	pool.ForEach(ctx, indexes(len(ids)), concurrency, func(i int) {
 		per[i] = c.recoverID(ctx, ids[i])
 	})
 	var results []Result

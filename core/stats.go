@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/reliable-ops/rops/core/pool"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -204,7 +205,7 @@ func (c *Coordinator) reread(ctx context.Context, ds []Divergence) []Divergence 
 	out := make([]Divergence, len(ds))
 	r := &opRun{c: c}
 	copy(out, ds) // forEach stops taking ids once ctx ends: those stay as listed
-	forEach(ctx, indexes(len(ds)), DefaultConcurrency, func(i int) {
+	pool.ForEach(ctx, indexes(len(ds)), DefaultConcurrency, func(i int) {
 		on := make(map[string]Token, len(c.cfg.Nodes))
 		for _, n := range c.cfg.Nodes {
 			rec, err := fetch(ctx, r, n, func(ctx context.Context) (Record, error) { return n.Get(ctx, ds[i].ID) })

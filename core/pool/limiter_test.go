@@ -1,12 +1,9 @@
-package core
+package pool
 
 import (
 	"context"
-	"math"
 	"math/rand/v2"
-	"sync"
 	"testing"
-	"testing/synctest"
 	"time"
 )
 
@@ -87,77 +84,6 @@ func TestLimiterIgnoresSteadyFailures(t *testing.T) {
 	if got, want := lim.Limit(), MaxConcurrency; got != want {
 		t.Fatalf("limit=%d, want %d", got, want)
 	}
-}
-
-// simulateBulk runs an adaptive job of items operations against a fake node
-// whose latency is latency(n) with n operations in flight, on synctest's
-// fake clock. It returns the limiter, the most operations in flight in the
-// job's second half, and the report.
-func simulateBulk(t *testing.T, items int, latency func(n int) time.Duration) (*Limiter, int, Report) {
-	t.Helper()
-	var mu sync.Mutex
-	inflight, peakLate, done := 0, 0, 0
-	lim := NewLimiter(DefaultConcurrency, MaxConcurrency)
-	run := func(int) Result {
-		mu.Lock()
-		inflight++
-		n := inflight
-		if done > items/2 {
-			peakLate = max(peakLate, n)
-		}
-		mu.Unlock()
-		time.Sleep(latency(n))
-		mu.Lock()
-		inflight--
-		done++
-		mu.Unlock()
-		return Result{Outcome: Done, Requests: 1}
-	}
-	rep := runLimited(t.Context(), SystemClock{}, "create", indexes(items), lim, run, nil)
-	if got, want := rep.Done, items; got != want {
-		t.Fatalf("done=%d, want %d", got, want)
-	}
-	return lim, peakLate, rep
-}
-
-// TestBulkAutoSettlesBelowOverload runs an adaptive job against a fake node
-// whose latency is flat up to 100 requests in flight and then grows with the
-// fourth power of the load, so that throughput falls past 100. The limit
-// must grow past the default and settle below the 150 in flight where
-// latency has risen fivefold.
-func TestBulkAutoSettlesBelowOverload(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		const knee, explode = 100, 150
-		lim, peakLate, rep := simulateBulk(t, 30000, func(n int) time.Duration {
-			x := max(1, float64(n)/knee)
-			return time.Duration(float64(time.Millisecond) * x * x * x * x)
-		})
-		if got := lim.Limit(); got <= DefaultConcurrency || got >= explode {
-			t.Errorf("limit=%d, want over %d and under %d", got, DefaultConcurrency, explode)
-		}
-		if peakLate >= explode {
-			t.Errorf("peak in flight in the second half=%d, want under %d", peakLate, explode)
-		}
-		t.Logf("limit %d, peak in flight in the second half %d, %.1f s simulated", lim.Limit(), peakLate, rep.Seconds)
-	})
-}
-
-// TestBulkAutoGrowsWhileQueueingPays runs an adaptive job against a fake
-// node that batches: past 16 in flight its latency grows with the square
-// root of the load, so throughput still grows with it, as a badger node's
-// group commit or a job's backoff waits give. Latency doubles by 64 in
-// flight, where a limiter that weighs latency alone stops; this one must
-// keep the queueing that pays and reach 256.
-func TestBulkAutoGrowsWhileQueueingPays(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		lim, _, rep := simulateBulk(t, 60000, func(n int) time.Duration {
-			return time.Duration(float64(time.Millisecond) * math.Sqrt(max(1, float64(n)/16)))
-		})
-		if got, want := lim.Limit(), 256; got < want {
-			t.Errorf("limit=%d, want at least %d", got, want)
-		}
-		t.Logf("limit %d, %.1f s simulated", lim.Limit(), rep.Seconds)
-	})
 }
 
 // TestLimiterIgnoresSpikes: one clean operation in ten takes 50 times as

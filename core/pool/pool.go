@@ -1,4 +1,7 @@
-package core
+// Package pool runs the items of a job on a bounded number of goroutines,
+// a fixed number (ForEach) or as many as an adaptive Limiter allows
+// (ForEachLimited). It imports only the standard library, as core does.
+package pool
 
 import (
 	"context"
@@ -16,14 +19,14 @@ const DefaultConcurrency = 16
 // must not.
 const MaxConcurrency = 1024
 
-// forEach calls f for every item of items on at most concurrency goroutines
+// ForEach calls f for every item of items on at most concurrency goroutines
 // (DefaultConcurrency if < 1, MaxConcurrency at most) and returns how many
 // items it took. It stops taking items once ctx ends.
 //
 // A worker is started only for an item that finds none idle, so a job never
 // runs more goroutines than it has items, and memory follows the work rather
 // than the concurrency asked for.
-func forEach[T any](ctx context.Context, items iter.Seq[T], concurrency int, f func(T)) int {
+func ForEach[T any](ctx context.Context, items iter.Seq[T], concurrency int, f func(T)) int {
 	if concurrency < 1 {
 		concurrency = DefaultConcurrency
 	}
@@ -66,13 +69,13 @@ func forEach[T any](ctx context.Context, items iter.Seq[T], concurrency int, f f
 	return taken
 }
 
-// forEachLimited is forEach with as many calls at once as lim allows: an
+// ForEachLimited is ForEach with as many calls at once as lim allows: an
 // item starts once lim grants it a slot, and f's Sample is given back to lim.
 // It returns how many items it took.
-func forEachLimited[T any](ctx context.Context, items iter.Seq[T], lim *Limiter, f func(T) Sample) int {
-	// A worker per slot in use, started on demand as forEach's are; the
+func ForEachLimited[T any](ctx context.Context, items iter.Seq[T], lim *Limiter, f func(T) Sample) int {
+	// A worker per slot in use, started on demand as ForEach's are; the
 	// limiter, not the worker count, bounds the calls at once.
-	return forEach(ctx, gated(ctx, items, lim), MaxConcurrency, func(item T) {
+	return ForEach(ctx, gated(ctx, items, lim), MaxConcurrency, func(item T) {
 		lim.Release(f(item))
 	})
 }
