@@ -75,6 +75,15 @@ var settings = func() []Setting {
 // order of JSON, String and the errors that list them.
 func Settings() []Setting { return slices.Clone(settings) }
 
+// setting returns the setting named key.
+func setting(key string) (Setting, bool) {
+	i := slices.IndexFunc(settings, func(s Setting) bool { return s.Key == key })
+	if i < 0 {
+		return Setting{}, false
+	}
+	return settings[i], true
+}
+
 // Value returns the setting's value in f: a float64, a Duration or a bool,
 // as its Kind says.
 func (s Setting) Value(f Faults) any { return reflect.ValueOf(f).Field(s.field).Interface() }
