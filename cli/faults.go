@@ -12,7 +12,10 @@ import (
 
 // FaultFlags are the faults of the nodes rops runs itself: the local
 // target's, and those rops serve serves. They are global flags, so that
-// both read them the same way, and map one to one onto faults.Faults.
+// both read them the same way, and map one to one onto faults.Settings
+// (named by faultFlag; TestFaultFlagsAreTheSettings keeps them so): kong
+// reads flags from struct fields, so the table cannot make them, but it
+// checks them.
 type FaultFlags struct {
 	RandomBehavior float64       `default:"0.2" help:"Local nodes fail each request with probability P (500 or 408), like the original's RANDOM_BEHAVIOR."`
 	AmbiguousRate  float64       `default:"0" help:"Local nodes apply a request, then fail it anyway, with probability P (the acknowledgement is lost)."`
@@ -27,26 +30,32 @@ type FaultFlags struct {
 	GatewayRate    float64       `default:"0" help:"Local nodes answer 502, 503 or 504 as a proxy in front of them would, with probability P, having passed half of those requests on."`
 }
 
-// validate checks the flags' ranges, naming the flag at fault.
+// faultFlagNames are the flags whose names are not their fault setting's key
+// in kebab case: --random-behavior keeps the original's name.
+var faultFlagNames = map[string]string{"error_rate": "random-behavior"}
+
+// faultFlag returns the flag of the fault setting key, such as --hang-rate
+// for hang_rate.
+func faultFlag(key string) string {
+	if name, ok := faultFlagNames[key]; ok {
+		return "--" + name
+	}
+	return "--" + strings.ReplaceAll(key, "_", "-")
+}
+
+// validate checks the flags' ranges, naming the flag at fault: rates, then
+// bounded durations, in the order of faults.Settings.
 func (f *FaultFlags) validate() error {
-	for _, p := range []struct {
-		flag string
-		v    float64
-	}{
-		{"--random-behavior", f.RandomBehavior}, {"--ambiguous-rate", f.AmbiguousRate}, {"--hang-rate", f.HangRate},
-		{"--late-rate", f.LateRate}, {"--reset-rate", f.ResetRate}, {"--duplicate-rate", f.DuplicateRate}, {"--gateway-rate", f.GatewayRate},
-	} {
+	ff := f.faults()
+	for _, s := range faults.Settings() {
 		// Written so that NaN fails too.
-		if !(p.v >= 0 && p.v <= 1) {
-			return fmt.Errorf("%s %v is out of range: give a probability from 0 to 1", p.flag, p.v)
+		if r, ok := s.Value(ff).(float64); ok && !(r >= 0 && r <= 1) {
+			return fmt.Errorf("%s %v is out of range: give a probability from 0 to 1", faultFlag(s.Key), r)
 		}
 	}
-	for _, d := range []struct {
-		flag string
-		v    time.Duration
-	}{{"--latency", f.Latency}, {"--jitter", f.Jitter}} {
-		if d.v < 0 || d.v > faults.MaxDelay {
-			return fmt.Errorf("%s %v is out of range: give a duration from 0 to %v, such as 15ms", d.flag, d.v, faults.MaxDelay)
+	for _, s := range faults.Settings() {
+		if d, ok := s.Value(ff).(faults.Duration); ok && s.Max > 0 && (d < 0 || time.Duration(d) > s.Max) {
+			return fmt.Errorf("%s %v is out of range: give a duration from 0 to %v, such as 15ms", faultFlag(s.Key), d, s.Max)
 		}
 	}
 	// Checked even with --late-rate 0: --duplicate-rate uses it too, and
@@ -58,7 +67,7 @@ func (f *FaultFlags) validate() error {
 		return fmt.Errorf("--late-delay %v is too long: give less than %v, the life of a tombstone, so that a late write lands while the tombstone that fences it still lives", f.LateDelay, core.DefaultTombstoneTTL)
 	}
 	// Caught above, unless faults.Faults has learned a new rule.
-	return f.faults().Validate()
+	return ff.Validate()
 }
 
 // faults returns the faults the flags give every local node; --down is

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"io"
+	"slices"
 	"testing"
 	"time"
 
@@ -41,6 +42,53 @@ func TestFaultFlags(t *testing.T) {
 	defaults := parseGlobals(t, "ping").faults()
 	if got, want := defaults, (faults.Faults{ErrorRate: 0.2, LateDelay: faults.Duration(faults.DefaultLateDelay)}); got != want {
 		t.Fatalf("default faults()=%v, want %v", got, want)
+	}
+}
+
+// TestFaultFlagsAreTheSettings checks that the fault flags are the fault
+// settings, one for one (faultFlag names them), and that each flag reaches
+// its setting: a new fault needs its flag, and a flag its fault.
+func TestFaultFlagsAreTheSettings(t *testing.T) {
+	parser, err := kong.New(&CLI{}, kong.Exit(func(int) { t.Fatal("kong exited") }), kong.Writers(io.Discard, io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var flags []string
+	for _, f := range parser.Model.Flags {
+		if f.Group != nil && f.Group.Title == "Faults of local nodes and of rops serve:" {
+			flags = append(flags, "--"+f.Name)
+		}
+	}
+	var want []string
+	for _, s := range faults.Settings() {
+		want = append(want, faultFlag(s.Key))
+	}
+	slices.Sort(flags)
+	slices.Sort(want)
+	if !slices.Equal(flags, want) {
+		t.Fatalf("fault flags %v, want one per setting: %v", flags, want)
+	}
+
+	sample := map[faults.Kind]string{faults.KindRate: "0.37", faults.KindDuration: "7ms"}
+	defaults := parseGlobals(t, "ping").faults()
+	for _, s := range faults.Settings() {
+		if s.Kind == faults.KindBool {
+			// --down names nodes: it is per node (setDown).
+			continue
+		}
+		t.Run(s.Key, func(t *testing.T) {
+			v, ok := sample[s.Kind]
+			if !ok {
+				t.Fatalf("no sample of kind %d", s.Kind)
+			}
+			want := defaults
+			if err := s.Set(&want, v); err != nil {
+				t.Fatal(err)
+			}
+			if got := parseGlobals(t, faultFlag(s.Key), v, "ping").faults(); got != want {
+				t.Fatalf("%s %s gave faults %v, want %v", faultFlag(s.Key), v, got, want)
+			}
+		})
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 
 	"github.com/reliable-ops/rops/core"
 	"github.com/reliable-ops/rops/nodes/httpapi"
+	"github.com/reliable-ops/rops/nodes/reqlog"
 	"github.com/reliable-ops/rops/nodes/wal"
 	"github.com/reliable-ops/rops/plugins"
 )
@@ -175,8 +176,8 @@ func (g *Globals) open(ctx context.Context, stderr io.Writer, mode openMode) (_ 
 	}
 	seed := g.seed()
 	env := plugins.Env{
-		Seed:   seed,
-		Faults: g.faults(),
+		Seed:     seed,
+		Defaults: g.faults().Values(),
 		// One keep-alive pool for every HTTP node, a connection per
 		// worker per node.
 		HTTP: httpapi.NewHTTPClient(pool * len(tc.Nodes)),
@@ -184,7 +185,7 @@ func (g *Globals) open(ctx context.Context, stderr io.Writer, mode openMode) (_ 
 	cl := &Cluster{concurrency: concurrency, bulkConcurrency: bulk, http: env.HTTP}
 	if g.Verbose {
 		cl.log = g.logger(stderr)
-		env.Log = cl.log
+		env.Wrap = func(n core.Node) core.Node { return reqlog.Wrap(n, cl.log) }
 		cl.log.Info("seed", "seed", seed)
 	}
 	defer func() {

@@ -44,7 +44,7 @@ func (c *ServeCmd) Run(ctx context.Context, g *Globals, io *IO) error {
 	if err := faults.Validate(); err != nil {
 		return usageError(err)
 	}
-	env := plugins.Env{Seed: g.seed(), Faults: faults}
+	env := plugins.Env{Seed: g.seed(), Defaults: faults.Values()}
 	specs := make([]string, len(c.Nodes))
 	for i, name := range c.Nodes {
 		specs[i] = c.Store + "://" + name

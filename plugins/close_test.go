@@ -10,13 +10,14 @@ import (
 	"github.com/reliable-ops/rops/core"
 	"github.com/reliable-ops/rops/nodes/faults"
 	"github.com/reliable-ops/rops/nodes/memory"
+	"github.com/reliable-ops/rops/nodes/reqlog"
 	"github.com/reliable-ops/rops/plugins"
 )
 
 // TestCloseDropsQueuedWrites checks that closing a target closes its faulty
-// nodes before the stores their drivers return: a late write still queued
-// is dropped, never run on a closed store (and goleak sees no goroutine
-// left).
+// nodes before the stores their drivers return (NodeSpec.New's closer): a
+// late write still queued is dropped, never run on a closed store (and
+// goleak sees no goroutine left).
 func TestCloseDropsQueuedWrites(t *testing.T) {
 	var node *faults.Node
 	var pendingAtStoreClose error
@@ -26,16 +27,19 @@ func TestCloseDropsQueuedWrites(t *testing.T) {
 		if err != nil {
 			return nil, nil, err
 		}
-		node = spec.New(memory.New())
-		return node, closerFunc(func() error {
+		n, c := spec.New(memory.New(), closerFunc(func() error {
 			// An ended context: Settle fails only if a write is still queued.
 			ended, cancel := context.WithCancel(context.Background())
 			cancel()
 			pendingAtStoreClose = node.Settle(ended)
 			return nil
-		}), nil
+		}))
+		node, _ = faults.Faulty(n)
+		return n, c, nil
 	})
-	target, err := r.OpenTarget(t.Context(), []string{"slow://node01?late_rate=1&late_delay=1m"}, plugins.Env{Log: slog.New(slog.DiscardHandler)})
+	// The request log wraps the node last, over the faults.
+	logged := func(n core.Node) core.Node { return reqlog.Wrap(n, slog.New(slog.DiscardHandler)) }
+	target, err := r.OpenTarget(t.Context(), []string{"slow://node01?late_rate=1&late_delay=1m"}, plugins.Env{Wrap: logged})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,8 @@ import (
 
 // An embedder's own kind of node: a memory node that starts with the records
 // its spec lists, fixture://NAME?ids=1,2,3. It takes the usual fault settings
-// too, through plugins.ParseNodeSpec.
+// too, through plugins.ParseNodeSpec and NodeSpec.New, as the program imports
+// nodes/faults (main_test.go).
 func init() {
 	plugins.Register("fixture", openFixture)
 }
@@ -36,7 +37,8 @@ func openFixture(ctx context.Context, u *url.URL, env plugins.Env) (core.Node, i
 			}
 		}
 	}
-	return spec.New(store), nil, nil
+	n, c := spec.New(store, nil)
+	return n, c, nil
 }
 
 func Example() {

@@ -5,10 +5,11 @@ import (
 
 	"go.uber.org/goleak"
 
-	// The tests open specs of the drivers rops ships. Only the tests
-	// import them: the package itself imports no driver (see
-	// TestImportsNoDriver).
+	// The tests open specs of the drivers rops ships, with its faults.
+	// Only the tests import them: the package itself imports no driver
+	// and no decorator (see TestImportsNoDriver).
 	_ "github.com/reliable-ops/rops/nodes/badger"
+	_ "github.com/reliable-ops/rops/nodes/faults"
 	_ "github.com/reliable-ops/rops/nodes/memory"
 )
 

@@ -5,30 +5,34 @@
 // links only the drivers it imports, and an embedder adds a kind of node
 // with Register that every command taking specs can use.
 //
-// This package holds only the registry and what drivers share: Open,
-// OpenTarget and OpenJournal, Env, and the parsing of a local node's spec
-// with its fault settings (ParseNodeSpec). It imports no driver; a test
-// keeps it so. The drivers are
+// This package holds only the registries and what drivers share: Open,
+// OpenTarget and OpenJournal, Env, the parsing of a local node's spec
+// (ParseNodeSpec), and the hook by which decorators wrap local nodes' stores
+// (RegisterWrapper). It imports no driver and no decorator; a test keeps it
+// so. The drivers are
 //
 //	github.com/reliable-ops/rops/nodes/memory   memory://NAME, a node in memory that starts empty
 //	github.com/reliable-ops/rops/nodes/badger   badger://NAME, a node on disk in Env.DataDir/NAME or dir=/path
 //	github.com/reliable-ops/rops/nodes/httpapi  http:// and https://, a node of a rops serve server
 //	github.com/reliable-ops/rops/nodes/etcd     etcd://, a journal shared through etcd (RegisterJournal)
 //
+// and the decorator of local nodes is
+//
+//	github.com/reliable-ops/rops/nodes/faults   the fault settings error_rate, latency, seed, ...
+//
 // and a program imports those it wants for their side effect:
 //
 //	import _ "github.com/reliable-ops/rops/nodes/memory"
 //
-// memory and badger take fault settings that override Env.Faults for that
-// node: memory://node01?error_rate=0.2&latency=15ms&seed=7 (see
-// ParseNodeSpec).
+// With nodes/faults imported, memory and badger take fault settings that
+// override Env.Defaults for that node: memory://node01?error_rate=0.2&latency=15ms&seed=7
+// (see ParseNodeSpec).
 package plugins
 
 import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -37,8 +41,6 @@ import (
 	"sync"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes/faults"
-	"github.com/reliable-ops/rops/nodes/reqlog"
 )
 
 // Env is what every node of a target shares. Drivers read it; a spec's own
@@ -51,13 +53,17 @@ type Env struct {
 	// node's name unless its spec sets seed=, so nodes draw different but
 	// reproducible faults. Zero is a seed like any other.
 	Seed uint64
-	// Faults are every local node's faults unless its spec overrides them.
-	Faults faults.Faults
+	// Defaults are the settings of every local node that its spec leaves
+	// out, written as a spec writes them: error_rate=0.2 (see
+	// faults.Faults.Values). Each must be a key of a registered Wrapper.
+	Defaults url.Values
 	// Clock is the local nodes' clock; nil means core.SystemClock.
 	Clock core.Clock
-	// Log, if not nil, receives the request log of every node (see
-	// reqlog.Wrap).
-	Log *slog.Logger
+	// Wrap, if not nil, wraps every node that Open opens, whatever its
+	// driver, over what the driver returned: rops' request log
+	// (reqlog.Wrap) is one. It is the program's choice for all nodes, not a
+	// spec's, so it is given here rather than registered.
+	Wrap func(core.Node) core.Node
 	// HTTP sends the requests of every http and https node, so that they
 	// share one keep-alive pool; nil means httpapi's shared client (see
 	// httpapi.NewHTTPClient).
@@ -91,11 +97,11 @@ func Register(scheme string, d Driver) { defaultRegistry.register(scheme, d) }
 func Schemes() []string { return defaultRegistry.schemes() }
 
 // Open opens the node that spec describes with the driver of its scheme and,
-// if env.Log is set, wraps it with reqlog.Wrap. Errors name the spec; a spec
-// that cannot be understood gives an EInvalid error that says how to write
-// it. The caller must close the closer if it is not nil. For a *faults.Node
-// it never is: closing it first closes the node, dropping its late and
-// duplicate writes still queued, then what the driver returned.
+// if env.Wrap is set, wraps it so. Errors name the spec; a spec that cannot
+// be understood gives an EInvalid error that says how to write it. The
+// caller must close the closer if it is not nil: for a local node whose
+// wrappers hold something (a faulty node's late and duplicate writes still
+// queued) it closes them before the store (see NodeSpec.New).
 func Open(ctx context.Context, spec string, env Env) (core.Node, io.Closer, error) {
 	return defaultRegistry.open(ctx, spec, env)
 }
@@ -172,28 +178,8 @@ func (r *registry) open(ctx context.Context, spec string, env Env) (core.Node, i
 		}
 		return nil, nil, &core.Error{Code: core.ErrorCode(err), Message: "node spec " + quote(spec) + ": " + err.Error(), Err: err}
 	}
-	if env.Log != nil {
-		n = reqlog.Wrap(n, env.Log)
-	}
-	if fn, ok := faults.Faulty(n); ok {
-		// Any driver's faulty node may queue writes in the background,
-		// now or after a change of faults; they must stop before the
-		// store under them closes.
-		c = nodeCloser{fn, c}
+	if env.Wrap != nil {
+		n = env.Wrap(n)
 	}
 	return n, c, nil
-}
-
-// nodeCloser closes a faulty node, then what its driver returned.
-type nodeCloser struct {
-	node *faults.Node
-	next io.Closer // may be nil
-}
-
-func (c nodeCloser) Close() error {
-	err := c.node.Close()
-	if c.next != nil {
-		err = errors.Join(err, c.next.Close())
-	}
-	return err
 }

@@ -74,7 +74,7 @@ func runOf(t *testing.T, spec string, env plugins.Env, n int) string {
 }
 
 func TestSeedsAreReproduciblePerNode(t *testing.T) {
-	env := plugins.Env{Seed: 99, Faults: faults.Faults{ErrorRate: 0.5}}
+	env := plugins.Env{Seed: 99, Defaults: faults.Faults{ErrorRate: 0.5}.Values()}
 	a1, a2 := runOf(t, "memory://node01", env, 64), runOf(t, "memory://node01", env, 64)
 	if a1 != a2 {
 		t.Fatalf("seed %d: node01 ran differently twice:\n%s\n%s", env.Seed, a1, a2)
@@ -153,7 +153,8 @@ func openMemory(_ context.Context, u *url.URL, env plugins.Env) (core.Node, io.C
 	if err != nil {
 		return nil, nil, err
 	}
-	return spec.New(memory.New()), nil, nil
+	n, c := spec.New(memory.New(), nil)
+	return n, c, nil
 }
 
 // closerFunc adapts a function to io.Closer.

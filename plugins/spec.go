@@ -7,10 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes/faults"
 )
 
 // MaxNodeNameLen is the longest node name, in bytes.
@@ -34,41 +32,26 @@ func ValidateNodeName(name string) error {
 	return nil
 }
 
-// faultKeys are the settings every local node spec takes, in the order
-// error messages list them.
-var faultKeys = []string{"error_rate", "ambiguous_rate", "latency", "jitter", "hang_rate", "down",
-	"late_rate", "late_delay", "reset_rate", "duplicate_rate", "gateway_rate", "seed"}
-
-// FaultKeys returns the fault settings that ParseNodeSpec reads, in the
-// order its errors list them, so that a driver whose nodes take no faults
-// (their server injects them) can refuse them by name.
-func FaultKeys() []string { return slices.Clone(faultKeys) }
-
 // NodeSpec is a parsed spec of a node that runs in this process: its name,
-// its options, and the settings left for its driver.
+// the settings left for its driver, and what wraps its store.
 type NodeSpec struct {
 	// Name is the node's name: the spec's host.
 	Name string
-	// Options are env.Faults overridden key by key by the spec, the seed,
-	// and env.Clock.
-	Options faults.Options
 	// Query holds the driver's own settings: only keys it asked for.
 	Query url.Values
+
+	wraps []WrapFunc // one per registered wrapper, in order
 }
 
-// New returns a faulty node over store as s describes.
-func (s NodeSpec) New(store core.Store) *faults.Node { return faults.New(s.Name, store, s.Options) }
-
 // ParseNodeSpec reads u as a spec of a local node, SCHEME://NAME?key=value&...,
-// for drivers that run a store with faults. The settings are error_rate,
-// ambiguous_rate, hang_rate, late_rate, reset_rate, duplicate_rate,
-// gateway_rate (0 to 1), latency, jitter, late_delay (durations such as
-// 15ms), down (true or false; alone means true) and seed (see
-// faults.Faults), plus driverKeys,
-// which are left in NodeSpec.Query. Each overrides env for this node only.
-// Without seed=, the seed comes from env.Seed and the name. It returns an
+// for drivers that run a store in this process and build the node with
+// NodeSpec.New. The settings are the Keys of the registered wrappers (with
+// nodes/faults imported, error_rate, latency, seed and the other fault
+// settings: see faults.Settings), each overriding Env.Defaults for this node
+// only, plus driverKeys, which are left in NodeSpec.Query. It returns an
 // EInvalid error that says what to fix for anything else: a missing or
-// invalid name, a path, an unknown or repeated key, a bad value.
+// invalid name, a path, an unknown or repeated key, a bad value, or a key of
+// Env.Defaults that no wrapper reads.
 func ParseNodeSpec(u *url.URL, env Env, driverKeys ...string) (NodeSpec, error) {
 	form := u.Scheme + "://NAME?key=value&..."
 	switch {
@@ -91,7 +74,9 @@ func ParseNodeSpec(u *url.URL, env Env, driverKeys ...string) (NodeSpec, error) 
 	if err != nil {
 		return NodeSpec{}, core.Errorf(core.EInvalid, "cannot read the settings after '?' (%v): write key=value pairs joined by '&'", err)
 	}
-	allowed := append(slices.Clone(faultKeys), driverKeys...)
+	ws := registeredWrappers()
+	wrapped := wrapperKeys(ws)
+	allowed := append(slices.Clone(wrapped), driverKeys...)
 	// Sorted, so that of several mistakes the same one is reported.
 	keys := slices.Sorted(maps.Keys(q))
 	for _, k := range keys {
@@ -102,52 +87,35 @@ func ParseNodeSpec(u *url.URL, env Env, driverKeys ...string) (NodeSpec, error) 
 			return NodeSpec{}, core.Errorf(core.EInvalid, "setting %q is given %d times: give it once", k, len(q[k]))
 		}
 	}
-	spec := NodeSpec{
-		Name:    name,
-		Options: faults.Options{Faults: env.Faults, Seed: deriveSeed(env.Seed, name), Clock: env.Clock},
-		Query:   url.Values{},
+	for _, k := range slices.Sorted(maps.Keys(env.Defaults)) {
+		if !slices.Contains(wrapped, k) {
+			// A program's mistake, such as a decorator it did not import.
+			return NodeSpec{}, core.Errorf(core.EInvalid, "default setting %q is one that no registered wrapper reads (they read %s): import the package that registers it, such as nodes/faults", k, strings.Join(wrapped, ", "))
+		}
+		if len(env.Defaults[k]) != 1 {
+			return NodeSpec{}, core.Errorf(core.EInvalid, "default setting %q is given %d times: give it once", k, len(env.Defaults[k]))
+		}
 	}
-	f := &spec.Options.Faults
+	spec := NodeSpec{Name: name, Query: url.Values{}}
 	for _, k := range keys {
-		v := q[k][0]
-		var err error
-		switch k {
-		case "error_rate":
-			f.ErrorRate, err = parseRate(k, v)
-		case "ambiguous_rate":
-			f.AmbiguousRate, err = parseRate(k, v)
-		case "hang_rate":
-			f.HangRate, err = parseRate(k, v)
-		case "latency":
-			f.Latency, err = parseDuration(k, v)
-		case "jitter":
-			f.Jitter, err = parseDuration(k, v)
-		case "down":
-			f.Down, err = parseBool(k, v)
-		case "late_rate":
-			f.LateRate, err = parseRate(k, v)
-		case "late_delay":
-			f.LateDelay, err = parseDuration(k, v)
-		case "reset_rate":
-			f.ResetRate, err = parseRate(k, v)
-		case "duplicate_rate":
-			f.DuplicateRate, err = parseRate(k, v)
-		case "gateway_rate":
-			f.GatewayRate, err = parseRate(k, v)
-		case "seed":
-			spec.Options.Seed, err = strconv.ParseUint(v, 10, 64)
-			if err != nil {
-				err = core.Errorf(core.EInvalid, "seed=%s is not a seed: give a whole number from 0 to %d", v, uint64(1<<64-1))
-			}
-		default:
+		if !slices.Contains(wrapped, k) {
 			spec.Query[k] = q[k]
 		}
+	}
+	for _, w := range ws {
+		s := Settings{Name: name, Values: url.Values{}, Env: env}
+		for _, k := range w.Keys {
+			if v, ok := q[k]; ok {
+				s.Values[k] = v
+			} else if v, ok := env.Defaults[k]; ok {
+				s.Values[k] = v
+			}
+		}
+		wrap, err := w.Parse(s)
 		if err != nil {
 			return NodeSpec{}, err
 		}
-	}
-	if err := f.Validate(); err != nil {
-		return NodeSpec{}, err
+		spec.wraps = append(spec.wraps, wrap)
 	}
 	return spec, nil
 }
@@ -174,34 +142,6 @@ func onOff(b bool) string {
 		return "on"
 	}
 	return "off"
-}
-
-func parseRate(k, v string) (float64, error) {
-	r, err := strconv.ParseFloat(v, 64)
-	if err != nil {
-		return 0, core.Errorf(core.EInvalid, "%s=%s is not a number: give a probability from 0 to 1, such as %s=0.2", k, v, k)
-	}
-	return r, nil
-}
-
-func parseDuration(k, v string) (faults.Duration, error) {
-	d, err := time.ParseDuration(v)
-	if err != nil {
-		return 0, core.Errorf(core.EInvalid, "%s=%s is not a duration: give a number with a unit, such as %s=15ms", k, v, k)
-	}
-	return faults.Duration(d), nil
-}
-
-func parseBool(k, v string) (bool, error) {
-	if v == "" {
-		// "?down" reads as a switch.
-		return true, nil
-	}
-	b, err := strconv.ParseBool(v)
-	if err != nil {
-		return false, core.Errorf(core.EInvalid, "%s=%s is not true or false", k, v)
-	}
-	return b, nil
 }
 
 // deriveSeed returns the seed of the node called name in a run seeded with

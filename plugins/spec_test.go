@@ -1,6 +1,7 @@
 package plugins_test
 
 import (
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -8,33 +9,34 @@ import (
 
 	"github.com/reliable-ops/rops/core"
 	"github.com/reliable-ops/rops/nodes/faults"
+	"github.com/reliable-ops/rops/nodes/memory"
 	"github.com/reliable-ops/rops/plugins"
 )
 
 func TestParseNodeSpec(t *testing.T) {
 	ms := faults.Duration(time.Millisecond)
-	env := plugins.Env{Seed: 42, Faults: faults.Faults{ErrorRate: 0.2, Latency: 5 * ms}}
+	base := faults.Faults{ErrorRate: 0.2, Latency: 5 * ms}
+	env := plugins.Env{Seed: 42, Defaults: base.Values()}
 	for _, tc := range []struct {
 		name       string
 		spec       string
 		driverKeys []string
 		wantName   string
 		want       faults.Faults
-		wantSeed   uint64 // 0: derived from env.Seed and the name
 		wantQuery  url.Values
 	}{
-		{name: "bare", spec: "memory://node01", wantName: "node01", want: env.Faults},
-		{name: "trailing slash", spec: "memory://node01/", wantName: "node01", want: env.Faults},
-		{name: "name characters", spec: "memory://Node-1_a.b", wantName: "Node-1_a.b", want: env.Faults},
+		{name: "bare", spec: "memory://node01", wantName: "node01", want: base},
+		{name: "trailing slash", spec: "memory://node01/", wantName: "node01", want: base},
+		{name: "name characters", spec: "memory://Node-1_a.b", wantName: "Node-1_a.b", want: base},
 		{name: "one override keeps the rest", spec: "memory://node01?ambiguous_rate=0.1",
 			wantName: "node01", want: faults.Faults{ErrorRate: 0.2, AmbiguousRate: 0.1, Latency: 5 * ms}},
 		{name: "explicit zero overrides", spec: "memory://node01?error_rate=0&latency=0s",
 			wantName: "node01", want: faults.Faults{}},
 		{name: "every setting", spec: "memory://node01?error_rate=0.3&ambiguous_rate=0.1&hang_rate=0.05&latency=15ms&jitter=2ms&down=true&seed=7",
-			wantName: "node01", want: faults.Faults{ErrorRate: 0.3, AmbiguousRate: 0.1, HangRate: 0.05, Latency: 15 * ms, Jitter: 2 * ms, Down: true}, wantSeed: 7},
+			wantName: "node01", want: faults.Faults{ErrorRate: 0.3, AmbiguousRate: 0.1, HangRate: 0.05, Latency: 15 * ms, Jitter: 2 * ms, Down: true}},
 		{name: "down alone", spec: "memory://node01?down", wantName: "node01",
 			want: faults.Faults{ErrorRate: 0.2, Latency: 5 * ms, Down: true}},
-		{name: "down false", spec: "memory://node01?down=false", wantName: "node01", want: env.Faults},
+		{name: "down false", spec: "memory://node01?down=false", wantName: "node01", want: base},
 		{name: "new faults", spec: "memory://node01?late_rate=0.1&late_delay=3s&reset_rate=0.2&duplicate_rate=0.3&gateway_rate=0.4",
 			wantName: "node01", want: faults.Faults{ErrorRate: 0.2, Latency: 5 * ms,
 				LateRate: 0.1, LateDelay: 3000 * ms, ResetRate: 0.2, DuplicateRate: 0.3, GatewayRate: 0.4}},
@@ -53,18 +55,17 @@ func TestParseNodeSpec(t *testing.T) {
 			if got.Name != tc.wantName {
 				t.Fatalf("Name=%q, want %q", got.Name, tc.wantName)
 			}
-			if got.Options.Faults != tc.want {
-				t.Fatalf("Faults=%v, want %v", got.Options.Faults, tc.want)
-			}
-			wantSeed := tc.wantSeed
-			if wantSeed == 0 {
-				wantSeed = plugins.DeriveSeed(env.Seed, tc.wantName)
-			}
-			if got.Options.Seed != wantSeed {
-				t.Fatalf("Seed=%d, want %d", got.Options.Seed, wantSeed)
-			}
 			if got, want := got.Query.Encode(), tc.wantQuery.Encode(); got != want {
 				t.Fatalf("Query=%s, want %s", got, want)
+			}
+			n, c := got.New(memory.New(), nil)
+			defer c.Close()
+			fn, ok := faults.Faulty(n)
+			if !ok {
+				t.Fatalf("New gave a %T, want the faults' wrapper", n)
+			}
+			if got := fn.Faults(); got != tc.want {
+				t.Fatalf("Faults=%v, want %v", got, tc.want)
 			}
 		})
 	}
@@ -132,14 +133,20 @@ func TestOpenErrors(t *testing.T) {
 	}
 }
 
-func TestEnvFaultsInvalid(t *testing.T) {
-	_, _, err := plugins.Open(t.Context(), "memory://node01", plugins.Env{Faults: faults.Faults{ErrorRate: 2}})
+func TestEnvDefaultsInvalid(t *testing.T) {
+	bad := faults.Faults{ErrorRate: 2}.Values()
+	_, _, err := plugins.Open(t.Context(), "memory://node01", plugins.Env{Defaults: bad})
 	if got, want := core.ErrorCode(err), core.EInvalid; got != want {
 		t.Fatalf("ErrorCode=%q, want %q (err=%v)", got, want, err)
 	}
 	// A spec can fix what env got wrong.
-	if _, _, err := plugins.Open(t.Context(), "memory://node01?error_rate=0.2", plugins.Env{Faults: faults.Faults{ErrorRate: 2}}); err != nil {
+	if _, _, err := plugins.Open(t.Context(), "memory://node01?error_rate=0.2", plugins.Env{Defaults: bad}); err != nil {
 		t.Fatalf("Open with an override of a bad env: %v", err)
+	}
+	// A default no wrapper reads is a program's mistake, refused.
+	_, _, err = plugins.Open(t.Context(), "memory://node01", plugins.Env{Defaults: url.Values{"colour": {"red"}}})
+	if got, want := fmt.Sprint(err), `default setting "colour" is one that no registered wrapper reads`; !strings.Contains(got, want) {
+		t.Fatalf("err=%q, want it to contain %q", got, want)
 	}
 }
 

@@ -17,7 +17,8 @@ func init() {
 }
 
 // openSpec opens badger://NAME: a badger store in env.DataDir/NAME, or in
-// the directory that dir= names; tombstones=off keeps none.
+// the directory that dir= names, wrapped by the registered wrappers (the
+// faults); tombstones=off keeps none.
 func openSpec(_ context.Context, u *url.URL, env plugins.Env) (core.Node, io.Closer, error) {
 	spec, err := plugins.ParseNodeSpec(u, env, "dir", "tombstones")
 	if err != nil {
@@ -44,5 +45,6 @@ func openSpec(_ context.Context, u *url.URL, env plugins.Env) (core.Node, io.Clo
 	if err != nil {
 		return nil, nil, err
 	}
-	return spec.New(store), store, nil
+	n, c := spec.New(store, store)
+	return n, c, nil
 }

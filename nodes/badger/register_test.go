@@ -12,6 +12,10 @@ import (
 	"github.com/reliable-ops/rops/core"
 	"github.com/reliable-ops/rops/nodes/badger"
 	"github.com/reliable-ops/rops/plugins"
+
+	// badger:// nodes take fault settings when the program imports the
+	// faults, as rops does.
+	_ "github.com/reliable-ops/rops/nodes/faults"
 )
 
 func TestRegistered(t *testing.T) {

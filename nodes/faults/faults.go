@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/reliable-ops/rops/core"
@@ -14,6 +15,10 @@ import (
 // Faults are the failures a Node injects. The zero value injects none.
 // Rates are probabilities drawn independently for every call from the node's
 // seeded RNG.
+//
+// Its fields are the table of fault settings (see Settings): a field's JSON
+// tag is its key in JSON, node specs and String, its type its kind, and a
+// fault:"delay" tag bounds it by MaxDelay. A new fault is a new field.
 type Faults struct {
 	// ErrorRate is the original's RANDOM_BEHAVIOR: the chance that a
 	// Create, Delete or Get fails with 500 or 408 (half each) before it
@@ -23,9 +28,9 @@ type Faults struct {
 	// out and then fails with 500 or 408 anyway: the answer is lost.
 	AmbiguousRate float64 `json:"ambiguous_rate"`
 	// Latency delays every call.
-	Latency Duration `json:"latency"`
+	Latency Duration `json:"latency" fault:"delay"`
 	// Jitter adds a delay drawn uniformly from [0, Jitter) to every call.
-	Jitter Duration `json:"jitter"`
+	Jitter Duration `json:"jitter" fault:"delay"`
 	// HangRate is the chance that a Create, Delete or Get never answers:
 	// only the caller's context ends it.
 	HangRate float64 `json:"hang_rate"`
@@ -71,37 +76,24 @@ const MaxDelay = time.Hour
 // [0, MaxDelay], and LateDelay positive if LateRate is, and less than
 // core.DefaultTombstoneTTL.
 func (f Faults) Validate() error {
-	for _, r := range []struct {
-		name string
-		v    float64
-	}{
-		{"error_rate", f.ErrorRate},
-		{"ambiguous_rate", f.AmbiguousRate},
-		{"hang_rate", f.HangRate},
-		{"late_rate", f.LateRate},
-		{"reset_rate", f.ResetRate},
-		{"duplicate_rate", f.DuplicateRate},
-		{"gateway_rate", f.GatewayRate},
-	} {
+	// Rates first, then durations, each in the table's order, so that of
+	// several mistakes the same one is reported.
+	for _, s := range settings {
 		// Written so that NaN fails too.
-		if !(r.v >= 0 && r.v <= 1) {
-			return core.Errorf(core.EInvalid, "invalid faults: %s is %v; give a probability from 0 to 1", r.name, r.v)
+		if r, ok := s.Value(f).(float64); ok && !(r >= 0 && r <= 1) {
+			return core.Errorf(core.EInvalid, "invalid faults: %s is %v; give a probability from 0 to 1", s.Key, r)
 		}
 	}
-	for _, d := range []struct {
-		name   string
-		v      Duration
-		capped bool // at most MaxDelay
-	}{
-		{"latency", f.Latency, true},
-		{"jitter", f.Jitter, true},
-		{"late_delay", f.LateDelay, false},
-	} {
-		if d.v < 0 {
-			return core.Errorf(core.EInvalid, "invalid faults: %s is %v; give a duration of 0 or more, such as 15ms", d.name, d.v)
+	for _, s := range settings {
+		d, ok := s.Value(f).(Duration)
+		if !ok {
+			continue
 		}
-		if d.capped && time.Duration(d.v) > MaxDelay {
-			return core.Errorf(core.EInvalid, "invalid faults: %s is %v; give at most %v, such as 15ms; to hold requests for good, use hang_rate", d.name, d.v, MaxDelay)
+		if d < 0 {
+			return core.Errorf(core.EInvalid, "invalid faults: %s is %v; give a duration of 0 or more, such as 15ms", s.Key, d)
+		}
+		if s.Max > 0 && time.Duration(d) > s.Max {
+			return core.Errorf(core.EInvalid, "invalid faults: %s is %v; give at most %v, such as 15ms; to hold requests for good, use hang_rate", s.Key, d, s.Max)
 		}
 	}
 	if f.LateRate > 0 && f.LateDelay == 0 {
@@ -238,9 +230,14 @@ func (f Faults) delay(r roll) time.Duration {
 
 // String returns f as space-separated key=value settings, named as in JSON.
 func (f Faults) String() string {
-	return fmt.Sprintf("error_rate=%v ambiguous_rate=%v latency=%v jitter=%v hang_rate=%v down=%v late_rate=%v late_delay=%v reset_rate=%v duplicate_rate=%v gateway_rate=%v",
-		f.ErrorRate, f.AmbiguousRate, f.Latency, f.Jitter, f.HangRate, f.Down,
-		f.LateRate, f.LateDelay, f.ResetRate, f.DuplicateRate, f.GatewayRate)
+	var b strings.Builder
+	for i, s := range settings {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%s=%v", s.Key, s.Value(f))
+	}
+	return b.String()
 }
 
 // Names of the injected faults, as a Note records them.

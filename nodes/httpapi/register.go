@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/reliable-ops/rops/core"
+	"github.com/reliable-ops/rops/nodes/faults"
 	"github.com/reliable-ops/rops/plugins"
 )
 
@@ -37,7 +38,7 @@ func openSpec(_ context.Context, u *url.URL, env plugins.Env) (core.Node, io.Clo
 	if err != nil {
 		return nil, nil, core.Errorf(core.EInvalid, "cannot read the settings after '?' (%v): write node=NAME", err)
 	}
-	faultKeys := plugins.FaultKeys()
+	faultKeys := faults.SpecKeys()
 	for _, k := range slices.Sorted(maps.Keys(q)) {
 		switch {
 		case slices.Contains(faultKeys, k):

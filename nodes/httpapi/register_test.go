@@ -10,6 +10,7 @@ import (
 
 	"github.com/reliable-ops/rops/core"
 	"github.com/reliable-ops/rops/nodes/httpapi"
+	"github.com/reliable-ops/rops/nodes/reqlog"
 	"github.com/reliable-ops/rops/plugins"
 )
 
@@ -27,7 +28,8 @@ func TestOpenSpec(t *testing.T) {
 	srv := serve(t, h)
 	hc := newHTTPClient(t)
 	var log bytes.Buffer
-	env := plugins.Env{HTTP: hc, Log: slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{ReplaceAttr: noTime}))}
+	logger := slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{ReplaceAttr: noTime}))
+	env := plugins.Env{HTTP: hc, Wrap: func(n core.Node) core.Node { return reqlog.Wrap(n, logger) }}
 	n, c, err := plugins.Open(t.Context(), srv.URL+"/v1?node=node02", env)
 	if err != nil {
 		t.Fatal(err)

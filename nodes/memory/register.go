@@ -17,7 +17,8 @@ func init() {
 }
 
 // openSpec opens memory://NAME: a fresh, empty store in memory that lasts
-// as long as the node. tombstones=off keeps none, as the original server.
+// as long as the node, wrapped by the registered wrappers (the faults).
+// tombstones=off keeps none, as the original server.
 func openSpec(_ context.Context, u *url.URL, env plugins.Env) (core.Node, io.Closer, error) {
 	spec, err := plugins.ParseNodeSpec(u, env, "tombstones")
 	if err != nil {
@@ -31,5 +32,6 @@ func openSpec(_ context.Context, u *url.URL, env plugins.Env) (core.Node, io.Clo
 	if !keep {
 		opts.MaxTombstones = -1
 	}
-	return spec.New(NewWithOptions(opts)), nil, nil
+	n, c := spec.New(NewWithOptions(opts), nil)
+	return n, c, nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/reliable-ops/rops/core"
 	"github.com/reliable-ops/rops/nodes/faults"
+	"github.com/reliable-ops/rops/nodes/reqlog"
 	"github.com/reliable-ops/rops/plugins"
 )
 
@@ -22,7 +23,8 @@ func TestRegistered(t *testing.T) {
 
 func TestOpenSpec(t *testing.T) {
 	var log bytes.Buffer
-	env := plugins.Env{Seed: 3, Faults: faults.Faults{ErrorRate: 0.5}, Log: textLog(&log)}
+	logger := textLog(&log)
+	env := plugins.Env{Seed: 3, Defaults: faults.Faults{ErrorRate: 0.5}.Values(), Wrap: func(n core.Node) core.Node { return reqlog.Wrap(n, logger) }}
 	n, c, err := plugins.Open(t.Context(), "memory://node01?error_rate=0", env)
 	if err != nil {
 		t.Fatal(err)
