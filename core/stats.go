@@ -121,6 +121,40 @@ type scanned struct {
 	err  error
 }
 
+// CompareOptions says how Compare reads the nodes: StatsOptions, and the
+// request timeout, retries and clock a Coordinator's Config would give.
+type CompareOptions struct {
+	StatsOptions
+	// RequestTimeout bounds every request (0: DefaultRequestTimeout); for
+	// a scan, the time the node sends nothing.
+	RequestTimeout time.Duration
+	// Retries is how many times a failed request is retried (0: none), as
+	// the Coordinator retries it.
+	Retries int
+	// Clock is the time source (nil: SystemClock).
+	Clock Clock
+}
+
+// Compare reads the records of nodes and compares them: the Stats of a
+// cluster, as a function over its nodes, for a program that runs no
+// operation on them (rops serve's GET /stats). It fails with EInvalid if
+// there are no nodes or two share a name.
+func Compare(ctx context.Context, nodes []Node, opts CompareOptions) (Stats, error) {
+	retries := max(opts.Retries, 0)
+	c, err := New(Config{
+		Nodes: nodes,
+		NewBackoff: func() Backoff {
+			return Exponential(DefaultBackoffBase, DefaultBackoffCap, retries, nil)
+		},
+		RequestTimeout: opts.RequestTimeout,
+		Clock:          opts.Clock,
+	})
+	if err != nil {
+		return Stats{}, err
+	}
+	return c.Stats(ctx, opts.StatsOptions)
+}
+
 // Stats reads every node's records page by page, merges them in id order and
 // reports per-node counts and the ids that differ. Memory stays bounded by
 // PageSize per node, and by Reread and MaxDivergent ids, however many

@@ -79,7 +79,8 @@ type Server struct {
 	maxBody     int64
 	admin       bool
 	tokens      *core.TokenSource
-	stats       *core.Coordinator
+	statsNodes  []core.Node // the nodes as GET /stats reads them (statsNode)
+	clock       core.Clock
 	log         *accessLog
 	adminMu     sync.Mutex // makes a PUT /admin/faults read, merge and set as one
 	// tombstones holds the Rops-Tombstones header of each node that
@@ -131,7 +132,13 @@ func NewServer(nodes []core.Node, opts ServerOptions) *Server {
 		s.tokens = core.NewTokenSource(opts.Clock)
 	}
 	names := make([]string, len(nodes))
+	if len(nodes) == 0 {
+		panic("httpapi.NewServer: no nodes")
+	}
 	for i, n := range nodes {
+		if s.byName[n.Name()] != nil {
+			panic(fmt.Sprintf("httpapi.NewServer: node %q appears twice", n.Name()))
+		}
 		names[i] = n.Name()
 		s.byName[n.Name()] = n
 	}
@@ -146,20 +153,11 @@ func NewServer(nodes []core.Node, opts ServerOptions) *Server {
 	// Stats reads each node once, without retries: a node that fails
 	// answers the request at once, and GET /stats is retried by its caller.
 	// List and Count see no random faults, only Down and latency.
-	statsNodes := make([]core.Node, len(nodes))
+	s.statsNodes = make([]core.Node, len(nodes))
 	for i, n := range nodes {
-		statsNodes[i] = statsNode{n}
+		s.statsNodes[i] = statsNode{n}
 	}
-	stats, err := core.New(core.Config{
-		Nodes:          statsNodes,
-		NewBackoff:     func() core.Backoff { return core.BackoffFunc(func() (time.Duration, bool) { return 0, true }) },
-		RequestTimeout: statsRequestTimeout,
-		Clock:          opts.Clock,
-	})
-	if err != nil {
-		panic("httpapi.NewServer: " + err.Error())
-	}
-	s.stats = stats
+	s.clock = opts.Clock
 	if opts.AccessLog != nil {
 		s.log = newAccessLog(opts.AccessLog, opts.Clock)
 	}
@@ -599,7 +597,11 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request, escaped strin
 // every node holds the same ids, and each node's count. The ids are
 // compared page by page (core.Coordinator.Stats), so memory stays flat.
 func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
-	st, err := s.stats.Stats(r.Context(), core.StatsOptions{MaxDivergent: -1})
+	st, err := core.Compare(r.Context(), s.statsNodes, core.CompareOptions{
+		StatsOptions:   core.StatsOptions{MaxDivergent: -1},
+		RequestTimeout: statsRequestTimeout,
+		Clock:          s.clock,
+	})
 	if err != nil {
 		// The stats' own message names the node that failed; a node that
 		// is down says so as on every route.
