@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -107,13 +108,9 @@ func adoptLegacy(ctx context.Context, stderr io.Writer, j *wal.Journal, cfg Conf
 	if _, err := os.Stat(filepath.Join(dir, "MANIFEST")); err != nil {
 		return nil // none, or not a badger database
 	}
-	old, err := badger.OpenJournal(dir)
-	if err != nil {
-		return err
-	}
-	intents, err := old.Pending(ctx)
-	if cerr := old.Close(); err == nil {
-		err = cerr
+	intents, err := badger.ReadJournal(dir)
+	if errors.Is(err, badger.ErrLocked) {
+		return err // an older rops is running
 	}
 	if err != nil {
 		return &exitError{code: ExitDamaged, err: fmt.Errorf("the journal %s of an older rops cannot be read: %w", dir, err)}
