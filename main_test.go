@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	binenc "encoding/binary"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"hash/crc32"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -14,11 +17,14 @@ import (
 	"strings"
 	"testing"
 
+	badgerdb "github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/reliable-ops/rops/cli"
 	"github.com/reliable-ops/rops/core"
 	"github.com/reliable-ops/rops/nodes/badger"
+	"github.com/reliable-ops/rops/nodes/wal"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden output in testdata/script")
@@ -189,36 +195,66 @@ func putRecord(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(st.Create(context.Background(), core.GroupID(args[1]), core.Token(args[2])))
 }
 
-// holdJournal opens a journal in this process, as a running rops job would:
+// holdJournal opens the cluster's journal under DIR (DIR/ID/journal.wal,
+// the only one there) in this process, as a running rops job would:
 // hold-journal DIR.
 func holdJournal(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 1 {
 		ts.Fatalf("usage: hold-journal DIR")
 	}
-	j, err := badger.OpenJournal(ts.MkAbs(args[0]))
+	logs, err := filepath.Glob(filepath.Join(ts.MkAbs(args[0]), "*", "journal.wal"))
+	ts.Check(err)
+	if len(logs) != 1 {
+		ts.Fatalf("hold-journal: %d journals under %s, want 1", len(logs), args[0])
+	}
+	j, err := wal.Open(filepath.Dir(logs[0]), wal.Options{})
 	ts.Check(err)
 	ts.Defer(func() { j.Close() })
 }
 
-// putIntent leaves an intent in a journal, as a job killed mid-operation
-// would: put-intent DIR create|delete ID TOKEN NODE[=PRETOKEN]...
+// putIntent leaves an intent in the journal an older rops kept per target
+// (journal/NAME, a badger database of its own), as one of its jobs killed
+// mid-operation would: put-intent DIR create|delete ID TOKEN
+// NODE[=PRETOKEN]...; put-intent DIR torn leaves an entry that cannot be
+// read. It writes that rops' format by hand, as nothing in rops writes it
+// any more: key "j/" and the sequence number in 20 digits, value the
+// CRC32-C of the intent's JSON, big-endian, then the JSON.
 func putIntent(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) < 5 {
-		ts.Fatalf("usage: put-intent DIR create|delete ID TOKEN NODE[=PRETOKEN]...")
+	if neg || len(args) < 2 || args[1] != "torn" && len(args) < 5 {
+		ts.Fatalf("usage: put-intent DIR create|delete ID TOKEN NODE[=PRETOKEN]... | put-intent DIR torn")
 	}
-	in := core.Intent{Op: core.Op(args[1]), ID: core.GroupID(args[2]), Token: core.Token(args[3])}
-	for _, n := range args[4:] {
-		name, pre, ok := strings.Cut(n, "=")
-		in.Nodes = append(in.Nodes, name)
-		if ok {
-			if in.PreImage == nil {
-				in.PreImage = map[string]core.Token{}
+	value := []byte("x") // shorter than a checksum
+	if args[1] != "torn" {
+		in := core.Intent{Op: core.Op(args[1]), ID: core.GroupID(args[2]), Token: core.Token(args[3])}
+		for _, n := range args[4:] {
+			name, pre, ok := strings.Cut(n, "=")
+			in.Nodes = append(in.Nodes, name)
+			if ok {
+				if in.PreImage == nil {
+					in.PreImage = map[string]core.Token{}
+				}
+				in.PreImage[name] = core.Token(pre)
 			}
-			in.PreImage[name] = core.Token(pre)
 		}
+		js, err := json.Marshal(in)
+		ts.Check(err)
+		value = binenc.BigEndian.AppendUint32(nil, crc32.Checksum(js, crc32.MakeTable(crc32.Castagnoli)))
+		value = append(value, js...)
 	}
-	j, err := badger.OpenJournal(ts.MkAbs(args[0]))
+	// The options of rops' badger databases that decide their files.
+	opts := badgerdb.DefaultOptions(ts.MkAbs(args[0])).WithLogger(nil).WithMemTableSize(1 << 20).
+		WithValueLogFileSize(1 << 20).WithValueThreshold(64 << 10).WithCompression(options.None)
+	db, err := badgerdb.Open(opts)
 	ts.Check(err)
-	defer j.Close()
-	ts.Check(j.Begin(context.Background(), in))
+	defer db.Close()
+	ts.Check(db.Update(func(txn *badgerdb.Txn) error {
+		// Begins only appended: the next number is one more than the count.
+		it := txn.NewIterator(badgerdb.IteratorOptions{Prefix: []byte("j/")})
+		n := 0
+		for it.Rewind(); it.Valid(); it.Next() {
+			n++
+		}
+		it.Close()
+		return txn.Set(fmt.Appendf(nil, "j/%020d", n+1), value)
+	}))
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -101,24 +102,28 @@ func (g *Globals) openJournal(ctx context.Context, stderr io.Writer, cfg Config,
 // and removes it: once. Such a journal is the target's only if no other
 // target folds to the same NAME ("a.b" and "a_b" shared one); if another
 // does, and it holds intents, the command stops with a usage error that
-// says so, and the user runs the older journal's recover by hand.
+// says so, and the user runs the older journal's recover by hand. If some
+// of its entries cannot be read, the readable intents are moved and the
+// command stops (ExitDamaged) with what to do, keeping the old journal:
+// dropping it in silence could lose a half-done operation.
 func adoptLegacy(ctx context.Context, stderr io.Writer, j *wal.Journal, cfg Config, target, dataDir string) error {
 	dir := filepath.Join(dataDir, "journal", fileName(target))
 	if _, err := os.Stat(filepath.Join(dir, "MANIFEST")); err != nil {
 		return nil // none, or not a badger database
 	}
-	old, err := badger.OpenJournal(dir)
-	if err != nil {
-		return err
-	}
-	intents, err := old.Pending(ctx)
-	if cerr := old.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	intents, err := badger.ReadJournal(dir)
+	corrupt, _ := errors.AsType[*badger.CorruptError](err)
+	switch {
+	case errors.Is(err, badger.ErrLocked):
+		return err // an older rops is running
+	case err != nil && corrupt == nil:
 		return &exitError{code: ExitDamaged, err: fmt.Errorf("the journal %s of an older rops cannot be read: %w", dir, err)}
 	}
-	if len(intents) > 0 {
+	unread := 0
+	if corrupt != nil {
+		unread = len(corrupt.Entries)
+	}
+	if len(intents)+unread > 0 {
 		var same []string
 		names := slices.Concat(slices.Collect(maps.Keys(cfg.Targets)), slices.Collect(maps.Keys(builtinTargets)))
 		slices.Sort(names)
@@ -130,12 +135,15 @@ func adoptLegacy(ctx context.Context, stderr io.Writer, j *wal.Journal, cfg Conf
 		if len(same) > 0 {
 			return usageError(fmt.Errorf("the journal %s of an older rops holds %d unfinished operations, and targets %q and %s both kept their journal there: it cannot tell whose they are. "+
 				"Check which target they name (the nodes in its intents), then remove %s once that target's nodes agree (rops stats --diff, rops repair)",
-				dir, len(intents), target, strings.Join(quote(same), ", "), dir))
+				dir, len(intents)+unread, target, strings.Join(quote(same), ", "), dir))
 		}
+	}
+	if len(intents) > 0 {
 		have, err := j.Pending(ctx)
 		if err != nil {
 			return err
 		}
+		moved := 0
 		for _, in := range intents {
 			if slices.ContainsFunc(have, func(h core.Intent) bool { return h.Token == in.Token }) {
 				continue // moved by a run that stopped before removing dir
@@ -144,8 +152,19 @@ func adoptLegacy(ctx context.Context, stderr io.Writer, j *wal.Journal, cfg Conf
 			if err := j.Begin(ctx, in); err != nil {
 				return fmt.Errorf("cannot move intent %s from the journal %s of an older rops: %w", in.Token, dir, err)
 			}
+			moved++
 		}
-		fmt.Fprintf(stderr, "rops: moved %d unfinished operations from the journal of an older rops (%s) to this cluster's journal (%s)\n", len(intents), dir, j.Dir())
+		if moved > 0 {
+			fmt.Fprintf(stderr, "rops: moved %d unfinished operations from the journal of an older rops (%s) to this cluster's journal (%s)\n", moved, dir, j.Dir())
+		}
+	}
+	if corrupt != nil {
+		// Every command stops here until dir is gone, so nothing
+		// finishes the moved intents before then: moving them again
+		// cannot bring back a finished one.
+		return &exitError{code: ExitDamaged, err: fmt.Errorf("%w. The operations these entries recorded may be half done, and rops cannot tell on which ids; "+
+			"its readable intents are in this cluster's journal (%s). Move %s out of %s, run rops recover, "+
+			"then look at the nodes with rops stats --diff and make them agree with rops repair", corrupt, j.Dir(), dir, filepath.Dir(dir))}
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("cannot remove the journal %s of an older rops, whose intents are now in %s: %w", dir, j.Dir(), err)

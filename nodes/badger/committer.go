@@ -12,8 +12,8 @@ import (
 	"github.com/reliable-ops/rops/core"
 )
 
-// committer is the only writer of one badger database: the Store's or the
-// Journal's. It does group commit.
+// committer is the only writer of a Store's badger database. It does
+// group commit.
 //
 // badger syncs its write-ahead log once per transaction, even for
 // transactions that reach its write pipeline together (it shares only the
@@ -24,9 +24,10 @@ import (
 // them and wakes their callers. It never waits for more writes to come: a
 // lone caller pays one sync, and a bulk job's workers share one. The syncs
 // are most of a write's cost (a commit syncs both badger's log and its
-// value log), so sharing them is what makes the journal and the stores keep
-// up with a job's concurrency: BenchmarkJournal and BenchmarkTxnPerWrite
-// measure it against a transaction per write (BENCHMARKS.md).
+// value log), so sharing them is what makes the stores keep up with a
+// job's concurrency: BenchmarkCreate (writes per commit) and
+// BenchmarkTxnPerWrite measure it against a transaction per write
+// (BENCHMARKS.md).
 //
 // The writes of a batch are applied one after another, in the order they
 // were queued, to a transaction that reads its own writes, so each one sees

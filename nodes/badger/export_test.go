@@ -14,12 +14,9 @@ func WithoutSync() Option {
 	return func(c *config) { c.syncWrites = false }
 }
 
-// Commits returns how many transactions j has committed, each one disk
-// sync, for benchmarks that show how many writes share one.
-func (j *Journal) Commits() uint64 { return j.c.commits.Load() }
-
-// OpenDB opens the badger database in dir as Open and OpenJournal do, for
-// tests that write what the API never would, such as corrupt intents.
+// OpenDB opens the badger database in dir as Open and ReadJournal do, for
+// tests that write what the API never would: an older rops' journal, and
+// damage.
 func OpenDB(dir string) (*badgerdb.DB, error) { return openDB(dir, "test database", nil) }
 
 // TombKey returns the key of the tombstone for (id, token), for tests that

@@ -24,7 +24,7 @@ import (
 	"github.com/reliable-ops/rops/core"
 )
 
-// ErrLocked is the class of the error Open and OpenJournal return when
+// ErrLocked is the class of the error Open and ReadJournal return when
 // another process, or this one, has the directory open. Match it with
 // errors.Is; the error is also of class core.ErrInvalid, a usage error: the
 // user chose a data dir that is in use.
@@ -123,7 +123,7 @@ func WithoutTombstones() Option {
 
 // WithTombstoneTTL keeps tombstones for at least d (core.DefaultTombstoneTTL
 // if d is not positive). Keep it longer than any request to the store can
-// live. The Journal ignores it.
+// live.
 func WithTombstoneTTL(d time.Duration) Option {
 	return func(c *config) { c.tombstoneTTL = d }
 }
@@ -156,8 +156,9 @@ func Open(dir string, opts ...Option) (*Store, error) {
 }
 
 // openDB opens the badger database in dir with the options every rops
-// database shares (the Store's and the Journal's). what names dir in errors
-// ("data dir", "journal"); a directory in use is an ErrLocked error.
+// database shares (a Store's, and an older rops' journal). what names dir
+// in errors ("data dir", "journal"); a directory in use is an ErrLocked
+// error.
 func openDB(dir, what string, opts []Option) (*badgerdb.DB, error) {
 	cfg := config{syncWrites: true}
 	for _, o := range opts {
@@ -182,8 +183,8 @@ func openDB(dir, what string, opts []Option) (*badgerdb.DB, error) {
 }
 
 // badgerOptions tunes badger for a short-lived CLI that opens a database
-// per node and one for the journal at every command, and stores a few dozen
-// bytes per record (a few hundred per intent). Open and
+// per node at every command, and stores a few dozen bytes per record (an
+// older rops' journal, a few hundred per intent). Open and
 // Close cost more the larger the memtable (badger sets up a memtable and
 // its log file at every Open), so the memtable and the value log files are
 // as small as badger allows; flushing so small a memtable often is cheap

@@ -10,7 +10,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,28 +25,18 @@ import (
 )
 
 // holdEnv, when set to a directory, makes the test binary a helper process
-// that opens a Store there (a Journal, if holdJournalEnv is set too), says
-// "ready" and holds it until stdin closes.
-const (
-	holdEnv        = "ROPS_BADGER_TEST_HOLD"
-	holdJournalEnv = "ROPS_BADGER_TEST_HOLD_JOURNAL"
-)
+// that opens a Store there, says "ready" and holds it until stdin closes.
+const holdEnv = "ROPS_BADGER_TEST_HOLD"
 
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(holdEnv); dir != "" {
-		os.Exit(hold(dir, os.Getenv(holdJournalEnv) != ""))
+		os.Exit(hold(dir))
 	}
 	goleak.VerifyTestMain(m)
 }
 
-func hold(dir string, journal bool) int {
-	var s io.Closer
-	var err error
-	if journal {
-		s, err = badger.OpenJournal(dir)
-	} else {
-		s, err = badger.Open(dir)
-	}
+func hold(dir string) int {
+	s, err := badger.Open(dir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -202,11 +194,11 @@ func TestOpenLockedByOtherProcess(t *testing.T) {
 }
 
 // startHolder starts a helper process that holds a Store in dir until the
-// test ends, and returns its pid. env adds to the helper's environment.
-func startHolder(t *testing.T, dir string, env ...string) int {
+// test ends, and returns its pid.
+func startHolder(t *testing.T, dir string) int {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(append(os.Environ(), holdEnv+"="+dir), env...)
+	cmd.Env = append(os.Environ(), holdEnv+"="+dir)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -332,6 +324,38 @@ func BenchmarkRemove(b *testing.B) {
 	if commits := s.Commits(); commits > 0 {
 		b.ReportMetric(float64(2*b.N)/float64(commits), "writes/commit")
 	}
+}
+
+// BenchmarkTxnPerWrite is what group commit saves: as many writers as a
+// bulk job runs, each write its own badger transaction, which badger syncs
+// on its own even when many arrive together. An op is two writes (a set of
+// 120 bytes and its delete, as a journal's Begin and Finish were).
+func BenchmarkTxnPerWrite(b *testing.B) {
+	db, err := badger.OpenDB(b.TempDir())
+	if err != nil {
+		b.Fatalf("OpenDB: %v", err)
+	}
+	b.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			b.Errorf("Close: %v", err)
+		}
+	})
+	value := make([]byte, 120)
+	var next atomic.Int64
+	b.SetParallelism(max(1, core.DefaultConcurrency/runtime.GOMAXPROCS(0)))
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			key := []byte(fmt.Sprint("j/", next.Add(1)))
+			if err := db.Update(func(txn *badgerdb.Txn) error { return txn.Set(key, value) }); err != nil {
+				b.Errorf("Set: %v", err)
+				return
+			}
+			if err := db.Update(func(txn *badgerdb.Txn) error { return txn.Delete(key) }); err != nil {
+				b.Errorf("Delete: %v", err)
+				return
+			}
+		}
+	})
 }
 
 func BenchmarkList(b *testing.B) {

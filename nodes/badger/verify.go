@@ -16,7 +16,7 @@ import (
 	"github.com/reliable-ops/rops/core"
 )
 
-// ErrDamaged is the class of the error Open and OpenJournal return for a
+// ErrDamaged is the class of the error Open and ReadJournal return for a
 // database whose files are damaged. Match it with errors.Is.
 var ErrDamaged = errors.New("badger database damaged")
 

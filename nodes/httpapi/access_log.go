@@ -2,8 +2,8 @@ package httpapi
 
 import (
 	"log/slog"
+	"net"
 	"net/http"
-	"strings"
 
 	"github.com/reliable-ops/rops/core"
 )
@@ -37,9 +37,11 @@ func (l *accessLog) write(r *http.Request, lw *logWriter) {
 	if !l.h.Enabled(ctx, slog.LevelInfo) {
 		return
 	}
-	host := r.RemoteAddr
-	if i := strings.LastIndexByte(host, ':'); i >= 0 {
-		host = strings.Trim(host[:i], "[]")
+	// An address without a port (a unix socket's, or one a proxy's
+	// middleware set) is logged whole.
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
 	}
 	status := lw.status
 	if status == 0 {
@@ -65,6 +67,7 @@ type logWriter struct {
 	bytes  int64
 }
 
+// WriteHeader records the first status and passes it on.
 func (w *logWriter) WriteHeader(status int) {
 	if w.status == 0 {
 		w.status = status
@@ -72,6 +75,7 @@ func (w *logWriter) WriteHeader(status int) {
 	w.ResponseWriter.WriteHeader(status)
 }
 
+// Write counts the body's bytes; a body without a status is a 200.
 func (w *logWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK

@@ -49,6 +49,35 @@ time=2023-11-14T22:13:20.000Z level=INFO msg="GET /nope HTTP/1.1" remote=192.0.2
 	}
 }
 
+// TestAccessLogRemote: the remote field is the client's host without its
+// port, IPv6 included, and an address without a port (as a proxy's
+// middleware or a unix socket leaves it) is logged whole.
+func TestAccessLogRemote(t *testing.T) {
+	for _, tc := range []struct{ addr, want string }{
+		{"192.0.2.1:1234", "192.0.2.1"},
+		{"[::1]:8080", "::1"},
+		{"[fe80::1%eth0]:80", "fe80::1%eth0"},
+		{"192.0.2.1", "192.0.2.1"},
+		{"2001:db8::1", "2001:db8::1"},
+		{"@", "@"},
+	} {
+		t.Run(tc.addr, func(t *testing.T) {
+			var log bytes.Buffer
+			s := httpapi.NewServer(memoryNodes("node01"), httpapi.ServerOptions{AccessLog: slog.New(slog.NewJSONHandler(&log, nil))})
+			req := httptest.NewRequest(http.MethodGet, "/ping", nil)
+			req.RemoteAddr = tc.addr
+			s.ServeHTTP(httptest.NewRecorder(), req)
+			var rec struct{ Remote string }
+			if err := json.Unmarshal(log.Bytes(), &rec); err != nil {
+				t.Fatalf("log line %q: %v", log.String(), err)
+			}
+			if got, want := rec.Remote, tc.want; got != want {
+				t.Fatalf("remote=%q, want %q", got, want)
+			}
+		})
+	}
+}
+
 // TestAccessLogConcurrent checks lines from concurrent requests over a real
 // server stay whole, in the JSON format with every field.
 func TestAccessLogConcurrent(t *testing.T) {

@@ -300,7 +300,10 @@ func (e *syntaxError) Error() string { return e.msg }
 //	{"groups": [{"groupId": "<id>", "timestamp": "<token>"}, ...], "next": "<id>" or null}
 //
 // a record at a time as it arrives, so that a listing of any length takes
-// the memory of one record, and at a fraction of encoding/json's cost. It
+// the memory of one record. It is hand-written because encoding/json's
+// streaming Decoder costs several times as much per record, and jsontext
+// needs GOEXPERIMENT=jsonv2 in Go 1.26 (BENCHMARKS.md, "Stream decoder vs
+// encoding/json"). It
 // takes any JSON of that shape: any spacing and key order, escapes, keys it
 // does not know (skipped). A body that ends early is an io error
 // (io.ErrUnexpectedEOF if it just ends); one that is not such JSON a

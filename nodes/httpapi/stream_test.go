@@ -405,8 +405,9 @@ func listing(b *testing.B, n int) []byte {
 }
 
 // BenchmarkDecodeListing is the client's cost of reading a listing of
-// 100,000 records as it arrives, against encoding/json's of the whole
-// answer at once (the client's before streaming).
+// 100,000 records as it arrives, against the standard library's streaming
+// decoders on the same listing (stdDecoders) and encoding/json's of the
+// whole answer at once (the client's before streaming).
 func BenchmarkDecodeListing(b *testing.B) {
 	const n = 100_000
 	body := listing(b, n)
@@ -420,6 +421,19 @@ func BenchmarkDecodeListing(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/record")
 	})
+	for _, bc := range stdDecoders {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				recs := 0
+				_, err := bc.decode(bytes.NewReader(body), func(core.Record) bool { recs++; return true })
+				if err != nil || recs != n {
+					b.Fatalf("%d records, %v", recs, err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/record")
+		})
+	}
 	b.Run("encoding-json", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {

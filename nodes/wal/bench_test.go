@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes/badger"
 	"github.com/reliable-ops/rops/nodes/faults"
 	"github.com/reliable-ops/rops/nodes/memory"
 	"github.com/reliable-ops/rops/nodes/storetest"
@@ -16,9 +15,9 @@ import (
 
 // BenchmarkBulkCreateJournal measures what the journal costs a bulk job: a
 // bulk create of b.N ids on three memory nodes (no faults; 16 at once, and
-// the CLI's default, auto), with
-// no journal, the memory journal, the badger journal of earlier versions,
-// and the log file.
+// the CLI's default, auto), with no journal, the memory journal and the
+// log file. (The badger journal of earlier versions it measured too is
+// gone: BENCHMARKS.md keeps its figures.)
 func BenchmarkBulkCreateJournal(b *testing.B) {
 	for _, tc := range []struct {
 		name    string
@@ -26,14 +25,6 @@ func BenchmarkBulkCreateJournal(b *testing.B) {
 	}{
 		{"none", func(*testing.B) core.Journal { return nil }},
 		{"memory", func(*testing.B) core.Journal { return memory.NewJournal() }},
-		{"badger", func(b *testing.B) core.Journal {
-			j, err := badger.OpenJournal(b.TempDir())
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { j.Close() })
-			return j
-		}},
 		{"wal", func(b *testing.B) core.Journal {
 			j, err := wal.Open(b.TempDir(), wal.Options{})
 			if err != nil {
@@ -116,7 +107,7 @@ func BenchmarkBeginFinish(b *testing.B) {
 
 // BenchmarkOpenClose measures what opening the journal costs every
 // command: Open and Close of a journal holding 10 intents, as a
-// short-lived CLI does; badger's journal for comparison.
+// short-lived CLI does.
 func BenchmarkOpenClose(b *testing.B) {
 	in := func(i int) core.Intent {
 		return core.Intent{Op: core.OpCreate, ID: core.GroupID(strconv.Itoa(i)), Token: core.Token(fmt.Sprintf("1700000000.%06d", i)), Nodes: []string{"node01", "node02", "node03"}}
@@ -135,26 +126,6 @@ func BenchmarkOpenClose(b *testing.B) {
 		j.Close()
 		for b.Loop() {
 			j, err := wal.Open(dir, wal.Options{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			j.Close()
-		}
-	})
-	b.Run("journal=badger", func(b *testing.B) {
-		dir := b.TempDir()
-		j, err := badger.OpenJournal(dir)
-		if err != nil {
-			b.Fatal(err)
-		}
-		for i := range 10 {
-			if err := j.Begin(context.Background(), in(i)); err != nil {
-				b.Fatal(err)
-			}
-		}
-		j.Close()
-		for b.Loop() {
-			j, err := badger.OpenJournal(dir)
 			if err != nil {
 				b.Fatal(err)
 			}
