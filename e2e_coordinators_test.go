@@ -15,8 +15,8 @@ import (
 
 	"github.com/reliable-ops/rops/cli"
 	hist "github.com/reliable-ops/rops/history"
+	"github.com/reliable-ops/rops/journals/etcd/etcdtest"
 	"github.com/reliable-ops/rops/nemesis"
-	"github.com/reliable-ops/rops/nodes/etcd/etcdtest"
 )
 
 var (

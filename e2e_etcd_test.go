@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes/etcd/etcdtest"
+	"github.com/reliable-ops/rops/journals/etcd/etcdtest"
 )
 
 // etcdJournal returns the --journal of the etcd members at eps, with a

@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes/etcd/etcdtest"
-	"github.com/reliable-ops/rops/nodes/faults"
+	"github.com/reliable-ops/rops/decorators/faults"
+	"github.com/reliable-ops/rops/journals/etcd/etcdtest"
 )
 
 // The pause tests (issue 17): a coordinator frozen with SIGSTOP past its

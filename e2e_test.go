@@ -20,8 +20,8 @@ import (
 	"time"
 
 	"github.com/reliable-ops/rops/core"
+	"github.com/reliable-ops/rops/drivers/badger"
 	hist "github.com/reliable-ops/rops/history"
-	"github.com/reliable-ops/rops/nodes/badger"
 )
 
 // e2eTimeout bounds every process an end-to-end test starts.

@@ -23,8 +23,8 @@ import (
 
 	"github.com/reliable-ops/rops/cli"
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes/badger"
-	"github.com/reliable-ops/rops/nodes/wal"
+	"github.com/reliable-ops/rops/drivers/badger"
+	"github.com/reliable-ops/rops/journals/wal"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden output in testdata/script")

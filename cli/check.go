@@ -15,9 +15,9 @@ import (
 	"time"
 
 	"github.com/reliable-ops/rops/core"
+	"github.com/reliable-ops/rops/decorators/faults"
+	"github.com/reliable-ops/rops/drivers/httpapi"
 	"github.com/reliable-ops/rops/history"
-	"github.com/reliable-ops/rops/nodes/faults"
-	"github.com/reliable-ops/rops/nodes/httpapi"
 )
 
 // CheckCmd runs a seeded mix of creates and deletes on ids of its own and

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/reliable-ops/rops/core"
+	"github.com/reliable-ops/rops/drivers/memory"
 	"github.com/reliable-ops/rops/history"
-	"github.com/reliable-ops/rops/nodes/memory"
 	"github.com/reliable-ops/rops/plugins"
 )
 

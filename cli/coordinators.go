@@ -20,8 +20,8 @@ import (
 
 	"github.com/reliable-ops/rops/core"
 	"github.com/reliable-ops/rops/history"
+	"github.com/reliable-ops/rops/journals/etcd"
 	"github.com/reliable-ops/rops/nemesis"
-	"github.com/reliable-ops/rops/nodes/etcd"
 )
 
 // CoordinatorFlags are check's flags for a workload run by many coordinator

@@ -7,9 +7,9 @@ package cli
 // imports only those it wants, and links nothing of the others (badger,
 // the etcd client).
 import (
-	_ "github.com/reliable-ops/rops/nodes/badger"  // badger://
-	_ "github.com/reliable-ops/rops/nodes/etcd"    // etcd:// journals
-	_ "github.com/reliable-ops/rops/nodes/faults"  // error_rate=, latency=, seed=, ... of local nodes
-	_ "github.com/reliable-ops/rops/nodes/httpapi" // http://, https://
-	_ "github.com/reliable-ops/rops/nodes/memory"  // memory://
+	_ "github.com/reliable-ops/rops/decorators/faults" // error_rate=, latency=, seed=, ... of local nodes
+	_ "github.com/reliable-ops/rops/drivers/badger"    // badger://
+	_ "github.com/reliable-ops/rops/drivers/httpapi"   // http://, https://
+	_ "github.com/reliable-ops/rops/drivers/memory"    // memory://
+	_ "github.com/reliable-ops/rops/journals/etcd"     // etcd:// journals
 )

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes/faults"
+	"github.com/reliable-ops/rops/decorators/faults"
 )
 
 // FaultFlags are the faults of the nodes rops runs itself: the local

@@ -10,7 +10,7 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes/faults"
+	"github.com/reliable-ops/rops/decorators/faults"
 )
 
 // parseGlobals parses args as rops' command line does and returns the

@@ -20,9 +20,9 @@ import (
 	"github.com/sethvargo/go-retry"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes/httpapi"
-	"github.com/reliable-ops/rops/nodes/reqlog"
-	"github.com/reliable-ops/rops/nodes/wal"
+	"github.com/reliable-ops/rops/decorators/reqlog"
+	"github.com/reliable-ops/rops/drivers/httpapi"
+	"github.com/reliable-ops/rops/journals/wal"
 	"github.com/reliable-ops/rops/plugins"
 )
 

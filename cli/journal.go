@@ -17,8 +17,8 @@ import (
 	"strings"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes/badger"
-	"github.com/reliable-ops/rops/nodes/wal"
+	"github.com/reliable-ops/rops/drivers/badger"
+	"github.com/reliable-ops/rops/journals/wal"
 	"github.com/reliable-ops/rops/plugins"
 )
 

@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/reliable-ops/rops/nodes/wal"
+	"github.com/reliable-ops/rops/journals/wal"
 )
 
 func TestClusterIdentity(t *testing.T) {

@@ -17,9 +17,9 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/reliable-ops/rops/core"
+	"github.com/reliable-ops/rops/decorators/faults"
+	"github.com/reliable-ops/rops/drivers/httpapi"
 	"github.com/reliable-ops/rops/nemesis"
-	"github.com/reliable-ops/rops/nodes/faults"
-	"github.com/reliable-ops/rops/nodes/httpapi"
 )
 
 // NemesisFlags are check's flags for a cluster of its own and for faults

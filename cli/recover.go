@@ -7,7 +7,7 @@ import (
 	"io"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes/wal"
+	"github.com/reliable-ops/rops/journals/wal"
 )
 
 // ExitDamaged is the exit code of a command that found the journal

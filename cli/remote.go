@@ -6,7 +6,7 @@ import (
 
 	"github.com/alecthomas/kong"
 
-	"github.com/reliable-ops/rops/nodes/httpapi"
+	"github.com/reliable-ops/rops/drivers/httpapi"
 )
 
 // defaultRemote is where the remote target's nodes are unless --remote

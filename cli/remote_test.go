@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/reliable-ops/rops/nodes/httpapi"
+	"github.com/reliable-ops/rops/drivers/httpapi"
 	"github.com/reliable-ops/rops/plugins"
 )
 

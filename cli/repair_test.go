@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes/badger"
+	"github.com/reliable-ops/rops/drivers/badger"
 )
 
 // syncBuffer is a bytes.Buffer that the request log and the command's

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/reliable-ops/rops/nodes/httpapi"
+	"github.com/reliable-ops/rops/drivers/httpapi"
 	"github.com/reliable-ops/rops/plugins"
 )
 

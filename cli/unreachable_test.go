@@ -15,7 +15,7 @@ import (
 	"testing"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes/httpapi"
+	"github.com/reliable-ops/rops/drivers/httpapi"
 	"github.com/reliable-ops/rops/plugins"
 )
 

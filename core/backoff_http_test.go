@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes/faults"
-	"github.com/reliable-ops/rops/nodes/httpapi"
-	"github.com/reliable-ops/rops/nodes/memory"
-	"github.com/reliable-ops/rops/nodes/storetest"
+	"github.com/reliable-ops/rops/decorators/faults"
+	"github.com/reliable-ops/rops/drivers/httpapi"
+	"github.com/reliable-ops/rops/drivers/memory"
+	"github.com/reliable-ops/rops/storetest"
 )
 
 // loadedServer wraps a handler in one whose latency grows with the

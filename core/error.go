@@ -47,7 +47,7 @@ const (
 // the sentinels (ErrExists, ErrNotFound, ...) or read it with errors.As.
 // It says what the coordinator needs in its own terms; how a transport
 // carried it (an HTTP status, say) is the transport's, kept in Err if a
-// caller needs it (see nodes/httpapi's StatusError).
+// caller needs it (see drivers/httpapi's StatusError).
 type Error struct {
 	Code    Code
 	Message string // the whole text, for a person; never parsed

@@ -12,9 +12,9 @@ import (
 	"testing"
 
 	"github.com/reliable-ops/rops/core"
+	"github.com/reliable-ops/rops/decorators/faults"
+	"github.com/reliable-ops/rops/drivers/memory"
 	"github.com/reliable-ops/rops/history"
-	"github.com/reliable-ops/rops/nodes/faults"
-	"github.com/reliable-ops/rops/nodes/memory"
 )
 
 // realRun runs creates and deletes through a core.Coordinator over three

@@ -9,7 +9,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/reliable-ops/rops/nodes/faults"
+	"github.com/reliable-ops/rops/decorators/faults"
 )
 
 // Admin is the Switch of a node of a rops serve started with --admin: GET

@@ -10,8 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/reliable-ops/rops/decorators/faults"
 	"github.com/reliable-ops/rops/history"
-	"github.com/reliable-ops/rops/nodes/faults"
 )
 
 // Process is a node's server process.

@@ -12,8 +12,8 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/reliable-ops/rops/decorators/faults"
 	"github.com/reliable-ops/rops/history"
-	"github.com/reliable-ops/rops/nodes/faults"
 )
 
 // fakeProcess is a Process of function fields; a test sets those it needs.

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/reliable-ops/rops/nodes/faults"
+	"github.com/reliable-ops/rops/decorators/faults"
 )
 
 var (

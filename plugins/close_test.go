@@ -8,9 +8,9 @@ import (
 	"testing"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes/faults"
-	"github.com/reliable-ops/rops/nodes/memory"
-	"github.com/reliable-ops/rops/nodes/reqlog"
+	"github.com/reliable-ops/rops/decorators/faults"
+	"github.com/reliable-ops/rops/decorators/reqlog"
+	"github.com/reliable-ops/rops/drivers/memory"
 	"github.com/reliable-ops/rops/plugins"
 )
 

@@ -8,14 +8,14 @@ import (
 	"strings"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes/memory"
+	"github.com/reliable-ops/rops/drivers/memory"
 	"github.com/reliable-ops/rops/plugins"
 )
 
 // An embedder's own kind of node: a memory node that starts with the records
 // its spec lists, fixture://NAME?ids=1,2,3. It takes the usual fault settings
 // too, through plugins.ParseNodeSpec and NodeSpec.New, as the program imports
-// nodes/faults (main_test.go).
+// decorators/faults (main_test.go).
 func init() {
 	plugins.Register("fixture", openFixture)
 }

@@ -42,7 +42,7 @@ var journals = struct {
 
 // RegisterJournal makes d open the journal URLs of scheme. It panics as
 // Register does. It is safe for concurrent use, but meant for the init of
-// the driver's package, as nodes/etcd registers etcd://.
+// the driver's package, as journals/etcd registers etcd://.
 func RegisterJournal(scheme string, d JournalDriver) {
 	if !validScheme.MatchString(scheme) || d == nil {
 		panic("plugins: RegisterJournal of invalid scheme " + quote(scheme) + " or a nil driver")

@@ -8,9 +8,9 @@ import (
 	// The tests open specs of the drivers rops ships, with its faults.
 	// Only the tests import them: the package itself imports no driver
 	// and no decorator (see TestImportsNoDriver).
-	_ "github.com/reliable-ops/rops/nodes/badger"
-	_ "github.com/reliable-ops/rops/nodes/faults"
-	_ "github.com/reliable-ops/rops/nodes/memory"
+	_ "github.com/reliable-ops/rops/decorators/faults"
+	_ "github.com/reliable-ops/rops/drivers/badger"
+	_ "github.com/reliable-ops/rops/drivers/memory"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -11,20 +11,20 @@
 // (RegisterWrapper). It imports no driver and no decorator; a test keeps it
 // so. The drivers are
 //
-//	github.com/reliable-ops/rops/nodes/memory   memory://NAME, a node in memory that starts empty
-//	github.com/reliable-ops/rops/nodes/badger   badger://NAME, a node on disk in Env.DataDir/NAME or dir=/path
-//	github.com/reliable-ops/rops/nodes/httpapi  http:// and https://, a node of a rops serve server
-//	github.com/reliable-ops/rops/nodes/etcd     etcd://, a journal shared through etcd (RegisterJournal)
+//	github.com/reliable-ops/rops/drivers/memory   memory://NAME, a node in memory that starts empty
+//	github.com/reliable-ops/rops/drivers/badger   badger://NAME, a node on disk in Env.DataDir/NAME or dir=/path
+//	github.com/reliable-ops/rops/drivers/httpapi  http:// and https://, a node of a rops serve server
+//	github.com/reliable-ops/rops/journals/etcd     etcd://, a journal shared through etcd (RegisterJournal)
 //
 // and the decorator of local nodes is
 //
-//	github.com/reliable-ops/rops/nodes/faults   the fault settings error_rate, latency, seed, ...
+//	github.com/reliable-ops/rops/decorators/faults   the fault settings error_rate, latency, seed, ...
 //
 // and a program imports those it wants for their side effect:
 //
-//	import _ "github.com/reliable-ops/rops/nodes/memory"
+//	import _ "github.com/reliable-ops/rops/drivers/memory"
 //
-// With nodes/faults imported, memory and badger take fault settings that
+// With decorators/faults imported, memory and badger take fault settings that
 // override Env.Defaults for that node: memory://node01?error_rate=0.2&latency=15ms&seed=7
 // (see ParseNodeSpec).
 package plugins

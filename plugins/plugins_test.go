@@ -11,8 +11,8 @@ import (
 	"testing"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes/faults"
-	"github.com/reliable-ops/rops/nodes/memory"
+	"github.com/reliable-ops/rops/decorators/faults"
+	"github.com/reliable-ops/rops/drivers/memory"
 	"github.com/reliable-ops/rops/plugins"
 )
 
@@ -146,7 +146,7 @@ func TestOpenTargetEmpty(t *testing.T) {
 	}
 }
 
-// openMemory opens memory://NAME as nodes/memory does, for tests that keep
+// openMemory opens memory://NAME as drivers/memory does, for tests that keep
 // their own registry.
 func openMemory(_ context.Context, u *url.URL, env plugins.Env) (core.Node, io.Closer, error) {
 	spec, err := plugins.ParseNodeSpec(u, env)

@@ -46,7 +46,7 @@ type NodeSpec struct {
 // ParseNodeSpec reads u as a spec of a local node, SCHEME://NAME?key=value&...,
 // for drivers that run a store in this process and build the node with
 // NodeSpec.New. The settings are the Keys of the registered wrappers (with
-// nodes/faults imported, error_rate, latency, seed and the other fault
+// decorators/faults imported, error_rate, latency, seed and the other fault
 // settings: see faults.Settings), each overriding Env.Defaults for this node
 // only, plus driverKeys, which are left in NodeSpec.Query. It returns an
 // EInvalid error that says what to fix for anything else: a missing or
@@ -90,7 +90,7 @@ func ParseNodeSpec(u *url.URL, env Env, driverKeys ...string) (NodeSpec, error) 
 	for _, k := range slices.Sorted(maps.Keys(env.Defaults)) {
 		if !slices.Contains(wrapped, k) {
 			// A program's mistake, such as a decorator it did not import.
-			return NodeSpec{}, core.Errorf(core.EInvalid, "default setting %q is one that no registered wrapper reads (they read %s): import the package that registers it, such as nodes/faults", k, strings.Join(wrapped, ", "))
+			return NodeSpec{}, core.Errorf(core.EInvalid, "default setting %q is one that no registered wrapper reads (they read %s): import the package that registers it, such as decorators/faults", k, strings.Join(wrapped, ", "))
 		}
 		if len(env.Defaults[k]) != 1 {
 			return NodeSpec{}, core.Errorf(core.EInvalid, "default setting %q is given %d times: give it once", k, len(env.Defaults[k]))

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/reliable-ops/rops/core"
-	"github.com/reliable-ops/rops/nodes/faults"
-	"github.com/reliable-ops/rops/nodes/memory"
+	"github.com/reliable-ops/rops/decorators/faults"
+	"github.com/reliable-ops/rops/drivers/memory"
 	"github.com/reliable-ops/rops/plugins"
 )
 

@@ -14,7 +14,7 @@ import (
 
 // Wrapper wraps the store of every local node (one a driver builds with
 // NodeSpec.New) in a decorator that the node's spec configures: the
-// injected faults of nodes/faults are one. A decorator registers itself with
+// injected faults of decorators/faults are one. A decorator registers itself with
 // RegisterWrapper from its own package, as a driver does, so that this
 // package links none and a program gets those it imports.
 type Wrapper struct {

@@ -1,0 +1,132 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/reliable-ops/rops/core"
+	"github.com/reliable-ops/rops/drivers/httpapi"
+)
+
+func TestAccessLog(t *testing.T) {
+	var log bytes.Buffer
+	s := httpapi.NewServer(memoryNodes(names...), httpapi.ServerOptions{AccessLog: slog.New(slog.NewTextHandler(&log, nil)), Clock: clock, Tokens: core.NewTokenSource(clock)})
+	for _, r := range []struct {
+		method, target, remote, ua, referer string
+	}{
+		{"POST", "/v1/group", "192.0.2.1:1234", "rops/1", ""},
+		{"GET", "/v1/group/9?x=1", "[::1]:80", `curl "evil"` + "\n", "http://example.com/"},
+		{"GET", "/nope", "192.0.2.1:1234", "", ""},
+	} {
+		req := httptest.NewRequest(r.method, r.target, strings.NewReader(`{"groupId": "9"}`))
+		req.RemoteAddr = r.remote
+		req.Header.Set("Node", "node01")
+		if r.ua != "" {
+			req.Header.Set("User-Agent", r.ua)
+		}
+		if r.referer != "" {
+			req.Header.Set("Referer", r.referer)
+		}
+		s.ServeHTTP(httptest.NewRecorder(), req)
+	}
+	// The request line is the message; values are quoted and escaped as
+	// needed, so that the user agent cannot break its line.
+	want := `time=2023-11-14T22:13:20.000Z level=INFO msg="POST /v1/group HTTP/1.1" remote=192.0.2.1 status=201 bytes=8 referer="" user_agent=rops/1
+time=2023-11-14T22:13:20.000Z level=INFO msg="GET /v1/group/9?x=1 HTTP/1.1" remote=::1 status=200 bytes=51 referer=http://example.com/ user_agent="curl \"evil\"\n"
+time=2023-11-14T22:13:20.000Z level=INFO msg="GET /nope HTTP/1.1" remote=192.0.2.1 status=404 bytes=150 referer="" user_agent=""
+`
+	if got := log.String(); got != want {
+		t.Fatalf("log:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestAccessLogRemote: the remote field is the client's host without its
+// port, IPv6 included, and an address without a port (as a proxy's
+// middleware or a unix socket leaves it) is logged whole.
+func TestAccessLogRemote(t *testing.T) {
+	for _, tc := range []struct{ addr, want string }{
+		{"192.0.2.1:1234", "192.0.2.1"},
+		{"[::1]:8080", "::1"},
+		{"[fe80::1%eth0]:80", "fe80::1%eth0"},
+		{"192.0.2.1", "192.0.2.1"},
+		{"2001:db8::1", "2001:db8::1"},
+		{"@", "@"},
+	} {
+		t.Run(tc.addr, func(t *testing.T) {
+			var log bytes.Buffer
+			s := httpapi.NewServer(memoryNodes("node01"), httpapi.ServerOptions{AccessLog: slog.New(slog.NewJSONHandler(&log, nil))})
+			req := httptest.NewRequest(http.MethodGet, "/ping", nil)
+			req.RemoteAddr = tc.addr
+			s.ServeHTTP(httptest.NewRecorder(), req)
+			var rec struct{ Remote string }
+			if err := json.Unmarshal(log.Bytes(), &rec); err != nil {
+				t.Fatalf("log line %q: %v", log.String(), err)
+			}
+			if got, want := rec.Remote, tc.want; got != want {
+				t.Fatalf("remote=%q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// TestAccessLogConcurrent checks lines from concurrent requests over a real
+// server stay whole, in the JSON format with every field.
+func TestAccessLogConcurrent(t *testing.T) {
+	var log bytes.Buffer
+	srv := serve(t, httpapi.NewServer(memoryNodes(names...), httpapi.ServerOptions{AccessLog: slog.New(slog.NewJSONHandler(&log, nil))}))
+	hc := newHTTPClient(t)
+	const workers, each = 8, 20
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for range each {
+				resp, err := hc.Get(srv.URL + "/v1/ping")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				resp.Body.Close()
+			}
+		})
+	}
+	wg.Wait()
+	srv.Close() // every handler has returned, and logged
+	lines := strings.Split(strings.TrimSuffix(log.String(), "\n"), "\n")
+	if got, want := len(lines), workers*each; got != want {
+		t.Fatalf("%d log lines, want %d", got, want)
+	}
+	for _, l := range lines {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatalf("log line %q is not JSON: %v", l, err)
+		}
+		if _, err := time.Parse(time.RFC3339Nano, fmt.Sprint(rec["time"])); err != nil {
+			t.Fatalf("log line %q: time: %v", l, err)
+		}
+		delete(rec, "time")
+		want := map[string]any{"level": "INFO", "msg": "GET /v1/ping HTTP/1.1", "remote": "127.0.0.1", "status": 200.0,
+			"bytes": 5.0, "referer": "", "user_agent": "Go-http-client/1.1"}
+		if !maps.Equal(rec, want) {
+			t.Fatalf("log line %q is not as expected: want %v", l, want)
+		}
+	}
+}
+
+// TestAccessLogOff checks a server without a log answers the same.
+func TestAccessLogOff(t *testing.T) {
+	s := httpapi.NewServer(memoryNodes("node01"), httpapi.ServerOptions{})
+	w := httptest.NewRecorder()
+	s.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/ping", nil))
+	if got, want := w.Body.String(), "PONG\n"; got != want {
+		t.Fatalf("body=%q, want %q", got, want)
+	}
+}

@@ -1,0 +1,170 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strconv"
+	"sync/atomic"
+	"testing"
+
+	"github.com/reliable-ops/rops/core"
+	"github.com/reliable-ops/rops/decorators/faults"
+	"github.com/reliable-ops/rops/drivers/httpapi"
+	"github.com/reliable-ops/rops/drivers/memory"
+	"github.com/reliable-ops/rops/storetest"
+)
+
+// discardWriter is the cheapest http.ResponseWriter, so that a benchmark
+// of the handler measures the handler.
+type discardWriter struct {
+	h    http.Header
+	code int
+}
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (w *discardWriter) WriteHeader(code int)        { w.code = code }
+
+// BenchmarkServer measures the handler alone, on every core, for the
+// requests a job sends.
+func BenchmarkServer(b *testing.B) {
+	for _, bc := range []struct {
+		name   string
+		method string
+		path   string
+		body   func(i int64) []byte // nil: no body
+		log    bool
+		want   int
+	}{
+		{name: "ping", method: "GET", path: "/v1/ping", want: 200},
+		{name: "get", method: "GET", path: "/v1/group/5", want: 200},
+		{name: "create", method: "POST", path: "/v1/group", want: 201,
+			body: func(i int64) []byte { return []byte(`{"groupId": "c` + strconv.FormatInt(i, 10) + `"}`) }},
+		{name: "create-number-id", method: "POST", path: "/v1/group", want: 201,
+			body: func(i int64) []byte { return []byte(`{"groupId": 1` + strconv.FormatInt(i, 10) + `}`) }},
+		{name: "create-logged", method: "POST", path: "/v1/group", want: 201, log: true,
+			body: func(i int64) []byte { return []byte(`{"groupId": "c` + strconv.FormatInt(i, 10) + `"}`) }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			ns := memoryNodes(names...)
+			if err := ns[0].Create(b.Context(), "5", "1.000001"); err != nil {
+				b.Fatal(err)
+			}
+			opts := httpapi.ServerOptions{}
+			if bc.log {
+				opts.AccessLog = slog.New(slog.NewTextHandler(io.Discard, nil))
+			}
+			s := httpapi.NewServer(ns, opts)
+			var next atomic.Int64
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				r := httptest.NewRequest(bc.method, bc.path, nil)
+				r.Header.Set("Node", "node01")
+				r.Header.Set("Timestamp", "1700000000.000001")
+				w := &discardWriter{h: http.Header{}}
+				var body bytes.Reader
+				for pb.Next() {
+					if bc.body != nil {
+						body.Reset(bc.body(next.Add(1)))
+						r.Body = io.NopCloser(&body)
+					}
+					clear(w.h)
+					s.ServeHTTP(w, r)
+					if w.code != bc.want {
+						b.Errorf("status %d, want %d", w.code, bc.want)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkLoopback measures requests over loopback HTTP from 16
+// goroutines sharing one pool, as a job sends them: a bare net/http handler
+// for scale, then the server's routes through a Client. Client and server
+// share the machine's cores.
+func BenchmarkLoopback(b *testing.B) {
+	ns := memoryNodes(names...)
+	if err := ns[0].Create(b.Context(), "5", "1.000001"); err != nil {
+		b.Fatal(err)
+	}
+	server := httpapi.NewServer(ns, httpapi.ServerOptions{})
+	bare := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "PONG\n") })
+	var next atomic.Int64
+	for _, bc := range []struct {
+		name string
+		h    http.Handler
+		call func(ctx context.Context, c *httpapi.Client) error
+	}{
+		{"bare", bare, func(ctx context.Context, c *httpapi.Client) error { return c.Ping(ctx) }},
+		{"ping", server, func(ctx context.Context, c *httpapi.Client) error { return c.Ping(ctx) }},
+		{"get", server, func(ctx context.Context, c *httpapi.Client) error { _, err := c.Get(ctx, "5"); return err }},
+		{"create", server, func(ctx context.Context, c *httpapi.Client) error {
+			return c.Create(ctx, core.GroupID("c"+strconv.FormatInt(next.Add(1), 10)), "1.000001")
+		}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			srv := serve(b, bc.h)
+			c := mustClient(b, srv, "node01", newHTTPClient(b))
+			b.SetParallelism(max(1, core.DefaultConcurrency/runtime.GOMAXPROCS(0)))
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := bc.call(b.Context(), c); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+		})
+	}
+}
+
+// BenchmarkBulkCreateHTTP runs a bulk create through a coordinator over
+// three Clients of one server on loopback, with memory stores: without
+// faults, and with the original's RANDOM_BEHAVIOR of 0.2; 16 at once, and
+// at the CLI's default, auto.
+func BenchmarkBulkCreateHTTP(b *testing.B) {
+	for _, conc := range []int{core.DefaultConcurrency, core.AutoConcurrency} {
+		for _, rate := range []float64{0, 0.2} {
+			bulkCreateHTTP(b, conc, rate)
+		}
+	}
+}
+
+// bulkCreateHTTP is one case of BenchmarkBulkCreateHTTP.
+func bulkCreateHTTP(b *testing.B, conc int, rate float64) {
+	name := fmt.Sprintf("concurrency=%d/error_rate=%v", conc, rate)
+	if conc == core.AutoConcurrency {
+		name = fmt.Sprintf("concurrency=auto/error_rate=%v", rate)
+	}
+	b.Run(name, func(b *testing.B) {
+		ns := make([]core.Node, len(names))
+		for i, name := range names {
+			ns[i] = faults.New(name, memory.New(), faults.Options{Seed: uint64(i), Faults: faults.Faults{ErrorRate: rate}})
+		}
+		srv := serve(b, httpapi.NewServer(ns, httpapi.ServerOptions{}))
+		hc := httpapi.NewHTTPClient(core.MaxConcurrency * len(ns))
+		b.Cleanup(hc.CloseIdleConnections)
+		coord, err := core.New(core.Config{Nodes: clients(b, srv, hc, ns)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ResetTimer()
+		rep := coord.Bulk(b.Context(), core.OpCreate, storetest.IDs(b.N), conc, nil)
+		b.StopTimer()
+		if rep.Done != b.N {
+			b.Fatalf("%d of %d creates done: %+v", rep.Done, b.N, rep)
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+		b.ReportMetric(float64(rep.Requests)/float64(b.N), "requests/op")
+	})
+}

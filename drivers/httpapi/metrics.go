@@ -1,0 +1,264 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/reliable-ops/rops/core"
+	"github.com/reliable-ops/rops/decorators/faults"
+)
+
+// Timing of the records gauge: a scrape counts each node's records at most
+// once per RecordsTTL, each count bounded by RecordsTimeout, so that
+// frequent scrapes of a large store cost little.
+const (
+	RecordsTTL     = 10 * time.Second
+	RecordsTimeout = 5 * time.Second
+)
+
+// metrics counts a Server's requests in a registry of its own, so that
+// servers side by side (tests) keep apart, and serves it at GET /metrics.
+type metrics struct {
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	handler  http.Handler
+	// series caches the counter and histogram of each label set
+	// (seriesKey) seen, so that counting a request neither validates nor
+	// hashes its labels again, nor takes the vectors' locks.
+	series sync.Map
+}
+
+type seriesKey struct{ node, route, status, fault string }
+
+type series struct {
+	requests prometheus.Counter
+	latency  prometheus.Observer
+}
+
+// latencyBuckets spans a memory node's tens of microseconds to a hung
+// request's timeout, in seconds.
+var latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+
+func newMetrics(ns []core.Node) *metrics {
+	reg := prometheus.NewRegistry()
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rops_http_requests_total",
+			Help: "Requests answered, by node (the 'node' header; empty for none or an unknown one), route (method and path pattern), status (444: connection reset with no answer) and injected fault (none if no fault fired).",
+		}, []string{"node", "route", "status", "fault"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "rops_http_request_duration_seconds",
+			Help:    "Time from a request's arrival to the end of its answer, by node and route.",
+			Buckets: latencyBuckets,
+		}, []string{"node", "route"}),
+	}
+	reg.MustRegister(m.requests, m.latency, newRecordsCollector(ns),
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	return m
+}
+
+// serve answers r through next, then counts it. The request carries a
+// faults.Note, in which a faulty node records the fault it injected.
+func (m *metrics) serve(s *Server, w http.ResponseWriter, r *http.Request, next func(http.ResponseWriter, *http.Request)) {
+	start := time.Now()
+	mw := &metricsWriter{ResponseWriter: w}
+	// Deferred, to count a request whose handler aborts (a reset
+	// connection that cannot be taken over) as well.
+	defer m.count(s, r, start, mw)
+	next(mw, r.WithContext(faults.WithNote(r.Context(), &mw.note)))
+}
+
+// count counts a request answered with mw's status, after its fault.
+func (m *metrics) count(s *Server, r *http.Request, start time.Time, mw *metricsWriter) {
+	note := &mw.note
+	status := mw.status
+	if status == 0 {
+		// Nothing written: net/http sends 200, unless the connection
+		// was reset (taken over with no answer).
+		status = http.StatusOK
+		if note.Fault == faults.FaultReset {
+			status = statusNoResponse
+		}
+	}
+	fault := note.Fault
+	if fault == "" {
+		fault = faults.FaultNone
+	}
+	key := seriesKey{s.nodeLabel(r), routeLabel(r), statusLabel(status), fault}
+	v, ok := m.series.Load(key)
+	if !ok {
+		// The labels' values come from fixed sets, so the cache is
+		// bounded as the vectors are.
+		v, _ = m.series.LoadOrStore(key, &series{
+			requests: m.requests.WithLabelValues(key.node, key.route, key.status, key.fault),
+			latency:  m.latency.WithLabelValues(key.node, key.route),
+		})
+	}
+	se := v.(*series)
+	se.requests.Inc()
+	se.latency.Observe(time.Since(start).Seconds())
+}
+
+// metricsWriter records the status of an answer, and holds the request's
+// note (one allocation for both).
+type metricsWriter struct {
+	http.ResponseWriter
+	status int
+	note   faults.Note
+}
+
+func (w *metricsWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *metricsWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *metricsWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// nodeLabel returns the node r is for, as Server.node picks it, or "" if
+// r names none, or one the server does not serve (bounding the label's
+// values).
+func (s *Server) nodeLabel(r *http.Request) string {
+	v := r.Header[headerNode]
+	switch {
+	case len(v) == 1 && v[0] != "":
+		if _, ok := s.byName[v[0]]; ok {
+			return v[0]
+		}
+		return ""
+	case len(v) == 0 && s.only != nil:
+		return s.only.Name()
+	}
+	return ""
+}
+
+// Route labels: a method, a space and a path pattern, from fixed sets so
+// that a client cannot grow the label's values.
+var (
+	labelMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete, "OTHER"}
+	labelPaths   = []string{"/ping", "/stats", "/group", "/group/{id}", "/groups", "/admin/faults", "/metrics", "/healthz", "/readyz", "other"}
+	routeLabels  = func() [][]string {
+		t := make([][]string, len(labelMethods))
+		for i, m := range labelMethods {
+			t[i] = make([]string, len(labelPaths))
+			for j, p := range labelPaths {
+				t[i][j] = m + " " + p
+			}
+		}
+		return t
+	}()
+)
+
+// routeLabel returns r's route label, such as "POST /group" or
+// "GET /group/{id}", with the path taken as route takes it.
+func routeLabel(r *http.Request) string {
+	m := len(labelMethods) - 1
+	for i, name := range labelMethods[:m] {
+		if r.Method == name {
+			m = i
+			break
+		}
+	}
+	p := routePath(r)
+	if p == "/ping/" {
+		p = "/ping"
+	}
+	j := len(labelPaths) - 1
+	for i, name := range labelPaths[:j] {
+		if p == name {
+			j = i
+			break
+		}
+	}
+	if j == len(labelPaths)-1 && strings.HasPrefix(p, "/group/") {
+		j = 3
+	}
+	return routeLabels[m][j]
+}
+
+// statusLabels holds the status codes as text, so that counting a request
+// allocates none.
+var statusLabels = func() []string {
+	t := make([]string, 600)
+	for i := range t {
+		t[i] = strconv.Itoa(i)
+	}
+	return t
+}()
+
+func statusLabel(status int) string {
+	if status >= 0 && status < len(statusLabels) {
+		return statusLabels[status]
+	}
+	return strconv.Itoa(status)
+}
+
+// recordsCollector is the gauge rops_node_records: each node's record
+// count, read on scrape, at most once per RecordsTTL. A node whose count
+// fails (down, or slower than RecordsTimeout) has no sample.
+type recordsCollector struct {
+	desc  *prometheus.Desc
+	nodes []core.Node
+
+	mu     sync.Mutex // one count at a time; held while counting
+	at     time.Time  // when counts were read
+	counts []int
+	ok     []bool
+}
+
+func newRecordsCollector(ns []core.Node) *recordsCollector {
+	return &recordsCollector{
+		desc: prometheus.NewDesc("rops_node_records",
+			"Records (groups) each node holds, as its Count reads them, at most once per "+RecordsTTL.String()+".",
+			[]string{"node"}, nil),
+		nodes:  ns,
+		counts: make([]int, len(ns)),
+		ok:     make([]bool, len(ns)),
+	}
+}
+
+// Describe sends the gauge's description.
+func (c *recordsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+// Collect sends each node's count, counting again if the last counts are
+// older than RecordsTTL.
+func (c *recordsCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.at.IsZero() || time.Since(c.at) >= RecordsTTL {
+		var wg sync.WaitGroup
+		for i, n := range c.nodes {
+			wg.Go(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), RecordsTimeout)
+				defer cancel()
+				count, err := n.Count(ctx)
+				c.counts[i], c.ok[i] = count, err == nil
+			})
+		}
+		wg.Wait()
+		c.at = time.Now()
+	}
+	for i, n := range c.nodes {
+		if c.ok[i] {
+			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(c.counts[i]), n.Name())
+		}
+	}
+}

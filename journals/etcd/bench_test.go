@@ -1,0 +1,55 @@
+package etcd_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/reliable-ops/rops/core"
+	"github.com/reliable-ops/rops/decorators/faults"
+	"github.com/reliable-ops/rops/drivers/memory"
+	"github.com/reliable-ops/rops/journals/etcd/etcdtest"
+	"github.com/reliable-ops/rops/journals/wal"
+	"github.com/reliable-ops/rops/storetest"
+)
+
+// BenchmarkJob measures what sharing the journal costs a job: a bulk create
+// of b.N ids on three memory nodes failing 0 or 20% of requests, at the
+// CLI's default concurrency (auto), with the local log-file journal and
+// with the journal and per-id locks in etcd (one embedded member, its
+// data synced to disk as the local journal's is).
+func BenchmarkJob(b *testing.B) {
+	for _, journal := range []string{"wal", "etcd"} {
+		for _, rate := range []float64{0, 0.2} {
+			b.Run(fmt.Sprintf("journal=%s/error_rate=%g", journal, rate), func(b *testing.B) {
+				cfg := core.Config{}
+				for i := range 3 {
+					cfg.Nodes = append(cfg.Nodes, faults.New(fmt.Sprintf("node%02d", i+1), memory.New(), faults.Options{Faults: faults.Faults{ErrorRate: rate}, Seed: uint64(i)}))
+				}
+				if journal == "wal" {
+					j, err := wal.Open(b.TempDir(), wal.Options{})
+					if err != nil {
+						b.Fatal(err)
+					}
+					b.Cleanup(func() { j.Close() })
+					cfg.Journal = j
+				} else {
+					ec := etcdtest.Start(b, 1)
+					j := openTTL(b, ec.Endpoints(), 0)
+					cfg.Journal, cfg.Locks = j, j.Locker()
+				}
+				c, err := core.New(cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.ResetTimer()
+				rep := c.Bulk(context.Background(), core.OpCreate, storetest.IDs(b.N), core.AutoConcurrency, nil)
+				b.StopTimer()
+				if rep.Done+rep.RolledBack != b.N {
+					b.Fatalf("report = %+v, want %d done or rolled back", rep, b.N)
+				}
+				b.ReportMetric(float64(rep.Done)/b.Elapsed().Seconds(), "ops/s")
+			})
+		}
+	}
+}

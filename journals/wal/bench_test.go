@@ -1,0 +1,135 @@
+package wal_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"testing"
+
+	"github.com/reliable-ops/rops/core"
+	"github.com/reliable-ops/rops/decorators/faults"
+	"github.com/reliable-ops/rops/drivers/memory"
+	"github.com/reliable-ops/rops/journals/wal"
+	"github.com/reliable-ops/rops/storetest"
+)
+
+// BenchmarkBulkCreateJournal measures what the journal costs a bulk job: a
+// bulk create of b.N ids on three memory nodes (no faults; 16 at once, and
+// the CLI's default, auto), with no journal, the memory journal and the
+// log file. (The badger journal of earlier versions it measured too is
+// gone: BENCHMARKS.md keeps its figures.)
+func BenchmarkBulkCreateJournal(b *testing.B) {
+	for _, tc := range []struct {
+		name    string
+		journal func(b *testing.B) core.Journal
+	}{
+		{"none", func(*testing.B) core.Journal { return nil }},
+		{"memory", func(*testing.B) core.Journal { return memory.NewJournal() }},
+		{"wal", func(b *testing.B) core.Journal {
+			j, err := wal.Open(b.TempDir(), wal.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() {
+				b.ReportMetric(float64(wal.Syncs(j))/float64(b.N), "syncs/op")
+				j.Close()
+			})
+			return j
+		}},
+	} {
+		for _, conc := range []int{16, core.AutoConcurrency} {
+			b.Run(fmt.Sprintf("journal=%s/%s", tc.name, concurrencyName(conc)), func(b *testing.B) {
+				bulkCreate(b, tc.journal(b), conc)
+			})
+		}
+	}
+}
+
+// concurrencyName names a bulk job's concurrency as the CLI's flag does.
+func concurrencyName(n int) string {
+	if n == core.AutoConcurrency {
+		return "concurrency=auto"
+	}
+	return fmt.Sprintf("concurrency=%d", n)
+}
+
+// bulkCreate creates b.N ids on three memory nodes through j (nil: no
+// journal), concurrency at once.
+func bulkCreate(b *testing.B, j core.Journal, concurrency int) {
+	var ns []core.Node
+	for i := range 3 {
+		ns = append(ns, faults.New(fmt.Sprintf("node%02d", i+1), memory.New(), faults.Options{}))
+	}
+	cfg := core.Config{Nodes: ns}
+	if j != nil {
+		cfg.Journal = j
+	}
+	c, err := core.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	rep := c.Bulk(context.Background(), core.OpCreate, storetest.IDs(b.N), concurrency, nil)
+	b.StopTimer()
+	if rep.Done != b.N {
+		b.Fatalf("report = %+v, want %d done", rep, b.N)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+}
+
+// BenchmarkBeginFinish measures one Begin and one Finish from 16
+// goroutines at once, as a bulk job's workers make them.
+func BenchmarkBeginFinish(b *testing.B) {
+	j, err := wal.Open(b.TempDir(), wal.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer j.Close()
+	b.SetParallelism(16)
+	var next wal.AtomicCounter
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := next.Add()
+			in := core.Intent{Op: core.OpCreate, ID: core.GroupID(strconv.Itoa(i)), Token: core.Token(fmt.Sprintf("1700000000.%09d", i)), Nodes: []string{"node01", "node02", "node03"}}
+			if err := j.Begin(context.Background(), in); err != nil {
+				b.Error(err)
+				return
+			}
+			if err := j.Finish(context.Background(), in.Token); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(wal.Syncs(j))/float64(b.N), "syncs/op")
+}
+
+// BenchmarkOpenClose measures what opening the journal costs every
+// command: Open and Close of a journal holding 10 intents, as a
+// short-lived CLI does.
+func BenchmarkOpenClose(b *testing.B) {
+	in := func(i int) core.Intent {
+		return core.Intent{Op: core.OpCreate, ID: core.GroupID(strconv.Itoa(i)), Token: core.Token(fmt.Sprintf("1700000000.%06d", i)), Nodes: []string{"node01", "node02", "node03"}}
+	}
+	b.Run("journal=wal", func(b *testing.B) {
+		dir := b.TempDir()
+		j, err := wal.Open(dir, wal.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i := range 10 {
+			if err := j.Begin(context.Background(), in(i)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		j.Close()
+		for b.Loop() {
+			j, err := wal.Open(dir, wal.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			j.Close()
+		}
+	})
+}
