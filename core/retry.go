@@ -50,20 +50,31 @@ func mayRetry(err error) bool {
 }
 
 // gaveUp is the error of a retry loop that stopped while its request's
-// answer could still change: why, and the last failure.
+// answer could still change: why, and the last failure. If the breaker
+// refused the last attempt, err is the failure of the last request sent
+// (what the user needs to know: connection refused), and refused the
+// breaker's; it wraps both.
 type gaveUp struct {
-	err error
-	why string
+	err     error
+	why     string
+	refused error
 }
 
 func (e *gaveUp) Error() string { return fmt.Sprintf("%v (%s)", e.err, e.why) }
-func (e *gaveUp) Unwrap() error { return e.err }
+
+func (e *gaveUp) Unwrap() []error {
+	if e.refused == nil {
+		return []error{e.err}
+	}
+	return []error{e.err, e.refused}
+}
 
 // retry calls f until it returns an error not marked retryable (or none),
 // then returns what f returned; or, once bo says stop, ctx ends or the
 // breaker refuses the node, the last value and a *gaveUp error. attempt
 // counts f's calls from 0.
 func retry[T any](ctx context.Context, clock Clock, bo Backoff, f func(ctx context.Context, attempt int) (T, error)) (T, error) {
+	var lastSent error // the failure of the last request sent, not refused
 	for attempt := 0; ; attempt++ {
 		sent := clock.Now()
 		v, err := f(ctx, attempt)
@@ -78,8 +89,11 @@ func retry[T any](ctx context.Context, clock Clock, bo Backoff, f func(ctx conte
 			why = "gave up: " + context.Cause(ctx).Error()
 		case errors.Is(err, ErrBreakerOpen):
 			// The node is down: retrying until the timeout would only
-			// delay the report.
+			// delay the report, which names what the node last said.
 			why = "not retried while the node is down"
+			if lastSent != nil {
+				return v, &gaveUp{err: lastSent, why: why, refused: err}
+			}
 		default:
 			d, stop := bo.Next()
 			if stop {
@@ -87,6 +101,7 @@ func retry[T any](ctx context.Context, clock Clock, bo Backoff, f func(ctx conte
 				break
 			}
 			if clock.Sleep(ctx, max(d, retryAfter(err), pace(err, clock.Now().Sub(sent)))) == nil {
+				lastSent = err
 				continue
 			}
 			why = "gave up: " + context.Cause(ctx).Error()
