@@ -81,7 +81,7 @@ import (
 
 // simMaxSkew bounds how far a process's clock is off, either way, and
 // simMaxAhead how far ahead the clock of the original's client runs:
-// Jepsen's clock nemesis bumps clocks by up to about 4 minutes. A skew
+// Jepsen's clock nemesis bumps clocks by up to 262 s either way. A skew
 // between two processes stays below DefaultTombstoneTTL, within which a
 // process takes a node's record of a Remove for kept (removalForgotten).
 const (
