@@ -415,6 +415,14 @@ func (n *fakeNode) put(id GroupID, t Token) {
 	n.recs[id] = t
 }
 
+// drop removes n's record of id, as a delete that no test follows would
+// (another client's).
+func (n *fakeNode) drop(id GroupID) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	delete(n.recs, id)
+}
+
 func (n *fakeNode) callCount(method string) int {
 	n.mu.Lock()
 	defer n.mu.Unlock()

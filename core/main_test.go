@@ -34,11 +34,29 @@ var takenCount [stNumStates][numEvents]atomic.Int64
 
 // untaken returns the transitions listed in the table that no operation
 // took, as "state/event", sorted.
-func untaken() []string {
+func untaken() []string { return untakenSince(takenCounts{}) }
+
+// takenCounts is a copy of takenCount.
+type takenCounts [stNumStates][numEvents]int64
+
+// countTaken returns the counts of takenCount now.
+func countTaken() takenCounts {
+	var c takenCounts
+	for s := range c {
+		for e := range c[s] {
+			c[s][e] = takenCount[s][e].Load()
+		}
+	}
+	return c
+}
+
+// untakenSince returns the transitions listed in the table that no
+// operation took since before was counted, as "state/event", sorted.
+func untakenSince(before takenCounts) []string {
 	var missed []string
 	for s, row := range transitions {
 		for e := range row {
-			if takenCount[s][e].Load() == 0 {
+			if takenCount[s][e].Load() == before[s][e] {
 				missed = append(missed, s.String()+"/"+e.String())
 			}
 		}

@@ -200,7 +200,7 @@ func TestDeleteWithoutReadUndoThenCrash(t *testing.T) {
 		e := newEnv(t, 3)
 		removes(e)
 		e.load(holdings{"node01": {gid: "1.000001"}, "node02": {gid: "1.000001"}, "node03": {gid: "1.000001"}})
-		p := newProcess(t, 1, e.nodes, e.j, -1, false)
+		p := newProcess(t, 1, e.nodes, e.j, -1, false, 0)
 		// node03 refuses; the process dies at node02's restore.
 		script("node03", "Remove", hangBefore, reject)(e)
 		e.nodes.byName("node02").onCall = func(c call) {

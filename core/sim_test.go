@@ -64,6 +64,36 @@ import (
 //   - A full tombstone store: in some rounds a node refuses, for a while,
 //     every write that would leave a tombstone, with an Overloaded
 //     EUnavailable and a RetryAfter (see fakeNode.tombsFull).
+//
+// Issue 19 added clocks that run off (Jepsen's clock nemesis), drawn
+// apart from rng too, to the schedules of seeds from simClocksFrom on:
+//   - In a quarter of the schedules each process's clock is off by up to
+//     simMaxSkew, ahead or behind (see skewedClock), and so are its
+//     tokens. The local journal keeps no last token (a Journal need not be
+//     a TokenKeeper), so a process started after a crash may draw tokens
+//     below the fences its predecessor left on the nodes: they refuse it
+//     as stale until it observes their fences.
+//   - In a quarter, some ids were created before the run by a client of
+//     the original protocol whose clock runs ahead by up to simMaxAhead
+//     (see createdAhead): its records carry its timestamps, and no fence
+//     came with them, so a delete without a read meets a record not older
+//     than its token, which it must not remove.
+
+// simMaxSkew bounds how far a process's clock is off, either way, and
+// simMaxAhead how far ahead the clock of the original's client runs:
+// Jepsen's clock nemesis bumps clocks by up to 262 s either way. A skew
+// between two processes stays below DefaultTombstoneTTL, within which a
+// process takes a node's record of a Remove for kept (removalForgotten).
+const (
+	simMaxSkew  = 2 * time.Minute
+	simMaxAhead = 5 * time.Minute
+)
+
+// simClocksFrom is the first seed whose schedule has issue 19's clocks.
+// Seeds are times in nanoseconds (TestSimulation draws them from the
+// clock), and those found before (testdata/sim-seeds.txt) replay the
+// schedules they were found in.
+const simClocksFrom = 1796661000000000000
 
 var (
 	simSchedules = flag.Int("sim.schedules", 0, "simulation schedules to run (default 10000; 1000 with -short or -race)")
@@ -100,6 +130,7 @@ type simStats struct {
 	learning, capResets               atomic.Int64 // schedules whose processes learn capabilities; capabilities a proxy's answer dropped
 	tombsFull, tombsRefused           atomic.Int64 // rounds with a node's tombstones full; writes it refused
 	historyOps, historyNanos          atomic.Int64 // operations in the histories judged by history.Verify, and the time it took
+	skewed, aheadIDs                  atomic.Int64 // schedules whose processes' clocks are off; ids the original's client created ahead
 }
 
 func TestSimulation(t *testing.T) {
@@ -128,6 +159,7 @@ func TestSimulation(t *testing.T) {
 
 	var st simStats
 	start := time.Now()
+	counted := countTaken()
 	workers := runtime.GOMAXPROCS(0)
 	for w := range workers {
 		t.Run(fmt.Sprintf("worker%d", w), func(t *testing.T) {
@@ -161,6 +193,11 @@ func TestSimulation(t *testing.T) {
 			st.learning.Load(), simLearnProxies.Load(), st.capResets.Load(), st.tombsFull.Load(), st.tombsRefused.Load())
 		t.Logf("issue 18: history.Verify (porcupine) judged %d operations and reads in %.2fs",
 			st.historyOps.Load(), time.Duration(st.historyNanos.Load()).Seconds())
+		t.Logf("issue 19: %d schedules with processes' clocks off; %d ids created before the run by a client whose clock runs ahead",
+			st.skewed.Load(), st.aheadIDs.Load())
+		missed := untakenSince(counted)
+		t.Logf("the schedules took %d transitions of the state machine's %d; the scenario tests take the %d others: %v",
+			len(transitionNames())-len(missed), len(transitionNames()), len(missed), missed)
 	})
 }
 
@@ -283,6 +320,28 @@ func draw(seed uint64, parts ...any) float64 {
 		fmt.Fprint(h, "\x00", p)
 	}
 	return float64(h.Sum64()>>11) / (1 << 53)
+}
+
+// drawMixed is draw with the hash's bits mixed (splitmix64's finalizer)
+// before they make the number. draw's FNV-1a hash barely moves its high
+// bits when only its last part changes, and by a little (a call's number,
+// a round, a one-letter id, a process's name): such draws come out nearly
+// equal (draw(seed, "x", 1) and draw(seed, "x", 2) differ by about 1e-7).
+// draw is kept as it is for the schedules its seeds replay; new draws
+// that vary by such a part use drawMixed.
+func drawMixed(seed uint64, parts ...any) float64 {
+	h := fnv.New64a()
+	fmt.Fprint(h, seed)
+	for _, p := range parts {
+		fmt.Fprint(h, "\x00", p)
+	}
+	x := h.Sum64()
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return float64(x>>11) / (1 << 53)
 }
 
 // process is one coordinator process: its nodes and journal go dead once it
@@ -925,8 +984,9 @@ func (j sharedProcJournal) Intents(ctx context.Context, id GroupID) ([]Intent, T
 
 // newProcess starts a coordinator process over nodes and j that crashes
 // before its crashAt-th node call (never if crashAt < 0), with a Breaker of
-// its own if breaker is set. Over a SharedJournal, it is one too.
-func newProcess(t *testing.T, seed uint64, nodes fakeCluster, j Journal, crashAt int, breaker bool) *process {
+// its own if breaker is set, and a clock off by skew (see skewedClock).
+// Over a SharedJournal, it is one too.
+func newProcess(t *testing.T, seed uint64, nodes fakeCluster, j Journal, crashAt int, breaker bool, skew time.Duration) *process {
 	p := &process{crashAt: crashAt, loseAt: -1, pauseAt: -1, noticeAt: -1, lease: &simLease{}, seed: seed,
 		down: map[Token]int{}, ops: map[*simOp]bool{}, logf: func(string, ...any) {}}
 	ns := make([]Node, len(nodes))
@@ -938,6 +998,9 @@ func newProcess(t *testing.T, seed uint64, nodes fakeCluster, j Journal, crashAt
 		pj = sharedProcJournal{procJournal{j, p}}
 	}
 	cfg := Config{Nodes: ns, Journal: pj, Locks: &procLocks{p: p}, Rand: rand.New(NewLockedSource(seed))}
+	if skew != 0 {
+		cfg.Clock = skewedClock{skew}
+	}
 	if breaker {
 		cfg.Breaker = NewBreaker(BreakerOptions{})
 	}
@@ -947,6 +1010,17 @@ func newProcess(t *testing.T, seed uint64, nodes fakeCluster, j Journal, crashAt
 	}
 	p.c = c
 	return p
+}
+
+// skewedClock is the wall clock of a process whose clock runs off the true
+// time (the bubble's) by offset, as Jepsen's clock nemesis sets it: what
+// the process reads, its tokens included, is off; how long it sleeps is
+// not.
+type skewedClock struct{ offset time.Duration }
+
+func (c skewedClock) Now() time.Time { return time.Now().Add(c.offset) }
+func (c skewedClock) Sleep(ctx context.Context, d time.Duration) error {
+	return SystemClock{}.Sleep(ctx, d)
 }
 
 // refused returns how many requests p's breaker refused.
@@ -973,9 +1047,12 @@ type simRun struct {
 	unsure  float64
 	caps    bool // the processes learn their nodes' capabilities (see simCaps)
 	capsOld bool // ... and drop them at a proxy's answer
-	desc    string
-	failed  bool
-	hist    *simHistory // the judge from outside's history (issue 18)
+	// skew bounds how far each process's clock is off (see
+	// skewedClock); 0: none is.
+	skew   time.Duration
+	desc   string
+	failed bool
+	hist   *simHistory // the judge from outside's history (issue 18)
 }
 
 // logf logs when a single schedule is replayed.
@@ -1007,7 +1084,12 @@ func (s *simRun) verify(when string, extra []GroupID) bool {
 // newProcess starts a process of the schedule (see newProcess), named
 // name in the log.
 func (s *simRun) newProcess(seed uint64, name string) *process {
-	p := newProcess(s.t, seed, s.nodes, s.j, -1, s.sc.breaker)
+	var skew time.Duration
+	if s.skew > 0 {
+		skew = time.Duration((2*drawMixed(s.sc.seed, "clockSkew", name) - 1) * float64(s.skew))
+		s.logf("%s: its clock is off by %v", name, skew)
+	}
+	p := newProcess(s.t, seed, s.nodes, s.j, -1, s.sc.breaker, skew)
 	p.unsure = s.unsure
 	p.name, p.logf = name, s.logf
 	if s.caps {
@@ -1052,6 +1134,11 @@ func runSchedule(t *testing.T, sc schedule, st *simStats) {
 	shared := draw(seed, "sharedJournal") < 0.5
 	learn := !original && draw(seed, "learnCaps") < 0.25
 	learnOld := learn && draw(seed, "learnCapsOld") < 0.5
+	// Clocks that run off (issue 19): the processes', and that of a
+	// client of the original protocol that created ids before the run.
+	clocks := seed >= simClocksFrom
+	skewed := clocks && draw(seed, "clockSkew") < 0.25
+	ahead := clocks && draw(seed, "createdAhead") < 0.25
 	for _, n := range nodes {
 		if original {
 			n.original()
@@ -1081,10 +1168,17 @@ func runSchedule(t *testing.T, sc schedule, st *simStats) {
 	if sc.hist != nil {
 		*sc.hist = s.hist
 	}
-	s.desc = fmt.Sprintf("%d nodes, original=%v, noRemove=%v, rate %v, breaker=%v, shared journal=%v, learning=%v (old=%v)",
-		size, original, noRemove, rate, breaker, shared, learn, learnOld)
+	s.desc = fmt.Sprintf("%d nodes, original=%v, noRemove=%v, rate %v, breaker=%v, shared journal=%v, learning=%v (old=%v), clocks off=%v, created ahead=%v",
+		size, original, noRemove, rate, breaker, shared, learn, learnOld, skewed, ahead)
 	if shared {
 		st.shared.Add(1)
+	}
+	if skewed {
+		s.skew = simMaxSkew
+		st.skewed.Add(1)
+	}
+	if ahead {
+		s.createdAhead()
 	}
 	if learn {
 		st.learning.Add(1)
@@ -1266,6 +1360,36 @@ func runSchedule(t *testing.T, sc schedule, st *simStats) {
 		s.fail("the journal still holds %d intents", len(left))
 	}
 	st.schedules.Add(1)
+}
+
+// createdAhead creates, before the run, some of the schedule's ids, as a
+// client of the original protocol (its job.py) whose clock runs ahead by
+// up to simMaxAhead would have: every node holds them under its
+// timestamp, and no fence came with them. The checker and the history
+// see its creates done.
+//
+// The timestamps are Python floats, printed here with 7 decimals, as most
+// are at this magnitude: they never equal a token a TokenSource draws. One
+// printed with 6 can, and a create drawing it takes the record for its
+// own (TestCreateTokenEqualToAnothersRecord, a bug not yet fixed).
+func (s *simRun) createdAhead() {
+	for _, id := range s.ids {
+		if drawMixed(s.sc.seed, "createdAheadID", id) >= 0.5 {
+			continue
+		}
+		ahead := time.Duration(drawMixed(s.sc.seed, "createdAheadBy", id) * float64(simMaxAhead))
+		at := time.Now().Add(ahead).UnixNano()
+		tok := Token(fmt.Sprintf("%d.%07d", at/1e9, at%1e9/100))
+		call := s.hist.now()
+		for _, n := range s.nodes {
+			n.put(id, tok)
+		}
+		res := Result{Op: OpCreate, ID: id, Token: tok, Outcome: Done}
+		s.chk.Record(res)
+		s.hist.op("the original's client", OpCreate, id, call, res)
+		s.logf("before the run: the original's client, %v ahead, created %s under %s", ahead, id, tok)
+		s.st.aheadIDs.Add(1)
+	}
 }
 
 // record records the outcome of o, which others may have overlapped (see
