@@ -3,9 +3,10 @@ package core
 import (
 	"context"
 	"errors"
-	"github.com/reliable-ops/rops/core/pool"
 	"iter"
 	"sync"
+
+	"github.com/reliable-ops/rops/core/pool"
 )
 
 // The concurrency of bulk jobs: see package pool.

@@ -54,6 +54,15 @@ type Fencer interface {
 	Fences() bool
 }
 
+// TombstoneKeeper is implemented by Nodes and Stores that say how long
+// they keep tombstones, and with them their records of removals (see
+// Remover). The coordinator, and a server that announces it to its
+// clients, assume DefaultTombstoneTTL of a node that does not say.
+type TombstoneKeeper interface {
+	// TombstoneTTL returns how long a tombstone is kept; zero if unknown.
+	TombstoneTTL() time.Duration
+}
+
 // Fences reports whether n fences late writes, looking through wrappers
 // (see NodeAs).
 func Fences(n Node) bool {

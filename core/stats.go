@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/reliable-ops/rops/core/pool"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/reliable-ops/rops/core/pool"
 )
 
 // Stats defaults.

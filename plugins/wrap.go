@@ -164,7 +164,7 @@ func (n storeNode) Fences() bool {
 // TombstoneTTL returns how long the store keeps a tombstone, if it says
 // (core.DefaultTombstoneTTL if not).
 func (n storeNode) TombstoneTTL() time.Duration {
-	if t, ok := n.Store.(interface{ TombstoneTTL() time.Duration }); ok {
+	if t, ok := n.Store.(core.TombstoneKeeper); ok {
 		return t.TombstoneTTL()
 	}
 	return core.DefaultTombstoneTTL

@@ -77,10 +77,11 @@ type callKey struct {
 const maxTrackedCalls = 1 << 17
 
 var (
-	_ core.Node    = (*Node)(nil)
-	_ core.Fencer  = (*Node)(nil)
-	_ core.Scanner = (*Node)(nil)
-	_ core.Remover = (*Node)(nil)
+	_ core.Node            = (*Node)(nil)
+	_ core.Fencer          = (*Node)(nil)
+	_ core.TombstoneKeeper = (*Node)(nil)
+	_ core.Scanner         = (*Node)(nil)
+	_ core.Remover         = (*Node)(nil)
 )
 
 // New returns a Node named name over store. It panics if opts.Faults is
@@ -125,7 +126,7 @@ func (n *Node) Fences() bool {
 // TombstoneTTL returns how long the node's store keeps a tombstone, if it
 // says (core.DefaultTombstoneTTL if not); meaningful only if Fences.
 func (n *Node) TombstoneTTL() time.Duration {
-	if t, ok := n.store.(interface{ TombstoneTTL() time.Duration }); ok {
+	if t, ok := n.store.(core.TombstoneKeeper); ok {
 		return t.TombstoneTTL()
 	}
 	return core.DefaultTombstoneTTL

@@ -97,10 +97,11 @@ type Store struct {
 }
 
 var (
-	_ core.Store   = (*Store)(nil)
-	_ core.Fencer  = (*Store)(nil)
-	_ core.Scanner = (*Store)(nil)
-	_ core.Remover = (*Store)(nil)
+	_ core.Store           = (*Store)(nil)
+	_ core.Fencer          = (*Store)(nil)
+	_ core.Scanner         = (*Store)(nil)
+	_ core.Remover         = (*Store)(nil)
+	_ core.TombstoneKeeper = (*Store)(nil)
 )
 
 // Option configures Open.

@@ -132,9 +132,10 @@ type capabilities struct {
 var noCapabilities = &capabilities{}
 
 var (
-	_ core.Node    = (*Client)(nil)
-	_ core.Fencer  = (*Client)(nil)
-	_ core.Remover = (*Client)(nil)
+	_ core.Node            = (*Client)(nil)
+	_ core.Fencer          = (*Client)(nil)
+	_ core.Remover         = (*Client)(nil)
+	_ core.TombstoneKeeper = (*Client)(nil)
 )
 
 // NewClient returns a Client for the node called node on the server at

@@ -25,7 +25,7 @@ func tombstoneHeaders(nodes []core.Node) map[string][]string {
 // else core.DefaultTombstoneTTL, the retention a Fencer keeps by default.
 func tombstoneTTL(n core.Node) time.Duration {
 	for {
-		if t, ok := n.(interface{ TombstoneTTL() time.Duration }); ok {
+		if t, ok := n.(core.TombstoneKeeper); ok {
 			return t.TombstoneTTL()
 		}
 		u, ok := n.(interface{ Unwrap() core.Node })

@@ -59,9 +59,10 @@ type Store struct {
 }
 
 var (
-	_ core.Store   = (*Store)(nil)
-	_ core.Fencer  = (*Store)(nil)
-	_ core.Remover = (*Store)(nil)
+	_ core.Store           = (*Store)(nil)
+	_ core.Fencer          = (*Store)(nil)
+	_ core.Remover         = (*Store)(nil)
+	_ core.TombstoneKeeper = (*Store)(nil)
 )
 
 // DefaultMaxTombstones is the number of tombstones a Store keeps at most
