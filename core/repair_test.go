@@ -444,6 +444,14 @@ func applyCases() []applyCase {
 		states:   []NodeState{StateExisted, StateUnknown, StateAbsent},
 		requests: 3 + DefaultRetries,
 	}, {
+		name: "the read refused: nothing touched", before: held12, fix: create3,
+		// Refused on the retry, once the other reads are in.
+		setup: script("node03", "Get", errBefore, reject),
+		want:  RolledBack, wantErr: ErrRejected,
+		after:    held12,
+		states:   []NodeState{StateExisted, StateExisted, StateUnknown},
+		requests: 4,
+	}, {
 		name: "invalid: unknown op", before: held12,
 		fix:  Fix{Op: "rename", Nodes: []string{"node03"}},
 		want: RolledBack, wantErr: ErrInvalid, after: held12, requests: 0,
