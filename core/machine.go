@@ -195,6 +195,7 @@ var transitions = map[state]map[event]transition{
 		evNotFound: {stUntouched, acDone},
 		evNotSent:  {stSurveying, acSend}, evAmbiguous: {stSurveying, acSend},
 		evRejected: {stSurveying, acFail}, evGiveUp: {stSurveying, acFail},
+		evBlocked: {stUnknown, acFail},
 	},
 	stUntouched: {
 		evApplied:   {stOurs, acDone},

@@ -452,6 +452,16 @@ func applyCases() []applyCase {
 		states:   []NodeState{StateExisted, StateExisted, StateUnknown},
 		requests: 4,
 	}, {
+		name: "an earlier operation cannot be settled: pending, nothing written", before: held12, fix: create3,
+		setup: func(e *env) {
+			e.j.intents = append(e.j.intents, Intent{Op: OpCreate, ID: gid, Token: "1.000002", Nodes: allNodes})
+			script("node03", "Get", reject)(e)
+		},
+		want: Pending, wantErr: ErrRejected,
+		after:    held12,
+		states:   []NodeState{StateUnknown, StateUnknown, StateUnknown},
+		requests: 3, left: 1,
+	}, {
 		name: "invalid: unknown op", before: held12,
 		fix:  Fix{Op: "rename", Nodes: []string{"node03"}},
 		want: RolledBack, wantErr: ErrInvalid, after: held12, requests: 0,
