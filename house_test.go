@@ -28,7 +28,7 @@ var floors = []struct {
 	{"test kit", []string{"storetest"}},
 	{"decorators", []string{"decorators/faults", "decorators/reqlog"}},
 	{"registry", []string{"plugins"}},
-	{"domain", []string{"core", "core/pool"}},
+	{"domain", []string{"core", "core/pool", "core/breaker"}},
 	{"tools", []string{"e2e/docker", "scripts/barehttp"}},
 }
 

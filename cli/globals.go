@@ -24,6 +24,8 @@ import (
 	"github.com/reliable-ops/rops/drivers/httpapi"
 	"github.com/reliable-ops/rops/journals/wal"
 	"github.com/reliable-ops/rops/plugins"
+
+	"github.com/reliable-ops/rops/core/breaker"
 )
 
 // Globals are the flags every command takes. Each also reads the ROPS_*
@@ -283,7 +285,7 @@ func (g *Globals) coordinatorConfig(nodes []core.Node, retries int) core.Config 
 		CompensationTimeout: g.CompensationTimeout,
 		// A node that is down is then given up on within seconds, not
 		// a compensation timeout per operation.
-		Breaker: core.NewBreaker(core.BreakerOptions{}),
+		Breaker: breaker.New(breaker.Options{}),
 		NewBackoff: func() core.Backoff {
 			return backoff(retries)
 		},

@@ -20,6 +20,8 @@ import (
 	"github.com/reliable-ops/rops/decorators/faults"
 	"github.com/reliable-ops/rops/drivers/httpapi"
 	"github.com/reliable-ops/rops/nemesis"
+
+	"github.com/reliable-ops/rops/core/breaker"
 )
 
 // NemesisFlags are check's flags for a cluster of its own and for faults
@@ -274,7 +276,7 @@ func (n *checkNemesis) stop() {
 		// A node just back from a kill or down may still be refused by
 		// the breaker: the final recover waits until it tries again.
 		if last := ws[len(ws)-1]; last.Fault == nemesis.Kill || last.Fault == nemesis.Down {
-			t := time.NewTimer(last.End + core.DefaultBreakerCooldown - n.cfg.Clock())
+			t := time.NewTimer(last.End + breaker.DefaultCooldown - n.cfg.Clock())
 			select {
 			case <-t.C:
 			case <-n.ctx.Done():

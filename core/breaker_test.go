@@ -9,58 +9,9 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
-)
 
-// TestCircuit is the table test of one node's circuit: each case feeds it
-// requests at times (seconds) and checks where it ends.
-func TestCircuit(t *testing.T) {
-	o := NewBreaker(BreakerOptions{Failures: 3, Window: time.Second, Cooldown: 2 * time.Second}).Options()
-	type req struct {
-		at      float64 // seconds
-		notSent bool    // its outcome: not sent, or any answer
-	}
-	for _, tc := range []struct {
-		name     string
-		reqs     []req
-		want     circuitState
-		admitsAt float64 // a request at this time is admitted, or refused
-		admitted bool
-		answerAt float64 // if not 0, an answer then to a request sent before
-	}{
-		{"fresh: closed", nil, closed, 0, true, 0},
-		{"failures, too few", []req{{0, true}, {1, true}}, closed, 1.5, true, 0},
-		{"failures, too soon", []req{{0, true}, {0.2, true}, {0.4, true}}, closed, 0.5, true, 0},
-		{"enough failures over the window: open", []req{{0, true}, {0.5, true}, {1, true}}, open, 1.5, false, 0},
-		{"an answer resets the count", []req{{0, true}, {0.5, true}, {0.7, false}, {0.8, true}, {1.2, true}}, closed, 1.3, true, 0},
-		{"a timeout or 5xx is an answer", []req{{0, true}, {0.5, true}, {1, false}}, closed, 1.1, true, 0},
-		{"open, cooldown over: trial", []req{{0, true}, {0.5, true}, {1, true}}, trial, 3, true, 0},
-		{"trial, not sent: open again", []req{{0, true}, {0.5, true}, {1, true}, {3, true}}, open, 4.9, false, 0},
-		{"trial, then open again, cooldown over", []req{{0, true}, {0.5, true}, {1, true}, {3, true}}, trial, 5, true, 0},
-		{"trial, an answer: closed", []req{{0, true}, {0.5, true}, {1, true}, {3, false}}, closed, 3.1, true, 0},
-		{"open, a late answer of a request sent before: closed", []req{{0, true}, {0.5, true}, {1, true}}, closed, 1.3, true, 1.2},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var c circuit
-			t0 := time.Unix(1e9, 0)
-			at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
-			for _, r := range tc.reqs {
-				if !c.admit(at(r.at), o) {
-					t.Fatalf("request at %vs refused (%s)", r.at, c.state)
-				}
-				c.observe(at(r.at), r.notSent, o)
-			}
-			if tc.answerAt != 0 {
-				c.observe(at(tc.answerAt), false, o)
-			}
-			if got, want := c.admit(at(tc.admitsAt), o), tc.admitted; got != want {
-				t.Errorf("admit at %vs = %v, want %v", tc.admitsAt, got, want)
-			}
-			if got, want := c.state, tc.want; got != want {
-				t.Errorf("state=%v, want %v", got, want)
-			}
-		})
-	}
-}
+	"github.com/reliable-ops/rops/core/breaker"
+)
 
 // leftovers leaves n create intents in e's journal, each of whose record
 // only node01 holds, as a job killed mid-create leaves them.
@@ -88,7 +39,7 @@ const settleBound = 5 * time.Second
 func TestRecoverWithNodeDownIsFast(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t, 3)
-		e.cfg.Breaker = NewBreaker(BreakerOptions{})
+		e.cfg.Breaker = breaker.New(breaker.Options{})
 		ids := e.leftovers(1000)
 		e.nodes[1].down = true
 
@@ -148,7 +99,7 @@ func TestRecoverWithNodeDownIsFast(t *testing.T) {
 func TestBulkWithNodeDownIsFast(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t, 3)
-		e.cfg.Breaker = NewBreaker(BreakerOptions{})
+		e.cfg.Breaker = breaker.New(breaker.Options{})
 		ids := e.leftovers(1000)
 		e.nodes[1].down = true
 		start := time.Now()
@@ -171,7 +122,7 @@ func TestBulkWithNodeDownIsFast(t *testing.T) {
 func TestBreakerKeepsAmbiguity(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t, 3)
-		e.cfg.Breaker = NewBreaker(BreakerOptions{})
+		e.cfg.Breaker = breaker.New(breaker.Options{})
 		n := e.nodes[1]
 		// The create lands on node02 but its answer is lost, and node03,
 		// after one 500, refuses it for good: the operation must be
@@ -222,7 +173,7 @@ func TestBreakerKeepsAmbiguity(t *testing.T) {
 func TestBreakerBlip(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t, 3)
-		e.cfg.Breaker = NewBreaker(BreakerOptions{})
+		e.cfg.Breaker = breaker.New(breaker.Options{})
 		e.nodes[1].downFor = 6 // about 0.3 s of backoff: less than the window
 		res := e.mustDo(OpCreate, "g1", Done)
 		if got := e.cfg.Breaker.Refused("node02"); got != 0 {
@@ -239,7 +190,7 @@ func TestBreakerBlip(t *testing.T) {
 func TestBreakerNotSentAfterCancel(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t, 3)
-		e.cfg.Breaker = NewBreaker(BreakerOptions{Failures: 1, Window: time.Nanosecond})
+		e.cfg.Breaker = breaker.New(breaker.Options{Failures: 1, Window: time.Nanosecond})
 		r := e.coordinator().start("g1")
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
@@ -258,23 +209,23 @@ func TestBreakerNotSentAfterCancel(t *testing.T) {
 // breaker, so the operation backs off and goes through once it has room,
 // instead of giving up as on a node that is down.
 func TestBreakerIgnoresAskedWaits(t *testing.T) {
-	b := NewBreaker(BreakerOptions{Failures: 3, Window: time.Second, Cooldown: 2 * time.Second})
+	b := breaker.New(breaker.Options{Failures: 3, Window: time.Second, Cooldown: 2 * time.Second})
 	t0 := time.Unix(1e9, 0)
 	full := &Error{Code: EUnavailable, Message: "tombstones full", RetryAfter: time.Second, Overloaded: true}
 	for i := range 10 {
 		now := t0.Add(time.Duration(i) * 200 * time.Millisecond)
-		if err := b.admit("node01", now); err != nil {
+		if err := admit(b, "node01", now); err != nil {
 			t.Fatalf("request %d refused after asked-for waits: %v", i, err)
 		}
-		b.observe("node01", now, full)
+		b.Observe("node01", now, unreachable(full))
 	}
 	down := &Error{Code: EUnavailable, Message: "node01 is down"}
 	for i := range 10 {
 		now := t0.Add(3*time.Second + time.Duration(i)*200*time.Millisecond)
-		if b.admit("node01", now) != nil {
+		if admit(b, "node01", now) != nil {
 			return // a node that is down does open it
 		}
-		b.observe("node01", now, down)
+		b.Observe("node01", now, unreachable(down))
 	}
 	t.Fatal("a node down never opened the breaker")
 }

@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"sync/atomic"
 	"time"
+
+	"github.com/reliable-ops/rops/core/breaker"
 )
 
 // Defaults of Config (docs/design.md): the original's 10 retries,
@@ -75,7 +77,7 @@ type Config struct {
 	// unreachable for a while, so that operations needing it end rolled
 	// back or pending at once instead of after their timeouts (see
 	// Breaker). Nil: every request is sent.
-	Breaker *Breaker
+	Breaker *breaker.Breaker
 }
 
 // Coordinator runs operations across a fixed set of nodes. It is safe for
@@ -239,7 +241,7 @@ func (r *opRun) call(ctx context.Context, node Node, retry bool, f func(ctx cont
 	if err := ctx.Err(); err != nil {
 		return &Error{Code: EUnavailable, Message: fmt.Sprintf("%s: request not sent: %v", node.Name(), err), Err: err}
 	}
-	if err := r.c.cfg.Breaker.admit(node.Name(), r.c.cfg.Clock.Now()); err != nil {
+	if err := admit(r.c.cfg.Breaker, node.Name(), r.c.cfg.Clock.Now()); err != nil {
 		return err
 	}
 	r.requests.Add(1)
@@ -251,7 +253,7 @@ func (r *opRun) call(ctx context.Context, node Node, retry bool, f func(ctx cont
 	err := f(rctx)
 	if ctx.Err() == nil {
 		// Once ctx has ended a failure is the caller's, not the node's.
-		r.c.cfg.Breaker.observe(node.Name(), r.c.cfg.Clock.Now(), err)
+		r.c.cfg.Breaker.Observe(node.Name(), r.c.cfg.Clock.Now(), unreachable(err))
 	}
 	if e, ok := errors.AsType[*Error](err); ok && e.Code == EStale {
 		// A later holder fenced the id on this node: no later

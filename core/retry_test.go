@@ -8,6 +8,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/reliable-ops/rops/core/breaker"
 )
 
 // slowNode is a fakeNode whose first failures calls of each method take
@@ -163,7 +165,7 @@ func TestEveryRequestAsksTheBreaker(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				e := newEnv(t, 3)
-				e.cfg.Breaker = NewBreaker(BreakerOptions{})
+				e.cfg.Breaker = breaker.New(breaker.Options{})
 				e.nodes[1].down = true
 				c := e.coordinator()
 				// Operations open node02's breaker.

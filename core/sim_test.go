@@ -19,6 +19,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/reliable-ops/rops/core/breaker"
 )
 
 // The deterministic simulation, in the manner of FoundationDB's simulator
@@ -986,7 +988,7 @@ func (j sharedProcJournal) Intents(ctx context.Context, id GroupID) ([]Intent, T
 // before its crashAt-th node call (never if crashAt < 0), with a Breaker of
 // its own if breaker is set, and a clock off by skew (see skewedClock).
 // Over a SharedJournal, it is one too.
-func newProcess(t *testing.T, seed uint64, nodes fakeCluster, j Journal, crashAt int, breaker bool, skew time.Duration) *process {
+func newProcess(t *testing.T, seed uint64, nodes fakeCluster, j Journal, crashAt int, withBreaker bool, skew time.Duration) *process {
 	p := &process{crashAt: crashAt, loseAt: -1, pauseAt: -1, noticeAt: -1, lease: &simLease{}, seed: seed,
 		down: map[Token]int{}, ops: map[*simOp]bool{}, logf: func(string, ...any) {}}
 	ns := make([]Node, len(nodes))
@@ -1001,8 +1003,8 @@ func newProcess(t *testing.T, seed uint64, nodes fakeCluster, j Journal, crashAt
 	if skew != 0 {
 		cfg.Clock = skewedClock{skew}
 	}
-	if breaker {
-		cfg.Breaker = NewBreaker(BreakerOptions{})
+	if withBreaker {
+		cfg.Breaker = breaker.New(breaker.Options{})
 	}
 	c, err := New(cfg)
 	if err != nil {

@@ -481,7 +481,7 @@ func (r *opRun) stream(ctx context.Context, node Node, retry bool, f func(ctx co
 	if err := ctx.Err(); err != nil {
 		return &Error{Code: EUnavailable, Message: fmt.Sprintf("%s: request not sent: %v", node.Name(), err), Err: err}
 	}
-	if err := r.c.cfg.Breaker.admit(node.Name(), r.c.cfg.Clock.Now()); err != nil {
+	if err := admit(r.c.cfg.Breaker, node.Name(), r.c.cfg.Clock.Now()); err != nil {
 		return err
 	}
 	r.requests.Add(1)
@@ -517,7 +517,7 @@ func (r *opRun) stream(ctx context.Context, node Node, retry bool, f func(ctx co
 	})
 	err := f(sctx, w)
 	if ctx.Err() == nil {
-		r.c.cfg.Breaker.observe(node.Name(), r.c.cfg.Clock.Now(), err)
+		r.c.cfg.Breaker.Observe(node.Name(), r.c.cfg.Clock.Now(), unreachable(err))
 	}
 	if err == nil || !silent.Load() && ctx.Err() == nil || isDefinite(err) {
 		return err
