@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -343,8 +344,9 @@ func (d *groupsDecoder) decode(fn func(core.Record) bool) (next core.GroupID, st
 		if err != nil {
 			return "", false, err
 		}
-		switch key {
-		case "groups":
+		// Keys match as encoding/json matches them: case-insensitively.
+		switch {
+		case strings.EqualFold(key, "groups"):
 			// encoding/json would take the last of two: refuse them.
 			if seen {
 				return "", false, &syntaxError{`"groups" given twice`}
@@ -353,7 +355,7 @@ func (d *groupsDecoder) decode(fn func(core.Record) bool) (next core.GroupID, st
 			if stopped, err = d.records(fn); err != nil || stopped {
 				return "", stopped, err
 			}
-		case "next":
+		case strings.EqualFold(key, "next"):
 			s, null, err := d.stringOrNull()
 			if err != nil {
 				return "", false, err
@@ -458,8 +460,8 @@ func (d *groupsDecoder) record() (core.Record, error) {
 		if err != nil {
 			return rec, err
 		}
-		switch key {
-		case "groupId":
+		switch {
+		case strings.EqualFold(key, "groupId"):
 			s, null, err := d.stringOrNull()
 			if err != nil {
 				return rec, err
@@ -468,7 +470,7 @@ func (d *groupsDecoder) record() (core.Record, error) {
 				return rec, &syntaxError{"a record with an empty groupId"}
 			}
 			rec.ID, hasID = core.GroupID(s), true
-		case "timestamp":
+		case strings.EqualFold(key, "timestamp"):
 			s, _, err := d.stringOrNull()
 			if err != nil {
 				return rec, err
