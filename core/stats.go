@@ -239,7 +239,7 @@ func (c *Coordinator) Stats(ctx context.Context, opts StatsOptions) (Stats, erro
 func (c *Coordinator) reread(ctx context.Context, ds []Divergence) []Divergence {
 	out := make([]Divergence, len(ds))
 	r := &opRun{c: c}
-	copy(out, ds) // forEach stops taking ids once ctx ends: those stay as listed
+	copy(out, ds) // pool.ForEach stops taking ids once ctx ends: those stay as listed
 	pool.ForEach(ctx, indexes(len(ds)), DefaultConcurrency, func(i int) {
 		on := make(map[string]Token, len(c.cfg.Nodes))
 		for _, n := range c.cfg.Nodes {

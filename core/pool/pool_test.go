@@ -31,7 +31,7 @@ func TestForEachStartsNoMoreWorkersThanItems(t *testing.T) {
 		t.Errorf("taken=%d, want %d", got, want)
 	}
 	if workers > 10 {
-		t.Fatalf("forEach ran %d goroutines for 10 items, want at most 10", workers)
+		t.Fatalf("ForEach ran %d goroutines for 10 items, want at most 10", workers)
 	}
 }
 

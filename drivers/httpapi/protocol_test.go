@@ -204,7 +204,7 @@ func TestServerProtocolHeader(t *testing.T) {
 // delete that would leave one more with EUnavailable and the wait until
 // one expires. Over HTTP that is a 503 marked not applied, with the
 // store's words and Retry-After, so the Client's error asks for the wait
-// too (a breaker does not take the node for down, core.Breaker), instead of
+// too (a breaker does not take the node for down, core/breaker), instead of
 // the "node01 is down" of a node that is.
 func TestTombstonesFullOverHTTP(t *testing.T) {
 	n := faults.New("node01", memory.NewWithOptions(memory.Options{MaxTombstones: 1}), faults.Options{})
