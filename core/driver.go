@@ -145,20 +145,19 @@ func classify(err error) event {
 func (r *opRun) forward(ctx context.Context, op Op, parts []*part, from state) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	var wg sync.WaitGroup
 	var once sync.Once
 	var first error
+	todo := make([]*part, 0, len(parts))
 	for _, p := range parts {
-		if p.st != from {
-			continue
+		if p.st == from {
+			todo = append(todo, p)
 		}
-		wg.Go(func() {
-			if err := r.drive(ctx, op, p, r.c.cfg.NewBackoff); err != nil {
-				once.Do(func() { first = err; cancel(err) })
-			}
-		})
 	}
-	wg.Wait()
+	inParallel(todo, func(p *part) {
+		if err := r.drive(ctx, op, p, r.c.cfg.NewBackoff); err != nil {
+			once.Do(func() { first = err; cancel(err) })
+		}
+	})
 	return first
 }
 
@@ -174,21 +173,36 @@ func (r *opRun) undo(ctx context.Context, op Op, parts []*part) error {
 	}
 	var mu sync.Mutex
 	var errs []error
-	var wg sync.WaitGroup
+	todo := make([]*part, 0, len(parts))
 	for _, p := range parts {
-		if m := p.advance(ev, op); m.act != acSend {
-			continue
+		if m := p.advance(ev, op); m.act == acSend {
+			todo = append(todo, p)
 		}
-		wg.Go(func() {
-			if err := r.undoPart(ctx, op, p); err != nil {
-				mu.Lock()
-				errs = append(errs, fmt.Errorf("%s: %w", p.Name(), err))
-				mu.Unlock()
-			}
-		})
 	}
-	wg.Wait()
+	inParallel(todo, func(p *part) {
+		if err := r.undoPart(ctx, op, p); err != nil {
+			mu.Lock()
+			errs = append(errs, fmt.Errorf("%s: %w", p.Name(), err))
+			mu.Unlock()
+		}
+	})
 	return errors.Join(errs...)
+}
+
+// inParallel calls f on every part of ps at once and returns when all
+// have returned. The last runs on the calling goroutine: its stack has
+// grown already, where a fresh goroutine per node per operation grows one
+// again (8% of a job's CPU in issue 20's profile).
+func inParallel(ps []*part, f func(*part)) {
+	if len(ps) == 0 {
+		return
+	}
+	var wg sync.WaitGroup
+	for _, p := range ps[:len(ps)-1] {
+		wg.Go(func() { f(p) })
+	}
+	f(ps[len(ps)-1])
+	wg.Wait()
 }
 
 // maxLapses bounds how many times undoPart waits for late writes on one
