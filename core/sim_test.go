@@ -316,6 +316,9 @@ func regressionSeeds(t *testing.T) []uint64 {
 // draw returns a number in [0, 1) that depends only on the seed and the
 // parts, so that concurrent calls draw the same whatever their order.
 func draw(seed uint64, parts ...any) float64 {
+	if seed >= simMixFrom {
+		return drawMixed(seed, parts...)
+	}
 	h := fnv.New64a()
 	fmt.Fprint(h, seed)
 	for _, p := range parts {
@@ -324,13 +327,20 @@ func draw(seed uint64, parts ...any) float64 {
 	return float64(h.Sum64()>>11) / (1 << 53)
 }
 
+// simMixFrom is the first seed whose draws are all mixed (drawMixed): the
+// schedules of earlier seeds, kept in testdata/sim-seeds.txt, replay as
+// they were found, and every seed drawn since varies each draw with every
+// part of it, so that a node's calls on one id, or the rounds of a
+// schedule, no longer draw nearly the same.
+const simMixFrom = 1796663000000000000
+
 // drawMixed is draw with the hash's bits mixed (splitmix64's finalizer)
 // before they make the number. draw's FNV-1a hash barely moves its high
 // bits when only its last part changes, and by a little (a call's number,
 // a round, a one-letter id, a process's name): such draws come out nearly
 // equal (draw(seed, "x", 1) and draw(seed, "x", 2) differ by about 1e-7).
-// draw is kept as it is for the schedules its seeds replay; new draws
-// that vary by such a part use drawMixed.
+// draw is kept as it was for the schedules of seeds before simMixFrom,
+// which replay; from simMixFrom on, draw is drawMixed.
 func drawMixed(seed uint64, parts ...any) float64 {
 	h := fnv.New64a()
 	fmt.Fprint(h, seed)
