@@ -51,7 +51,7 @@ func (r *opRun) drive(ctx context.Context, op Op, p *part, newBackoff func() Bac
 		var m move
 		var last error
 		var lastEv event
-		_, err := retry(ctx, r.c.cfg.Clock, newBackoff(), func(ctx context.Context, attempt int) (struct{}, error) {
+		_, err := retry(ctx, r.c.cfg.Clock, newBackoff, func(ctx context.Context, attempt int) (struct{}, error) {
 			sent := r.c.cfg.Clock.Now()
 			ev, rec, err := r.send(ctx, p.node, req, p.token(tok), attempt > 0)
 			m, lastEv = p.advance(ev, op), ev

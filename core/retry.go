@@ -70,10 +70,12 @@ func (e *gaveUp) Unwrap() []error {
 }
 
 // retry calls f until it returns an error not marked retryable (or none),
-// then returns what f returned; or, once bo says stop, ctx ends or the
-// breaker refuses the node, the last value and a *gaveUp error. attempt
-// counts f's calls from 0.
-func retry[T any](ctx context.Context, clock Clock, bo Backoff, f func(ctx context.Context, attempt int) (T, error)) (T, error) {
+// then returns what f returned; or, once the backoff says stop, ctx ends
+// or the breaker refuses the node, the last value and a *gaveUp error.
+// attempt counts f's calls from 0. newBackoff is called at the first
+// failure, not before: most requests need none.
+func retry[T any](ctx context.Context, clock Clock, newBackoff func() Backoff, f func(ctx context.Context, attempt int) (T, error)) (T, error) {
+	var bo Backoff
 	var lastSent error // the failure of the last request sent, not refused
 	for attempt := 0; ; attempt++ {
 		sent := clock.Now()
@@ -95,6 +97,9 @@ func retry[T any](ctx context.Context, clock Clock, bo Backoff, f func(ctx conte
 				return v, &gaveUp{err: lastSent, why: why, refused: err}
 			}
 		default:
+			if bo == nil {
+				bo = newBackoff()
+			}
 			d, stop := bo.Next()
 			if stop {
 				why = "retries exhausted"
@@ -114,7 +119,7 @@ func retry[T any](ctx context.Context, clock Clock, bo Backoff, f func(ctx conte
 // retried by retry with a fresh backoff: the way Stats, Holders and
 // Recover's reads are sent.
 func fetch[T any](ctx context.Context, r *opRun, node Node, f func(ctx context.Context) (T, error)) (T, error) {
-	return retry(ctx, r.c.cfg.Clock, r.c.cfg.NewBackoff(), func(ctx context.Context, attempt int) (T, error) {
+	return retry(ctx, r.c.cfg.Clock, r.c.cfg.NewBackoff, func(ctx context.Context, attempt int) (T, error) {
 		var v T
 		err := r.call(ctx, node, attempt > 0, func(ctx context.Context) error {
 			var err error

@@ -419,8 +419,16 @@ func (r *opRun) scan(ctx context.Context, node Node, sc Scanner, pageSize int, o
 	}
 	// A scan that delivered records since its last failure starts a
 	// fresh backoff.
-	bo := r.c.cfg.NewBackoff()
-	_, err := retry(ctx, r.c.cfg.Clock, BackoffFunc(func() (time.Duration, bool) { return bo.Next() }), func(ctx context.Context, attempt int) (struct{}, error) {
+	var bo Backoff
+	fresh := func() Backoff {
+		return BackoffFunc(func() (time.Duration, bool) {
+			if bo == nil {
+				bo = r.c.cfg.NewBackoff()
+			}
+			return bo.Next()
+		})
+	}
+	_, err := retry(ctx, r.c.cfg.Clock, fresh, func(ctx context.Context, attempt int) (struct{}, error) {
 		progress := false
 		err := r.stream(ctx, node, attempt > 0, func(ctx context.Context, w *watch) error {
 			return sc.Scan(ctx, after, func(rec Record) bool {
@@ -453,7 +461,7 @@ func (r *opRun) scan(ctx context.Context, node Node, sc Scanner, pageSize int, o
 			return struct{}{}, orderErr
 		}
 		if progress {
-			bo = r.c.cfg.NewBackoff()
+			bo = nil
 		}
 		return struct{}{}, retryable(err)
 	})
