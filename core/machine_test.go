@@ -160,6 +160,13 @@ func TestRegressionLateDeleteAfterUndo(t *testing.T) {
 			takes(t, tc.takes, func() {
 				synctest.Test(t, func(t *testing.T) {
 					e := newEnv(t, 3)
+					// node01's refusal and node02's abandoned retry
+					// come at the same fake instant, in either order: a
+					// write sent then may land until RequestLifetime
+					// later, the compensation timeout's end by default,
+					// and the undo would then be left to Recover. This
+					// test is of the late write, not of that margin.
+					e.cfg.CompensationTimeout = 2 * DefaultRequestLifetime
 					method := "Delete"
 					for _, n := range e.nodes {
 						n.put(gid, "1.000001")
