@@ -1,9 +1,13 @@
 package wal_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 
 	"github.com/reliable-ops/rops/core"
@@ -132,4 +136,83 @@ func BenchmarkOpenClose(b *testing.B) {
 			j.Close()
 		}
 	})
+}
+
+// BenchmarkOpen measures what the journal costs a command that finds
+// nothing pending, as `rops recover` does: Open, Pending and Close, on a
+// log that has only been created (history=0), and on the log that ops
+// finished operations (Begin and Finish, 16 at once as a bulk job makes
+// them) left. Each round opens the log as those operations left it.
+// log-KiB is how much of it was written. The goal (issue 20) is the second
+// case within 1.2× of the first.
+func BenchmarkOpen(b *testing.B) {
+	for _, ops := range []int{0, 100_000} {
+		b.Run(fmt.Sprintf("history=%d", ops), func(b *testing.B) {
+			dir := b.TempDir()
+			j, err := wal.Open(dir, wal.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			var next wal.AtomicCounter
+			var wg sync.WaitGroup
+			for range 16 {
+				wg.Go(func() {
+					for i := next.Add(); i < ops; i = next.Add() {
+						in := core.Intent{Op: core.OpCreate, ID: core.GroupID(strconv.Itoa(i)), Token: core.Token(fmt.Sprintf("1700000000.%09d", i)), Nodes: []string{"node01", "node02", "node03"}}
+						if err := j.Begin(context.Background(), in); err != nil {
+							b.Error(err)
+							return
+						}
+						if err := j.Finish(context.Background(), in.Token); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			if err := j.Close(); err != nil {
+				b.Fatal(err)
+			}
+			path := filepath.Join(dir, wal.FileName)
+			log, err := os.ReadFile(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				b.StopTimer()
+				restore(b, path, log)
+				b.StartTimer()
+				j, err := wal.Open(dir, wal.Options{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if ins, err := j.Pending(context.Background()); err != nil || len(ins) > 0 {
+					b.Fatalf("Pending=%v, %v; want none", ins, err)
+				}
+				if err := j.Close(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(len(bytes.TrimRight(log, "\x00")))/1024, "log-KiB")
+		})
+	}
+}
+
+// restore writes log to path durably, as the command that wrote it left it.
+func restore(b *testing.B, path string, log []byte) {
+	b.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	if err == nil {
+		_, err = f.Write(log)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
 }
