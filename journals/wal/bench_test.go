@@ -1,9 +1,13 @@
 package wal_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 
 	"github.com/reliable-ops/rops/core"
@@ -132,4 +136,161 @@ func BenchmarkOpenClose(b *testing.B) {
 			j.Close()
 		}
 	})
+}
+
+// BenchmarkOpen measures what the journal costs a command that finds
+// nothing pending, as `rops recover` does: Open, Pending and Close of a log
+// that has only been created (history=0); of the log that 100,000 finished
+// operations (Begin and Finish, 16 at once as a bulk job makes them) left;
+// and of the largest history a Close leaves in place (create-one after
+// create-one, up to the last before Close rewrites the log). Each round
+// opens the log as they left it (restored if a round changed it); log-KiB
+// is how much of it is written. The
+// goal (issue 20) is every case within 1.2× of the first.
+func BenchmarkOpen(b *testing.B) {
+	for _, tc := range []struct {
+		name    string
+		history func(b *testing.B, dir string)
+	}{
+		{"history=0", func(*testing.B, string) {}},
+		{"history=100000", func(b *testing.B, dir string) {
+			j, err := wal.Open(dir, wal.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			var next wal.AtomicCounter
+			var wg sync.WaitGroup
+			for range 16 {
+				wg.Go(func() {
+					for i := next.Add(); i < 100_000; i = next.Add() {
+						if err := beginFinish(j, i); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			if err := j.Close(); err != nil {
+				b.Fatal(err)
+			}
+		}},
+		{"history=largest-kept", func(b *testing.B, dir string) {
+			// Count the create-ones up to the one whose Close rewrites,
+			// then make one fewer.
+			n := 0
+			for i := 0; ; i++ {
+				if i == 10_000 {
+					b.Fatal("no Close rewrote the log in 10,000 create-ones")
+				}
+				j, err := wal.Open(dir, wal.Options{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := beginFinish(j, i); err != nil {
+					b.Fatal(err)
+				}
+				before := wal.Rewrites(j)
+				if err := j.Close(); err != nil {
+					b.Fatal(err)
+				}
+				if n > 0 && i == 2*n-2 {
+					return
+				}
+				if n == 0 && wal.Rewrites(j) > before {
+					n = i + 1
+				}
+			}
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			dir := b.TempDir()
+			j, err := wal.Open(dir, wal.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := j.Close(); err != nil {
+				b.Fatal(err)
+			}
+			tc.history(b, dir)
+			path := filepath.Join(dir, wal.FileName)
+			log, err := os.ReadFile(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				b.StopTimer()
+				restore(b, path, log)
+				b.StartTimer()
+				j, err := wal.Open(dir, wal.Options{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if ins, err := j.Pending(context.Background()); err != nil || len(ins) > 0 {
+					b.Fatalf("Pending=%v, %v; want none", ins, err)
+				}
+				if err := j.Close(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(len(bytes.TrimRight(log, "\x00")))/1024, "log-KiB")
+		})
+	}
+}
+
+// beginFinish begins and finishes operation i in j.
+func beginFinish(j *wal.Journal, i int) error {
+	in := core.Intent{Op: core.OpCreate, ID: core.GroupID(strconv.Itoa(i)), Token: core.Token(fmt.Sprintf("1700000000.%09d", i)), Nodes: []string{"node01", "node02", "node03"}}
+	if err := j.Begin(context.Background(), in); err != nil {
+		return err
+	}
+	return j.Finish(context.Background(), in.Token)
+}
+
+// restore puts log back at path, durably, if an Open or Close changed it
+// (an Open rewrites a log more than half full).
+func restore(b *testing.B, path string, log []byte) {
+	b.Helper()
+	now, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if bytes.Equal(now, log) {
+		return
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	if err == nil {
+		_, err = f.Write(log)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkCreateOne measures what the journal costs create-one after
+// create-one in one directory: Open, Begin, Finish and Close, each time.
+// Run it a fixed number of times (-benchtime 500x): the history the Opens
+// read depends on how many went before.
+func BenchmarkCreateOne(b *testing.B) {
+	dir := b.TempDir()
+	i := 0
+	for b.Loop() {
+		j, err := wal.Open(dir, wal.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := beginFinish(j, i); err != nil {
+			b.Fatal(err)
+		}
+		if err := j.Close(); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
 }

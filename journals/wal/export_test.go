@@ -13,3 +13,6 @@ func Rewrites(j *Journal) uint64 { return j.rews.Load() }
 type AtomicCounter struct{ n atomic.Int64 }
 
 func (c *AtomicCounter) Add() int { return int(c.n.Add(1) - 1) }
+
+// CompactAt is how much history Close leaves in the log.
+const CompactAt = compactAt

@@ -64,6 +64,7 @@ type scanned struct {
 	last    core.Token
 	damage  []Damage
 	end     int64 // where the next batch goes
+	base    int64 // where the first write ends: the rewrite's that made the log
 	torn    bool  // a crash left half-written bytes, to be cleared
 }
 
@@ -149,6 +150,9 @@ func scan(data []byte) scanned {
 		if err == nil && r.kind == kindBatch {
 			synced = max(synced, r.syncedTo)
 			w = write{r.off, r.off + r.size}
+		}
+		if err == nil && r.kind == kindEnd && s.base == 0 {
+			s.base = r.end()
 		}
 		if err == nil {
 			off = r.end()

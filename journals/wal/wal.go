@@ -15,6 +15,11 @@
 // read with a *DamageError, until Discard drops the damaged ranges on the
 // user's word. The file is preallocated to a fixed size written in its
 // header, so a file cut short is damage too.
+//
+// Open reads what was written since the log was last rewritten, and Close
+// rewrites a log that holds more than a few KiB of finished history with
+// only the unfinished intents: so the next Open reads those, and no more
+// than compactAt bytes of history, however many operations went before.
 package wal
 
 import (
@@ -53,6 +58,12 @@ const (
 	maxBatch    = 1 << 20
 	syncEvery   = 64 << 10
 	window      = 2 << 20
+	// compactAt is how much history (the writes since the log was last
+	// rewritten) Close leaves for the next Open to read; past it, Close
+	// rewrites the log. Small, as each Open reads it all; not zero, so
+	// that a command that wrote one operation (create-one) does not pay
+	// for a new file every time.
+	compactAt = 4 << 10
 )
 
 // ErrDamaged is the class of the *DamageError that Pending returns, and
@@ -93,7 +104,8 @@ type Options struct {
 // Space: the log file is preallocated (DefaultSize), so writes never need
 // more disk. Once it is full it is rewritten with only the unfinished
 // intents, into a new file renamed over it; so is a log more than half full
-// when it is opened.
+// when it is opened, and, at Close, one that holds more than compactAt
+// bytes of history.
 type Journal struct {
 	dir, path string
 	opts      Options
@@ -109,6 +121,7 @@ type Journal struct {
 	// Owned by the committer goroutine once Open returns.
 	f                   *os.File
 	size, end, synced   int64
+	base                int64 // where the rewrite that made the log ended: history follows
 	failed              error
 	buf                 []byte
 	syncs, writes, rews atomic.Uint64
@@ -121,6 +134,10 @@ type Journal struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	// crashPoint, set by tests, is called after each step of replace
+	// with the step's name; an error fails replace there.
+	crashPoint func(step string) error
 }
 
 var (
@@ -195,7 +212,7 @@ func (j *Journal) load() error {
 		// Writes are refused until Discard rewrites the log.
 		return nil
 	}
-	j.size, j.end = s.hdr.Size, s.end
+	j.size, j.end, j.base = s.hdr.Size, s.end, s.base
 	if s.torn || s.end > j.size/2 || s.hdr.Version != version {
 		// Clear what a crash left half written (a later batch's synced
 		// mark would make it look like damage), the finished intents of
@@ -212,8 +229,9 @@ func (j *Journal) load() error {
 }
 
 // Close waits for the writes in progress, makes every finish durable and
-// closes the log. Later calls return the first call's error; writes after
-// Close fail.
+// closes the log, rewritten with only the unfinished intents if it holds
+// more than compactAt bytes of history. Later calls return the first
+// call's error; writes after Close fail.
 func (j *Journal) Close() error {
 	j.closeOnce.Do(func() {
 		j.qmu.Lock()
@@ -222,9 +240,9 @@ func (j *Journal) Close() error {
 		j.qmu.Unlock()
 		<-j.stopped
 		var errs []error
-		if j.failed == nil && j.damage == nil && j.end > j.synced {
-			if err := datasync(j.f); err != nil {
-				errs = append(errs, j.internal("cannot sync the journal", err))
+		if j.failed == nil && j.damage == nil {
+			if err := j.settle(); err != nil {
+				errs = append(errs, err)
 			}
 		}
 		if err := j.f.Close(); err != nil {
@@ -234,6 +252,26 @@ func (j *Journal) Close() error {
 		j.closeErr = errors.Join(errs...)
 	})
 	return j.closeErr
+}
+
+// settle makes every finish durable, then rewrites the log if it holds
+// more than compactAt bytes of history. The log is synced first, so that
+// a crash at any step of the rewrite leaves either it or the new file,
+// each whole and holding the same unfinished intents. A rewrite that fails
+// (no room for a new file) leaves the log as it is, whole and synced, to
+// the next Close; it is no error of Close.
+func (j *Journal) settle() error {
+	if j.end > j.synced {
+		if err := datasync(j.f); err != nil {
+			return j.internal("cannot sync the journal", err)
+		}
+		j.syncs.Add(1)
+		j.synced = j.end
+	}
+	if j.end-j.base > compactAt {
+		_ = j.rewrite(0)
+	}
+	return nil
 }
 
 // Dir returns the journal's directory.
@@ -613,22 +651,33 @@ func (j *Journal) rewrite(extra int64) error {
 // over the log.
 func (j *Journal) replace(b []byte, size int64) error {
 	tmp := j.path + ".tmp"
+	step := func(name string, err error) error {
+		if err == nil && j.crashPoint != nil {
+			err = j.crashPoint(name)
+		}
+		return err
+	}
 	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
+	if err = step("created", err); err != nil {
+		if f != nil {
+			_ = f.Close()
+			_ = os.Remove(tmp)
+		}
 		return j.fail("cannot create a new journal file", err)
 	}
-	err = preallocate(f, size)
+	err = step("preallocated", preallocate(f, size))
 	if err == nil {
 		_, err = f.WriteAt(b, 0)
+		err = step("written", err)
 	}
 	if err == nil {
-		err = f.Sync()
+		err = step("synced", f.Sync())
 	}
 	if err == nil {
-		err = os.Rename(tmp, j.path)
+		err = step("renamed", os.Rename(tmp, j.path))
 	}
 	if err == nil {
-		err = syncDir(j.dir)
+		err = step("dir synced", syncDir(j.dir))
 	}
 	if err != nil {
 		_ = f.Close()
@@ -638,7 +687,7 @@ func (j *Journal) replace(b []byte, size int64) error {
 	if j.f != nil {
 		_ = j.f.Close()
 	}
-	j.f, j.size, j.end, j.synced = f, size, int64(len(b)), int64(len(b))
+	j.f, j.size, j.end, j.synced, j.base = f, size, int64(len(b)), int64(len(b)), int64(len(b))
 	j.rews.Add(1)
 	return nil
 }

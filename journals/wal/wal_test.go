@@ -204,6 +204,60 @@ func TestRewrite(t *testing.T) {
 	}
 }
 
+// TestCloseCompacts: Close rewrites a log that holds more than CompactAt
+// bytes of history with only the unfinished intents, so that the next Open
+// reads those and none of the operations that went before
+// (BenchmarkOpen); a log with less history is left as it is, so that a
+// command of one operation does not pay for a new file.
+func TestCloseCompacts(t *testing.T) {
+	j := mustOpen(t, t.TempDir(), wal.Options{})
+	mustBegin(t, j, 0, 1)
+	up := intent(1)
+	up.Nodes = up.Nodes[:1]
+	if err := j.Update(t.Context(), up); err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	mustBegin(t, j, 2)
+	mustFinish(t, j, 2)
+	rewrites := wal.Rewrites(j)
+	path := logOf(t, j)
+	if got := wal.Rewrites(j); got != rewrites {
+		t.Errorf("Close rewrote a log with one finished operation of history")
+	}
+	if b, _ := os.ReadFile(path); !bytes.Contains(b, []byte(token(2))) {
+		t.Fatal("a log with little history lost its finished intent at Close")
+	}
+
+	j = mustOpen(t, j.Dir(), wal.Options{})
+	const n = 1000
+	for i := 3; i < n; i++ {
+		mustBegin(t, j, i)
+		mustFinish(t, j, i)
+	}
+	path = logOf(t, j)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The header keeps the last token, n-1's.
+	for i := 2; i < n-1; i++ {
+		if bytes.Contains(b, []byte(token(i))) {
+			t.Fatalf("after Close the log still holds finished intent %d", i)
+		}
+	}
+	if got, limit := len(bytes.TrimRight(b, "\x00")), 1024; got > limit {
+		t.Errorf("after Close %d bytes of the log are written, want at most %d: a header and two intents", got, limit)
+	}
+	j = mustOpen(t, j.Dir(), wal.Options{})
+	mustPending(t, j, 0, 1)
+	if ins, _ := j.Pending(t.Context()); len(ins[1].Nodes) != 1 {
+		t.Errorf("the updated intent has %d nodes, want 1", len(ins[1].Nodes))
+	}
+	if got, want := j.LastToken(), token(n-1); got != want {
+		t.Errorf("LastToken=%s, want %s", got, want)
+	}
+}
+
 func TestLocked(t *testing.T) {
 	dir := t.TempDir()
 	mustOpen(t, dir, wal.Options{})
