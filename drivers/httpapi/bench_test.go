@@ -39,7 +39,8 @@ func BenchmarkServer(b *testing.B) {
 		method string
 		path   string
 		body   func(i int64) []byte // nil: no body
-		log    bool
+		log    bool                 // with an access log
+		served bool                 // with an access log and metrics, as rops serve runs
 		want   int
 	}{
 		{name: "ping", method: "GET", path: "/v1/ping", want: 200},
@@ -50,6 +51,8 @@ func BenchmarkServer(b *testing.B) {
 			body: func(i int64) []byte { return []byte(`{"groupId": 1` + strconv.FormatInt(i, 10) + `}`) }},
 		{name: "create-logged", method: "POST", path: "/v1/group", want: 201, log: true,
 			body: func(i int64) []byte { return []byte(`{"groupId": "c` + strconv.FormatInt(i, 10) + `"}`) }},
+		{name: "create-served", method: "POST", path: "/v1/group", want: 201, served: true,
+			body: func(i int64) []byte { return []byte(`{"groupId": "c` + strconv.FormatInt(i, 10) + `"}`) }},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			ns := memoryNodes(names...)
@@ -57,9 +60,10 @@ func BenchmarkServer(b *testing.B) {
 				b.Fatal(err)
 			}
 			opts := httpapi.ServerOptions{}
-			if bc.log {
+			if bc.log || bc.served {
 				opts.AccessLog = slog.New(slog.NewTextHandler(io.Discard, nil))
 			}
+			opts.Metrics = bc.served
 			s := httpapi.NewServer(ns, opts)
 			var next atomic.Int64
 			b.ReportAllocs()
