@@ -52,7 +52,7 @@ func (l *accessLog) write(ctx context.Context, r *http.Request, aw *answerWriter
 	}
 	// The record is built here rather than by Logger.LogAttrs so that it
 	// carries the server's clock (tests fix it) and skips the caller lookup.
-	rec := slog.NewRecord(l.clock.Now(), slog.LevelInfo, r.Method+" "+r.RequestURI+" "+r.Proto, 0)
+	rec := slog.NewRecord(l.clock.Now(), slog.LevelInfo, requestLine(r), 0)
 	rec.AddAttrs(
 		slog.String("remote", host),
 		slog.Int("status", status),
@@ -62,6 +62,20 @@ func (l *accessLog) write(ctx context.Context, r *http.Request, aw *answerWriter
 		slog.String("user_agent", first(r.Header["User-Agent"])),
 	)
 	_ = l.h.Handle(ctx, rec)
+}
+
+// requestLine returns r's request line, such as "POST /v1/group HTTP/1.1":
+// those of creates and deletes, most of the log, without building them.
+func requestLine(r *http.Request) string {
+	if r.RequestURI == "/v1/group" && r.Proto == "HTTP/1.1" {
+		switch r.Method {
+		case http.MethodPost:
+			return "POST /v1/group HTTP/1.1"
+		case http.MethodDelete:
+			return "DELETE /v1/group HTTP/1.1"
+		}
+	}
+	return r.Method + " " + r.RequestURI + " " + r.Proto
 }
 
 // first returns a header's first value, "" if it has none.
