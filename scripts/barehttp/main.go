@@ -31,7 +31,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -153,11 +152,10 @@ func runClient(base string, nodes []string, span string, conc int) error {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+	cpu, err := processCPU()
+	if err != nil {
 		return err
 	}
-	cpu := time.Duration(syscall.TimevalToNsec(ru.Utime) + syscall.TimevalToNsec(ru.Stime))
 	out, _ := json.Marshal(map[string]any{
 		"requests": total, "failed": failed.Load(), "seconds": elapsed.Seconds(), "cpu_seconds": cpu.Seconds(),
 	})
