@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"log/slog"
 	"net"
 	"net/http"
@@ -30,10 +31,9 @@ func newAccessLog(l *slog.Logger, clock core.Clock) *accessLog {
 	return &accessLog{h: l.Handler(), clock: clock}
 }
 
-// write logs r, whose answer lw recorded. Handler errors are ignored: a
-// broken log must not fail requests.
-func (l *accessLog) write(r *http.Request, lw *logWriter) {
-	ctx := r.Context()
+// write logs r, whose answer aw recorded; ctx is r's. Handler errors are
+// ignored: a broken log must not fail requests.
+func (l *accessLog) write(ctx context.Context, r *http.Request, aw *answerWriter) {
 	if !l.h.Enabled(ctx, slog.LevelInfo) {
 		return
 	}
@@ -43,47 +43,45 @@ func (l *accessLog) write(r *http.Request, lw *logWriter) {
 	if err != nil {
 		host = r.RemoteAddr
 	}
-	status := lw.status
-	if status == 0 {
+	status := aw.status
+	switch {
+	case aw.reset:
+		status = statusNoResponse
+	case status == 0:
 		status = http.StatusOK
 	}
 	// The record is built here rather than by Logger.LogAttrs so that it
 	// carries the server's clock (tests fix it) and skips the caller lookup.
-	rec := slog.NewRecord(l.clock.Now(), slog.LevelInfo, r.Method+" "+r.RequestURI+" "+r.Proto, 0)
+	rec := slog.NewRecord(l.clock.Now(), slog.LevelInfo, requestLine(r), 0)
 	rec.AddAttrs(
 		slog.String("remote", host),
 		slog.Int("status", status),
-		slog.Int64("bytes", lw.bytes),
-		slog.String("referer", r.Header.Get("Referer")),
-		slog.String("user_agent", r.Header.Get("User-Agent")),
+		slog.Int64("bytes", aw.bytes),
+		// Indexed directly, as net/http canonicalized the keys.
+		slog.String("referer", first(r.Header["Referer"])),
+		slog.String("user_agent", first(r.Header["User-Agent"])),
 	)
 	_ = l.h.Handle(ctx, rec)
 }
 
-// logWriter records the status and body size of an answer for the log.
-type logWriter struct {
-	http.ResponseWriter
-	status int
-	bytes  int64
-}
-
-// WriteHeader records the first status and passes it on.
-func (w *logWriter) WriteHeader(status int) {
-	if w.status == 0 {
-		w.status = status
+// requestLine returns r's request line, such as "POST /v1/group HTTP/1.1":
+// those of creates and deletes, most of the log, without building them.
+func requestLine(r *http.Request) string {
+	if r.RequestURI == "/v1/group" && r.Proto == "HTTP/1.1" {
+		switch r.Method {
+		case http.MethodPost:
+			return "POST /v1/group HTTP/1.1"
+		case http.MethodDelete:
+			return "DELETE /v1/group HTTP/1.1"
+		}
 	}
-	w.ResponseWriter.WriteHeader(status)
+	return r.Method + " " + r.RequestURI + " " + r.Proto
 }
 
-// Write counts the body's bytes; a body without a status is a 200.
-func (w *logWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
+// first returns a header's first value, "" if it has none.
+func first(v []string) string {
+	if len(v) == 0 {
+		return ""
 	}
-	n, err := w.ResponseWriter.Write(b)
-	w.bytes += int64(n)
-	return n, err
+	return v[0]
 }
-
-// Unwrap lets http.ResponseController reach the connection's writer.
-func (w *logWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

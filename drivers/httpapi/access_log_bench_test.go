@@ -16,9 +16,9 @@ func BenchmarkAccessLog(b *testing.B) {
 	r := httptest.NewRequest("POST", "/v1/group", nil)
 	r.RemoteAddr = "127.0.0.1:40000"
 	r.Header.Set("User-Agent", "rops/1")
-	lw := &logWriter{status: 201, bytes: 8}
+	aw := &answerWriter{status: 201, bytes: 8}
 	b.ReportAllocs()
 	for b.Loop() {
-		l.write(r, lw)
+		l.write(r.Context(), r, aw)
 	}
 }

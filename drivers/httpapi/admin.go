@@ -62,7 +62,7 @@ func (s *Server) handlePutFaults(w http.ResponseWriter, r *http.Request) {
 		writeHTTPError(w, herr)
 		return
 	}
-	defer bufPool.Put(buf)
+	defer buf.release()
 	var req map[string]json.RawMessage
 	if err := json.Unmarshal(buf.Bytes(), &req); err != nil || req == nil {
 		msg := "the body must be a JSON object of node name to faults, such as " + faultsExample

@@ -39,7 +39,8 @@ func BenchmarkServer(b *testing.B) {
 		method string
 		path   string
 		body   func(i int64) []byte // nil: no body
-		log    bool
+		log    bool                 // with an access log
+		served bool                 // with an access log and metrics, as rops serve runs
 		want   int
 	}{
 		{name: "ping", method: "GET", path: "/v1/ping", want: 200},
@@ -50,6 +51,8 @@ func BenchmarkServer(b *testing.B) {
 			body: func(i int64) []byte { return []byte(`{"groupId": 1` + strconv.FormatInt(i, 10) + `}`) }},
 		{name: "create-logged", method: "POST", path: "/v1/group", want: 201, log: true,
 			body: func(i int64) []byte { return []byte(`{"groupId": "c` + strconv.FormatInt(i, 10) + `"}`) }},
+		{name: "create-served", method: "POST", path: "/v1/group", want: 201, served: true,
+			body: func(i int64) []byte { return []byte(`{"groupId": "c` + strconv.FormatInt(i, 10) + `"}`) }},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			ns := memoryNodes(names...)
@@ -57,9 +60,10 @@ func BenchmarkServer(b *testing.B) {
 				b.Fatal(err)
 			}
 			opts := httpapi.ServerOptions{}
-			if bc.log {
+			if bc.log || bc.served {
 				opts.AccessLog = slog.New(slog.NewTextHandler(io.Discard, nil))
 			}
+			opts.Metrics = bc.served
 			s := httpapi.NewServer(ns, opts)
 			var next atomic.Int64
 			b.ReportAllocs()
@@ -167,4 +171,79 @@ func bulkCreateHTTP(b *testing.B, conc int, rate float64) {
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
 		b.ReportMetric(float64(rep.Requests)/float64(b.N), "requests/op")
 	})
+}
+
+// BenchmarkClient measures what a client costs per create over loopback
+// HTTP, 48 requests in flight, against one handler that answers as a rops
+// node does and stores nothing: rops' Client (under a fence, as the
+// coordinator sends), and a bare net/http client sending the same request
+// as scripts/barehttp -client. The handler costs the same for both, so the
+// difference of their CPU per request (cpu-ns/op: the process's user and
+// system time) is the Client's own.
+func BenchmarkClient(b *testing.B) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		hd := w.Header()
+		hd["Rops-Protocol"] = []string{"2"}
+		hd["Rops-Tombstones"] = []string{"10m0s"}
+		hd["Rops-Removes"] = []string{"older_than"}
+		hd["Content-Type"] = []string{"text/plain; charset=utf-8"}
+		w.WriteHeader(http.StatusCreated)
+		_, _ = io.WriteString(w, "CREATED\n")
+	})
+	const token = "1700000000.000001"
+	var next atomic.Int64
+	for _, bc := range []struct {
+		name   string
+		create func(b *testing.B, srv *httptest.Server) func(ctx context.Context, id string) error
+	}{
+		{"bare", func(b *testing.B, srv *httptest.Server) func(ctx context.Context, id string) error {
+			hc := &http.Client{Transport: &http.Transport{MaxIdleConns: 64, MaxIdleConnsPerHost: 64, DisableCompression: true}}
+			b.Cleanup(hc.CloseIdleConnections)
+			url := srv.URL + "/v1/group"
+			return func(ctx context.Context, id string) error {
+				req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader([]byte(`{"groupId": "`+id+`"}`)))
+				if err != nil {
+					return err
+				}
+				req.Header = http.Header{"Node": {"node01"}, "Content-Type": {"application/json"}, "Timestamp": {token}}
+				resp, err := hc.Do(req)
+				if err != nil {
+					return err
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				_ = resp.Body.Close()
+				if resp.StatusCode != http.StatusCreated {
+					return fmt.Errorf("status %d", resp.StatusCode)
+				}
+				return nil
+			}
+		}},
+		{"rops", func(b *testing.B, srv *httptest.Server) func(ctx context.Context, id string) error {
+			c := mustClient(b, srv, "node01", newHTTPClient(b))
+			return func(ctx context.Context, id string) error {
+				return c.Create(core.WithFence(ctx, token), core.GroupID(id), token)
+			}
+		}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			create := bc.create(b, serve(b, h))
+			b.SetParallelism(max(1, 48/runtime.GOMAXPROCS(0)))
+			b.ReportAllocs()
+			cpu := processCPU()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := create(b.Context(), "c"+strconv.FormatInt(next.Add(1), 10)); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			if cpu > 0 {
+				b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/op")
+			}
+		})
+	}
 }

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -82,9 +84,13 @@ func NewHTTPClient(maxConns int) *http.Client {
 			ResponseHeaderTimeout: responseHeaderTimeout,
 			DisableCompression:    true,
 		},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		CheckRedirect: refuseRedirect,
 	}
 }
+
+// refuseRedirect is the CheckRedirect of NewHTTPClient: the answer that
+// redirects is the answer.
+func refuseRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 var sharedHTTP = sync.OnceValue(func() *http.Client { return NewHTTPClient(DefaultMaxConns) })
 
@@ -106,6 +112,7 @@ var sharedHTTP = sync.OnceValue(func() *http.Client { return NewHTTPClient(Defau
 type Client struct {
 	name      string
 	base      string // without a trailing slash
+	groupURL  string // base+"/group", built once
 	http      *http.Client
 	node      []string // header values, built once
 	userAgent []string
@@ -125,6 +132,9 @@ type capabilities struct {
 	tombstones time.Duration
 	// removes is whether the node serves older_than deletes.
 	removes bool
+	// tombstonesText is the Rops-Tombstones header tombstones was read
+	// from, "" if there was none.
+	tombstonesText string
 }
 
 // noCapabilities is what a Client knows before any answer, and what a
@@ -169,6 +179,7 @@ func NewClient(baseURL, node string, opts ClientOptions) (*Client, error) {
 		node:      []string{node},
 		userAgent: []string{opts.UserAgent},
 	}
+	c.groupURL = c.base + "/group"
 	if c.http == nil {
 		c.http = sharedHTTP()
 	}
@@ -236,23 +247,32 @@ func (c *Client) Protocol() int { return c.caps.Load().protocol }
 // duration counts as no tombstones; older_than deletes need tombstones.
 func (c *Client) noteCapabilities(status int, h http.Header) {
 	next := capabilities{protocol: protocolOf(h[headerProtocol])}
+	tombstones := h[headerTombstones]
 	switch {
 	case next.protocol > 0:
-	case len(h[headerTombstones]) > 0:
+	case len(tombstones) > 0:
 		next.protocol = 1
 	case status >= 200 && status < 300:
 	default:
 		return
 	}
-	if v := h[headerTombstones]; len(v) > 0 {
-		if d, err := time.ParseDuration(v[0]); err == nil && d > 0 {
+	cur := c.caps.Load()
+	if len(tombstones) > 0 {
+		// Every answer of a node says the same, so the last text
+		// read spares parsing it again.
+		next.tombstonesText = tombstones[0]
+		if next.tombstonesText == cur.tombstonesText {
+			next.tombstones = cur.tombstones
+		} else if d, err := time.ParseDuration(tombstones[0]); err == nil && d > 0 {
 			next.tombstones = d
 		}
 	}
 	v := h[headerRemoves]
 	next.removes = next.tombstones > 0 && len(v) > 0 && v[0] == removesOn[0]
-	if *c.caps.Load() != next {
-		c.caps.Store(&next)
+	if *cur != next {
+		// A copy, so that next stays on the stack when nothing changed.
+		changed := next
+		c.caps.Store(&changed)
 	}
 }
 
@@ -297,11 +317,13 @@ func (c *Client) Remove(ctx context.Context, id core.GroupID, before core.Token)
 	if err != nil {
 		return "", err
 	}
-	defer drain(resp)
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
-	if err != nil {
+	a := newAnswer()
+	defer a.release()
+	defer a.drain(resp)
+	if err := a.read(resp.Body); err != nil {
 		return "", c.transportError(ctx, http.MethodDelete, path, err, true)
 	}
+	data := a.bytes()
 	switch {
 	case resp.StatusCode == http.StatusConflict:
 		if msg, _ := answerMessage(resp.StatusCode, resp.Header, data); msg == msgNewer && len(resp.Header[headerHeld]) == 1 {
@@ -326,14 +348,15 @@ func (c *Client) Remove(ctx context.Context, id core.GroupID, before core.Token)
 // which does not send one.
 func (c *Client) Get(ctx context.Context, id core.GroupID) (core.Record, error) {
 	path := "/group/" + escapeID(string(id))
-	body, err := c.send(ctx, opGet, http.MethodGet, path, nil, "", true)
+	a, err := c.send(ctx, opGet, http.MethodGet, path, nil, "", true)
 	if err != nil {
 		return core.Record{}, err
 	}
+	defer a.release()
 	var rec struct {
 		Timestamp json.RawMessage `json:"timestamp"`
 	}
-	if err := json.Unmarshal(body, &rec); err != nil {
+	if err := json.Unmarshal(a.bytes(), &rec); err != nil {
 		return core.Record{}, c.badAnswer(http.MethodGet, path, "a group record", err)
 	}
 	tok, err := tokenOf(rec.Timestamp)
@@ -346,10 +369,12 @@ func (c *Client) Get(ctx context.Context, id core.GroupID) (core.Record, error) 
 // Count sends GET /stats, which every server has, and returns this node's
 // count from it.
 func (c *Client) Count(ctx context.Context) (int, error) {
-	body, err := c.send(ctx, opCount, http.MethodGet, "/stats", nil, "", true)
+	a, err := c.send(ctx, opCount, http.MethodGet, "/stats", nil, "", true)
 	if err != nil {
 		return 0, err
 	}
+	defer a.release()
+	body := a.bytes()
 	var st []json.RawMessage
 	var counts map[string]int
 	if json.Unmarshal(body, &st) == nil && len(st) == 2 && json.Unmarshal(st[1], &counts) != nil {
@@ -374,12 +399,12 @@ func (c *Client) Ping(ctx context.Context) error {
 	return err
 }
 
-// send sends one request and returns the answer's body if read is set. An
-// answer that is not a success, or no answer, is returned as a core error
-// (statusError, transportError). Bodies are always drained and closed, so
-// that the connection goes back to the pool. A request of one group record
-// carries ctx's fence.
-func (c *Client) send(ctx context.Context, o op, method, path string, body []byte, token core.Token, read bool) ([]byte, error) {
+// send sends one request and, if read is set, returns the answer's body,
+// which the caller must release. An answer that is not a success, or no
+// answer, is returned as a core error (statusError, transportError).
+// Bodies are always drained and closed, so that the connection goes back
+// to the pool. A request of one group record carries ctx's fence.
+func (c *Client) send(ctx context.Context, o op, method, path string, body []byte, token core.Token, read bool) (*answer, error) {
 	var fence core.Token
 	if o == opCreate || o == opDelete || o == opGet {
 		fence = core.FenceOf(ctx)
@@ -388,23 +413,35 @@ func (c *Client) send(ctx context.Context, o op, method, path string, body []byt
 	if err != nil {
 		return nil, err
 	}
-	defer drain(resp)
+	a := newAnswer()
+	err = c.check(ctx, o, method, path, resp, a, read)
+	a.drain(resp)
+	if err != nil || !read {
+		a.release()
+		return nil, err
+	}
+	return a, nil
+}
+
+// check reads what it needs of resp, the answer to o, into a, and returns
+// the error it says if any.
+func (c *Client) check(ctx context.Context, o op, method, path string, resp *http.Response, a *answer, read bool) error {
 	ok := resp.StatusCode >= 200 && resp.StatusCode < 300
 	want := successBody[o]
 	if ok && !read && want == "" {
-		return nil, nil
+		return nil
 	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
-	if err != nil {
-		return nil, c.transportError(ctx, method, path, err, true)
+	if err := a.read(resp.Body); err != nil {
+		return c.transportError(ctx, method, path, err, true)
 	}
+	data := a.bytes()
 	if !ok {
-		return nil, statusError(o, resp.StatusCode, resp.Header, data, time.Now())
+		return statusError(o, resp.StatusCode, resp.Header, data, time.Now())
 	}
 	if want != "" && !isAnswer(data, want) {
-		return nil, c.notTheAnswer(o, method, path, resp.StatusCode, data, want)
+		return c.notTheAnswer(o, method, path, resp.StatusCode, data, want)
 	}
-	return data, nil
+	return nil
 }
 
 // do sends one request, with token in the timestamp header and fence in
@@ -416,40 +453,103 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, token
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
+	u := c.groupURL
+	if path != "/group" {
+		u = c.base + path
+	}
 	// wt sees every attempt the transport makes at this request, so that
 	// a failure can say whether any byte of it may have left.
-	wt := new(writeTrace)
-	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, wt.trace()), method, c.base+path, rd)
+	tctx, wt := traceWrites(ctx)
+	req, err := http.NewRequestWithContext(tctx, method, u, rd)
 	if err != nil {
+		wt.release()
 		return nil, core.Errorf(core.EInvalid, "%s: %s %s: %v", c.name, method, path, unwrapURLError(err))
 	}
 	h := http.Header{"Node": c.node, "User-Agent": c.userAgent}
 	if body != nil {
 		h["Content-Type"] = contentJSON
 	}
-	if token != "" {
-		if !validHeaderValue(string(token)) {
-			return nil, core.Errorf(core.EInvalid, "%s: invalid token %q: it cannot travel in a header", c.name, token)
+	if token != "" || fence != "" {
+		// One array holds both values.
+		vals := make([]string, 0, 2)
+		if token != "" {
+			if !validHeaderValue(string(token)) {
+				wt.release()
+				return nil, core.Errorf(core.EInvalid, "%s: invalid token %q: it cannot travel in a header", c.name, token)
+			}
+			// No Idempotency-Key: with it the transport would resend a POST
+			// or DELETE whose connection closed after it was written, and a
+			// write that landed could then come back as a refused dial,
+			// "certainly not applied". The coordinator retries, knowing.
+			vals = append(vals, string(token))
+			h[headerTimestamp] = vals[0:1:1]
 		}
-		// No Idempotency-Key: with it the transport would resend a POST
-		// or DELETE whose connection closed after it was written, and a
-		// write that landed could then come back as a refused dial,
-		// "certainly not applied". The coordinator retries, knowing.
-		h[headerTimestamp] = []string{string(token)}
-	}
-	if fence != "" {
-		if !validHeaderValue(string(fence)) {
-			return nil, core.Errorf(core.EInvalid, "%s: invalid fence %q: it cannot travel in a header", c.name, fence)
+		if fence != "" {
+			if !validHeaderValue(string(fence)) {
+				wt.release()
+				return nil, core.Errorf(core.EInvalid, "%s: invalid fence %q: it cannot travel in a header", c.name, fence)
+			}
+			vals = append(vals, string(fence))
+			h[headerFence] = vals[len(vals)-1 : len(vals) : len(vals)]
 		}
-		h[headerFence] = []string{string(fence)}
 	}
 	req.Header = h
-	resp, err := c.http.Do(req)
+	resp, err := c.roundTrip(req)
+	wrote := wt.wrote.Load()
+	wt.release()
 	if err != nil {
-		return nil, c.transportError(ctx, method, path, err, wt.wrote.Load())
+		return nil, c.transportError(ctx, method, path, err, wrote)
 	}
 	c.noteCapabilities(resp.StatusCode, resp.Header)
 	return resp, nil
+}
+
+// roundTrip sends req as c.http.Do does. If c.http is as NewHTTPClient
+// made it (an http.Transport, no cookie jar, no timeout, redirects
+// refused), it hands req to the transport itself: Do would copy the
+// headers, in a closure made per request, for redirects that such a client
+// never follows. What Do adds to the transport's answer, it adds too: the
+// error as a *url.Error, http.ErrSchemeMismatch for an HTTP answer to
+// HTTPS, and the error of a redirect whose Location is not a URL.
+func (c *Client) roundTrip(req *http.Request) (*http.Response, error) {
+	hc := c.http
+	t, ok := hc.Transport.(*http.Transport)
+	if !ok || hc.Jar != nil || hc.Timeout != 0 || !refusesRedirects(hc) {
+		return hc.Do(req)
+	}
+	resp, err := t.RoundTrip(req)
+	if err != nil {
+		if tlsErr, ok := err.(tls.RecordHeaderError); ok && string(tlsErr.RecordHeader[:]) == "HTTP/" {
+			err = http.ErrSchemeMismatch
+		}
+		return nil, &url.Error{Op: urlErrorOp(req.Method), URL: req.URL.String(), Err: err}
+	}
+	switch resp.StatusCode {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		if loc := resp.Header.Get("Location"); loc != "" {
+			if _, err := req.URL.Parse(loc); err != nil {
+				_ = resp.Body.Close()
+				return nil, &url.Error{Op: urlErrorOp(req.Method), URL: req.URL.String(),
+					Err: fmt.Errorf("failed to parse Location header %q: %v", loc, err)}
+			}
+		}
+	}
+	return resp, nil
+}
+
+// refusesRedirects reports whether hc's CheckRedirect is refuseRedirect.
+func refusesRedirects(hc *http.Client) bool {
+	return hc.CheckRedirect != nil && reflect.ValueOf(hc.CheckRedirect).Pointer() == refuseRedirectPC
+}
+
+var refuseRedirectPC = reflect.ValueOf(refuseRedirect).Pointer()
+
+// urlErrorOp is the Op of Do's *url.Error for method, such as "Post".
+func urlErrorOp(method string) string {
+	if method == "" {
+		return "Get"
+	}
+	return method[:1] + strings.ToLower(method[1:])
 }
 
 // drain reads what is left of resp's body, up to maxDrain, and closes it,
@@ -457,6 +557,53 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, token
 func drain(resp *http.Response) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
 	_ = resp.Body.Close()
+}
+
+// answer holds what a Client reads of one answer, in a buffer kept for the
+// next (answers). It is not safe for concurrent use.
+type answer struct {
+	lim io.LimitedReader
+	buf bytes.Buffer
+}
+
+// answers keeps answers' buffers from one request to the next.
+var answers = sync.Pool{New: func() any { return new(answer) }}
+
+// maxKeptAnswer bounds the buffer an answer keeps for the next: a rare
+// large answer (a page of errors, a proxy's page) is not held for good.
+const maxKeptAnswer = 64 << 10
+
+func newAnswer() *answer {
+	a := answers.Get().(*answer)
+	a.buf.Reset()
+	return a
+}
+
+// read reads body, up to maxAnswer bytes.
+func (a *answer) read(body io.Reader) error {
+	a.lim = io.LimitedReader{R: body, N: maxAnswer}
+	_, err := a.buf.ReadFrom(&a.lim)
+	a.lim.R = nil
+	return err
+}
+
+// bytes returns what read read, valid until release.
+func (a *answer) bytes() []byte { return a.buf.Bytes() }
+
+// drain reads what is left of resp's body, up to maxDrain, and closes it,
+// as drain does.
+func (a *answer) drain(resp *http.Response) {
+	a.lim = io.LimitedReader{R: resp.Body, N: maxDrain}
+	_, _ = io.Copy(io.Discard, &a.lim)
+	a.lim.R = nil
+	_ = resp.Body.Close()
+}
+
+// release gives a's buffer to the next answer; a must not be used after.
+func (a *answer) release() {
+	if a.buf.Cap() <= maxKeptAnswer {
+		answers.Put(a)
+	}
 }
 
 // successBody is the body of the success of a call that returns no data,
@@ -575,16 +722,74 @@ func validHeaderValue(s string) bool {
 // request as written from its first header field on, when the bytes may
 // still sit in the transport's buffer: the error leans towards "may have
 // been applied", never the other way. Its hooks run on the transport's
-// goroutines, hence the atomic.
+// goroutines, hence the atomics.
+//
+// Its hooks are built once and the record is kept for another request
+// (traces) once no hook can fire any more for this one: after the request
+// returned, with every connection it got (GotConn) done writing
+// (WroteRequest, the last hook of an attempt, deferred in the transport's
+// write). An attempt can still be writing when the request returns, such
+// as one whose answer came first or whose connection failed under it: then
+// the record is left to the garbage collector, so that a late hook never
+// marks another request's record.
 type writeTrace struct {
 	wrote atomic.Bool
+	conns atomic.Int32 // GotConn calls
+	ends  atomic.Int32 // WroteRequest calls
+	hooks httptrace.ClientTrace
+	// reusable is whether release may keep it for another request: its
+	// hooks are its own, and it is not kept already.
+	reusable bool
 }
 
-// trace returns the hooks that record the writes.
-func (wt *writeTrace) trace() *httptrace.ClientTrace {
-	return &httptrace.ClientTrace{
-		WroteHeaderField: func(string, []string) { wt.wrote.Store(true) },
-		WroteHeaders:     func() { wt.wrote.Store(true) },
-		WroteRequest:     func(httptrace.WroteRequestInfo) { wt.wrote.Store(true) },
+// traces keeps writeTraces for the next requests.
+var traces = sync.Pool{New: func() any { return newWriteTrace() }}
+
+func newWriteTrace() *writeTrace {
+	wt := new(writeTrace)
+	wt.hooks = httptrace.ClientTrace{
+		GotConn:          func(httptrace.GotConnInfo) { wt.conns.Add(1) },
+		WroteHeaderField: func(string, []string) { wt.mark() },
+		WroteHeaders:     wt.mark,
+		WroteRequest: func(httptrace.WroteRequestInfo) {
+			wt.mark()
+			wt.ends.Add(1)
+		},
 	}
+	return wt
+}
+
+// traceWrites returns ctx with a writeTrace's hooks, and the writeTrace,
+// which the caller must release once the request returned.
+func traceWrites(ctx context.Context) (context.Context, *writeTrace) {
+	if httptrace.ContextClientTrace(ctx) != nil {
+		// The caller traces too: WithClientTrace chains its hooks into
+		// ours, which therefore serve this request only.
+		wt := newWriteTrace()
+		return httptrace.WithClientTrace(ctx, &wt.hooks), wt
+	}
+	wt := traces.Get().(*writeTrace)
+	wt.reusable = true
+	return httptrace.WithClientTrace(ctx, &wt.hooks), wt
+}
+
+func (wt *writeTrace) mark() {
+	if !wt.wrote.Load() {
+		wt.wrote.Store(true)
+	}
+}
+
+// release keeps wt for another request if no hook can fire any more for
+// this one, which has returned, and reports whether it did; wt must not be
+// used after.
+func (wt *writeTrace) release() bool {
+	if !wt.reusable || wt.conns.Load() != wt.ends.Load() {
+		return false
+	}
+	wt.reusable = false
+	wt.wrote.Store(false)
+	wt.conns.Store(0)
+	wt.ends.Store(0)
+	traces.Put(wt)
+	return true
 }

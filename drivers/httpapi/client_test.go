@@ -724,3 +724,71 @@ func TestClientServerFaults(t *testing.T) {
 		})
 	}
 }
+
+// TestClientAsDo: a Client over NewHTTPClient's client hands its requests
+// to the transport itself; its answers and errors must be what the same
+// client's Do gives. The other client differs only in a CheckRedirect that
+// also refuses redirects, with which the Client goes through Do.
+func TestClientAsDo(t *testing.T) {
+	fast := newHTTPClient(t)
+	viaDo := *fast
+	viaDo.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := "http://" + ln.Addr().String() + "/v1"
+	ln.Close()
+	redirect := func(status int, loc string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			w.Header()["Location"] = []string{loc}
+			w.WriteHeader(status)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		h    http.Handler // nil: the URL is refused
+		tls  bool         // whether the Client asks for https of an http server
+	}{
+		{name: "created", h: answerWith(201, "", "CREATED\n")},
+		{name: "refused"},
+		{name: "reset", h: http.HandlerFunc(reset)},
+		{name: "redirect", h: redirect(307, "/elsewhere")},
+		{name: "redirect to no URL", h: redirect(302, "http://[::1")},
+		{name: "redirect without location", h: redirect(301, "")},
+		{name: "https to http", h: answerWith(201, "", "CREATED\n"), tls: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			base := refused
+			if tc.h != nil {
+				base = serve(t, tc.h).URL + "/v1"
+			}
+			if tc.tls {
+				base = "https" + strings.TrimPrefix(base, "http")
+			}
+			var errs [2]error
+			for i, hc := range []*http.Client{fast, &viaDo} {
+				c, err := httpapi.NewClient(base, "node01", httpapi.ClientOptions{HTTP: hc})
+				if err != nil {
+					t.Fatal(err)
+				}
+				errs[i] = c.Create(t.Context(), "5", "1.000001")
+			}
+			if got, want := fmt.Sprint(errs[0]), fmt.Sprint(errs[1]); got != want {
+				t.Fatalf("err=%s, want %s as through Do", got, want)
+			}
+			if got, want := core.ErrorCode(errs[0]), core.ErrorCode(errs[1]); got != want {
+				t.Fatalf("code=%q, want %q as through Do", got, want)
+			}
+			var cause [2]string
+			for i, err := range errs {
+				if e, ok := errors.AsType[*core.Error](err); ok {
+					cause[i] = fmt.Sprintf("%T %[1]v", e.Err)
+				}
+			}
+			if cause[0] != cause[1] {
+				t.Fatalf("cause %s, want %s as through Do", cause[0], cause[1])
+			}
+		})
+	}
+}

@@ -38,8 +38,8 @@ func groupError(w http.ResponseWriter, node core.Node, err error, id core.GroupI
 // stale keep-alive connection. Where the connection cannot be taken over
 // (HTTP/2), it aborts the answer, which resets the stream.
 func resetConnection(w http.ResponseWriter) {
-	if lw, ok := w.(*logWriter); ok {
-		lw.status = statusNoResponse
+	if aw, ok := w.(*answerWriter); ok {
+		aw.reset = true
 	}
 	conn, _, err := http.NewResponseController(w).Hijack()
 	if err != nil {

@@ -23,7 +23,7 @@ func handleHealthz(w http.ResponseWriter, r *http.Request) {
 // List within ReadyTimeout (its store is open and reads), else 503 with a
 // line per node that did not. A List sees a faulty node's Down and latency,
 // not its random faults, so a node that is down is not ready.
-func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleReadyz(ctx context.Context, w http.ResponseWriter, r *http.Request) {
 	if !allowed(w, r, allowGet) {
 		return
 	}
@@ -31,7 +31,7 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	var wg sync.WaitGroup
 	for i, n := range s.nodes {
 		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(r.Context(), ReadyTimeout)
+			ctx, cancel := context.WithTimeout(ctx, ReadyTimeout)
 			defer cancel()
 			_, errs[i] = n.List(ctx, "", 1)
 		})

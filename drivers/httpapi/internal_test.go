@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"net/http/httptrace"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -122,4 +123,64 @@ func TestEscapeID(t *testing.T) {
 			t.Errorf("escapeID(%q)=%q, want %q", tc.id, got, tc.want)
 		}
 	}
+}
+
+// TestWriteTraceKept: a write trace serves another request only once no
+// hook can fire any more for its own: every connection it got has ended
+// its write. One of a context that traces already is never kept, as its
+// hooks call the caller's too.
+func TestWriteTraceKept(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		hooks func(*httptrace.ClientTrace)
+		wrote bool
+		kept  bool
+	}{
+		{"no connection", func(*httptrace.ClientTrace) {}, false, true},
+		{"written", func(h *httptrace.ClientTrace) {
+			h.GotConn(httptrace.GotConnInfo{})
+			h.WroteHeaderField("Host", []string{"x"})
+			h.WroteHeaders()
+			h.WroteRequest(httptrace.WroteRequestInfo{})
+		}, true, true},
+		{"still writing", func(h *httptrace.ClientTrace) {
+			h.GotConn(httptrace.GotConnInfo{})
+			h.WroteHeaderField("Host", []string{"x"})
+		}, true, false},
+		{"retried, first attempt still writing", func(h *httptrace.ClientTrace) {
+			h.GotConn(httptrace.GotConnInfo{})
+			h.GotConn(httptrace.GotConnInfo{})
+			h.WroteRequest(httptrace.WroteRequestInfo{})
+		}, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, wt := traceWrites(t.Context())
+			tc.hooks(httptrace.ContextClientTrace(ctx))
+			if got, want := wt.wrote.Load(), tc.wrote; got != want {
+				t.Fatalf("wrote=%v, want %v", got, want)
+			}
+			if got, want := wt.release(), tc.kept; got != want {
+				t.Fatalf("kept for another request=%v, want %v", got, want)
+			}
+			if tc.kept {
+				_, next := traceWrites(t.Context())
+				defer next.release()
+				if next.wrote.Load() || next.conns.Load() != 0 || next.ends.Load() != 0 {
+					t.Fatal("a trace kept for another request still holds this one's writes")
+				}
+			}
+		})
+	}
+	t.Run("caller traces", func(t *testing.T) {
+		var theirs bool
+		ctx := httptrace.WithClientTrace(t.Context(), &httptrace.ClientTrace{WroteHeaders: func() { theirs = true }})
+		ctx, wt := traceWrites(ctx)
+		httptrace.ContextClientTrace(ctx).WroteHeaders()
+		if !theirs || !wt.wrote.Load() {
+			t.Fatalf("caller's hook called=%v, ours=%v, want both", theirs, wt.wrote.Load())
+		}
+		if wt.release() {
+			t.Fatal("a trace chained to the caller's was kept for another request")
+		}
+	})
 }

@@ -66,21 +66,11 @@ func newMetrics(ns []core.Node) *metrics {
 	return m
 }
 
-// serve answers r through next, then counts it. The request carries a
-// faults.Note, in which a faulty node records the fault it injected.
-func (m *metrics) serve(s *Server, w http.ResponseWriter, r *http.Request, next func(http.ResponseWriter, *http.Request)) {
-	start := time.Now()
-	mw := &metricsWriter{ResponseWriter: w}
-	// Deferred, to count a request whose handler aborts (a reset
-	// connection that cannot be taken over) as well.
-	defer m.count(s, r, start, mw)
-	next(mw, r.WithContext(faults.WithNote(r.Context(), &mw.note)))
-}
-
-// count counts a request answered with mw's status, after its fault.
-func (m *metrics) count(s *Server, r *http.Request, start time.Time, mw *metricsWriter) {
-	note := &mw.note
-	status := mw.status
+// count counts a request answered as aw recorded, after its fault, which
+// a faulty node noted in aw's note; start is when it arrived.
+func (m *metrics) count(s *Server, r *http.Request, start time.Time, aw *answerWriter) {
+	note := &aw.note
+	status := aw.status
 	if status == 0 {
 		// Nothing written: net/http sends 200, unless the connection
 		// was reset (taken over with no answer).
@@ -107,31 +97,6 @@ func (m *metrics) count(s *Server, r *http.Request, start time.Time, mw *metrics
 	se.requests.Inc()
 	se.latency.Observe(time.Since(start).Seconds())
 }
-
-// metricsWriter records the status of an answer, and holds the request's
-// note (one allocation for both).
-type metricsWriter struct {
-	http.ResponseWriter
-	status int
-	note   faults.Note
-}
-
-func (w *metricsWriter) WriteHeader(status int) {
-	if w.status == 0 {
-		w.status = status
-	}
-	w.ResponseWriter.WriteHeader(status)
-}
-
-func (w *metricsWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the connection's writer.
-func (w *metricsWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // nodeLabel returns the node r is for, as Server.node picks it, or "" if
 // r names none, or one the server does not serve (bounding the label's

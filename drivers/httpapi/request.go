@@ -18,33 +18,47 @@ import (
 // bodyExample shows a client what to send.
 const bodyExample = `{"groupId": "5"}`
 
-// bufPool holds the buffers request bodies are read into: a body is needed
-// only until its id is decoded.
-var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+// body is a request body read into a buffer kept for the next request
+// (bodies): a body is needed only until its id is decoded.
+type body struct {
+	lim io.LimitedReader
+	buf bytes.Buffer
+}
 
-// readBody reads r's body, up to max bytes, into a pooled buffer that the
-// caller must put back with bufPool.Put.
-func readBody(r *http.Request, max int64) (*bytes.Buffer, *httpError) {
+var bodies = sync.Pool{New: func() any { return new(body) }}
+
+// Bytes returns the body, valid until release.
+func (b *body) Bytes() []byte { return b.buf.Bytes() }
+
+// release gives b to the next request; b must not be used after.
+func (b *body) release() { bodies.Put(b) }
+
+// readBody reads r's body, up to max bytes, into a kept buffer that the
+// caller must release.
+func readBody(r *http.Request, max int64) (*body, *httpError) {
 	if r.ContentLength > max {
 		return nil, tooLarge(max)
 	}
-	buf := bufPool.Get().(*bytes.Buffer)
-	buf.Reset()
+	b := bodies.Get().(*body)
+	b.buf.Reset()
 	// One byte over the limit tells a body at the limit from one beyond it.
-	_, err := buf.ReadFrom(io.LimitReader(r.Body, max+1))
+	b.lim = io.LimitedReader{R: r.Body, N: max + 1}
+	_, err := b.buf.ReadFrom(&b.lim)
+	b.lim.R = nil
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		bufPool.Put(buf)
+		n := b.buf.Len()
+		b.release()
 		return nil, reject(http.StatusRequestTimeout, fmt.Sprintf(
-			"the body did not arrive in time: %d of %d bytes came; send the whole request at once", buf.Len(), r.ContentLength))
+			"the body did not arrive in time: %d of %d bytes came; send the whole request at once", n, r.ContentLength))
 	case err != nil:
-		bufPool.Put(buf)
+		b.release()
 		return nil, reject(http.StatusBadRequest, "cannot read the body: "+err.Error())
-	case int64(buf.Len()) > max:
-		bufPool.Put(buf)
+	case int64(b.buf.Len()) > max:
+		b.release()
 		return nil, tooLarge(max)
 	}
-	return buf, nil
+	return b, nil
 }
 
 func tooLarge(max int64) *httpError {

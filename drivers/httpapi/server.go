@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/reliable-ops/rops/core"
+	"github.com/reliable-ops/rops/decorators/faults"
 )
 
 // ServerOptions configures a Server. The zero value serves the nodes with
@@ -169,15 +170,12 @@ func NewServer(nodes []core.Node, opts ServerOptions) *Server {
 
 // ServeHTTP answers one request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if s.metrics != nil {
-		s.metrics.serve(s, w, r, s.serve)
-		return
+	hasBody := r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody
+	var start time.Time // when the request came, for the metrics and the body's deadline
+	if s.metrics != nil || hasBody {
+		start = time.Now()
 	}
-	s.serve(w, r)
-}
-
-func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
-	if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
+	if hasBody {
 		// The deadline covers the body whether a handler reads it or
 		// net/http drains it after the answer. net/http sets the
 		// connection's next deadline itself before the next request's
@@ -185,19 +183,64 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		// or IdleTimeout; without one, this deadline stays and closes the
 		// idle connection when it passes. A writer that cannot set one
 		// (a test's recorder) reads without.
-		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.bodyTimeout))
+		_ = http.NewResponseController(w).SetReadDeadline(start.Add(s.bodyTimeout))
 	}
 	if s.original {
 		w = originalWriter{w}
 	}
-	if s.log == nil {
-		s.route(w, r)
+	if s.metrics == nil && s.log == nil {
+		s.route(r.Context(), w, r)
 		return
 	}
-	lw := &logWriter{ResponseWriter: w}
-	s.route(lw, r)
-	s.log.write(r, lw)
+	// One writer records the answer for both the metrics and the log, and
+	// the context, not a copy of the request, carries the note in which a
+	// faulty node records the fault it injected.
+	aw := &answerWriter{ResponseWriter: w}
+	ctx := r.Context()
+	if s.metrics != nil {
+		ctx = faults.WithNote(ctx, &aw.note)
+		// Deferred, to count a request whose handler aborts (a reset
+		// connection that cannot be taken over) as well.
+		defer s.metrics.count(s, r, start, aw)
+	}
+	s.route(ctx, aw, r)
+	if s.log != nil {
+		s.log.write(ctx, r, aw)
+	}
 }
+
+// answerWriter records what the metrics and the access log need of an
+// answer: its status and body size, and whether the connection was reset
+// instead; and it holds the request's faults.Note (one allocation for
+// all).
+type answerWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+	reset  bool // the connection was reset with no answer (resetConnection)
+	note   faults.Note
+}
+
+// WriteHeader records the first status and passes it on.
+func (w *answerWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+// Write counts the body's bytes; a body without a status is a 200.
+func (w *answerWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *answerWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // Methods, as the Allow header lists them.
 const (
@@ -208,8 +251,9 @@ const (
 
 // route dispatches on the escaped path, so that the id of GET /group/<id> is
 // taken as sent: ServeMux would clean "." and ".." away, and an escaped '/'
-// must reach the id check rather than split the path.
-func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+// must reach the id check rather than split the path. ctx is r's context,
+// with the note of ServerOptions.Metrics if on.
+func (s *Server) route(ctx context.Context, w http.ResponseWriter, r *http.Request) {
 	if !s.original {
 		// On every answer, so that a Client can tell a rops node's word
 		// from a proxy's page (noteCapabilities).
@@ -221,7 +265,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	case "/healthz":
 		handleHealthz(w, r)
 	case "/readyz":
-		s.handleReadyz(w, r)
+		s.handleReadyz(ctx, w, r)
 	case "/metrics":
 		if s.metrics == nil {
 			s.notFound(w, r)
@@ -238,14 +282,14 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	case "/stats":
 		if allowed(w, r, allowGet) && s.acquire(w, s.statsSem, "GET /stats") {
 			defer s.release(s.statsSem)
-			s.handleStats(w, r)
+			s.handleStats(ctx, w)
 		}
 	case "/group":
 		switch r.Method {
 		case http.MethodPost:
-			s.handleCreate(w, r)
+			s.handleCreate(ctx, w, r)
 		case http.MethodDelete:
-			s.handleDelete(w, r)
+			s.handleDelete(ctx, w, r)
 		default:
 			methodNotAllowed(w, r, allowGroup)
 		}
@@ -254,7 +298,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 			s.notFound(w, r)
 		} else if allowed(w, r, allowGet) && s.acquire(w, s.listSem, "GET /groups") {
 			defer s.release(s.listSem)
-			s.handleList(w, r)
+			s.handleList(ctx, w, r)
 		}
 	case "/admin/faults":
 		if !s.admin {
@@ -276,7 +320,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if allowed(w, r, allowGet) {
-			s.handleGet(w, r, id)
+			s.handleGet(ctx, w, r, id)
 		}
 	}
 }
@@ -391,16 +435,16 @@ func token(w http.ResponseWriter, r *http.Request) (core.Token, bool) {
 	return core.Token(v[0]), true
 }
 
-// fence returns the context of r for its node: r's, carrying the fence of
-// r's Rops-Fence header if any (core.WithFence). It answers 400 if the
+// fence returns the context of r for its node: ctx, r's, carrying the
+// fence of r's Rops-Fence header if any (core.WithFence). It answers 400 if the
 // header is repeated, too long or not a timestamp as the timestamp
 // header's: a fence is compared with the fences the node holds, and one
 // that named no moment would sort below them all. The original ignores the
 // header, and so does its imitation.
-func (s *Server) fence(w http.ResponseWriter, r *http.Request) (context.Context, bool) {
+func (s *Server) fence(ctx context.Context, w http.ResponseWriter, r *http.Request) (context.Context, bool) {
 	v := r.Header[headerFence]
 	if len(v) == 0 || s.original {
-		return r.Context(), true
+		return ctx, true
 	}
 	switch {
 	case len(v) > 1:
@@ -412,7 +456,7 @@ func (s *Server) fence(w http.ResponseWriter, r *http.Request) (context.Context,
 		writeError(w, http.StatusBadRequest,
 			fmt.Sprintf("invalid Rops-Fence header %s: give the token of the operation holding the id, a non-negative decimal number of seconds such as 1633786070.879454", quoteClipped(v[0], 40)))
 	default:
-		return core.WithFence(r.Context(), core.Token(v[0])), true
+		return core.WithFence(ctx, core.Token(v[0])), true
 	}
 	return nil, false
 }
@@ -439,7 +483,7 @@ func allDigits(s string) bool {
 // groupRequest reads what POST and DELETE /group need: the node, the id in
 // the body, the token in the header and the context that carries the
 // fence (Server.fence), answering the request if any is wrong.
-func (s *Server) groupRequest(w http.ResponseWriter, r *http.Request) (context.Context, core.Node, core.GroupID, core.Token, bool) {
+func (s *Server) groupRequest(ctx context.Context, w http.ResponseWriter, r *http.Request) (context.Context, core.Node, core.GroupID, core.Token, bool) {
 	n, ok := s.node(w, r)
 	if !ok {
 		return nil, nil, "", "", false
@@ -448,7 +492,7 @@ func (s *Server) groupRequest(w http.ResponseWriter, r *http.Request) (context.C
 	if !ok {
 		return nil, nil, "", "", false
 	}
-	ctx, ok := s.fence(w, r)
+	ctx, ok = s.fence(ctx, w, r)
 	if !ok {
 		return nil, nil, "", "", false
 	}
@@ -458,7 +502,7 @@ func (s *Server) groupRequest(w http.ResponseWriter, r *http.Request) (context.C
 		return nil, nil, "", "", false
 	}
 	id, herr := decodeGroupRequest(buf.Bytes())
-	bufPool.Put(buf)
+	buf.release()
 	if herr != nil {
 		writeHTTPError(w, herr)
 		return nil, nil, "", "", false
@@ -466,8 +510,8 @@ func (s *Server) groupRequest(w http.ResponseWriter, r *http.Request) (context.C
 	return ctx, n, id, tok, true
 }
 
-func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
-	ctx, n, id, tok, ok := s.groupRequest(w, r)
+func (s *Server) handleCreate(ctx context.Context, w http.ResponseWriter, r *http.Request) {
+	ctx, n, id, tok, ok := s.groupRequest(ctx, w, r)
 	if !ok {
 		return
 	}
@@ -490,8 +534,8 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) {
-	ctx, n, id, tok, ok := s.groupRequest(w, r)
+func (s *Server) handleDelete(ctx context.Context, w http.ResponseWriter, r *http.Request) {
+	ctx, n, id, tok, ok := s.groupRequest(ctx, w, r)
 	if !ok {
 		return
 	}
@@ -559,12 +603,12 @@ func (s *Server) remove(ctx context.Context, w http.ResponseWriter, n core.Node,
 }
 
 // handleGet answers GET /group/<id>; escaped is the id as the path holds it.
-func (s *Server) handleGet(w http.ResponseWriter, r *http.Request, escaped string) {
+func (s *Server) handleGet(ctx context.Context, w http.ResponseWriter, r *http.Request, escaped string) {
 	n, ok := s.node(w, r)
 	if !ok {
 		return
 	}
-	ctx, ok := s.fence(w, r)
+	ctx, ok = s.fence(ctx, w, r)
 	if !ok {
 		return
 	}
@@ -596,8 +640,8 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request, escaped strin
 // handleStats answers GET /stats as the original's job printed it: whether
 // every node holds the same ids, and each node's count. The ids are
 // compared page by page (core.Coordinator.Stats), so memory stays flat.
-func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
-	st, err := core.Compare(r.Context(), s.statsNodes, core.CompareOptions{
+func (s *Server) handleStats(ctx context.Context, w http.ResponseWriter) {
+	st, err := core.Compare(ctx, s.statsNodes, core.CompareOptions{
 		StatsOptions:   core.StatsOptions{MaxDivergent: -1},
 		RequestTimeout: statsRequestTimeout,
 		Clock:          s.clock,

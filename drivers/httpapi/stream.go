@@ -46,7 +46,7 @@ const (
 // handleList answers GET /groups: a page of the node's records, or with
 // stream=1 all of them. Records are written as the node reads them when
 // the node is a core.Scanner, else from a page List returns.
-func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleList(ctx context.Context, w http.ResponseWriter, r *http.Request) {
 	n, ok := s.node(w, r)
 	if !ok {
 		return
@@ -80,7 +80,7 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 		// A page in memory, so at most MaxListLimit records: a
 		// streaming client follows its "next".
 		size := min(cmp.Or(limit, MaxListLimit), MaxListLimit)
-		page, err := n.List(r.Context(), after, size)
+		page, err := n.List(ctx, after, size)
 		if err != nil {
 			nodeError(w, n, err, "", "")
 			return
@@ -91,7 +91,7 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 		lw.end(len(page) == size)
 		return
 	}
-	err := sc.Scan(r.Context(), after, func(rec core.Record) bool {
+	err := sc.Scan(ctx, after, func(rec core.Record) bool {
 		lw.add(rec)
 		return (limit == 0 || lw.n < limit) && lw.err == nil
 	})
