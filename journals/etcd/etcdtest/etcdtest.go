@@ -125,6 +125,18 @@ func (c *Cluster) Endpoints() []string {
 	return eps
 }
 
+// CommittedIndex returns the index of the last raft entry member i knows
+// committed, or 0 while it is stopped: the count of writes (and other
+// proposals) the cluster has agreed on, for benchmarks to divide.
+func (c *Cluster) CommittedIndex(i int) uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if m := c.members[i]; m.etcd != nil {
+		return m.etcd.Server.CommittedIndex()
+	}
+	return 0
+}
+
 // Stop stops member i, as a crash of its process would (its data stays).
 func (c *Cluster) Stop(i int) {
 	c.mu.Lock()
