@@ -43,7 +43,10 @@ func BenchmarkJob(b *testing.B) {
 					j := openTTL(b, ec.Endpoints(), 0)
 					cfg.Journal, cfg.Locks = j, j.Locker()
 					index, rev := ec.CommittedIndex(0), revision(b, j)
+					writes, txns := j.Writes()
 					counted = func() {
+						w, t := j.Writes()
+						b.ReportMetric(float64(w-writes)/float64(max(t-txns, 1)), "writes/txn")
 						b.ReportMetric(float64(ec.CommittedIndex(0)-index)/float64(b.N), "etcd-writes/op")
 						b.ReportMetric(float64(revision(b, j)-rev)/float64(b.N), "revisions/op")
 					}
