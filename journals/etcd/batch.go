@@ -47,6 +47,7 @@ type committer struct {
 	mu      sync.Mutex
 	queue   []*write
 	limit   int // operations per transaction, lowered if etcd refuses as too many
+	gate    int // tests: the writes to wait for before the next transaction
 	closed  bool
 	wake    chan struct{}
 	stopped chan struct{}
@@ -173,6 +174,11 @@ func (c *committer) isClosed() bool {
 func (c *committer) take() []*write {
 	var batch, withdrawn []*write
 	c.mu.Lock()
+	if len(c.queue) < c.gate && !c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.gate = 0
 	ids := make(map[core.GroupID]bool, len(c.queue))
 	var rest []*write
 	depth, size, full := 0, 0, false

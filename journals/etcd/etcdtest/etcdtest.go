@@ -25,9 +25,10 @@ const startTimeout = 2 * time.Minute
 // Cluster is a set of etcd members started together. Its methods are safe
 // for concurrent use.
 type Cluster struct {
-	tb      testing.TB
-	mu      sync.Mutex
-	members []*member
+	tb        testing.TB
+	configure func(*embed.Config)
+	mu        sync.Mutex
+	members   []*member
 }
 
 type member struct {
@@ -43,7 +44,14 @@ type member struct {
 // ready; they stop when the test ends.
 func Start(tb testing.TB, n int) *Cluster {
 	tb.Helper()
-	c := &Cluster{tb: tb}
+	return StartWith(tb, n, nil)
+}
+
+// StartWith is Start with configure, if not nil, called on every member's
+// configuration before it starts (to set etcd's limits, say).
+func StartWith(tb testing.TB, n int, configure func(*embed.Config)) *Cluster {
+	tb.Helper()
+	c := &Cluster{tb: tb, configure: configure}
 	var initial []string
 	for i := range n {
 		m := &member{
@@ -97,6 +105,9 @@ func (c *Cluster) launch(i int) {
 	// is taken soon.
 	cfg.TickMs, cfg.ElectionMs = 50, 500
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+	if c.configure != nil {
+		c.configure(cfg)
+	}
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		c.tb.Fatalf("etcdtest: cannot start member %s: %v", m.name, err)
