@@ -10,7 +10,10 @@
 //
 //	intents/ID/TOKEN   an unfinished operation's intent, JSON
 //	floor/ID           the greatest token begun on ID: later tokens are above
-//	locks/ID/LEASE     the lock's waiters, oldest first (concurrency.Mutex)
+//	locks/ID//LEASE    the lock's waiters, oldest first (concurrency.Mutex's)
+//
+// The writes of the operations in flight share etcd transactions (see
+// committer), each with its own conditions and answer.
 package etcd
 
 import (
