@@ -88,6 +88,7 @@ func TestJournalOnInstalledEtcd(t *testing.T) {
 	out, _ := exec.Command(bin, "--version").Output()
 	t.Logf("%s", bytes.SplitN(out, []byte("\n"), 2)[0])
 	testJournal(t, []string{client})
+	testLimits(t, []string{client})
 }
 
 func freeAddr(t *testing.T) string {
@@ -286,6 +287,9 @@ func TestLeaseLossCancels(t *testing.T) {
 	in := core.Intent{Op: core.OpCreate, ID: "g", Token: "1.000000"}
 	if err := a.Begin(context.WithoutCancel(held), in); core.ErrorCode(err) != core.EUnavailable {
 		t.Fatalf("Begin after the lock was lost: %v, want EUnavailable", err)
+	}
+	if err := a.Finish(context.WithoutCancel(held), begun.Token); core.ErrorCode(err) != core.EUnavailable {
+		t.Fatalf("Finish after the lock was lost: %v, want EUnavailable", err)
 	}
 	// A paused process's mark must not overwrite what the next holder
 	// wrote into the intent (issue 17).

@@ -10,7 +10,10 @@
 //
 //	intents/ID/TOKEN   an unfinished operation's intent, JSON
 //	floor/ID           the greatest token begun on ID: later tokens are above
-//	locks/ID/LEASE     the lock's waiters, oldest first (concurrency.Mutex)
+//	locks/ID//LEASE    the lock's waiters, oldest first (concurrency.Mutex's)
+//
+// The writes of the operations in flight share etcd transactions (see
+// committer), each with its own conditions and answer.
 package etcd
 
 import (
@@ -23,6 +26,8 @@ import (
 	"strings"
 	"time"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
@@ -66,6 +71,7 @@ type Journal struct {
 	opts   Options
 	root   string // /PREFIX/CLUSTER/
 	locker *Locker
+	batch  *committer
 }
 
 var (
@@ -114,6 +120,7 @@ func Open(ctx context.Context, opts Options) (*Journal, error) {
 		cli.Close()
 		return nil, unreachable(opts, err)
 	}
+	j.batch = newCommitter(cli, opts.RequestTimeout)
 	j.locker = newLocker(j)
 	return j, nil
 }
@@ -130,11 +137,18 @@ func (j *Journal) Locker() *Locker { return j.locker }
 // Client returns the etcd client, for tests and tools.
 func (j *Journal) Client() *clientv3.Client { return j.cli }
 
-// Close releases the process's locks (revoking its lease) and closes the
-// connection to etcd.
+// Close writes what is queued (locks released), releases the process's
+// locks (revoking its lease) and closes the connection to etcd.
 func (j *Journal) Close() error {
+	j.batch.close()
 	err := j.locker.close()
 	return errors.Join(err, j.cli.Close())
+}
+
+// Writes returns how many writes the journal and its locks made, and in
+// how many etcd transactions: for benchmarks and tools.
+func (j *Journal) Writes() (writes, txns int64) {
+	return j.batch.writes.Load(), j.batch.txns.Load()
 }
 
 // request bounds a request to etcd by Options.RequestTimeout.
@@ -156,37 +170,64 @@ func (j *Journal) intentKey(id core.GroupID, token core.Token) string {
 	return j.root + "intents/" + string(id) + "/" + string(token)
 }
 
+func (j *Journal) intentsPrefix(id core.GroupID) string {
+	return j.root + "intents/" + string(id) + "/"
+}
+
 func (j *Journal) floorKey(id core.GroupID) string { return j.root + "floor/" + string(id) }
+
+// held returns the lock on id in ctx, if it was taken with this journal's
+// Locker.
+func (j *Journal) held(ctx context.Context, id core.GroupID) *held {
+	if h, ok := ctx.Value(heldKey{}).(*held); ok && h.locker == j.locker && h.id == id {
+		return h
+	}
+	return nil
+}
 
 // owner returns the comparisons that hold while the lock on id in ctx
 // (taken with this journal's Locker) is still held, if any: a coordinator
-// that lost its lock then writes nothing more on id.
-func (j *Journal) owner(ctx context.Context, id core.GroupID) []clientv3.Cmp {
-	if h, ok := ctx.Value(heldKey{}).(*held); ok && h.locker == j.locker && h.id == id {
-		return []clientv3.Cmp{h.m.IsOwner()}
+// that lost its lock then writes nothing more on id. The lock's read of
+// the id's intents is dropped: a write is made.
+func (j *Journal) owner(ctx context.Context, id core.GroupID) []*pb.Compare {
+	if h := j.held(ctx, id); h != nil {
+		h.take()
+		return []*pb.Compare{h.owner()}
 	}
 	return nil
+}
+
+// write writes op on id in the journal's next shared transaction, and
+// returns its response there: ctx's error if ctx ended before it was sent
+// (nothing is written then), or the transaction's.
+func (j *Journal) write(ctx context.Context, id core.GroupID, op *pb.RequestOp) (*pb.TxnResponse, bool, error) {
+	w := &write{id: id, ctx: ctx, op: op}
+	if err := j.batch.do(w); err != nil {
+		return nil, w.sent, err
+	}
+	return w.resp.GetResponseTxn(), true, nil
 }
 
 // Begin records in, with Options.Cluster as its Cluster, and raises its
 // id's floor to its token, in one write that succeeds only while the
 // caller holds the id's lock (if ctx carries it). It returns an EInvalid
 // error if the token is recorded on the id already and an EUnavailable one
-// if the lock is lost, and then nothing is recorded; if etcd does not
-// answer in time, an ETransient one: the write may still commit (see
+// if the lock is lost, and then nothing is recorded; ctx's error if ctx
+// ended before the write was sent, and nothing is recorded; if etcd does
+// not answer in time, an ETransient one: the write may still commit (see
 // core.Journal).
 func (j *Journal) Begin(ctx context.Context, in core.Intent) error {
 	key, data, err := j.encode(in)
 	if err != nil {
 		return err
 	}
-	rctx, cancel := j.request(ctx)
-	defer cancel()
-	resp, err := j.cli.Txn(rctx).
-		If(append(j.owner(ctx, in.ID), clientv3.Compare(clientv3.CreateRevision(key), "=", 0))...).
-		Then(clientv3.OpPut(key, string(data)), clientv3.OpPut(j.floorKey(in.ID), string(in.Token))).
-		Else(clientv3.OpGet(key, clientv3.WithCountOnly())).
-		Commit()
+	resp, sent, err := j.write(ctx, in.ID, txnOp(
+		append(j.owner(ctx, in.ID), createdAt(key, pb.Compare_EQUAL, 0)),
+		[]*pb.RequestOp{putOp(key, string(data), clientv3.NoLease), putOp(j.floorKey(in.ID), string(in.Token), clientv3.NoLease)},
+		[]*pb.RequestOp{getOp(key, true)}))
+	if err != nil && !sent {
+		return j.withdrawn(in.ID, err)
+	}
 	if err != nil {
 		// The write may still commit (a request that timed out in a
 		// cluster without quorum, or one sent before ctx ended):
@@ -202,6 +243,15 @@ func (j *Journal) Begin(ctx context.Context, in core.Intent) error {
 		return j.lost(in.ID)
 	}
 	return nil
+}
+
+// withdrawn is the error of a write that was not sent since its context
+// ended with err.
+func (j *Journal) withdrawn(id core.GroupID, err error) error {
+	if errors.Is(err, ErrLeaseLost) {
+		return fmt.Errorf("%w: %w", j.lost(id), err)
+	}
+	return err
 }
 
 func (j *Journal) lost(id core.GroupID) error {
@@ -243,18 +293,18 @@ func (j *Journal) Update(ctx context.Context, in core.Intent) error {
 	if err != nil {
 		return err
 	}
-	rctx, cancel := j.request(ctx)
-	defer cancel()
 	// The lock first, then the key, in a nested transaction, to tell the
 	// two refusals apart: a process that lost its lease must not overwrite
 	// what the id's next holder wrote into the intent (it settles it, and
 	// may have marked it with what it learned).
-	resp, err := j.cli.Txn(rctx).
-		If(j.owner(ctx, in.ID)...).
-		Then(clientv3.OpTxn(
-			[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), ">", 0)},
-			[]clientv3.Op{clientv3.OpPut(key, string(data))}, nil)).
-		Commit()
+	resp, sent, err := j.write(ctx, in.ID, txnOp(j.owner(ctx, in.ID),
+		[]*pb.RequestOp{txnOp(
+			[]*pb.Compare{createdAt(key, pb.Compare_GREATER, 0)},
+			[]*pb.RequestOp{putOp(key, string(data), clientv3.NoLease)}, nil)},
+		nil))
+	if err != nil && !sent {
+		return j.withdrawn(in.ID, err)
+	}
 	if err != nil {
 		return j.failed("cannot update intent "+string(in.Token), err)
 	}
@@ -281,9 +331,10 @@ func (j *Journal) Finish(ctx context.Context, token core.Token) error {
 	if !ok {
 		return core.Errorf(core.EInvalid, "finish of intent %s without its id's lock: the journal in etcd keys intents by id", token)
 	}
-	rctx, cancel := j.request(ctx)
-	defer cancel()
-	resp, err := j.cli.Txn(rctx).If(j.owner(ctx, id)...).Then(clientv3.OpDelete(j.intentKey(id, token))).Commit()
+	resp, sent, err := j.write(ctx, id, txnOp(j.owner(ctx, id), []*pb.RequestOp{deleteOp(j.intentKey(id, token))}, nil))
+	if err != nil && !sent {
+		return j.withdrawn(id, err)
+	}
 	if err != nil {
 		return j.failed("cannot finish intent "+string(token), err)
 	}
@@ -303,34 +354,45 @@ func (j *Journal) Pending(ctx context.Context) ([]core.Intent, error) {
 	if err != nil {
 		return nil, j.failed("cannot read the intents", err)
 	}
-	return j.decode(resp)
+	return j.decode(resp.Kvs)
 }
 
 // Intents returns the unfinished intents on id, oldest first, and the
 // greatest token ever begun on id, read together (see core.SharedJournal).
+// Under id's lock just taken with this journal's Locker (ctx carries it),
+// and before any write under it, they are what the lock read when it was
+// taken: nobody can change them while the lock is held, since every write
+// on id is conditioned on holding it.
 func (j *Journal) Intents(ctx context.Context, id core.GroupID) ([]core.Intent, core.Token, error) {
-	rctx, cancel := j.request(ctx)
-	defer cancel()
-	resp, err := j.cli.Txn(rctx).Then(
-		clientv3.OpGet(j.root+"intents/"+string(id)+"/", clientv3.WithPrefix()),
-		clientv3.OpGet(j.floorKey(id)),
-	).Commit()
-	if err != nil {
-		return nil, "", j.failed(fmt.Sprintf("cannot read the intents on %q", id), err)
+	var read *intentsRead
+	if h := j.held(ctx, id); h != nil {
+		read = h.take()
 	}
-	intents, err := j.decode((*clientv3.GetResponse)(resp.Responses[0].GetResponseRange()))
+	if read == nil {
+		rctx, cancel := j.request(ctx)
+		defer cancel()
+		resp, err := j.cli.Txn(rctx).Then(
+			clientv3.OpGet(j.intentsPrefix(id), clientv3.WithPrefix()),
+			clientv3.OpGet(j.floorKey(id)),
+		).Commit()
+		if err != nil {
+			return nil, "", j.failed(fmt.Sprintf("cannot read the intents on %q", id), err)
+		}
+		read = &intentsRead{intents: resp.Responses[0].GetResponseRange().Kvs, floor: resp.Responses[1].GetResponseRange().Kvs}
+	}
+	intents, err := j.decode(read.intents)
 	var floor core.Token
-	if kvs := resp.Responses[1].GetResponseRange().Kvs; len(kvs) > 0 {
-		floor = core.Token(kvs[0].Value)
+	if len(read.floor) > 0 {
+		floor = core.Token(read.floor[0].Value)
 	}
 	return intents, floor, err
 }
 
-// decode decodes the intents of resp, oldest (smallest token) first.
-func (j *Journal) decode(resp *clientv3.GetResponse) ([]core.Intent, error) {
+// decode decodes the intents of kvs, oldest (smallest token) first.
+func (j *Journal) decode(kvs []*mvccpb.KeyValue) ([]core.Intent, error) {
 	var intents []core.Intent
 	var errs []error
-	for _, kv := range resp.Kvs {
+	for _, kv := range kvs {
 		var in core.Intent
 		err := json.Unmarshal(kv.Value, &in)
 		if err == nil {

@@ -25,9 +25,10 @@ const startTimeout = 2 * time.Minute
 // Cluster is a set of etcd members started together. Its methods are safe
 // for concurrent use.
 type Cluster struct {
-	tb      testing.TB
-	mu      sync.Mutex
-	members []*member
+	tb        testing.TB
+	configure func(*embed.Config)
+	mu        sync.Mutex
+	members   []*member
 }
 
 type member struct {
@@ -43,7 +44,14 @@ type member struct {
 // ready; they stop when the test ends.
 func Start(tb testing.TB, n int) *Cluster {
 	tb.Helper()
-	c := &Cluster{tb: tb}
+	return StartWith(tb, n, nil)
+}
+
+// StartWith is Start with configure, if not nil, called on every member's
+// configuration before it starts (to set etcd's limits, say).
+func StartWith(tb testing.TB, n int, configure func(*embed.Config)) *Cluster {
+	tb.Helper()
+	c := &Cluster{tb: tb, configure: configure}
 	var initial []string
 	for i := range n {
 		m := &member{
@@ -97,6 +105,9 @@ func (c *Cluster) launch(i int) {
 	// is taken soon.
 	cfg.TickMs, cfg.ElectionMs = 50, 500
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+	if c.configure != nil {
+		c.configure(cfg)
+	}
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		c.tb.Fatalf("etcdtest: cannot start member %s: %v", m.name, err)
@@ -123,6 +134,18 @@ func (c *Cluster) Endpoints() []string {
 		eps = append(eps, m.client.Host)
 	}
 	return eps
+}
+
+// CommittedIndex returns the index of the last raft entry member i knows
+// committed, or 0 while it is stopped: the count of writes (and other
+// proposals) the cluster has agreed on, for benchmarks to divide.
+func (c *Cluster) CommittedIndex(i int) uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if m := c.members[i]; m.etcd != nil {
+		return m.etcd.Server.CommittedIndex()
+	}
+	return 0
 }
 
 // Stop stops member i, as a crash of its process would (its data stays).
