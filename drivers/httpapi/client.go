@@ -3,7 +3,6 @@ package httpapi
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
-	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -84,13 +82,9 @@ func NewHTTPClient(maxConns int) *http.Client {
 			ResponseHeaderTimeout: responseHeaderTimeout,
 			DisableCompression:    true,
 		},
-		CheckRedirect: refuseRedirect,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 }
-
-// refuseRedirect is the CheckRedirect of NewHTTPClient: the answer that
-// redirects is the answer.
-func refuseRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 var sharedHTTP = sync.OnceValue(func() *http.Client { return NewHTTPClient(DefaultMaxConns) })
 
@@ -494,7 +488,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, token
 		}
 	}
 	req.Header = h
-	resp, err := c.roundTrip(req)
+	resp, err := c.http.Do(req)
 	wrote := wt.wrote.Load()
 	wt.release()
 	if err != nil {
@@ -502,54 +496,6 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, token
 	}
 	c.noteCapabilities(resp.StatusCode, resp.Header)
 	return resp, nil
-}
-
-// roundTrip sends req as c.http.Do does. If c.http is as NewHTTPClient
-// made it (an http.Transport, no cookie jar, no timeout, redirects
-// refused), it hands req to the transport itself: Do would copy the
-// headers, in a closure made per request, for redirects that such a client
-// never follows. What Do adds to the transport's answer, it adds too: the
-// error as a *url.Error, http.ErrSchemeMismatch for an HTTP answer to
-// HTTPS, and the error of a redirect whose Location is not a URL.
-func (c *Client) roundTrip(req *http.Request) (*http.Response, error) {
-	hc := c.http
-	t, ok := hc.Transport.(*http.Transport)
-	if !ok || hc.Jar != nil || hc.Timeout != 0 || !refusesRedirects(hc) {
-		return hc.Do(req)
-	}
-	resp, err := t.RoundTrip(req)
-	if err != nil {
-		if tlsErr, ok := err.(tls.RecordHeaderError); ok && string(tlsErr.RecordHeader[:]) == "HTTP/" {
-			err = http.ErrSchemeMismatch
-		}
-		return nil, &url.Error{Op: urlErrorOp(req.Method), URL: req.URL.String(), Err: err}
-	}
-	switch resp.StatusCode {
-	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
-		if loc := resp.Header.Get("Location"); loc != "" {
-			if _, err := req.URL.Parse(loc); err != nil {
-				_ = resp.Body.Close()
-				return nil, &url.Error{Op: urlErrorOp(req.Method), URL: req.URL.String(),
-					Err: fmt.Errorf("failed to parse Location header %q: %v", loc, err)}
-			}
-		}
-	}
-	return resp, nil
-}
-
-// refusesRedirects reports whether hc's CheckRedirect is refuseRedirect.
-func refusesRedirects(hc *http.Client) bool {
-	return hc.CheckRedirect != nil && reflect.ValueOf(hc.CheckRedirect).Pointer() == refuseRedirectPC
-}
-
-var refuseRedirectPC = reflect.ValueOf(refuseRedirect).Pointer()
-
-// urlErrorOp is the Op of Do's *url.Error for method, such as "Post".
-func urlErrorOp(method string) string {
-	if method == "" {
-		return "Get"
-	}
-	return method[:1] + strings.ToLower(method[1:])
 }
 
 // drain reads what is left of resp's body, up to maxDrain, and closes it,
