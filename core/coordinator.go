@@ -248,7 +248,13 @@ func (r *opRun) call(ctx context.Context, node Node, retry bool, f func(ctx cont
 	if retry {
 		r.retries.Add(1)
 	}
-	rctx, cancel := context.WithTimeout(WithFence(ctx, r.fenceToken()), r.c.cfg.RequestTimeout)
+	fctx := ctx
+	if fence := r.fenceToken(); FenceOf(ctx) != fence {
+		// forward and undo carry it already: one context for every
+		// request of the phase, not one per request.
+		fctx = WithFence(ctx, fence)
+	}
+	rctx, cancel := context.WithTimeout(fctx, r.c.cfg.RequestTimeout)
 	defer cancel()
 	err := f(rctx)
 	if ctx.Err() == nil {

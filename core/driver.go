@@ -143,7 +143,7 @@ func classify(err error) event {
 // parallel under ctx, and returns the first failure; the first failure
 // cancels the others.
 func (r *opRun) forward(ctx context.Context, op Op, parts []*part, from state) error {
-	ctx, cancel := context.WithCancelCause(ctx)
+	ctx, cancel := context.WithCancelCause(WithFence(ctx, r.fenceToken()))
 	defer cancel(nil)
 	var once sync.Once
 	var first error
@@ -171,6 +171,7 @@ func (r *opRun) undo(ctx context.Context, op Op, parts []*part) error {
 	if op == OpDelete {
 		ev = evUndoDelete
 	}
+	ctx = WithFence(ctx, r.fenceToken())
 	var mu sync.Mutex
 	var errs []error
 	todo := make([]*part, 0, len(parts))

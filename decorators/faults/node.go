@@ -350,6 +350,13 @@ func (n *Node) enter(ctx context.Context, method string, id core.GroupID) (Fault
 	key := callKey{method, id}
 	n.mu.Lock()
 	f := n.faults
+	if f == (Faults{}) {
+		// No faults: nothing to draw. The calls go uncounted, so the
+		// draws of faults set later at run time (admin API) start anew;
+		// a seeded run sets its faults before the first call.
+		n.mu.Unlock()
+		return f, roll{}, nil
+	}
 	k := n.calls[key]
 	if len(n.calls) >= maxTrackedCalls {
 		clear(n.calls)
