@@ -215,4 +215,3 @@ func TestBatchRefused(t *testing.T) {
 		t.Errorf("Rops-Batch=%q, want %q", got, want)
 	}
 }
-
