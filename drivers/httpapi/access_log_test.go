@@ -42,7 +42,7 @@ func TestAccessLog(t *testing.T) {
 	// needed, so that the user agent cannot break its line.
 	want := `time=2023-11-14T22:13:20.000Z level=INFO msg="POST /v1/group HTTP/1.1" remote=192.0.2.1 status=201 bytes=8 referer="" user_agent=rops/1
 time=2023-11-14T22:13:20.000Z level=INFO msg="GET /v1/group/9?x=1 HTTP/1.1" remote=::1 status=200 bytes=51 referer=http://example.com/ user_agent="curl \"evil\"\n"
-time=2023-11-14T22:13:20.000Z level=INFO msg="GET /nope HTTP/1.1" remote=192.0.2.1 status=404 bytes=150 referer="" user_agent=""
+time=2023-11-14T22:13:20.000Z level=INFO msg="GET /nope HTTP/1.1" remote=192.0.2.1 status=404 bytes=158 referer="" user_agent=""
 `
 	if got := log.String(); got != want {
 		t.Fatalf("log:\n%s\nwant:\n%s", got, want)

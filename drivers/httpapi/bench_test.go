@@ -135,21 +135,24 @@ func BenchmarkLoopback(b *testing.B) {
 // BenchmarkBulkCreateHTTP runs a bulk create through a coordinator over
 // three Clients of one server on loopback, with memory stores: without
 // faults, and with the original's RANDOM_BEHAVIOR of 0.2; 16 at once, and
-// at the CLI's default, auto.
+// at the CLI's default, auto; with batches (POST /batch) and without.
 func BenchmarkBulkCreateHTTP(b *testing.B) {
 	for _, conc := range []int{core.DefaultConcurrency, core.AutoConcurrency} {
 		for _, rate := range []float64{0, 0.2} {
-			bulkCreateHTTP(b, conc, rate)
+			for _, batches := range []bool{true, false} {
+				bulkCreateHTTP(b, conc, rate, batches)
+			}
 		}
 	}
 }
 
 // bulkCreateHTTP is one case of BenchmarkBulkCreateHTTP.
-func bulkCreateHTTP(b *testing.B, conc int, rate float64) {
+func bulkCreateHTTP(b *testing.B, conc int, rate float64, batches bool) {
 	name := fmt.Sprintf("concurrency=%d/error_rate=%v", conc, rate)
 	if conc == core.AutoConcurrency {
 		name = fmt.Sprintf("concurrency=auto/error_rate=%v", rate)
 	}
+	name += map[bool]string{true: "/batches=on", false: "/batches=off"}[batches]
 	b.Run(name, func(b *testing.B) {
 		ns := make([]core.Node, len(names))
 		for i, name := range names {
@@ -158,18 +161,32 @@ func bulkCreateHTTP(b *testing.B, conc int, rate float64) {
 		srv := serve(b, httpapi.NewServer(ns, httpapi.ServerOptions{}))
 		hc := httpapi.NewHTTPClient(core.MaxConcurrency * len(ns))
 		b.Cleanup(hc.CloseIdleConnections)
-		coord, err := core.New(core.Config{Nodes: clients(b, srv, hc, ns)})
+		cs := make([]core.Node, len(ns))
+		for i, n := range ns {
+			c, err := httpapi.NewClient(srv.URL+"/v1", n.Name(), httpapi.ClientOptions{HTTP: hc, NoBatch: !batches})
+			if err != nil {
+				b.Fatal(err)
+			}
+			cs[i] = c
+		}
+		coord, err := core.New(core.Config{Nodes: cs})
 		if err != nil {
 			b.Fatal(err)
 		}
+		b.ReportAllocs()
 		b.ResetTimer()
 		rep := coord.Bulk(b.Context(), core.OpCreate, storetest.IDs(b.N), conc, nil)
 		b.StopTimer()
 		if rep.Done != b.N {
 			b.Fatalf("%d of %d creates done: %+v", rep.Done, b.N, rep)
 		}
+		var trips int64
+		for _, c := range cs {
+			trips += c.(*httpapi.Client).Stats().RoundTrips
+		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
 		b.ReportMetric(float64(rep.Requests)/float64(b.N), "requests/op")
+		b.ReportMetric(float64(trips)/float64(b.N), "roundtrips/op")
 	})
 }
 

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -55,6 +56,12 @@ type ClientOptions struct {
 	HTTP *http.Client
 	// UserAgent is sent with every request (empty: DefaultUserAgent).
 	UserAgent string
+	// NoBatch sends every Create, Delete and Remove in a request of its
+	// own, even to a node that serves batches (Rops-Batch).
+	NoBatch bool
+	// MaxBatch bounds the items of one batch (0: DefaultMaxBatch); the
+	// node's own limit, in Rops-Batch, bounds it too.
+	MaxBatch int
 }
 
 // NewHTTPClient returns an http.Client for Clients: one keep-alive pool that
@@ -112,6 +119,11 @@ type Client struct {
 	userAgent []string
 	// caps is what the node last said it can do; never nil.
 	caps atomic.Pointer[capabilities]
+
+	noBatch  bool
+	maxBatch int
+	batches  batcher
+	stats    clientStats
 }
 
 // capabilities is what a node said it can do, as one value, so that an
@@ -129,6 +141,9 @@ type capabilities struct {
 	// tombstonesText is the Rops-Tombstones header tombstones was read
 	// from, "" if there was none.
 	tombstonesText string
+	// batch is the most items the node takes in one POST /batch, 0 if it
+	// serves none (Rops-Batch).
+	batch int
 }
 
 // noCapabilities is what a Client knows before any answer, and what a
@@ -172,6 +187,8 @@ func NewClient(baseURL, node string, opts ClientOptions) (*Client, error) {
 		http:      opts.HTTP,
 		node:      []string{node},
 		userAgent: []string{opts.UserAgent},
+		noBatch:   opts.NoBatch,
+		maxBatch:  cmp.Or(max(opts.MaxBatch, 0), DefaultMaxBatch),
 	}
 	c.groupURL = c.base + "/group"
 	if c.http == nil {
@@ -263,6 +280,9 @@ func (c *Client) noteCapabilities(status int, h http.Header) {
 	}
 	v := h[headerRemoves]
 	next.removes = next.tombstones > 0 && len(v) > 0 && v[0] == removesOn[0]
+	if next.protocol > 0 {
+		next.batch = protocolOf(h[headerBatch])
+	}
 	if *cur != next {
 		// A copy, so that next stays on the stack when nothing changed.
 		changed := next
@@ -287,6 +307,11 @@ func protocolOf(v []string) int {
 // node holds id with another token, and ErrFenced if a rops node refuses
 // it because a delete of id with token ran there already (HTTP 409).
 func (c *Client) Create(ctx context.Context, id core.GroupID, token core.Token) error {
+	c.stats.items.Add(1)
+	if c.batching() {
+		_, err := c.batched(ctx, &call{o: opCreate, id: id, token: token})
+		return err
+	}
 	_, err := c.send(ctx, opCreate, http.MethodPost, "/group", groupBody(id), token, false)
 	return err
 }
@@ -294,6 +319,11 @@ func (c *Client) Create(ctx context.Context, id core.GroupID, token core.Token) 
 // Delete sends DELETE /group with id, conditional on token if it is not
 // empty. It returns ErrNotFound if the node holds no such record.
 func (c *Client) Delete(ctx context.Context, id core.GroupID, token core.Token) error {
+	c.stats.items.Add(1)
+	if c.batching() {
+		_, err := c.batched(ctx, &call{o: opDelete, id: id, token: token})
+		return err
+	}
 	_, err := c.send(ctx, opDelete, http.MethodDelete, "/group", groupBody(id), token, false)
 	return err
 }
@@ -306,7 +336,11 @@ func (c *Client) Delete(ctx context.Context, id core.GroupID, token core.Token) 
 // Rops-Removed comes from a server that ignored older_than and deleted
 // whatever was there (Removes said otherwise): it returns "" and nil.
 func (c *Client) Remove(ctx context.Context, id core.GroupID, before core.Token) (core.Token, error) {
-	path := "/group?" + queryOlderThan + "=" + url.QueryEscape(string(before))
+	c.stats.items.Add(1)
+	if c.batching() {
+		return c.batched(ctx, &call{o: opDelete, remove: true, id: id, token: before})
+	}
+	path := removePath(before)
 	resp, err := c.do(ctx, http.MethodDelete, path, groupBody(id), "", core.FenceOf(ctx))
 	if err != nil {
 		return "", err
@@ -317,30 +351,41 @@ func (c *Client) Remove(ctx context.Context, id core.GroupID, before core.Token)
 	if err := a.read(resp.Body); err != nil {
 		return "", c.transportError(ctx, http.MethodDelete, path, err, true)
 	}
-	data := a.bytes()
+	return c.removeAnswer(path, resp.StatusCode, resp.Header, a.bytes())
+}
+
+func removePath(before core.Token) string {
+	return "/group?" + queryOlderThan + "=" + url.QueryEscape(string(before))
+}
+
+// removeAnswer returns what an answer of status, with header h and body
+// data, to an older_than DELETE says: the removed record's timestamp, or
+// an error.
+func (c *Client) removeAnswer(path string, status int, h http.Header, data []byte) (core.Token, error) {
 	switch {
-	case resp.StatusCode == http.StatusConflict:
-		if msg, _ := answerMessage(resp.StatusCode, resp.Header, data); msg == msgNewer && len(resp.Header[headerHeld]) == 1 {
-			return core.Token(resp.Header[headerHeld][0]), &core.Error{Code: core.EExists, Err: &StatusError{Status: resp.StatusCode},
+	case status == http.StatusConflict:
+		if msg, _ := answerMessage(status, h, data); msg == msgNewer && len(h[headerHeld]) == 1 {
+			return core.Token(h[headerHeld][0]), &core.Error{Code: core.EExists, Err: &StatusError{Status: status},
 				Message: fmt.Sprintf("%s: %s", c.name, msgNewer)}
 		}
-	case resp.StatusCode < 200 || resp.StatusCode >= 300:
+	case status < 200 || status >= 300:
 	case !isAnswer(data, successBody[opDelete]):
-		return "", c.notTheAnswer(opDelete, http.MethodDelete, path, resp.StatusCode, data, successBody[opDelete])
+		return "", c.notTheAnswer(opDelete, http.MethodDelete, path, status, data, successBody[opDelete])
 	default:
 		var removed core.Token
-		if v := resp.Header[headerRemoved]; len(v) > 0 {
+		if v := h[headerRemoved]; len(v) > 0 {
 			removed = core.Token(v[0])
 		}
 		return removed, nil
 	}
-	return "", statusError(opDelete, resp.StatusCode, resp.Header, data, time.Now())
+	return "", statusError(opDelete, status, h, data, time.Now())
 }
 
 // Get sends GET /group/<id>. It returns ErrNotFound if the node holds no
 // such record, and a record with an empty token from the original server,
 // which does not send one.
 func (c *Client) Get(ctx context.Context, id core.GroupID) (core.Record, error) {
+	c.stats.items.Add(1)
 	path := "/group/" + escapeID(string(id))
 	a, err := c.send(ctx, opGet, http.MethodGet, path, nil, "", true)
 	if err != nil {
@@ -428,12 +473,17 @@ func (c *Client) check(ctx context.Context, o op, method, path string, resp *htt
 	if err := a.read(resp.Body); err != nil {
 		return c.transportError(ctx, method, path, err, true)
 	}
-	data := a.bytes()
-	if !ok {
-		return statusError(o, resp.StatusCode, resp.Header, data, time.Now())
+	return c.answerError(o, method, path, resp.StatusCode, resp.Header, a.bytes())
+}
+
+// answerError returns the error that an answer of status, with header h
+// and body data, to o says, if any.
+func (c *Client) answerError(o op, method, path string, status int, h http.Header, data []byte) error {
+	if status < 200 || status >= 300 {
+		return statusError(o, status, h, data, time.Now())
 	}
-	if want != "" && !isAnswer(data, want) {
-		return c.notTheAnswer(o, method, path, resp.StatusCode, data, want)
+	if want := successBody[o]; want != "" && !isAnswer(data, want) {
+		return c.notTheAnswer(o, method, path, status, data, want)
 	}
 	return nil
 }
@@ -488,6 +538,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, token
 		}
 	}
 	req.Header = h
+	c.stats.roundTrips.Add(1)
 	resp, err := c.http.Do(req)
 	wrote := wt.wrote.Load()
 	wt.release()

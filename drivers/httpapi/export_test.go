@@ -27,3 +27,10 @@ func DecodeListingLarge(r io.Reader) (int, core.GroupID, error) {
 	next, _, err := d.decode(func(core.Record) bool { n++; return true })
 	return n, next, err
 }
+
+// Pending returns how many calls wait for c's next batch.
+func Pending(c *Client) int {
+	c.batches.mu.Lock()
+	defer c.batches.mu.Unlock()
+	return len(c.batches.pending)
+}

@@ -38,6 +38,11 @@ func groupError(w http.ResponseWriter, node core.Node, err error, id core.GroupI
 // stale keep-alive connection. Where the connection cannot be taken over
 // (HTTP/2), it aborts the answer, which resets the stream.
 func resetConnection(w http.ResponseWriter) {
+	if iw, ok := w.(*itemWriter); ok {
+		// An item of a batch: its result says "no answer".
+		iw.reset = true
+		return
+	}
 	if aw, ok := w.(*answerWriter); ok {
 		aw.reset = true
 	}

@@ -1,6 +1,8 @@
 package httpapi_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -93,4 +95,61 @@ func isHeaderValue(s string) bool {
 		}
 	}
 	return true
+}
+
+// FuzzBatch sends arbitrary POST /batch bodies to a server without faults,
+// whose nodes fence: it must never panic nor answer 5xx; a refused batch is
+// the JSON error shape, and an accepted one has a result per item, each a
+// documented answer of a single request, never a 5xx.
+func FuzzBatch(f *testing.F) {
+	for _, s := range []string{
+		`{"items": [{"op": "create", "node": "node01", "groupId": "5", "timestamp": "1700000000.000001"}]}`,
+		`{"items": [{"op": "create", "node": "node01", "groupId": 5, "fence": "1700000002"}, {"op": "delete", "node": "node01", "groupId": "5", "timestamp": "1700000000.000001", "fence": "1700000001"}]}`,
+		`{"items": [{"op": "remove", "node": "node02", "groupId": "5", "older_than": "1700000000.000002"}]}`,
+		`{"items": [{"op": "create", "node": "node09", "groupId": "\ud800"}, {"op": "delete", "groupId": null}]}`,
+		`{"items": [{"op": "create", "node": "node01", "groupId": "5", "timestamp": "nan"}]}`,
+		`{"items": []}`,
+		`{"items": `,
+		`[]`,
+	} {
+		f.Add(s)
+	}
+	srv := httpapi.NewServer(memoryNodes(names...), httpapi.ServerOptions{})
+	f.Fuzz(func(t *testing.T, body string) {
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/v1/batch", strings.NewReader(body)))
+		if w.Code != http.StatusOK {
+			if w.Code != http.StatusBadRequest && w.Code != http.StatusRequestEntityTooLarge {
+				t.Fatalf("%q: %d %s, want 200, 400 or 413", body, w.Code, w.Body)
+			}
+			checkAnswer(t, w.Code, w.Header(), w.Body.Bytes())
+			return
+		}
+		var in struct{ Items []json.RawMessage }
+		if err := json.Unmarshal([]byte(body), &in); err != nil {
+			t.Fatalf("%q: accepted, but it is not a JSON object of items: %v", body, err)
+		}
+		var out struct {
+			Results []struct {
+				Status  int               `json:"status"`
+				Headers map[string]string `json:"headers"`
+				Body    string            `json:"body"`
+			} `json:"results"`
+		}
+		dec := json.NewDecoder(bytes.NewReader(w.Body.Bytes()))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&out); err != nil || len(out.Results) != len(in.Items) {
+			t.Fatalf("%q: answer %s: %v, %d results for %d items", body, w.Body, err, len(out.Results), len(in.Items))
+		}
+		for i, r := range out.Results {
+			if r.Status < 200 || r.Status >= 500 {
+				t.Fatalf("%q: item %d answered %d %q", body, i, r.Status, r.Body)
+			}
+			h := http.Header{}
+			if r.Status >= 300 {
+				h.Set("Content-Type", "application/json")
+			}
+			checkAnswer(t, r.Status, h, []byte(r.Body))
+		}
+	})
 }

@@ -119,7 +119,7 @@ func (s *Server) nodeLabel(r *http.Request) string {
 // that a client cannot grow the label's values.
 var (
 	labelMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete, "OTHER"}
-	labelPaths   = []string{"/ping", "/stats", "/group", "/group/{id}", "/groups", "/admin/faults", "/metrics", "/healthz", "/readyz", "other"}
+	labelPaths   = []string{"/ping", "/stats", "/group", "/group/{id}", "/groups", "/batch", "/admin/faults", "/metrics", "/healthz", "/readyz", "other"}
 	routeLabels  = func() [][]string {
 		t := make([][]string, len(labelMethods))
 		for i, m := range labelMethods {

@@ -258,6 +258,7 @@ func (s *Server) route(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		// On every answer, so that a Client can tell a rops node's word
 		// from a proxy's page (noteCapabilities).
 		w.Header()[headerProtocol] = protocolOn
+		w.Header()[headerBatch] = batchOn
 	}
 	s.markFencing(w, r)
 	p := routePath(r)
@@ -292,6 +293,14 @@ func (s *Server) route(ctx context.Context, w http.ResponseWriter, r *http.Reque
 			s.handleDelete(ctx, w, r)
 		default:
 			methodNotAllowed(w, r, allowGroup)
+		}
+	case "/batch":
+		if s.original {
+			s.notFound(w, r)
+		} else if r.Method != http.MethodPost {
+			methodNotAllowed(w, r, http.MethodPost)
+		} else {
+			s.handleBatch(ctx, w, r)
 		}
 	case "/groups":
 		if s.original {
@@ -374,7 +383,7 @@ func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, flaskNotFound)
 		return
 	}
-	routes := "/ping, /stats, /group, /group/<id>, /groups, /healthz, /readyz"
+	routes := "/ping, /stats, /group, /group/<id>, /groups, /batch, /healthz, /readyz"
 	if s.metrics != nil {
 		routes += ", /metrics"
 	}
@@ -733,7 +742,7 @@ func (w originalWriter) Write(b []byte) (int, error) {
 
 func (w originalWriter) strip() {
 	h := w.Header()
-	for _, k := range [...]string{headerApplied, headerTombstones, headerRemoves, headerProtocol, headerFence} {
+	for _, k := range [...]string{headerApplied, headerTombstones, headerRemoves, headerProtocol, headerFence, headerBatch} {
 		delete(h, k)
 	}
 }

@@ -1,0 +1,292 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/reliable-ops/rops/core"
+)
+
+// DefaultMaxBatch is the most items a Client puts in one batch when
+// ClientOptions.MaxBatch is 0.
+const DefaultMaxBatch = 128
+
+// ClientStats counts what a Client sent.
+type ClientStats struct {
+	// Items is the group calls made (Create, Delete, Remove, Get), each
+	// one request of the original protocol, alone or in a batch.
+	Items int64
+	// RoundTrips is the HTTP requests sent, whatever their route.
+	RoundTrips int64
+	// Batches is the POST /batch requests among RoundTrips.
+	Batches int64
+}
+
+type clientStats struct{ items, roundTrips, batches atomic.Int64 }
+
+// Stats returns what c sent so far. It is safe for concurrent use.
+func (c *Client) Stats() ClientStats {
+	return ClientStats{Items: c.stats.items.Load(), RoundTrips: c.stats.roundTrips.Load(), Batches: c.stats.batches.Load()}
+}
+
+// batching reports whether c sends group writes in batches: the node said
+// it serves them, and the options allow them.
+func (c *Client) batching() bool { return !c.noBatch && c.caps.Load().batch > 1 }
+
+// call is one Create, Delete or Remove waiting for its batch.
+type call struct {
+	o      op // opCreate or opDelete
+	remove bool
+	id     core.GroupID
+	token  core.Token // the timestamp, or older_than for a remove
+	fence  core.Token
+	// deadline is the caller's, zero for none.
+	deadline time.Time
+	taken    bool // in a batch on the way; guarded by batcher.mu
+	done     chan struct{}
+	removed  core.Token
+	err      error
+}
+
+// batcher gathers a Client's calls into batches, as a group commit does:
+// one batch is in flight at a time, and the calls that come meanwhile go
+// into the next.
+type batcher struct {
+	mu      sync.Mutex
+	pending []*call
+	running bool // a goroutine sends batches (flush)
+}
+
+// batched sends cl in a batch and returns its outcome. A caller whose ctx
+// ends first returns at once: EUnavailable (not sent) if its call was not
+// yet in a batch on the way, else ETransient as a single request with no
+// answer.
+func (c *Client) batched(ctx context.Context, cl *call) (core.Token, error) {
+	if err := ctx.Err(); err != nil {
+		return "", c.transportError(ctx, cl.method(), cl.path(), err, false)
+	}
+	cl.fence = core.FenceOf(ctx)
+	cl.deadline, _ = ctx.Deadline()
+	cl.done = make(chan struct{})
+	b := &c.batches
+	b.mu.Lock()
+	b.pending = append(b.pending, cl)
+	start := !b.running
+	b.running = true
+	b.mu.Unlock()
+	if start {
+		go c.flush()
+	}
+	select {
+	case <-cl.done:
+		return cl.removed, cl.err
+	case <-ctx.Done():
+	}
+	b.mu.Lock()
+	taken := cl.taken
+	if !taken {
+		for i, p := range b.pending {
+			if p == cl {
+				b.pending = append(b.pending[:i], b.pending[i+1:]...)
+				break
+			}
+		}
+	}
+	b.mu.Unlock()
+	return "", c.transportError(ctx, cl.method(), cl.path(), ctx.Err(), taken)
+}
+
+func (cl *call) method() string {
+	if cl.o == opCreate {
+		return http.MethodPost
+	}
+	return http.MethodDelete
+}
+
+func (cl *call) path() string {
+	if cl.remove {
+		return removePath(cl.token)
+	}
+	return "/group"
+}
+
+// flush sends the pending calls in batches until none is left.
+func (c *Client) flush() {
+	b := &c.batches
+	for {
+		b.mu.Lock()
+		// A node that stopped serving batches gets the calls waiting one
+		// by one.
+		n := min(len(b.pending), c.maxBatch, max(c.caps.Load().batch, 1))
+		if n == 0 {
+			b.running = false
+			b.mu.Unlock()
+			return
+		}
+		calls := make([]*call, n)
+		copy(calls, b.pending)
+		for _, cl := range calls {
+			cl.taken = true
+		}
+		b.pending = append(b.pending[:0], b.pending[n:]...)
+		b.mu.Unlock()
+		c.sendBatch(calls)
+		for _, cl := range calls {
+			close(cl.done)
+		}
+	}
+}
+
+// batchContext returns the context of a batch of calls: it ends at the
+// latest of their deadlines, or never if one has none.
+func batchContext(calls []*call) (context.Context, context.CancelFunc) {
+	var last time.Time
+	for _, cl := range calls {
+		if cl.deadline.IsZero() {
+			return context.WithCancel(context.Background())
+		}
+		if cl.deadline.After(last) {
+			last = cl.deadline
+		}
+	}
+	return context.WithDeadline(context.Background(), last)
+}
+
+// sendBatch sends calls in one POST /batch and sets each one's outcome.
+func (c *Client) sendBatch(calls []*call) {
+	ctx, cancel := batchContext(calls)
+	defer cancel()
+	if len(calls) == 1 {
+		// Alone: its own request says the same in fewer bytes.
+		c.sendOne(ctx, calls[0])
+		return
+	}
+	items := make([]batchItem, len(calls))
+	for i, cl := range calls {
+		it := &items[i]
+		it.Op = "create"
+		if cl.o == opDelete {
+			it.Op = "delete"
+		}
+		it.GroupID = appendJSONString(nil, string(cl.id))
+		if cl.remove {
+			it.Op, it.OlderThan = "remove", string(cl.token)
+		} else {
+			it.Timestamp = string(cl.token)
+		}
+		it.Fence = string(cl.fence)
+	}
+	body, err := json.Marshal(struct {
+		Items []batchItem `json:"items"`
+	}{items})
+	if err != nil {
+		c.failAll(calls, core.Errorf(core.EInvalid, "%s: POST /batch: %v", c.name, err))
+		return
+	}
+	c.stats.batches.Add(1)
+	resp, err := c.do(ctx, http.MethodPost, "/batch", body, "", "")
+	if err != nil {
+		// Not sent at all (EUnavailable), or every item may have been
+		// applied (ETransient), as transportError decided.
+		c.failAll(calls, err)
+		return
+	}
+	a := newAnswer()
+	defer a.release()
+	defer a.drain(resp)
+	if err := a.read(resp.Body); err != nil {
+		c.failAll(calls, c.transportError(ctx, http.MethodPost, "/batch", err, true))
+		return
+	}
+	data := a.bytes()
+	if resp.StatusCode != http.StatusOK {
+		// The batch's own answer, such as a proxy's page: each item's is
+		// what it would be to the item alone.
+		for _, cl := range calls {
+			if cl.remove {
+				_, cl.err = c.removeAnswer(cl.path(), resp.StatusCode, resp.Header, data)
+			} else {
+				cl.err = c.answerError(cl.o, cl.method(), cl.path(), resp.StatusCode, resp.Header, data)
+			}
+			if cl.err == nil {
+				cl.err = c.notTheAnswer(opCreate, http.MethodPost, "/batch", resp.StatusCode, data, `{"results": [...]}`)
+			}
+		}
+		return
+	}
+	var ans struct {
+		Results []batchResult `json:"results"`
+	}
+	if err := json.Unmarshal(data, &ans); err != nil || len(ans.Results) != len(calls) {
+		c.failAll(calls, c.notTheAnswer(opCreate, http.MethodPost, "/batch", resp.StatusCode, data,
+			fmt.Sprintf(`{"results": [...]} with %d results`, len(calls))))
+		return
+	}
+	for i, cl := range calls {
+		r := &ans.Results[i]
+		if r.Status == 0 {
+			cl.err = &core.Error{Code: core.ETransient,
+				Message: fmt.Sprintf("%s: %s %s in a batch: no answer: the node reset the item's connection; it may have been applied", c.name, cl.method(), cl.path())}
+			continue
+		}
+		h := make(http.Header, len(r.Headers)+1)
+		for k, v := range r.Headers {
+			h[http.CanonicalHeaderKey(k)] = []string{v}
+		}
+		if r.Status >= 300 && r.Headers != nil || r.Status >= 300 && len(r.Body) > 0 && r.Body[0] == '{' {
+			h["Content-Type"] = contentJSON
+		}
+		if cl.remove {
+			cl.removed, cl.err = c.removeAnswer(cl.path(), r.Status, h, []byte(r.Body))
+		} else {
+			cl.err = c.answerError(cl.o, cl.method(), cl.path(), r.Status, h, []byte(r.Body))
+		}
+	}
+}
+
+// sendOne sends cl in a request of its own, as Create, Delete or Remove
+// without batches would.
+func (c *Client) sendOne(ctx context.Context, cl *call) {
+	resp, err := c.do(ctx, cl.method(), cl.path(), groupBody(cl.id), cl.singleToken(), cl.fence)
+	if err != nil {
+		cl.err = err
+		return
+	}
+	a := newAnswer()
+	defer a.release()
+	defer a.drain(resp)
+	if !cl.remove {
+		cl.err = c.check(ctx, cl.o, cl.method(), cl.path(), resp, a, false)
+		return
+	}
+	if err := a.read(resp.Body); err != nil {
+		cl.err = c.transportError(ctx, cl.method(), cl.path(), err, true)
+		return
+	}
+	cl.removed, cl.err = c.removeAnswer(cl.path(), resp.StatusCode, resp.Header, a.bytes())
+}
+
+// singleToken is the timestamp header of cl's own request.
+func (cl *call) singleToken() core.Token {
+	if cl.remove {
+		return ""
+	}
+	return cl.token
+}
+
+// failAll gives every call a copy of err.
+func (c *Client) failAll(calls []*call, err error) {
+	for _, cl := range calls {
+		if e, ok := err.(*core.Error); ok {
+			cp := *e
+			cl.err = &cp
+		} else {
+			cl.err = err
+		}
+	}
+}
