@@ -329,8 +329,7 @@ func TestNodeKilledMidJob(t *testing.T) {
 	}
 	target := []string{"--config", writeConfig(t, "lab", remoteSpecs(addrs...)...), "--target", "lab", "--data", t.TempDir()}
 
-	// Start the job, kill node02 once it has answered 100 HTTP requests (a
-	// batch of many ids is one), and
+	// Start the job, kill node02 once it has answered 500 requests, and
 	// restart it on the same port and data while the job goes on.
 	const ids = 2000
 	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
@@ -341,7 +340,7 @@ func TestNodeKilledMidJob(t *testing.T) {
 	if err := job.Start(); err != nil {
 		t.Fatal(err)
 	}
-	<-servers[1].requests.after(100)
+	<-servers[1].requests.after(500)
 	servers[1].kill(t)
 	startServer(t, addrs[1], nil, "--nodes", "node02", "--data", dirs[1], "--random-behavior", "0.2", "--seed", "99")
 	if err := job.Wait(); err != nil {
