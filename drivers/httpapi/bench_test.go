@@ -163,7 +163,7 @@ func bulkCreateHTTP(b *testing.B, conc int, rate float64, batches bool) {
 		b.Cleanup(hc.CloseIdleConnections)
 		cs := make([]core.Node, len(ns))
 		for i, n := range ns {
-			c, err := httpapi.NewClient(srv.URL+"/v1", n.Name(), httpapi.ClientOptions{HTTP: hc, NoBatch: !batches})
+			c, err := httpapi.NewClient(srv.URL+"/v1", n.Name(), httpapi.ClientOptions{HTTP: hc, Batch: batches})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -56,9 +56,13 @@ type ClientOptions struct {
 	HTTP *http.Client
 	// UserAgent is sent with every request (empty: DefaultUserAgent).
 	UserAgent string
-	// NoBatch sends every Create, Delete and Remove in a request of its
-	// own, even to a node that serves batches (Rops-Batch).
-	NoBatch bool
+	// Batch gathers the Creates, Deletes and Removes that calls in flight
+	// send to a node that serves batches (Rops-Batch) into one POST
+	// /v1/batch (see docs/protocol.md). Off by default, and not yet used
+	// by the rops CLI: every item of a batch waits for the slowest, so
+	// one request that hangs leaves the whole batch ambiguous, and the
+	// simulation and rops check do not yet inject batch-level faults.
+	Batch bool
 	// MaxBatch bounds the items of one batch (0: DefaultMaxBatch); the
 	// node's own limit, in Rops-Batch, bounds it too.
 	MaxBatch int
@@ -120,7 +124,7 @@ type Client struct {
 	// caps is what the node last said it can do; never nil.
 	caps atomic.Pointer[capabilities]
 
-	noBatch  bool
+	batch    bool
 	maxBatch int
 	batches  batcher
 	stats    clientStats
@@ -187,7 +191,7 @@ func NewClient(baseURL, node string, opts ClientOptions) (*Client, error) {
 		http:      opts.HTTP,
 		node:      []string{node},
 		userAgent: []string{opts.UserAgent},
-		noBatch:   opts.NoBatch,
+		batch:     opts.Batch,
 		maxBatch:  cmp.Or(max(opts.MaxBatch, 0), DefaultMaxBatch),
 	}
 	c.groupURL = c.base + "/group"

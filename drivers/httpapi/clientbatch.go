@@ -36,7 +36,7 @@ func (c *Client) Stats() ClientStats {
 
 // batching reports whether c sends group writes in batches: the node said
 // it serves them, and the options allow them.
-func (c *Client) batching() bool { return !c.noBatch && c.caps.Load().batch > 1 }
+func (c *Client) batching() bool { return c.batch && c.caps.Load().batch > 1 }
 
 // call is one Create, Delete or Remove waiting for its batch.
 type call struct {

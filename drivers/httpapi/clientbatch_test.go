@@ -111,7 +111,7 @@ func gather(t *testing.T, c *httpapi.Client, g *gateTransport, prepare func(), c
 // TestClientGathers: calls that come while a batch is in flight go
 // together in the next one: 50 creates in one round trip.
 func TestClientGathers(t *testing.T) {
-	c, g := batchClient(t, httpapi.NewServer(memoryNodes("node01"), httpapi.ServerOptions{}), "node01", httpapi.ClientOptions{})
+	c, g := batchClient(t, httpapi.NewServer(memoryNodes("node01"), httpapi.ServerOptions{}), "node01", httpapi.ClientOptions{Batch: true})
 	var calls []func() error
 	for i := range 50 {
 		calls = append(calls, func() error { return c.Create(t.Context(), core.GroupID(fmt.Sprint(i)), "1700000000.000001") })
@@ -136,7 +136,7 @@ func TestClientGathers(t *testing.T) {
 // a node that is down is unavailable.
 func TestClientBatchOutcomes(t *testing.T) {
 	ns := memoryNodes("node01", "node02")
-	c, g := batchClient(t, httpapi.NewServer(ns, httpapi.ServerOptions{}), "node01", httpapi.ClientOptions{})
+	c, g := batchClient(t, httpapi.NewServer(ns, httpapi.ServerOptions{}), "node01", httpapi.ClientOptions{Batch: true})
 	const tok, lo, hi = "1700000001.000001", "1700000001", "1700000003"
 	ctx := t.Context()
 	// A tombstone of "fenced", a fence above lo on "stale", a record "held" of tok.
@@ -175,7 +175,7 @@ func TestClientBatchOutcomes(t *testing.T) {
 		t.Errorf("%d batches, want 1", got)
 	}
 
-	down, g2 := batchClient(t, httpapi.NewServer(ns, httpapi.ServerOptions{}), "node02", httpapi.ClientOptions{})
+	down, g2 := batchClient(t, httpapi.NewServer(ns, httpapi.ServerOptions{}), "node02", httpapi.ClientOptions{Batch: true})
 	if err := ns[1].(*faults.Node).SetFaults(faults.Faults{Down: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +224,7 @@ func TestClientBatchTransportFailure(t *testing.T) {
 		{false, &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}, core.EUnavailable},
 	} {
 		t.Run(fmt.Sprint("wrote=", tc.wrote, ",", tc.err), func(t *testing.T) {
-			c, g := batchClient(t, httpapi.NewServer(memoryNodes("node01"), httpapi.ServerOptions{}), "node01", httpapi.ClientOptions{})
+			c, g := batchClient(t, httpapi.NewServer(memoryNodes("node01"), httpapi.ServerOptions{}), "node01", httpapi.ClientOptions{Batch: true})
 			errs := gather(t, c, g, func() {
 				g.mu.Lock()
 				g.failBatch = func() (bool, error) { return tc.wrote, tc.err }
@@ -247,7 +247,7 @@ func TestClientBatchTransportFailure(t *testing.T) {
 // waits for a batch returns EUnavailable, not sent; one whose call is on
 // the way returns ETransient, as a single request with no answer.
 func TestClientBatchAbandoned(t *testing.T) {
-	c, g := batchClient(t, httpapi.NewServer(memoryNodes("node01"), httpapi.ServerOptions{}), "node01", httpapi.ClientOptions{})
+	c, g := batchClient(t, httpapi.NewServer(memoryNodes("node01"), httpapi.ServerOptions{}), "node01", httpapi.ClientOptions{Batch: true})
 	waiting, cancelWaiting := context.WithCancel(t.Context())
 	onWay, cancelOnWay := context.WithCancel(t.Context())
 	var waitingErr error
@@ -285,15 +285,15 @@ func TestClientBatchAbandoned(t *testing.T) {
 	releaseOnWay()
 }
 
-// TestClientNoBatches: against the original's imitation, and with NoBatch,
-// every call is a request of its own.
+// TestClientNoBatches: against the original's imitation, and without
+// ClientOptions.Batch (the default), every call is a request of its own.
 func TestClientNoBatches(t *testing.T) {
 	for name, tc := range map[string]struct {
 		srv  httpapi.ServerOptions
 		opts httpapi.ClientOptions
 	}{
-		"original": {httpapi.ServerOptions{Original: true}, httpapi.ClientOptions{}},
-		"NoBatch":  {httpapi.ServerOptions{}, httpapi.ClientOptions{NoBatch: true}},
+		"original": {httpapi.ServerOptions{Original: true}, httpapi.ClientOptions{Batch: true}},
+		"default":  {httpapi.ServerOptions{}, httpapi.ClientOptions{}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			c, _ := batchClient(t, httpapi.NewServer(memoryNodes("node01"), tc.srv), "node01", tc.opts)
