@@ -156,8 +156,11 @@ func TestBatchAnswersAsSingle(t *testing.T) {
 // nodes have the same seed.
 func TestBatchFaultsPerItem(t *testing.T) {
 	f := faults.Faults{ErrorRate: 0.15, AmbiguousRate: 0.15, ResetRate: 0.1, GatewayRate: 0.15}
+	var stores []*memory.Store
 	newServer := func() http.Handler {
-		n := faults.New("node01", memory.New(), faults.Options{Faults: f, Seed: 42})
+		st := memory.New()
+		stores = append(stores, st)
+		n := faults.New("node01", st, faults.Options{Faults: f, Seed: 42})
 		t.Cleanup(func() { _ = n.Close() })
 		return httpapi.NewServer([]core.Node{n}, httpapi.ServerOptions{})
 	}
@@ -180,6 +183,22 @@ func TestBatchFaultsPerItem(t *testing.T) {
 			t.Errorf("no item answered %d: the seed draws too few faults (%v)", s, seen)
 		}
 	}
+	// What the batch applied is what the single requests applied, read
+	// from the stores themselves, not from the answers.
+	batched, alone := listAll(t, stores[0]), listAll(t, stores[1])
+	if len(batched) == 0 || !reflect.DeepEqual(batched, alone) {
+		t.Errorf("the batch's store holds %v, the single requests' %v", batched, alone)
+	}
+}
+
+// listAll returns every record st holds.
+func listAll(t *testing.T, st *memory.Store) []core.Record {
+	t.Helper()
+	recs, err := st.List(t.Context(), "", 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
 }
 
 // TestBatchRefused: a batch that is not one answers 400 with a message
