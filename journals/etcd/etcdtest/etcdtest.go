@@ -7,6 +7,7 @@ package etcdtest
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"strings"
@@ -38,6 +39,11 @@ type member struct {
 	peer    url.URL
 	initial string
 	etcd    *embed.Etcd // nil while stopped
+	// held keeps a stopped member's ports bound (not listening), so that
+	// another test's member started meanwhile cannot take them: a client
+	// of the stopped member must find it gone (refused), not another
+	// cluster there.
+	held []io.Closer
 }
 
 // Start starts an etcd cluster of n members and waits until every one is
@@ -66,7 +72,14 @@ func StartWith(tb testing.TB, n int, configure func(*embed.Config)) *Cluster {
 	for _, m := range c.members {
 		m.initial = strings.Join(initial, ",")
 	}
-	tb.Cleanup(c.StopAll)
+	tb.Cleanup(func() {
+		c.StopAll()
+		for _, m := range c.members {
+			for _, h := range m.held {
+				h.Close()
+			}
+		}
+	})
 	// Members of a new cluster wait for each other: start them all, then
 	// wait.
 	for i := range c.members {
@@ -92,6 +105,10 @@ func freeAddr(tb testing.TB) string {
 func (c *Cluster) launch(i int) {
 	c.tb.Helper()
 	m := c.members[i]
+	for _, l := range m.held {
+		l.Close()
+	}
+	m.held = nil
 	cfg := embed.NewConfig()
 	cfg.Name = m.name
 	cfg.Dir = m.dir
@@ -155,6 +172,11 @@ func (c *Cluster) Stop(i int) {
 	if m := c.members[i]; m.etcd != nil {
 		m.etcd.Close()
 		m.etcd = nil
+		for _, addr := range []string{m.client.Host, m.peer.Host} {
+			if h, err := hold(addr); err == nil {
+				m.held = append(m.held, h)
+			}
+		}
 	}
 }
 
