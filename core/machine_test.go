@@ -116,6 +116,10 @@ func TestRegressionLateCreateAfterUndo(t *testing.T) {
 		t.Run(fmt.Sprintf("fences=%v", fences), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				e := newEnv(t, 3)
+				// As in TestRegressionLateDeleteAfterUndo: room past
+				// RequestLifetime, whichever of two answers at one fake
+				// instant comes first.
+				e.cfg.CompensationTimeout = 2 * DefaultRequestLifetime
 				if !fences {
 					for _, n := range e.nodes {
 						n.noFence = true
