@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/reliable-ops/rops/core"
+	"github.com/reliable-ops/rops/core/pool"
 )
 
 // DefaultUserAgent is the User-Agent of a Client without one.
@@ -126,7 +127,7 @@ type Client struct {
 
 	batch    bool
 	maxBatch int
-	batches  batcher
+	batches  *pool.Gatherer[*call]
 	stats    clientStats
 }
 
@@ -195,6 +196,7 @@ func NewClient(baseURL, node string, opts ClientOptions) (*Client, error) {
 		maxBatch:  cmp.Or(max(opts.MaxBatch, 0), DefaultMaxBatch),
 	}
 	c.groupURL = c.base + "/group"
+	c.batches = pool.NewGatherer(c.sendBatch, c.batchLimit)
 	if c.http == nil {
 		c.http = sharedHTTP()
 	}

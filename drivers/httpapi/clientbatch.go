@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -47,20 +46,13 @@ type call struct {
 	fence  core.Token
 	// deadline is the caller's, zero for none.
 	deadline time.Time
-	taken    bool // in a batch on the way; guarded by batcher.mu
-	done     chan struct{}
 	removed  core.Token
 	err      error
 }
 
-// batcher gathers a Client's calls into batches, as a group commit does:
-// one batch is in flight at a time, and the calls that come meanwhile go
-// into the next.
-type batcher struct {
-	mu      sync.Mutex
-	pending []*call
-	running bool // a goroutine sends batches (flush)
-}
+// batchLimit is the most calls the next batch may hold: a node that
+// stopped serving batches gets the calls waiting one by one.
+func (c *Client) batchLimit() int { return min(c.maxBatch, max(c.caps.Load().batch, 1)) }
 
 // batched sends cl in a batch and returns its outcome. A caller whose ctx
 // ends first returns at once: EUnavailable (not sent) if its call was not
@@ -72,33 +64,10 @@ func (c *Client) batched(ctx context.Context, cl *call) (core.Token, error) {
 	}
 	cl.fence = core.FenceOf(ctx)
 	cl.deadline, _ = ctx.Deadline()
-	cl.done = make(chan struct{})
-	b := &c.batches
-	b.mu.Lock()
-	b.pending = append(b.pending, cl)
-	start := !b.running
-	b.running = true
-	b.mu.Unlock()
-	if start {
-		go c.flush()
+	if onTheWay, err := c.batches.Do(ctx, cl); err != nil {
+		return "", c.transportError(ctx, cl.method(), cl.path(), err, onTheWay)
 	}
-	select {
-	case <-cl.done:
-		return cl.removed, cl.err
-	case <-ctx.Done():
-	}
-	b.mu.Lock()
-	taken := cl.taken
-	if !taken {
-		for i, p := range b.pending {
-			if p == cl {
-				b.pending = append(b.pending[:i], b.pending[i+1:]...)
-				break
-			}
-		}
-	}
-	b.mu.Unlock()
-	return "", c.transportError(ctx, cl.method(), cl.path(), ctx.Err(), taken)
+	return cl.removed, cl.err
 }
 
 func (cl *call) method() string {
@@ -113,33 +82,6 @@ func (cl *call) path() string {
 		return removePath(cl.token)
 	}
 	return "/group"
-}
-
-// flush sends the pending calls in batches until none is left.
-func (c *Client) flush() {
-	b := &c.batches
-	for {
-		b.mu.Lock()
-		// A node that stopped serving batches gets the calls waiting one
-		// by one.
-		n := min(len(b.pending), c.maxBatch, max(c.caps.Load().batch, 1))
-		if n == 0 {
-			b.running = false
-			b.mu.Unlock()
-			return
-		}
-		calls := make([]*call, n)
-		copy(calls, b.pending)
-		for _, cl := range calls {
-			cl.taken = true
-		}
-		b.pending = append(b.pending[:0], b.pending[n:]...)
-		b.mu.Unlock()
-		c.sendBatch(calls)
-		for _, cl := range calls {
-			close(cl.done)
-		}
-	}
 }
 
 // batchContext returns the context of a batch of calls: it ends at the

@@ -30,7 +30,5 @@ func DecodeListingLarge(r io.Reader) (int, core.GroupID, error) {
 
 // Pending returns how many calls wait for c's next batch.
 func Pending(c *Client) int {
-	c.batches.mu.Lock()
-	defer c.batches.mu.Unlock()
-	return len(c.batches.pending)
+	return c.batches.Waiting()
 }
