@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -150,9 +151,20 @@ func (n *fakeNode) next(method string, id GroupID) fault {
 	return f
 }
 
+// appliedKey marks a context whose call's effect is recorded: its value,
+// an *atomic.Bool, is set once the node ran the call (see simBatcher); a
+// call under replayKey meets no fault of its own.
+type (
+	appliedKey struct{}
+	replayKey  struct{}
+)
+
 // do runs op under the fault of this call.
 func (n *fakeNode) do(ctx context.Context, method string, id GroupID, op func() error) error {
 	f := n.next(method, id)
+	if ctx.Value(replayKey{}) != nil {
+		f = pass
+	}
 	write := method == "Create" || method == "Delete" || method == "Remove"
 	if !write && (f == late || f == duplicate) {
 		// A read has no effect to apply later.
@@ -185,6 +197,11 @@ func (n *fakeNode) do(ctx context.Context, method string, id GroupID, op func() 
 	n.mu.Lock()
 	err := op()
 	n.mu.Unlock()
+	if a, ok := ctx.Value(appliedKey{}).(*atomic.Bool); ok && !errors.Is(err, errTombsFull) {
+		// A write refused for want of tombstone room was not applied,
+		// and its copies are -sim.fulldups' (see duplicate below).
+		a.Store(true)
+	}
 	switch f {
 	case errAfter:
 		return &Error{Code: ETransient, Message: n.name + ": 500 after", Err: errServer}

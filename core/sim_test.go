@@ -107,7 +107,7 @@ var (
 	// runPaused), so they run only when asked.
 	// So does a duplicate of a write that a node refused for want of
 	// tombstone room (see fakeNode.dupRefused).
-	simFullDups = flag.Bool("sim.fulldups", false, "a duplicate of a write refused for want of tombstone room lands later all the same")
+	simFullDups = flag.Bool("sim.fulldups", false, "a duplicate copy of a write the node refused (for want of tombstone room, or in a duplicated batch) lands later all the same")
 )
 
 // simFaults are the faults a schedule draws from; reject stands for a node
@@ -197,6 +197,12 @@ func TestSimulation(t *testing.T) {
 			st.historyOps.Load(), time.Duration(st.historyNanos.Load()).Seconds())
 		t.Logf("issue 19: %d schedules with processes' clocks off; %d ids created before the run by a client whose clock runs ahead",
 			st.skewed.Load(), st.aheadIDs.Load())
+		var bf []string
+		for f := range numBatchFaults {
+			bf = append(bf, fmt.Sprintf("%s=%d", f, simBatches.faults[f].Load()))
+		}
+		t.Logf("issue 20: %d schedules with batches: %d batches of %d writes (%d of more than one); batch faults: %s",
+			simBatches.schedules.Load(), simBatches.batches.Load(), simBatches.items.Load(), simBatches.gathered.Load(), strings.Join(bf, " "))
 		missed := untakenSince(counted)
 		t.Logf("the schedules took %d transitions of the state machine's %d; the scenario tests take the %d others: %v",
 			len(transitionNames())-len(missed), len(transitionNames()), len(missed), missed)
@@ -396,6 +402,9 @@ type process struct {
 	// caps are, per node, the capabilities the process's client learned;
 	// nil: known from the start.
 	caps map[string]*simCaps
+	// batchers are, per node, the process's batching transport (see
+	// simBatcher); nil: it sends each write alone.
+	batchers map[string]*simBatcher
 	// healed turns the proxies off, at the end of the schedule.
 	healed atomic.Bool
 	// name and logf, if set, log what the process writes to its journal.
@@ -700,21 +709,30 @@ func (n procNode) call(ctx context.Context, method string, id GroupID, f func(ct
 	return err
 }
 
+// write sends a write to the node, in a batch if the process batches
+// (see simBatcher).
+func (n procNode) write(ctx context.Context, method string, id GroupID, token Token) (Token, error) {
+	if b := n.p.batchers[n.name]; b != nil {
+		return b.write(ctx, method, id, token)
+	}
+	return n.fakeNode.write(ctx, method, id, token)
+}
+
 // simLearnProxies counts the proxy answers to calls of clients that had not
 // learned their node's capabilities, in every schedule.
 var simLearnProxies atomic.Int64
 
 func (n procNode) Create(ctx context.Context, id GroupID, tok Token) error {
-	return n.call(ctx, "Create", id, func(ctx context.Context) error { return n.fakeNode.Create(ctx, id, tok) })
+	return n.call(ctx, "Create", id, func(ctx context.Context) error { _, err := n.write(ctx, "Create", id, tok); return err })
 }
 func (n procNode) Delete(ctx context.Context, id GroupID, tok Token) error {
-	return n.call(ctx, "Delete", id, func(ctx context.Context) error { return n.fakeNode.Delete(ctx, id, tok) })
+	return n.call(ctx, "Delete", id, func(ctx context.Context) error { _, err := n.write(ctx, "Delete", id, tok); return err })
 }
 func (n procNode) Remove(ctx context.Context, id GroupID, before Token) (Token, error) {
 	var tok Token
 	err := n.call(ctx, "Remove", id, func(ctx context.Context) error {
 		var err error
-		tok, err = n.fakeNode.Remove(ctx, id, before)
+		tok, err = n.write(ctx, "Remove", id, before)
 		return err
 	})
 	if errors.Is(err, errProxy) {
@@ -1061,10 +1079,14 @@ type simRun struct {
 	capsOld bool // ... and drop them at a proxy's answer
 	// skew bounds how far each process's clock is off (see
 	// skewedClock); 0: none is.
-	skew   time.Duration
-	desc   string
-	failed bool
-	hist   *simHistory // the judge from outside's history (issue 18)
+	skew time.Duration
+	// batching: the processes send their writes in batches that meet
+	// batch-level faults at batchRate (see simBatcher).
+	batching  bool
+	batchRate float64
+	desc      string
+	failed    bool
+	hist      *simHistory // the judge from outside's history (issue 18)
 }
 
 // logf logs when a single schedule is replayed.
@@ -1104,6 +1126,12 @@ func (s *simRun) newProcess(seed uint64, name string) *process {
 	p := newProcess(s.t, seed, s.nodes, s.j, -1, s.sc.breaker, skew)
 	p.unsure = s.unsure
 	p.name, p.logf = name, s.logf
+	if s.batching {
+		p.batchers = map[string]*simBatcher{}
+		for _, n := range s.nodes {
+			p.batchers[n.name] = newSimBatcher(n, p, s.batchRate, &simBatches)
+		}
+	}
 	if s.caps {
 		p.caps = map[string]*simCaps{}
 		for _, n := range s.nodes {
@@ -1151,6 +1179,8 @@ func runSchedule(t *testing.T, sc schedule, st *simStats) {
 	clocks := seed >= simClocksFrom
 	skewed := clocks && draw(seed, "clockSkew") < 0.25
 	ahead := clocks && draw(seed, "createdAhead") < 0.25
+	// Batches (issue 20), where the nodes serve them.
+	batching := seed >= simBatchesFrom && !original && drawMixed(seed, "batches") < 0.5
 	for _, n := range nodes {
 		if original {
 			n.original()
@@ -1180,8 +1210,12 @@ func runSchedule(t *testing.T, sc schedule, st *simStats) {
 	if sc.hist != nil {
 		*sc.hist = s.hist
 	}
-	s.desc = fmt.Sprintf("%d nodes, original=%v, noRemove=%v, rate %v, breaker=%v, shared journal=%v, learning=%v (old=%v), clocks off=%v, created ahead=%v",
-		size, original, noRemove, rate, breaker, shared, learn, learnOld, skewed, ahead)
+	s.desc = fmt.Sprintf("%d nodes, original=%v, noRemove=%v, rate %v, breaker=%v, shared journal=%v, learning=%v (old=%v), clocks off=%v, created ahead=%v, batches=%v",
+		size, original, noRemove, rate, breaker, shared, learn, learnOld, skewed, ahead, batching)
+	if batching {
+		s.batching, s.batchRate = true, rate
+		simBatches.schedules.Add(1)
+	}
 	if shared {
 		st.shared.Add(1)
 	}
