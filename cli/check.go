@@ -47,10 +47,13 @@ type checkJSON struct {
 	Unexpected []core.GroupID `json:"unexpected"`
 	Divergent  []core.GroupID `json:"divergent"`
 	RequestsOp float64        `json:"requests_per_op"`
-	P50ms      float64        `json:"latency_p50_ms"`
-	P99ms      float64        `json:"latency_p99_ms"`
-	Seconds    float64        `json:"seconds"`
-	Chaos      string         `json:"chaos,omitempty"`
+	// RoundTripsOp is the HTTP round trips per operation: fewer than
+	// RequestsOp where batches carry many requests; 0 for local nodes.
+	RoundTripsOp float64 `json:"round_trips_per_op"`
+	P50ms        float64 `json:"latency_p50_ms"`
+	P99ms        float64 `json:"latency_p99_ms"`
+	Seconds      float64 `json:"seconds"`
+	Chaos        string  `json:"chaos,omitempty"`
 	// Linearizable is rops verify's verdict on the run's history, which
 	// History describes.
 	Linearizable bool             `json:"linearizable"`
@@ -130,7 +133,7 @@ func (c *CheckCmd) Run(ctx context.Context, g *Globals, cl *Cluster, io *IO) err
 	var stopChaos func()
 	var chaosNodes []string
 	var chaosFrom time.Duration
-	start := time.Now()
+	start, trips := time.Now(), cl.roundTrips()
 	deadline := time.Time{}
 	if c.Duration > 0 {
 		deadline = start.Add(c.Duration)
@@ -173,7 +176,7 @@ func (c *CheckCmd) Run(ctx context.Context, g *Globals, cl *Cluster, io *IO) err
 			run.recordWindow("chaos", n, chaosFrom, run.hist.Now())
 		}
 	}
-	elapsed := time.Since(start)
+	elapsed, tripsRun := time.Since(start), cl.roundTrips()-trips
 	if err := crew.end(w); err != nil {
 		return &exitError{code: ExitInconsistent, err: fmt.Errorf("--coordinators: %w", err)}
 	}
@@ -194,6 +197,7 @@ func (c *CheckCmd) Run(ctx context.Context, g *Globals, cl *Cluster, io *IO) err
 	out.Ops, out.Done, out.Unchanged, out.RolledBack, out.Pending = rep.Requested, rep.Done, rep.Unchanged, rep.RolledBack, rep.Pending
 	out.Lost, out.Unexpected, out.Divergent = orEmpty(v.Lost), orEmpty(v.Unexpected), orEmpty(v.Divergent)
 	out.RequestsOp = round(float64(rep.Requests)/math.Max(1, float64(rep.Requested)), 2)
+	out.RoundTripsOp = round(float64(tripsRun)/math.Max(1, float64(rep.Requested)), 2)
 	out.P50ms, out.P99ms = percentileMs(lat, 0.50), percentileMs(lat, 0.99)
 	out.Seconds = round(elapsed.Seconds(), 2)
 
@@ -396,6 +400,9 @@ func printCheck(w io.Writer, out checkJSON, stillPending int, lin verdict) {
 	row("unexpected", len(out.Unexpected))
 	row("divergent", len(out.Divergent))
 	row("requests/op", fmt.Sprintf("%.2f", out.RequestsOp))
+	if out.RoundTripsOp > 0 {
+		row("HTTP round trips/op", fmt.Sprintf("%.2f", out.RoundTripsOp))
+	}
 	row("latency p50/p99", fmt.Sprintf("%.1f ms / %.1f ms", out.P50ms, out.P99ms))
 	judged := fmt.Sprintf("(%d ops, %s, %v)", lin.ops, nouns(lin.ids, "id"), brief(lin.took))
 	if lin.ok() {

@@ -42,6 +42,8 @@ type Globals struct {
 
 	Remote remoteURL `placeholder:"URL" help:"Base URL of the rops serve (or original server) whose nodes node01..03 are the remote target (default http://127.0.0.1:8080/v1, where rops serve listens by default)."`
 
+	Batches bool `default:"true" negatable:"" help:"Send the writes that operations in flight make to one rops node together, in batches (POST /v1/batch): each item is answered, and faulted, as if it came alone. --no-batches sends one request per write. Servers that do not announce batches (the original) always get one request per write."`
+
 	RequestTimeout      time.Duration `default:"2s" help:"Give up on a request to a node after this long (it is then retried)."`
 	OperationTimeout    time.Duration `default:"30s" help:"Give up on an operation after this long, and roll it back."`
 	CompensationTimeout time.Duration `default:"30s" help:"Retry a rollback for this long; what is not undone by then is reported pending."`
@@ -137,6 +139,18 @@ type Cluster struct {
 	left int
 }
 
+// roundTrips returns the HTTP requests sent so far to the target's nodes
+// that are rops HTTP clients.
+func (cl *Cluster) roundTrips() int64 {
+	var n int64
+	for _, node := range cl.Nodes() {
+		if c, ok := core.NodeAs[*httpapi.Client](node); ok {
+			n += c.Stats().RoundTrips
+		}
+	}
+	return n
+}
+
 // openMode is how a command's cluster opens.
 type openMode int
 
@@ -182,7 +196,8 @@ func (g *Globals) open(ctx context.Context, stderr io.Writer, mode openMode) (_ 
 		Defaults: g.faults().Values(),
 		// One keep-alive pool for every HTTP node, a connection per
 		// worker per node.
-		HTTP: httpapi.NewHTTPClient(pool * len(tc.Nodes)),
+		HTTP:      httpapi.NewHTTPClient(pool * len(tc.Nodes)),
+		NoBatches: !g.Batches,
 	}
 	cl := &Cluster{concurrency: concurrency, bulkConcurrency: bulk, http: env.HTTP}
 	if g.Verbose {

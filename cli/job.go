@@ -87,12 +87,14 @@ func runBulk(ctx context.Context, g *Globals, cl *Cluster, io *IO, op core.Op, i
 	}
 	// A cluster nobody answers is named once, and the job stops early.
 	unreach := newUnreachable(cl.Nodes())
+	trips := cl.roundTrips()
 	rep := cl.Bulk(ctx, op, unreach.ids(ctx, ids.all()), cl.bulkConcurrency, unreach.each(each))
+	trips = cl.roundTrips() - trips
 	progress.done()
 	notStarted := ids.len() - rep.Requested
 	if g.Quiet && g.Output == "text" {
 		printSummary(io.Stdout, rep, notStarted)
-	} else if err := printReport(io.Stdout, g.Output, rep, notStarted); err != nil {
+	} else if err := printReport(io.Stdout, g.Output, rep, notStarted, trips); err != nil {
 		return err
 	}
 	unreach.report(ctx, io.Stderr, notStarted)
@@ -111,8 +113,9 @@ func parseID(arg string) (core.GroupID, error) {
 
 func runOne(ctx context.Context, g *Globals, cl *Cluster, io *IO, op core.Op, id core.GroupID) error {
 	rep := core.Report{Command: string(op), Requested: 1}
-	start := time.Now()
+	start, trips := time.Now(), cl.roundTrips()
 	res, _ := runOp(ctx, cl.Coordinator, op, id)
+	trips = cl.roundTrips() - trips
 	if cl.log != nil {
 		logResult(cl.log, res)
 	}
@@ -121,7 +124,7 @@ func runOne(ctx context.Context, g *Globals, cl *Cluster, io *IO, op core.Op, id
 	unreach := newUnreachable(cl.Nodes())
 	unreach.add(res)
 	if g.Output == "json" {
-		if err := printReport(io.Stdout, g.Output, rep, 0); err != nil {
+		if err := printReport(io.Stdout, g.Output, rep, 0, trips); err != nil {
 			return err
 		}
 	} else {

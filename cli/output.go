@@ -39,18 +39,25 @@ func round(x float64, places int) float64 {
 }
 
 // printReport prints a job's report as text or JSON; notStarted counts
-// the ids the job was given but never started (it stopped early).
-func printReport(w io.Writer, format string, rep core.Report, notStarted int) error {
+// the ids the job was given but never started (it stopped early), and
+// trips the HTTP round trips that carried its requests (0: none went over
+// HTTP).
+func printReport(w io.Writer, format string, rep core.Report, notStarted int, trips int64) error {
 	if format == "json" {
 		rep.Seconds = round(rep.Seconds, 3)
-		return writeJSON(w, jobJSON{Report: rep, NotStarted: notStarted})
+		return writeJSON(w, jobJSON{Report: rep, NotStarted: notStarted, RoundTrips: trips})
 	}
 	ops := 0.0
 	if rep.Seconds > 0 {
 		ops = float64(rep.Requested) / rep.Seconds
 	}
 	printSummary(w, rep, notStarted)
-	fmt.Fprintf(w, "%d requests (%d retries) in %.2fs, %.0f ops/s\n", rep.Requests, rep.Retries, rep.Seconds, ops)
+	fmt.Fprintf(w, "%d requests (%d retries", rep.Requests, rep.Retries)
+	if trips > 0 {
+		// Batches carry many requests in one round trip.
+		fmt.Fprintf(w, ", %d HTTP round trips", trips)
+	}
+	fmt.Fprintf(w, ") in %.2fs, %.0f ops/s\n", rep.Seconds, ops)
 	if len(rep.RolledBackIDs) > 0 {
 		fmt.Fprintf(w, "rolled back: %s (run the job again to retry them)\n", listIDs(rep.RolledBackIDs))
 	}
@@ -65,6 +72,9 @@ type jobJSON struct {
 	core.Report
 	// NotStarted counts the ids never started: the job stopped early.
 	NotStarted int `json:"not_started,omitempty"`
+	// RoundTrips counts the HTTP requests that carried the job's
+	// requests to the nodes, fewer than them where batches carried many.
+	RoundTrips int64 `json:"round_trips,omitempty"`
 }
 
 // printSummary prints a report's first line, the counts by outcome: all

@@ -147,7 +147,7 @@ func (p *fixPrinter) end(rep core.Report) error {
 		p.printf("dry run: %d ids to fix, nothing changed\n", p.n)
 	default:
 		if p.err == nil {
-			p.err = printReport(p.w, "text", rep, 0)
+			p.err = printReport(p.w, "text", rep, 0, 0)
 		}
 	}
 	return p.err

@@ -68,6 +68,10 @@ type Env struct {
 	// share one keep-alive pool; nil means httpapi's shared client (see
 	// httpapi.NewHTTPClient).
 	HTTP *http.Client
+	// NoBatches makes http and https nodes send each write in a request
+	// of its own, even to a server that serves batches (see
+	// httpapi.ClientOptions.Batch).
+	NoBatches bool
 }
 
 // Driver opens the node that u describes. The closer, which may be nil,

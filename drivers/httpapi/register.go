@@ -59,7 +59,7 @@ func openSpec(_ context.Context, u *url.URL, env plugins.Env) (core.Node, io.Clo
 	}
 	base := *u
 	base.RawQuery, base.ForceQuery = "", false
-	c, err := NewClient(base.String(), name, ClientOptions{HTTP: env.HTTP})
+	c, err := NewClient(base.String(), name, ClientOptions{HTTP: env.HTTP, Batch: !env.NoBatches})
 	if err != nil {
 		return nil, nil, err
 	}
