@@ -28,6 +28,7 @@ type FaultFlags struct {
 	ResetRate      float64       `default:"0" help:"Local nodes apply a request, then reset the connection with no answer, with probability P."`
 	DuplicateRate  float64       `default:"0" help:"Local nodes apply a request twice, the second time --late-delay later, with probability P."`
 	GatewayRate    float64       `default:"0" help:"Local nodes answer 502, 503 or 504 as a proxy in front of them would, with probability P, having passed half of those requests on."`
+	BatchRate      float64       `default:"0" help:"Local nodes meet a transport fault on a whole batch (POST /batch) with probability P: reset before or after it is applied, applied --late-delay later and never answered, or applied twice."`
 }
 
 // faultFlagNames are the flags whose names are not their fault setting's key
@@ -84,6 +85,7 @@ func (f *FaultFlags) faults() faults.Faults {
 		ResetRate:     f.ResetRate,
 		DuplicateRate: f.DuplicateRate,
 		GatewayRate:   f.GatewayRate,
+		BatchRate:     f.BatchRate,
 	}
 }
 

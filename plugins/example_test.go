@@ -64,5 +64,5 @@ func Example() {
 	// node01 3 <nil>
 	// node02 2 <nil>
 	// node03 0 <nil>
-	// node spec "fixture://node01?id=1": unknown setting "id": fixture nodes take error_rate, ambiguous_rate, latency, jitter, hang_rate, down, late_rate, late_delay, reset_rate, duplicate_rate, gateway_rate, seed, ids
+	// node spec "fixture://node01?id=1": unknown setting "id": fixture nodes take error_rate, ambiguous_rate, latency, jitter, hang_rate, down, late_rate, late_delay, reset_rate, duplicate_rate, gateway_rate, batch_rate, seed, ids
 }

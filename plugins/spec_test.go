@@ -92,7 +92,7 @@ func TestOpenErrors(t *testing.T) {
 		{"path", "memory://node01/data", `unexpected path "/data"`},
 		{"fragment", "memory://node01#x", `unexpected fragment "#x"`},
 		{"long name", "memory://" + strings.Repeat("n", plugins.MaxNodeNameLen+1), "bytes long: the limit is 64"},
-		{"unknown setting", "memory://node01?colour=red", `unknown setting "colour": memory nodes take error_rate, ambiguous_rate, latency, jitter, hang_rate, down, late_rate, late_delay, reset_rate, duplicate_rate, gateway_rate, seed`},
+		{"unknown setting", "memory://node01?colour=red", `unknown setting "colour": memory nodes take error_rate, ambiguous_rate, latency, jitter, hang_rate, down, late_rate, late_delay, reset_rate, duplicate_rate, gateway_rate, batch_rate, seed`},
 		{"dir is badger's", "memory://node01?dir=/tmp", `unknown setting "dir"`},
 		{"repeated setting", "memory://node01?seed=1&seed=2", `setting "seed" is given 2 times`},
 		{"bad query escape", "memory://node01?error_rate=%zz", "cannot read the settings after '?'"},

@@ -13,8 +13,8 @@ import (
 )
 
 // Faults are the failures a Node injects. The zero value injects none.
-// Rates are probabilities drawn independently for every call from the node's
-// seeded RNG.
+// Rates are probabilities drawn independently for every call (BatchRate: for
+// every batch) from the node's seeded RNG.
 //
 // Its fields are the table of fault settings (see Settings): a field's JSON
 // tag is its key in JSON, node specs and String, its type its kind, and a
@@ -59,6 +59,14 @@ type Faults struct {
 	// (ErrGateway), which passed the request on, so that it was applied,
 	// half of the time.
 	GatewayRate float64 `json:"gateway_rate"`
+	// BatchRate is the chance that a whole batch (an HTTP server's POST
+	// /batch, Node.BatchFault) meets a transport fault, one of four with
+	// equal chance: its connection is reset before anything is applied,
+	// or after every item is; it is applied only LateDelay
+	// (DefaultLateDelay if zero) after it arrived and never answered; or
+	// it is answered and applied again LateDelay later. Each item still
+	// draws its own faults, again when a late or duplicated batch runs.
+	BatchRate float64 `json:"batch_rate"`
 }
 
 // DefaultLateDelay is the delay of a duplicate's second apply when
@@ -253,6 +261,12 @@ const (
 	FaultDuplicate    = "duplicate"
 	FaultGateway      = "gateway"
 	FaultDown         = "down"
+
+	// Faults of a whole batch (Node.BatchFault).
+	FaultBatchLostBefore = "batch_lost_before"
+	FaultBatchLostAfter  = "batch_lost_after"
+	FaultBatchLate       = "batch_late"
+	FaultBatchDuplicate  = "batch_duplicate"
 )
 
 // Note records which injected fault shaped a call's answer, for a server's

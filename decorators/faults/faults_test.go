@@ -45,6 +45,9 @@ func TestFaultsValidate(t *testing.T) {
 		{"reset rate negative", faults.Faults{ResetRate: -0.5}, "reset_rate"},
 		{"duplicate rate above one", faults.Faults{DuplicateRate: 2}, "duplicate_rate"},
 		{"gateway rate NaN", faults.Faults{GatewayRate: math.NaN()}, "gateway_rate"},
+		{"batch rate above one", faults.Faults{BatchRate: 1.5}, "batch_rate"},
+		{"batch rate negative", faults.Faults{BatchRate: -0.1}, "batch_rate"},
+		{"batch rate NaN", faults.Faults{BatchRate: math.NaN()}, "batch_rate"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.faults.Validate()
@@ -84,20 +87,20 @@ func TestFaultsValidateMessages(t *testing.T) {
 
 func TestFaultsString(t *testing.T) {
 	f := faults.Faults{ErrorRate: 0.2, LateRate: 0.1, LateDelay: faults.Duration(3 * time.Second), GatewayRate: 0.05}
-	if got, want := f.String(), "error_rate=0.2 ambiguous_rate=0 latency=0s jitter=0s hang_rate=0 down=false late_rate=0.1 late_delay=3s reset_rate=0 duplicate_rate=0 gateway_rate=0.05"; got != want {
+	if got, want := f.String(), "error_rate=0.2 ambiguous_rate=0 latency=0s jitter=0s hang_rate=0 down=false late_rate=0.1 late_delay=3s reset_rate=0 duplicate_rate=0 gateway_rate=0.05 batch_rate=0"; got != want {
 		t.Fatalf("String()=%q, want %q", got, want)
 	}
 }
 
 func TestFaultsJSON(t *testing.T) {
 	f := faults.Faults{ErrorRate: 0.2, Latency: faults.Duration(15 * time.Millisecond), Down: true,
-		LateRate: 0.1, LateDelay: faults.Duration(3 * time.Second), ResetRate: 0.2, DuplicateRate: 0.3, GatewayRate: 0.4}
+		LateRate: 0.1, LateDelay: faults.Duration(3 * time.Second), ResetRate: 0.2, DuplicateRate: 0.3, GatewayRate: 0.4, BatchRate: 0.5}
 	b, err := json.Marshal(f)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got, want := string(b), `{"error_rate":0.2,"ambiguous_rate":0,"latency":"15ms","jitter":"0s","hang_rate":0,"down":true,`+
-		`"late_rate":0.1,"late_delay":"3s","reset_rate":0.2,"duplicate_rate":0.3,"gateway_rate":0.4}`; got != want {
+		`"late_rate":0.1,"late_delay":"3s","reset_rate":0.2,"duplicate_rate":0.3,"gateway_rate":0.4,"batch_rate":0.5}`; got != want {
 		t.Fatalf("json.Marshal=%s, want %s", got, want)
 	}
 	var back faults.Faults

@@ -280,6 +280,12 @@ func (n *Node) group(ctx context.Context, method string, id core.GroupID, apply 
 // id has been there.
 func (n *Node) later(ctx context.Context, d time.Duration, apply func(ctx context.Context) (core.Record, error)) {
 	bg := core.WithFence(n.bg, core.FenceOf(ctx))
+	n.after(d, func() { _, _ = apply(bg) })
+}
+
+// after runs fn in the background after d on the node's clock, unless the
+// node is closed first; Settle waits for it.
+func (n *Node) after(d time.Duration, fn func()) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
@@ -292,8 +298,8 @@ func (n *Node) later(ctx context.Context, d time.Duration, apply func(ctx contex
 	n.pending++
 	go func() {
 		defer n.settled()
-		if n.clock.Sleep(bg, d) == nil {
-			_, _ = apply(bg)
+		if n.clock.Sleep(n.bg, d) == nil {
+			fn()
 		}
 	}()
 }
@@ -347,23 +353,10 @@ func (n *Node) Close() error {
 // concurrent operations on other ids cannot change them: a concurrent run
 // replays exactly from its seed.
 func (n *Node) enter(ctx context.Context, method string, id core.GroupID) (Faults, roll, error) {
-	key := callKey{method, id}
-	n.mu.Lock()
-	f := n.faults
-	if f == (Faults{}) {
-		// No faults: nothing to draw. The calls go uncounted, so the
-		// draws of faults set later at run time (admin API) start anew;
-		// a seeded run sets its faults before the first call.
-		n.mu.Unlock()
+	f, rng := n.draws(method, id)
+	if rng == nil {
 		return f, roll{}, nil
 	}
-	k := n.calls[key]
-	if len(n.calls) >= maxTrackedCalls {
-		clear(n.calls)
-	}
-	n.calls[key] = k + 1
-	n.mu.Unlock()
-	rng := rand.NewPCG(n.seed, callHash(method, id, k))
 	r := roll{
 		hang:       unit(rng.Uint64()),
 		fail:       unit(rng.Uint64()),
@@ -392,6 +385,28 @@ func (n *Node) enter(ctx context.Context, method string, id core.GroupID) (Fault
 		}
 	}
 	return f, r, nil
+}
+
+// draws returns the faults in force and the random source of this call, the
+// k-th of method on id: the same seed, method, id and k give the same draws.
+// It returns a nil source, and counts nothing, if there are no faults.
+func (n *Node) draws(method string, id core.GroupID) (Faults, *rand.PCG) {
+	key := callKey{method, id}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	f := n.faults
+	if f == (Faults{}) {
+		// No faults: nothing to draw. The calls go uncounted, so the
+		// draws of faults set later at run time (admin API) start anew;
+		// a seeded run sets its faults before the first call.
+		return f, nil
+	}
+	k := n.calls[key]
+	if len(n.calls) >= maxTrackedCalls {
+		clear(n.calls)
+	}
+	n.calls[key] = k + 1
+	return f, rand.NewPCG(n.seed, callHash(method, id, k))
 }
 
 // callHash is FNV-1a over method, id and k, written out so that the hot

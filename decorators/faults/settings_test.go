@@ -98,7 +98,7 @@ func TestSettingsKinds(t *testing.T) {
 		got = append(got, s.Key+":"+kind)
 	}
 	want := "error_rate:rate ambiguous_rate:rate latency:duration<=1h0m0s jitter:duration<=1h0m0s hang_rate:rate down:bool " +
-		"late_rate:rate late_delay:duration reset_rate:rate duplicate_rate:rate gateway_rate:rate"
+		"late_rate:rate late_delay:duration reset_rate:rate duplicate_rate:rate gateway_rate:rate batch_rate:rate"
 	if got := strings.Join(got, " "); got != want {
 		t.Fatalf("settings:\n%s\nwant\n%s", got, want)
 	}

@@ -119,7 +119,7 @@ func TestOpenSpecInvalid(t *testing.T) {
 		{"without directory", "badger://node01", "no directory for node node01: set a data directory (--data) or give one with dir=/path"},
 		{"empty dir", "badger://node01?dir=", "dir= is empty"},
 		{"bad tombstones", "badger://node01?dir=/nonexistent&tombstones=no", "tombstones=no: give on or off (the default is on)"},
-		{"unknown setting", "badger://node01?colour=red", `unknown setting "colour": badger nodes take error_rate, ambiguous_rate, latency, jitter, hang_rate, down, late_rate, late_delay, reset_rate, duplicate_rate, gateway_rate, seed, dir, tombstones`},
+		{"unknown setting", "badger://node01?colour=red", `unknown setting "colour": badger nodes take error_rate, ambiguous_rate, latency, jitter, hang_rate, down, late_rate, late_delay, reset_rate, duplicate_rate, gateway_rate, batch_rate, seed, dir, tombstones`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, c, err := plugins.Open(t.Context(), tc.spec, plugins.Env{})

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,6 +10,10 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/reliable-ops/rops/core"
+	"github.com/reliable-ops/rops/decorators/faults"
 )
 
 // Batches: POST /batch carries many group requests for one server in one
@@ -24,6 +29,9 @@ const (
 	// MaxBatchBody limits a POST /batch body, in bytes: MaxBatchItems
 	// items of long ids, tokens and fences fit.
 	MaxBatchBody = 1 << 20
+	// MaxBatchWait is the longest wait a POST /batch body may give: a
+	// longer one is a typing mistake (10m for 10s).
+	MaxBatchWait = 10 * time.Minute
 )
 
 var batchOn = []string{strconv.Itoa(MaxBatchItems)} // the value of headerBatch
@@ -53,26 +61,35 @@ type batchResult struct {
 // carries; the others are on every answer, the batch's included.
 var itemHeaders = []string{headerRemoved, headerHeld, headerFence, headerApplied, "Retry-After"}
 
-// decodeBatch reads a POST /batch body, or returns a 400 error saying what
-// is wrong with it.
-func decodeBatch(body []byte) ([]batchItem, *httpError) {
-	const example = `{"items": [{"op": "create", "node": "node01", "groupId": "5", "timestamp": "1633786070.879454"}]}`
+// decodeBatch reads a POST /batch body: its items and its wait (0 if none),
+// or returns a 400 error saying what is wrong with it.
+func decodeBatch(body []byte) ([]batchItem, time.Duration, *httpError) {
+	const example = `{"items": [{"op": "create", "node": "node01", "groupId": "5", "timestamp": "1633786070.879454"}], "wait": "1.5s"}`
 	var b struct {
 		Items []batchItem `json:"items"`
+		Wait  string      `json:"wait"`
 	}
 	d := json.NewDecoder(bytes.NewReader(body))
 	d.DisallowUnknownFields()
 	if err := d.Decode(&b); err != nil {
-		return nil, reject(http.StatusBadRequest, "the body must be a JSON object such as "+example+": "+jsonProblem(err))
+		return nil, 0, reject(http.StatusBadRequest, "the body must be a JSON object such as "+example+": "+jsonProblem(err))
 	}
 	if d.More() {
-		return nil, reject(http.StatusBadRequest, "the body holds more than one JSON value: send one object such as "+example)
+		return nil, 0, reject(http.StatusBadRequest, "the body holds more than one JSON value: send one object such as "+example)
 	}
 	switch {
 	case len(b.Items) == 0:
-		return nil, reject(http.StatusBadRequest, "no items: send a JSON object such as "+example)
+		return nil, 0, reject(http.StatusBadRequest, "no items: send a JSON object such as "+example)
 	case len(b.Items) > MaxBatchItems:
-		return nil, reject(http.StatusBadRequest, fmt.Sprintf("%d items: a batch holds at most %d", len(b.Items), MaxBatchItems))
+		return nil, 0, reject(http.StatusBadRequest, fmt.Sprintf("%d items: a batch holds at most %d", len(b.Items), MaxBatchItems))
+	}
+	var wait time.Duration
+	if b.Wait != "" {
+		var err error
+		wait, err = time.ParseDuration(b.Wait)
+		if err != nil || wait < 0 || wait > MaxBatchWait {
+			return nil, 0, reject(http.StatusBadRequest, fmt.Sprintf(`wait %s: give a duration from 0s (no limit) to %v, such as "1.5s"`, quoteClipped(b.Wait, 40), MaxBatchWait))
+		}
 	}
 	for i, it := range b.Items {
 		var problem string
@@ -91,10 +108,10 @@ func decodeBatch(body []byte) ([]batchItem, *httpError) {
 			problem = "a node, timestamp, older_than or fence holds a character a header cannot"
 		}
 		if problem != "" {
-			return nil, reject(http.StatusBadRequest, fmt.Sprintf("item %d: %s", i, problem))
+			return nil, 0, reject(http.StatusBadRequest, fmt.Sprintf("item %d: %s", i, problem))
 		}
 	}
-	return b.Items, nil
+	return b.Items, wait, nil
 }
 
 // validItemValue reports whether s is empty or could travel in a header.
@@ -103,22 +120,55 @@ func validItemValue(s string) bool { return s == "" || validHeaderValue(s) }
 // handleBatch answers POST /batch: 200 with one result per item, in order,
 // each the answer the item's single request would have had. Each item goes
 // through the single route's handler, so that node lookup, checks, fences,
-// faults and the mapping of errors are the same.
+// faults and the mapping of errors are the same; the items run as
+// concurrent requests would (runBatch). The faults of the first item's node
+// may then lose, delay or repeat the whole batch (faults.Node.BatchFault).
 func (s *Server) handleBatch(ctx context.Context, w http.ResponseWriter, r *http.Request) {
 	buf, herr := readBody(r, MaxBatchBody)
 	if herr != nil {
 		writeHTTPError(w, herr)
 		return
 	}
-	items, herr := decodeBatch(buf.Bytes())
+	items, wait, herr := decodeBatch(buf.Bytes())
 	buf.release()
 	if herr != nil {
 		writeHTTPError(w, herr)
 		return
 	}
-	results := make([]batchResult, len(items))
-	for i := range items {
-		results[i] = s.batchItem(ctx, r, &items[i])
+	// What the items need of the request, kept apart so that a batch run
+	// again in the background does not read a request that has ended.
+	o := batchOrigin{node: r.Header[headerNode], host: r.Host, remote: r.RemoteAddr}
+	fn := s.batchNode(o, &items[0])
+	bf := faults.BatchNone
+	if fn != nil {
+		bf = fn.BatchFault(ctx)
+	}
+	again := func(ctx context.Context) {
+		// Nobody waits for this run: a hung item gives up after the
+		// batch's wait, or a single request's timeout.
+		_, _ = s.runBatch(ctx, o, items, cmp.Or(wait, core.DefaultRequestTimeout))
+	}
+	switch bf {
+	case faults.BatchLostBefore:
+		resetConnection(w)
+		return
+	case faults.BatchLate:
+		fn.Later(again)
+		<-ctx.Done()
+		return
+	}
+	results, last := s.runBatch(ctx, o, items, wait)
+	if aw, ok := w.(*answerWriter); ok && aw.note.Fault == "" {
+		// The batch is counted under its items' last fault, as it was
+		// when they ran in turn and noted into the batch's note.
+		aw.note.Fault = last
+	}
+	switch bf {
+	case faults.BatchLostAfter:
+		resetConnection(w)
+		return
+	case faults.BatchDuplicate:
+		fn.Later(again)
 	}
 	b, err := json.Marshal(struct {
 		Results []batchResult `json:"results"`
@@ -130,13 +180,128 @@ func (s *Server) handleBatch(ctx context.Context, w http.ResponseWriter, r *http
 	writeJSON(w, http.StatusOK, append(b, '\n'))
 }
 
+// batchOrigin is what the items of a batch take from its request: the node
+// header, the host and the client's address.
+type batchOrigin struct {
+	node         []string
+	host, remote string
+}
+
+// itemNode returns the node name the item's request gives, "" if none.
+func (o batchOrigin) itemNode(it *batchItem) string {
+	if it.Node != "" {
+		return it.Node
+	}
+	if len(o.node) == 1 {
+		return o.node[0]
+	}
+	return ""
+}
+
+// batchNode returns the faulty node whose batch faults a batch meets: that
+// of its first item (a client sends one node per batch), or nil if it has
+// none, or names no node served here.
+func (s *Server) batchNode(o batchOrigin, first *batchItem) *faults.Node {
+	var n core.Node
+	if name := o.itemNode(first); name != "" {
+		n = s.byName[name]
+	} else if len(o.node) == 0 {
+		n = s.only
+	}
+	if n == nil {
+		return nil
+	}
+	fn, _ := faults.Faulty(n)
+	return fn
+}
+
+// runBatch runs items as concurrent requests would, and returns their
+// results in order, and the last fault (in item order) that a faulty node
+// noted of an item that answered. The items of one group on one node run in
+// item order, one after the other, as a client that waits for each answer
+// sends them, so that fences, tombstones and seeded faults hold in that
+// order; the others do not wait for each other. If wait is not zero, each
+// item runs under a context that ends after wait, and runBatch returns by
+// then: an item still running, or whose handler returned after its context
+// ended, gets status 0, no answer, though it may be applied yet.
+func (s *Server) runBatch(ctx context.Context, o batchOrigin, items []batchItem, wait time.Duration) ([]batchResult, string) {
+	if wait > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, wait)
+		defer cancel()
+	}
+	// Chains of items on one group, in item order.
+	type group struct {
+		node string
+		id   string
+	}
+	chains := make(map[group][]int, len(items))
+	order := make([]group, 0, len(items))
+	for i := range items {
+		g := group{o.itemNode(&items[i]), string(items[i].GroupID)}
+		if _, ok := chains[g]; !ok {
+			order = append(order, g)
+		}
+		chains[g] = append(chains[g], i)
+	}
+	type answer struct {
+		i     int
+		res   batchResult
+		fault string
+	}
+	// Buffered, so that an item that answers after runBatch returned
+	// does not block.
+	answers := make(chan answer, len(items))
+	for _, g := range order {
+		go func(chain []int) {
+			for _, i := range chain {
+				if ctx.Err() != nil {
+					// Not started, so never applied: its result stays
+					// status 0, as its client would see it.
+					return
+				}
+				var note faults.Note
+				res := s.batchItem(faults.WithNote(ctx, &note), o, &items[i])
+				if ctx.Err() != nil {
+					// Its caller has stopped waiting: the answer would
+					// not have reached it.
+					res = batchResult{}
+				}
+				answers <- answer{i, res, note.Fault}
+			}
+		}(chains[g])
+	}
+	results := make([]batchResult, len(items))
+	faultOf := make([]string, len(items))
+	for range items {
+		select {
+		case a := <-answers:
+			results[a.i], faultOf[a.i] = a.res, a.fault
+		case <-ctx.Done():
+			// The items not yet answered keep status 0.
+			return results, lastFault(faultOf)
+		}
+	}
+	return results, lastFault(faultOf)
+}
+
+// lastFault returns the last fault named in names, "" if none.
+func lastFault(names []string) string {
+	for i := len(names) - 1; i >= 0; i-- {
+		if names[i] != "" {
+			return names[i]
+		}
+	}
+	return ""
+}
+
 // batchItem answers one item as its single request would be answered.
-func (s *Server) batchItem(ctx context.Context, batch *http.Request, it *batchItem) batchResult {
+func (s *Server) batchItem(ctx context.Context, o batchOrigin, it *batchItem) batchResult {
 	h := http.Header{}
 	if it.Node != "" {
 		h[headerNode] = []string{it.Node}
-	} else if v := batch.Header[headerNode]; len(v) > 0 {
-		h[headerNode] = v
+	} else if len(o.node) > 0 {
+		h[headerNode] = o.node
 	}
 	if it.Timestamp != "" {
 		h[headerTimestamp] = []string{it.Timestamp}
@@ -152,8 +317,8 @@ func (s *Server) batchItem(ctx context.Context, batch *http.Request, it *batchIt
 		Header:        h,
 		Body:          http.NoBody,
 		ContentLength: int64(len(body)),
-		Host:          batch.Host,
-		RemoteAddr:    batch.RemoteAddr,
+		Host:          o.host,
+		RemoteAddr:    o.remote,
 	}
 	r.Body = readCloser{bytes.NewReader(body)}
 	r = r.WithContext(ctx)

@@ -73,9 +73,10 @@ func (m *metrics) count(s *Server, r *http.Request, start time.Time, aw *answerW
 	status := aw.status
 	if status == 0 {
 		// Nothing written: net/http sends 200, unless the connection
-		// was reset (taken over with no answer).
+		// was reset (taken over with no answer), by an item's fault or a
+		// batch's.
 		status = http.StatusOK
-		if note.Fault == faults.FaultReset {
+		if aw.reset || note.Fault == faults.FaultReset {
 			status = statusNoResponse
 		}
 	}
