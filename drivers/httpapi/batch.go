@@ -143,17 +143,19 @@ func (s *Server) handleBatch(ctx context.Context, w http.ResponseWriter, r *http
 	if fn != nil {
 		bf = fn.BatchFault(ctx)
 	}
-	again := func(ctx context.Context) {
-		// Nobody waits for this run: a hung item gives up after the
-		// batch's wait, or a single request's timeout.
-		_, _ = s.runBatch(ctx, o, items, cmp.Or(wait, core.DefaultRequestTimeout))
+	again := func(items []batchItem) func(context.Context) {
+		return func(ctx context.Context) {
+			// Nobody waits for this run: a hung item gives up after
+			// the batch's wait, or a single request's timeout.
+			_, _ = s.runBatch(ctx, o, items, cmp.Or(wait, core.DefaultRequestTimeout))
+		}
 	}
 	switch bf {
 	case faults.BatchLostBefore:
 		resetConnection(w)
 		return
 	case faults.BatchLate:
-		fn.Later(again)
+		fn.Later(again(items))
 		<-ctx.Done()
 		return
 	}
@@ -168,7 +170,7 @@ func (s *Server) handleBatch(ctx context.Context, w http.ResponseWriter, r *http
 		resetConnection(w)
 		return
 	case faults.BatchDuplicate:
-		fn.Later(again)
+		fn.Later(again(notRefused(items, results)))
 	}
 	b, err := json.Marshal(struct {
 		Results []batchResult `json:"results"`
@@ -178,6 +180,21 @@ func (s *Server) handleBatch(ctx context.Context, w http.ResponseWriter, r *http
 		return
 	}
 	writeJSON(w, http.StatusOK, append(b, '\n'))
+}
+
+// notRefused returns the items whose results are not the node's word that
+// they were not applied (Rops-Applied: false, as a node out of tombstone
+// room answers): the copy of a duplicated batch carries only those. A copy
+// of a write the node refused, landing later, would break the one promise
+// a client trusts without fencing (README, "Only an answer is certain").
+func notRefused(items []batchItem, results []batchResult) []batchItem {
+	var keep []batchItem
+	for i, it := range items {
+		if results[i].Headers[headerApplied] != "false" {
+			keep = append(keep, it)
+		}
+	}
+	return keep
 }
 
 // batchOrigin is what the items of a batch take from its request: the node

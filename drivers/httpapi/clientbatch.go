@@ -124,8 +124,9 @@ func (c *Client) sendBatch(calls []*call) {
 		it.Fence = string(cl.fence)
 	}
 	body, err := json.Marshal(struct {
+		Wait  string      `json:"wait,omitempty"`
 		Items []batchItem `json:"items"`
-	}{items})
+	}{batchWait(ctx), items})
 	if err != nil {
 		c.failAll(calls, core.Errorf(core.EInvalid, "%s: POST /batch: %v", c.name, err))
 		return
@@ -189,6 +190,22 @@ func (c *Client) sendBatch(calls []*call) {
 			cl.err = c.answerError(cl.o, cl.method(), cl.path(), r.Status, h, []byte(r.Body))
 		}
 	}
+}
+
+// batchWait is the wait a batch under ctx asks of the server: nine tenths
+// of the time left until ctx's deadline, so that an item that hangs costs
+// the others their answers only past it, and the answer still has a tenth
+// to come back in. None without a deadline.
+func batchWait(ctx context.Context) string {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return ""
+	}
+	d := time.Until(dl) * 9 / 10
+	if d <= 0 {
+		return ""
+	}
+	return d.Round(time.Millisecond).String()
 }
 
 // sendOne sends cl in a request of its own, as Create, Delete or Remove

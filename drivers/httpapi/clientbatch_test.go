@@ -13,10 +13,12 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/reliable-ops/rops/core"
 	"github.com/reliable-ops/rops/decorators/faults"
 	"github.com/reliable-ops/rops/drivers/httpapi"
+	"github.com/reliable-ops/rops/drivers/memory"
 )
 
 // gateTransport passes requests on to base, except that it can hold the
@@ -310,5 +312,34 @@ func TestClientNoBatches(t *testing.T) {
 				t.Errorf("Stats()=%+v, want %+v", got, want)
 			}
 		})
+	}
+}
+
+// TestClientBatchOneHangs: in a batch where one item hangs at the node,
+// the others get their own answers before their deadline, because the
+// client asks the server to wait for no item past most of it; only the
+// hung call is ambiguous.
+func TestClientBatchOneHangs(t *testing.T) {
+	store := memory.New()
+	node := faults.New("node01", hangStore{store, "hang"}, faults.Options{})
+	t.Cleanup(func() { _ = node.Close() })
+	c, g := batchClient(t, httpapi.NewServer([]core.Node{node}, httpapi.ServerOptions{}), "node01", httpapi.ClientOptions{Batch: true})
+	const tok = "1700000001.000001"
+	call := func(id core.GroupID) func() error {
+		return func() error {
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+			defer cancel()
+			return c.Create(ctx, id, tok)
+		}
+	}
+	errs := gather(t, c, g, nil, call("a"), call("hang"), call("b"))
+	if errs[0] != nil || errs[2] != nil {
+		t.Errorf("the calls beside the hung one: %v, %v; want both applied and answered", errs[0], errs[2])
+	}
+	if core.ErrorCode(errs[1]) != core.ETransient {
+		t.Errorf("the hung call: %v, want ETransient (no answer: it may have been applied)", errs[1])
+	}
+	if got := listAll(t, store); len(got) != 3 {
+		t.Errorf("the store holds %v, want blocker, a and b", got)
 	}
 }

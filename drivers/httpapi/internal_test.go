@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptrace"
+	"slices"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -183,4 +184,24 @@ func TestWriteTraceKept(t *testing.T) {
 			t.Fatal("a trace chained to the caller's was kept for another request")
 		}
 	})
+}
+
+// TestDuplicateCopiesNoRefusal: the copy of a duplicated batch leaves out
+// the items the node refused as not applied, and keeps those that may have
+// been (a 500 with no word, no answer at all).
+func TestDuplicateCopiesNoRefusal(t *testing.T) {
+	items := []batchItem{{Op: "create", GroupID: []byte(`"a"`)}, {Op: "create", GroupID: []byte(`"b"`)}, {Op: "delete", GroupID: []byte(`"c"`)}, {Op: "create", GroupID: []byte(`"d"`)}}
+	results := []batchResult{
+		{Status: http.StatusServiceUnavailable, Headers: map[string]string{headerApplied: "false", "Retry-After": "3"}},
+		{Status: http.StatusCreated},
+		{Status: http.StatusInternalServerError},
+		{Status: 0},
+	}
+	var got []string
+	for _, it := range notRefused(items, results) {
+		got = append(got, string(it.GroupID))
+	}
+	if want := []string{`"b"`, `"c"`, `"d"`}; !slices.Equal(got, want) {
+		t.Errorf("the duplicate carries %v, want %v: not a (refused as not applied)", got, want)
+	}
 }
