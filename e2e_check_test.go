@@ -30,6 +30,7 @@ type checkOut struct {
 	Unexpected []core.GroupID `json:"unexpected"`
 	Divergent  []core.GroupID `json:"divergent"`
 	RequestsOp float64        `json:"requests_per_op"`
+	TripsOp    float64        `json:"round_trips_per_op"`
 	Seconds    float64        `json:"seconds"`
 	Chaos      string         `json:"chaos"`
 	OK         bool           `json:"ok"`
@@ -42,8 +43,8 @@ func (c checkOut) clean() bool {
 }
 
 func (c checkOut) String() string {
-	return fmt.Sprintf("%d ops: done %d, unchanged %d, rolled back %d, pending %d, lost %v, unexpected %v, divergent %v, %.2f requests/op, %.2fs",
-		c.Ops, c.Done, c.Unchanged, c.RolledBack, c.Pending, c.Lost, c.Unexpected, c.Divergent, c.RequestsOp, c.Seconds)
+	return fmt.Sprintf("%d ops: done %d, unchanged %d, rolled back %d, pending %d, lost %v, unexpected %v, divergent %v, %.2f requests/op, %.2f HTTP round trips/op, %.2fs",
+		c.Ops, c.Done, c.Unchanged, c.RolledBack, c.Pending, c.Lost, c.Unexpected, c.Divergent, c.RequestsOp, c.TripsOp, c.Seconds)
 }
 
 // decodeCheck decodes check's JSON output.
@@ -73,6 +74,7 @@ var everyFault = []string{
 	"--random-behavior", "0.2", "--ambiguous-rate", "0.05",
 	"--late-rate", "0.02", "--late-delay", "3s",
 	"--reset-rate", "0.05", "--duplicate-rate", "0.05", "--gateway-rate", "0.05",
+	"--batch-rate", "0.05",
 }
 
 // TestCheckAgainstServeWithEveryFault runs rops check against one badger
@@ -106,7 +108,7 @@ func TestCheckAgainstServeWithEveryFault(t *testing.T) {
 		}
 		// The check put the server's faults back.
 		for name, f := range adminFaults(t, s.addr) {
-			if f.Late+f.Reset+f.Duplicate+f.Gateway != 0 || f.Error != 0.2 {
+			if f.Late+f.Reset+f.Duplicate+f.Gateway+f.Batch != 0 || f.Error != 0.2 {
 				t.Errorf("after check, %s has faults %+v, want the server's own back", name, f)
 			}
 		}
@@ -129,6 +131,7 @@ type serverFaults struct {
 	Reset     float64 `json:"reset_rate"`
 	Duplicate float64 `json:"duplicate_rate"`
 	Gateway   float64 `json:"gateway_rate"`
+	Batch     float64 `json:"batch_rate"`
 }
 
 // adminFaults reads a server's faults through GET /admin/faults.

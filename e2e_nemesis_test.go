@@ -228,7 +228,7 @@ func TestCheckNemesisFlags(t *testing.T) {
 		want string
 	}{
 		{[]string{"check", "--nemesis", "kill,late"}, "--nemesis kill needs --spawn N: rops kills and pauses only the rops serve processes it starts itself"},
-		{[]string{"check", "--nemesis", "late,partition"}, `unknown fault "partition": the faults are kill, pause, down, late, reset, gateway`},
+		{[]string{"check", "--nemesis", "late,partition"}, `unknown fault "partition": the faults are kill, pause, down, late, reset, gateway, batch`},
 		{[]string{"--target", "remote", "check", "--spawn", "3"}, `--spawn 3 starts the nodes the check runs on: leave out --target (it is "remote")`},
 		{[]string{"check", "--spawn", "3", "--down", "node04"}, "--down node04: --spawn 3 starts nodes node01 to node03"},
 		{[]string{"check", "--nemesis", "late", "--nemesis-rate", "1.5"}, "--nemesis-rate 1.5 is out of range"},

@@ -294,6 +294,38 @@ func TestRemoteTarget(t *testing.T) {
 	}
 }
 
+// TestRemoteBatches: against rops serve, a job sends its writes in
+// batches by default, fewer round trips than requests, and --no-batches
+// sends one request per round trip; both leave the nodes consistent.
+func TestRemoteBatches(t *testing.T) {
+	skipLong(t)
+	s := startServer(t, "", nil, "--store", "memory", "--random-behavior", "0.2", "--batch-rate", "0.05", "--seed", "23")
+	cfg := writeConfig(t, "remote", remoteSpecs(s.addr, s.addr, s.addr)...)
+	type jobOut struct {
+		core.Report
+		RoundTrips int `json:"round_trips"`
+	}
+	for _, tc := range []struct {
+		flag    string
+		batched bool
+	}{{"--batches", true}, {"--no-batches", false}} {
+		target := []string{"--config", cfg, "--target", "remote", "--data", t.TempDir(), tc.flag}
+		rep := runJSON[jobOut](t, append(target, "create", "--range", "0-499")...)
+		if rep.Done != 500 {
+			t.Fatalf("%s: create report = %+v, want 500 done", tc.flag, rep)
+		}
+		if tc.batched && rep.RoundTrips*2 > rep.Requests || !tc.batched && rep.RoundTrips != rep.Requests {
+			t.Errorf("%s: %d requests in %d HTTP round trips, want batched=%v", tc.flag, rep.Requests, rep.RoundTrips, tc.batched)
+		}
+		if st := runJSON[statsOut](t, append(target, "stats")...); !st.Consistent || st.Nodes["node01"] != 500 {
+			t.Fatalf("%s: stats after create = %+v, want consistent with 500 each", tc.flag, st)
+		}
+		if rep := runJSON[jobOut](t, append(target, "delete", "--range", "0-499")...); rep.Done != 500 {
+			t.Fatalf("%s: delete report = %+v, want 500 done", tc.flag, rep)
+		}
+	}
+}
+
 // TestServerPerNode runs the job against three `rops serve` processes of
 // one node each, named in a config file.
 func TestServerPerNode(t *testing.T) {

@@ -310,7 +310,7 @@ func startChaos(ctx context.Context, cl *Cluster, rate float64, stderr io.Writer
 		if f, ok := faults.Faulty(n); ok {
 			old := f.Faults()
 			chaos := old
-			chaos.LateRate, chaos.ResetRate, chaos.DuplicateRate, chaos.GatewayRate = rate, rate, rate, rate
+			chaos.LateRate, chaos.ResetRate, chaos.DuplicateRate, chaos.GatewayRate, chaos.BatchRate = rate, rate, rate, rate, rate
 			if chaos.LateDelay == 0 {
 				chaos.LateDelay = faults.Duration(faults.DefaultLateDelay)
 			}
@@ -375,7 +375,7 @@ func putChaos(ctx context.Context, hc *http.Client, c *httpapi.Client, rate floa
 	if !ok {
 		return nil, fmt.Errorf("the server has no faulty node %s", c.Name())
 	}
-	set := map[string]map[string]float64{c.Name(): {"late_rate": rate, "reset_rate": rate, "duplicate_rate": rate, "gateway_rate": rate}}
+	set := map[string]map[string]float64{c.Name(): {"late_rate": rate, "reset_rate": rate, "duplicate_rate": rate, "gateway_rate": rate, "batch_rate": rate}}
 	if _, err := do(ctx, http.MethodPut, set); err != nil {
 		return nil, err
 	}

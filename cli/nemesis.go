@@ -28,8 +28,8 @@ import (
 // injected on a schedule while it runs (issue 18).
 type NemesisFlags struct {
 	Spawn       int     `placeholder:"N" help:"Start N rops serve processes, one node each (node01...), on free loopback ports with their badger data in a temporary directory, run the check against them, then stop them and remove the directory. Global fault flags and --seed apply to them."`
-	Nemesis     string  `placeholder:"LIST" help:"While the check runs, strike one node at a time in windows drawn from --seed, printed and written to the history: some of kill and pause (the processes of --spawn: SIGKILL and restart, SIGSTOP and SIGCONT), down, late, reset and gateway (switched on and back through the nodes' admin API, rops serve --admin, or on local nodes); with --coordinators, pause-coordinator and kill-coordinator (SIGSTOP one past its etcd lease and SIGCONT; SIGKILL, rops recover once its lease expired, and a new process for the rest of its share)."`
-	NemesisRate float64 `default:"0.5" placeholder:"P" help:"The rate of late, reset and gateway faults in their --nemesis windows."`
+	Nemesis     string  `placeholder:"LIST" help:"While the check runs, strike one node at a time in windows drawn from --seed, printed and written to the history: some of kill and pause (the processes of --spawn: SIGKILL and restart, SIGSTOP and SIGCONT), down, late, reset, gateway and batch (switched on and back through the nodes' admin API, rops serve --admin, or on local nodes); with --coordinators, pause-coordinator and kill-coordinator (SIGSTOP one past its etcd lease and SIGCONT; SIGKILL, rops recover once its lease expired, and a new process for the rest of its share)."`
+	NemesisRate float64 `default:"0.5" placeholder:"P" help:"The rate of late, reset, gateway and batch faults in their --nemesis windows."`
 
 	faults []nemesis.Fault
 	// ctx and g are the command's, kept by AfterApply for prepare, which
@@ -91,7 +91,7 @@ func (f *NemesisFlags) AfterApply(ctx context.Context, g *Globals, k *kong.Conte
 	}
 	if f.Spawn == 0 {
 		if i := slices.IndexFunc(fs, nemesis.Fault.Process); i >= 0 {
-			return fmt.Errorf("--nemesis %s needs --spawn N: rops kills and pauses only the rops serve processes it starts itself; without --spawn, the nemesis works through the nodes' admin API (rops serve --admin) or on local nodes only: down, late, reset or gateway", fs[i])
+			return fmt.Errorf("--nemesis %s needs --spawn N: rops kills and pauses only the rops serve processes it starts itself; without --spawn, the nemesis works through the nodes' admin API (rops serve --admin) or on local nodes only: down, late, reset, gateway or batch", fs[i])
 		}
 	}
 	f.faults = fs
@@ -153,6 +153,7 @@ func (f *NemesisFlags) serveArgs(node string) []string {
 		"--latency", g.Latency.String(), "--jitter", g.Jitter.String(), "--hang-rate", ftoa(g.HangRate),
 		"--late-rate", ftoa(g.LateRate), "--late-delay", g.LateDelay.String(), "--reset-rate", ftoa(g.ResetRate),
 		"--duplicate-rate", ftoa(g.DuplicateRate), "--gateway-rate", ftoa(g.GatewayRate),
+		"--batch-rate", ftoa(g.BatchRate),
 	}
 	if slices.Contains(g.Down, node) {
 		args = append(args, "--down", node)

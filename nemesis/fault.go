@@ -17,6 +17,7 @@ const (
 	Late    Fault = "late"    // requests applied late, once the client gave up (late_rate)
 	Reset   Fault = "reset"   // requests applied, then the connection reset (reset_rate)
 	Gateway Fault = "gateway" // a proxy's 502, 503 or 504, passed on half of the time (gateway_rate)
+	Batch   Fault = "batch"   // batches lost before or after their items ran, late, or duplicated (batch_rate)
 
 	// PauseCoordinator SIGSTOPs one of the coordinator processes that
 	// share an etcd journal, past its lease, then SIGCONTs it.
@@ -30,7 +31,7 @@ const (
 var AllFaults = append(slices.Clip(NodeFaults), PauseCoordinator, KillCoordinator)
 
 // NodeFaults are the faults that strike a node, in the order of README.
-var NodeFaults = []Fault{Kill, Pause, Down, Late, Reset, Gateway}
+var NodeFaults = []Fault{Kill, Pause, Down, Late, Reset, Gateway, Batch}
 
 // String returns the fault's name.
 func (f Fault) String() string { return string(f) }
@@ -44,7 +45,7 @@ func (f Fault) Process() bool { return f == Kill || f == Pause }
 func (f Fault) Coordinator() bool { return f == PauseCoordinator || f == KillCoordinator }
 
 // Switched reports whether the fault switches one of a node's faults
-// (down, late, reset, gateway).
+// (down, late, reset, gateway, batch).
 func (f Fault) Switched() bool { return !f.Process() && !f.Coordinator() }
 
 // ParseFaults reads a comma-separated list of faults, such as

@@ -41,7 +41,7 @@ type Node struct {
 	// Process is the node's server process, for kill and pause; nil if
 	// the nemesis did not start it.
 	Process Process
-	// Switch switches its faults, for down, late, reset and gateway; nil
+	// Switch switches its faults, for down, late, reset, gateway and batch; nil
 	// if it has none that the nemesis can reach.
 	Switch Switch
 	// Coordinator marks a coordinator process rather than a node: it takes
@@ -63,7 +63,7 @@ type Config struct {
 	Faults []Fault
 	Nodes  []Node
 	Bounds Bounds  // zero: DefaultBounds
-	Rate   float64 // of late, reset and gateway in their windows; zero: DefaultRate
+	Rate   float64 // of late, reset, gateway and batch in their windows; zero: DefaultRate
 	// Clock returns the time that windows are recorded in, such as a
 	// history's; nil: the time since Start.
 	Clock func() time.Duration
@@ -293,6 +293,11 @@ func (n *Nemesis) strike(ctx context.Context, p Plan) (heal func(context.Context
 		on, off = map[string]any{"reset_rate": n.cfg.Rate}, map[string]any{"reset_rate": old.ResetRate}
 	case Gateway:
 		on, off = map[string]any{"gateway_rate": n.cfg.Rate}, map[string]any{"gateway_rate": old.GatewayRate}
+	case Batch:
+		on, off = map[string]any{"batch_rate": n.cfg.Rate}, map[string]any{"batch_rate": old.BatchRate}
+		if old.LateDelay <= 0 {
+			on["late_delay"] = faults.Duration(faults.DefaultLateDelay)
+		}
 	default:
 		return nil, fmt.Errorf("unknown fault %q", p.Fault)
 	}

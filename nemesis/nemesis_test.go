@@ -137,6 +137,7 @@ func TestNemesisStrikesAsPlanned(t *testing.T) {
 			Late:    "patch " + p.Node + " late_rate=0.5",
 			Reset:   "patch " + p.Node + " reset_rate=0.5",
 			Gateway: "patch " + p.Node + " gateway_rate=0.5",
+			Batch:   "patch " + p.Node + " batch_rate=0.5",
 		}[p.Fault]
 		heal := map[Fault]string{
 			Kill:    "restart " + p.Node,
@@ -145,6 +146,7 @@ func TestNemesisStrikesAsPlanned(t *testing.T) {
 			Late:    "patch " + p.Node + " late_rate=0.1",
 			Reset:   "patch " + p.Node + " reset_rate=0",
 			Gateway: "patch " + p.Node + " gateway_rate=0",
+			Batch:   "patch " + p.Node + " batch_rate=0",
 		}[p.Fault]
 		want = append(want, fmt.Sprintf("%v %s", start, on), fmt.Sprintf("%v %s", at, heal))
 		op := w.Op()
