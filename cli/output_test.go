@@ -102,3 +102,31 @@ func TestTerminalProgressNotOnDevNull(t *testing.T) {
 		t.Error("progress shown on /dev/null")
 	}
 }
+
+// TestReportRoundTrips: a job's report names the HTTP round trips beside
+// its requests when some went over HTTP, in text and JSON, and says
+// nothing of them otherwise.
+func TestReportRoundTrips(t *testing.T) {
+	rep := core.Report{Command: "create", Requested: 10, Done: 10, Requests: 34, Retries: 4, Seconds: 0.5}
+	for _, tc := range []struct {
+		trips      int64
+		text, json string
+	}{
+		{12, "34 requests (4 retries, 12 HTTP round trips) in 0.50s, 20 ops/s\n", `"round_trips":12`},
+		{0, "34 requests (4 retries) in 0.50s, 20 ops/s\n", ""},
+	} {
+		var text, js strings.Builder
+		if err := printReport(&text, "text", rep, 0, tc.trips); err != nil {
+			t.Fatal(err)
+		}
+		if err := printReport(&js, "json", rep, 0, tc.trips); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasSuffix(text.String(), tc.text) {
+			t.Errorf("trips %d: text report\n%s\nwant it to end %q", tc.trips, text.String(), tc.text)
+		}
+		if got := strings.Contains(js.String(), `"round_trips"`); got != (tc.json != "") || tc.json != "" && !strings.Contains(js.String(), tc.json) {
+			t.Errorf("trips %d: JSON report %s, want %q", tc.trips, js.String(), tc.json)
+		}
+	}
+}

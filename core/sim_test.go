@@ -81,6 +81,11 @@ import (
 //     came with them, so a delete without a read meets a record not older
 //     than its token, which it must not remove.
 
+//
+// Issue 20 added batches (see simBatcher): from simBatchesFrom on, half
+// the schedules of rops nodes send their writes through the HTTP client's
+// gathering, and batches meet faults of their own.
+
 // simMaxSkew bounds how far a process's clock is off, either way, and
 // simMaxAhead how far ahead the clock of the original's client runs:
 // Jepsen's clock nemesis bumps clocks by up to 262 s either way. A skew

@@ -59,10 +59,9 @@ type ClientOptions struct {
 	UserAgent string
 	// Batch gathers the Creates, Deletes and Removes that calls in flight
 	// send to a node that serves batches (Rops-Batch) into one POST
-	// /v1/batch (see docs/protocol.md). Off by default, and not yet used
-	// by the rops CLI: every item of a batch waits for the slowest, so
-	// one request that hangs leaves the whole batch ambiguous, and the
-	// simulation and rops check do not yet inject batch-level faults.
+	// /v1/batch (see docs/protocol.md): fewer round trips, each item
+	// answered as if alone. Off unless set here; the rops CLI sets it
+	// unless --no-batches.
 	Batch bool
 	// MaxBatch bounds the items of one batch (0: DefaultMaxBatch); the
 	// node's own limit, in Rops-Batch, bounds it too.
