@@ -64,8 +64,10 @@ type ServerOptions struct {
 	// keep tombstones; a create they fence answers 500.
 	Original bool
 	// Metrics serves GET /metrics, the Prometheus text format of the
-	// server's own registry: requests by node, route, status and injected
-	// fault, latency by node and route, and each node's records.
+	// server's own registry: requests by node, handler (path pattern),
+	// method, code and injected fault, latency by node, handler and
+	// method, and each node's records. The code, method and handler labels
+	// are written as client_golang's promhttp middleware writes them.
 	Metrics bool
 }
 
