@@ -632,6 +632,7 @@ func TestDocker(t *testing.T) {
 		p := newProject(t, eng, image, bin)
 		p.up(t, "cluster")
 		t.Run("jobs", func(t *testing.T) { testClusterJobs(t, p) })
+		t.Run("no-probe-lines", func(t *testing.T) { testNoProbeLines(t, p) })
 		t.Run("job-killed", func(t *testing.T) { testJobKilled(t, p) })
 	})
 	t.Run("per-node", func(t *testing.T) {
@@ -673,6 +674,44 @@ func testClusterJobs(t *testing.T, p *project) {
 	if got, want := st.Nodes["node01"], r.Done+hr.Done; got != want {
 		t.Fatalf("node01 holds %d ids, want %d", got, want)
 	}
+}
+
+// testNoProbeLines reads the cluster's log up to the first write a job
+// sent: the health check (rops ping, every 2 s) ran before any job, as
+// the cluster was healthy first, yet its requests are not in the log at
+// its level, INFO; the lines come out in order, so they would be before the
+// job's.
+func testNoProbeLines(t *testing.T, p *project) {
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	logs := exec.CommandContext(ctx, "docker", "logs", "-f", p.container(t, "cluster"))
+	stderr, err := logs.StderrPipe() // the server logs to stderr
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := logs.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cancel()
+		logs.Wait()
+	}()
+	var read []string
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		line := sc.Text()
+		read = append(read, line)
+		if strings.Contains(line, "/ping HTTP/") || strings.Contains(line, "/healthz HTTP/") || strings.Contains(line, "/readyz HTTP/") {
+			t.Fatalf("the cluster logs the health check's probes at INFO:\n%s", strings.Join(read, "\n"))
+		}
+		if strings.Contains(line, `msg="POST /v1/`) {
+			if !strings.Contains(line, " duration=") {
+				t.Errorf("an access line without its duration: %s", line)
+			}
+			return
+		}
+	}
+	t.Fatalf("no job's request in the cluster's log within %v:\n%s", limit, strings.Join(read, "\n"))
 }
 
 // testPerNode runs a create and a delete of 2000 ids, at the original's 20%
@@ -816,3 +855,4 @@ func testJobKilled(t *testing.T, p *project) {
 	}
 	t.Logf("the nodes hold %d ids of %v: %d reported done or finished by recover", len(held), ids, len(known))
 }
+
