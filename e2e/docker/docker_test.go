@@ -856,3 +856,70 @@ func testJobKilled(t *testing.T, p *project) {
 	t.Logf("the nodes hold %d ids of %v: %d reported done or finished by recover", len(held), ids, len(known))
 }
 
+// TestComposeUpFreshClone runs scripts/compose-up in a copy of the
+// repository's files without a built binary, as a fresh clone has them:
+// the script builds the binary the Dockerfile copies, then the image, and
+// starts the cluster, which turns healthy and answers a job's ping. (A
+// plain "docker-compose up" there stops at the Dockerfile's COPY of rops.)
+func TestComposeUpFreshClone(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipped under -short: builds rops and an image and runs a container; run go test ./e2e/docker")
+	}
+	eng := requireDocker(t)
+	clone := freshClone(t)
+	image := "rops-e2e:" + suffix()
+	// Cleanups run last first: the image goes once the project is down.
+	t.Cleanup(func() { remove(t, "rmi", "-f", image) })
+	p := newProject(t, eng, image, "")
+	since := time.Now()
+	out, errOut, code, err := execute(append(p.env, "COMPOSE_PROJECT_NAME="+p.name), filepath.Join(clone, "scripts", "compose-up"))
+	if err != nil || code != 0 {
+		t.Fatalf("scripts/compose-up: exit %d %v\n%s%s", code, err, out, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(clone, "rops")); err != nil {
+		t.Errorf("scripts/compose-up built no ./rops: %v", err)
+	}
+	p.healthy(t, since, "cluster")
+	if out, code := p.run(t, "ping"); code != 0 {
+		t.Fatalf("rops ping from the job container exited %d:\n%s", code, out)
+	}
+}
+
+// freshClone copies the repository's files, those git tracks and new ones
+// it does not ignore, into a temporary directory: no built binary, no
+// .git, as a fresh clone has them, plus the changes under test.
+func freshClone(t *testing.T) string {
+	t.Helper()
+	ls := exec.Command("git", "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+	ls.Dir = root
+	out, err := ls.Output()
+	if err != nil {
+		t.Fatalf("git ls-files: %v", err)
+	}
+	dir := t.TempDir()
+	for name := range strings.SplitSeq(strings.TrimSuffix(string(out), "\x00"), "\x00") {
+		src := filepath.Join(root, name)
+		fi, err := os.Stat(src)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // deleted in the working tree
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst, b, fi.Mode().Perm()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "rops")); err == nil {
+		t.Fatal("the copy has a rops binary: git should ignore /rops")
+	}
+	return dir
+}
