@@ -3,6 +3,7 @@
 #
 #   CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o rops . && docker build -t rops .
 #
+# or scripts/compose-up, which builds the binary and runs docker-compose up.
 # .dockerignore keeps the build context to what is copied here.
 FROM scratch
 COPY rops /rops

@@ -5,16 +5,22 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/reliable-ops/rops/core"
 )
 
 // accessLog logs one record per request through log/slog, with the fields
 // of gunicorn's access log: the request line as the message, then the
-// client's address, status, body size, referer and user agent. With slog's
-// text handler:
+// client's address, status, body size, referer, user agent and the time
+// from the request's arrival to the end of its answer. With slog's text
+// handler:
 //
-//	time=2026-11-25T18:00:00.000Z level=INFO msg="POST /v1/group HTTP/1.1" remote=127.0.0.1 status=201 bytes=8 referer="" user_agent=rops/1
+//	time=2026-11-25T18:00:00.000Z level=INFO msg="POST /v1/group HTTP/1.1" remote=127.0.0.1 status=201 bytes=8 referer="" user_agent=rops/1 duration=1.532ms
+//
+// The probes (GET /ping, /healthz, /readyz) are logged at DEBUG: a
+// container's health check sends them every few seconds, and at INFO they
+// would bury the requests that matter.
 //
 // The handler quotes and escapes every value, so a request cannot forge or
 // break a line, and writes each record with one Write under its lock, so
@@ -31,10 +37,15 @@ func newAccessLog(l *slog.Logger, clock core.Clock) *accessLog {
 	return &accessLog{h: l.Handler(), clock: clock}
 }
 
-// write logs r, whose answer aw recorded; ctx is r's. Handler errors are
-// ignored: a broken log must not fail requests.
-func (l *accessLog) write(ctx context.Context, r *http.Request, aw *answerWriter) {
-	if !l.h.Enabled(ctx, slog.LevelInfo) {
+// write logs r, whose answer aw recorded; ctx is r's, start when it
+// arrived by l.clock. Handler errors are ignored: a broken log must not
+// fail requests.
+func (l *accessLog) write(ctx context.Context, r *http.Request, start time.Time, aw *answerWriter) {
+	level := slog.LevelInfo
+	if isProbe(r) {
+		level = slog.LevelDebug
+	}
+	if !l.h.Enabled(ctx, level) {
 		return
 	}
 	// An address without a port (a unix socket's, or one a proxy's
@@ -52,7 +63,8 @@ func (l *accessLog) write(ctx context.Context, r *http.Request, aw *answerWriter
 	}
 	// The record is built here rather than by Logger.LogAttrs so that it
 	// carries the server's clock (tests fix it) and skips the caller lookup.
-	rec := slog.NewRecord(l.clock.Now(), slog.LevelInfo, requestLine(r), 0)
+	now := l.clock.Now()
+	rec := slog.NewRecord(now, level, requestLine(r), 0)
 	rec.AddAttrs(
 		slog.String("remote", host),
 		slog.Int("status", status),
@@ -60,8 +72,22 @@ func (l *accessLog) write(ctx context.Context, r *http.Request, aw *answerWriter
 		// Indexed directly, as net/http canonicalized the keys.
 		slog.String("referer", first(r.Header["Referer"])),
 		slog.String("user_agent", first(r.Header["User-Agent"])),
+		slog.Duration("duration", now.Sub(start)),
 	)
 	_ = l.h.Handle(ctx, rec)
+}
+
+// isProbe reports whether r is a liveness or readiness probe: a GET or
+// HEAD of /ping, /healthz or /readyz, at the root or under /v1.
+func isProbe(r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	switch routePath(r) {
+	case "/ping", "/ping/", "/healthz", "/readyz":
+		return true
+	}
+	return false
 }
 
 // requestLine returns r's request line, such as "POST /v1/group HTTP/1.1":

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/reliable-ops/rops/core"
 )
@@ -19,6 +20,6 @@ func BenchmarkAccessLog(b *testing.B) {
 	aw := &answerWriter{status: 201, bytes: 8}
 	b.ReportAllocs()
 	for b.Loop() {
-		l.write(r.Context(), r, aw)
+		l.write(r.Context(), r, time.Now(), aw)
 	}
 }

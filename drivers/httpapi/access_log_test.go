@@ -2,8 +2,10 @@ package httpapi_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -40,9 +42,9 @@ func TestAccessLog(t *testing.T) {
 	}
 	// The request line is the message; values are quoted and escaped as
 	// needed, so that the user agent cannot break its line.
-	want := `time=2023-11-14T22:13:20.000Z level=INFO msg="POST /v1/group HTTP/1.1" remote=192.0.2.1 status=201 bytes=8 referer="" user_agent=rops/1
-time=2023-11-14T22:13:20.000Z level=INFO msg="GET /v1/group/9?x=1 HTTP/1.1" remote=::1 status=200 bytes=51 referer=http://example.com/ user_agent="curl \"evil\"\n"
-time=2023-11-14T22:13:20.000Z level=INFO msg="GET /nope HTTP/1.1" remote=192.0.2.1 status=404 bytes=158 referer="" user_agent=""
+	want := `time=2023-11-14T22:13:20.000Z level=INFO msg="POST /v1/group HTTP/1.1" remote=192.0.2.1 status=201 bytes=8 referer="" user_agent=rops/1 duration=0s
+time=2023-11-14T22:13:20.000Z level=INFO msg="GET /v1/group/9?x=1 HTTP/1.1" remote=::1 status=200 bytes=51 referer=http://example.com/ user_agent="curl \"evil\"\n" duration=0s
+time=2023-11-14T22:13:20.000Z level=INFO msg="GET /nope HTTP/1.1" remote=192.0.2.1 status=404 bytes=158 referer="" user_agent="" duration=0s
 `
 	if got := log.String(); got != want {
 		t.Fatalf("log:\n%s\nwant:\n%s", got, want)
@@ -64,7 +66,7 @@ func TestAccessLogRemote(t *testing.T) {
 		t.Run(tc.addr, func(t *testing.T) {
 			var log bytes.Buffer
 			s := httpapi.NewServer(memoryNodes("node01"), httpapi.ServerOptions{AccessLog: slog.New(slog.NewJSONHandler(&log, nil))})
-			req := httptest.NewRequest(http.MethodGet, "/ping", nil)
+			req := httptest.NewRequest(http.MethodGet, "/nope", nil)
 			req.RemoteAddr = tc.addr
 			s.ServeHTTP(httptest.NewRecorder(), req)
 			var rec struct{ Remote string }
@@ -79,10 +81,12 @@ func TestAccessLogRemote(t *testing.T) {
 }
 
 // TestAccessLogConcurrent checks lines from concurrent requests over a real
-// server stay whole, in the JSON format with every field.
+// server stay whole, in the JSON format with every field. The requests are
+// pings, which a log at DEBUG shows.
 func TestAccessLogConcurrent(t *testing.T) {
 	var log bytes.Buffer
-	srv := serve(t, httpapi.NewServer(memoryNodes(names...), httpapi.ServerOptions{AccessLog: slog.New(slog.NewJSONHandler(&log, nil))}))
+	debug := slog.New(slog.NewJSONHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv := serve(t, httpapi.NewServer(memoryNodes(names...), httpapi.ServerOptions{AccessLog: debug}))
 	hc := newHTTPClient(t)
 	const workers, each = 8, 20
 	var wg sync.WaitGroup
@@ -113,7 +117,12 @@ func TestAccessLogConcurrent(t *testing.T) {
 			t.Fatalf("log line %q: time: %v", l, err)
 		}
 		delete(rec, "time")
-		want := map[string]any{"level": "INFO", "msg": "GET /v1/ping HTTP/1.1", "remote": "127.0.0.1", "status": 200.0,
+		// slog writes a duration in JSON as its nanoseconds.
+		if d, ok := rec["duration"].(float64); !ok || d < 0 {
+			t.Fatalf("log line %q: duration is not a count of nanoseconds", l)
+		}
+		delete(rec, "duration")
+		want := map[string]any{"level": "DEBUG", "msg": "GET /v1/ping HTTP/1.1", "remote": "127.0.0.1", "status": 200.0,
 			"bytes": 5.0, "referer": "", "user_agent": "Go-http-client/1.1"}
 		if !maps.Equal(rec, want) {
 			t.Fatalf("log line %q is not as expected: want %v", l, want)
@@ -128,5 +137,102 @@ func TestAccessLogOff(t *testing.T) {
 	s.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/ping", nil))
 	if got, want := w.Body.String(), "PONG\n"; got != want {
 		t.Fatalf("body=%q, want %q", got, want)
+	}
+}
+
+// steppingClock is a clock that moves on by step each time it is read, so
+// that a request's arrival and the end of its answer are step apart.
+type steppingClock struct {
+	mu   sync.Mutex
+	t    time.Time
+	step time.Duration
+}
+
+func (c *steppingClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := c.t
+	c.t = c.t.Add(c.step)
+	return t
+}
+
+func (c *steppingClock) Sleep(ctx context.Context, d time.Duration) error { return ctx.Err() }
+
+// TestAccessLogDuration checks the duration field, the time from the
+// request's arrival to the end of its answer by the server's clock, in both
+// of slog's formats: a Go duration in text, nanoseconds in JSON.
+func TestAccessLogDuration(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		h    func(io.Writer) slog.Handler
+		want string
+	}{
+		{"text", func(w io.Writer) slog.Handler { return slog.NewTextHandler(w, nil) },
+			`time=2023-11-14T22:13:20.002Z level=INFO msg="POST /v1/group HTTP/1.1" remote=192.0.2.1 status=201 bytes=8 referer="" user_agent="" duration=2.5ms` + "\n"},
+		{"json", func(w io.Writer) slog.Handler { return slog.NewJSONHandler(w, nil) },
+			`{"time":"2023-11-14T22:13:20.0025Z","level":"INFO","msg":"POST /v1/group HTTP/1.1","remote":"192.0.2.1","status":201,"bytes":8,"referer":"","user_agent":"","duration":2500000}` + "\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var log bytes.Buffer
+			c := &steppingClock{t: clock.t, step: 2500 * time.Microsecond}
+			s := httpapi.NewServer(memoryNodes("node01"), httpapi.ServerOptions{AccessLog: slog.New(tc.h(&log)), Clock: c, Tokens: core.NewTokenSource(clock)})
+			req := httptest.NewRequest(http.MethodPost, "/v1/group", strings.NewReader(`{"groupId": "9"}`))
+			req.RemoteAddr = "192.0.2.1:1234"
+			s.ServeHTTP(httptest.NewRecorder(), req)
+			if got, want := log.String(), tc.want; got != want {
+				t.Fatalf("log:\n%s\nwant:\n%s", got, want)
+			}
+		})
+	}
+}
+
+// TestAccessLogProbes checks that the probes a health check sends every
+// few seconds, GET or HEAD /ping, /healthz and /readyz, are logged at
+// DEBUG, so a log at INFO leaves them out, and every other request at INFO.
+func TestAccessLogProbes(t *testing.T) {
+	requests := []struct {
+		method, target string
+		probe          bool
+	}{
+		{"GET", "/ping", true},
+		{"GET", "/v1/ping", true},
+		{"GET", "/ping/", true},
+		{"HEAD", "/ping", true},
+		{"GET", "/healthz", true},
+		{"GET", "/v1/healthz", true},
+		{"GET", "/readyz", true},
+		{"GET", "/v1/readyz", true},
+		{"POST", "/ping", false}, // 405: not a probe
+		{"GET", "/v1/stats", false},
+		{"GET", "/pingx", false},
+		{"POST", "/v1/group", false},
+	}
+	for _, level := range []slog.Level{slog.LevelInfo, slog.LevelDebug} {
+		t.Run(level.String(), func(t *testing.T) {
+			var log bytes.Buffer
+			l := slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: level}))
+			s := httpapi.NewServer(memoryNodes("node01"), httpapi.ServerOptions{AccessLog: l, Clock: clock})
+			var want strings.Builder
+			for _, r := range requests {
+				s.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(r.method, r.target, strings.NewReader(`{"groupId": "9"}`)))
+				switch {
+				case !r.probe:
+					fmt.Fprintf(&want, "level=INFO msg=\"%s %s HTTP/1.1\"\n", r.method, r.target)
+				case level == slog.LevelDebug:
+					fmt.Fprintf(&want, "level=DEBUG msg=\"%s %s HTTP/1.1\"\n", r.method, r.target)
+				}
+			}
+			var got strings.Builder
+			for line := range strings.Lines(log.String()) {
+				// Only the level and the request line: the rest is
+				// TestAccessLog's.
+				_, rest, _ := strings.Cut(line, " ")
+				rest, _, _ = strings.Cut(rest, " remote=")
+				got.WriteString(rest + "\n")
+			}
+			if got.String() != want.String() {
+				t.Fatalf("log at %v:\n%s\nwant:\n%s", level, got.String(), want.String())
+			}
+		})
 	}
 }

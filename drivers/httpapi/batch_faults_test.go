@@ -335,12 +335,12 @@ func TestBatchFaultMetrics(t *testing.T) {
 			defer cancel()
 			do(t, ctx, srv, "POST", "/v1/batch", "node01", batchBody(t, "", batchItems...))
 			text := scrape(t, srv)
-			want := `rops_http_requests_total{fault="` + bf.String() + `",node="node01",route="POST /batch",status="`
-			if !strings.Contains(text, want) {
-				t.Errorf("no %s...} sample:\n%s", want, grepRops(text))
+			labels := `fault="` + bf.String() + `",handler="/batch",method="post",node="node01"}`
+			if !hasSample(text, "rops_http_requests_total{", labels) {
+				t.Errorf("no rops_http_requests_total{code=...,%s sample:\n%s", labels, grepRops(text))
 			}
 			if bf == faults.BatchLostBefore || bf == faults.BatchLostAfter {
-				wantLine(t, text, want+`444"} 1`)
+				wantLine(t, text, `rops_http_requests_total{code="444",`+labels+` 1`)
 			}
 		})
 	}

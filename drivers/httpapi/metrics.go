@@ -26,6 +26,8 @@ const (
 
 // metrics counts a Server's requests in a registry of its own, so that
 // servers side by side (tests) keep apart, and serves it at GET /metrics.
+// The labels follow client_golang's promhttp middleware: code and method,
+// and handler for the path pattern, with rops' node and fault.
 type metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
@@ -36,7 +38,7 @@ type metrics struct {
 	series sync.Map
 }
 
-type seriesKey struct{ node, route, status, fault string }
+type seriesKey struct{ node, handler, method, code, fault string }
 
 type series struct {
 	requests prometheus.Counter
@@ -52,13 +54,13 @@ func newMetrics(ns []core.Node) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rops_http_requests_total",
-			Help: "Requests answered, by node (the 'node' header; empty for none or an unknown one), route (method and path pattern), status (444: connection reset with no answer) and injected fault (none if no fault fired).",
-		}, []string{"node", "route", "status", "fault"}),
+			Help: "Requests answered, by node (the 'node' header; empty for none or an unknown one), handler (path pattern), method (lower case, as promhttp's), code (the status; 444: connection reset with no answer) and injected fault (none if no fault fired).",
+		}, []string{"node", "handler", "method", "code", "fault"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "rops_http_request_duration_seconds",
-			Help:    "Time from a request's arrival to the end of its answer, by node and route.",
+			Help:    "Time from a request's arrival to the end of its answer, by node, handler and method.",
 			Buckets: latencyBuckets,
-		}, []string{"node", "route"}),
+		}, []string{"node", "handler", "method"}),
 	}
 	reg.MustRegister(m.requests, m.latency, newRecordsCollector(ns),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -84,14 +86,14 @@ func (m *metrics) count(s *Server, r *http.Request, start time.Time, aw *answerW
 	if fault == "" {
 		fault = faults.FaultNone
 	}
-	key := seriesKey{s.nodeLabel(r), routeLabel(r), statusLabel(status), fault}
+	key := seriesKey{s.nodeLabel(r), handlerLabel(r), methodLabel(r), statusLabel(status), fault}
 	v, ok := m.series.Load(key)
 	if !ok {
 		// The labels' values come from fixed sets, so the cache is
 		// bounded as the vectors are.
 		v, _ = m.series.LoadOrStore(key, &series{
-			requests: m.requests.WithLabelValues(key.node, key.route, key.status, key.fault),
-			latency:  m.latency.WithLabelValues(key.node, key.route),
+			requests: m.requests.WithLabelValues(key.node, key.handler, key.method, key.code, key.fault),
+			latency:  m.latency.WithLabelValues(key.node, key.handler, key.method),
 		})
 	}
 	se := v.(*series)
@@ -116,48 +118,42 @@ func (s *Server) nodeLabel(r *http.Request) string {
 	return ""
 }
 
-// Route labels: a method, a space and a path pattern, from fixed sets so
-// that a client cannot grow the label's values.
-var (
-	labelMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete, "OTHER"}
-	labelPaths   = []string{"/ping", "/stats", "/group", "/group/{id}", "/groups", "/batch", "/admin/faults", "/metrics", "/healthz", "/readyz", "other"}
-	routeLabels  = func() [][]string {
-		t := make([][]string, len(labelMethods))
-		for i, m := range labelMethods {
-			t[i] = make([]string, len(labelPaths))
-			for j, p := range labelPaths {
-				t[i][j] = m + " " + p
-			}
-		}
-		return t
-	}()
-)
+// The method label, as promhttp's middleware (InstrumentHandlerCounter,
+// sanitizeMethod) writes it: the methods it knows, in lower case, and
+// "unknown" for any other, so that a client cannot grow the label's values.
+var labelMethods = []string{"get", "put", "head", "post", "delete", "connect", "options", "notify", "trace", "patch"}
 
-// routeLabel returns r's route label, such as "POST /group" or
-// "GET /group/{id}", with the path taken as route takes it.
-func routeLabel(r *http.Request) string {
-	m := len(labelMethods) - 1
-	for i, name := range labelMethods[:m] {
-		if r.Method == name {
-			m = i
-			break
+// methodLabel returns r's method label, such as "post".
+func methodLabel(r *http.Request) string {
+	for _, m := range labelMethods {
+		if len(r.Method) == len(m) && strings.EqualFold(r.Method, m) {
+			return m
 		}
 	}
+	return "unknown"
+}
+
+// The handler label: the path pattern a request was routed by, without
+// the /v1 prefix, named as promhttp's examples name the label that tells
+// handlers apart; "other" for a path no route serves.
+var labelHandlers = []string{"/ping", "/stats", "/group", "/group/{id}", "/groups", "/batch", "/admin/faults", "/metrics", "/healthz", "/readyz"}
+
+// handlerLabel returns r's handler label, such as "/group" or
+// "/group/{id}", with the path taken as route takes it.
+func handlerLabel(r *http.Request) string {
 	p := routePath(r)
 	if p == "/ping/" {
-		p = "/ping"
+		return "/ping"
 	}
-	j := len(labelPaths) - 1
-	for i, name := range labelPaths[:j] {
-		if p == name {
-			j = i
-			break
+	for _, h := range labelHandlers {
+		if p == h {
+			return h
 		}
 	}
-	if j == len(labelPaths)-1 && strings.HasPrefix(p, "/group/") {
-		j = 3
+	if strings.HasPrefix(p, "/group/") {
+		return "/group/{id}"
 	}
-	return routeLabels[m][j]
+	return "other"
 }
 
 // statusLabels holds the status codes as text, so that counting a request

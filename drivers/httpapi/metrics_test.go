@@ -75,6 +75,17 @@ func wantLine(tb testing.TB, text, want string) {
 	tb.Errorf("no line %q in /metrics:\n%s", want, grepRops(text))
 }
 
+// hasSample reports whether text has a sample line that starts with
+// prefix and holds label, such as `fault="error_`.
+func hasSample(text, prefix, label string) bool {
+	for line := range strings.Lines(text) {
+		if strings.HasPrefix(line, prefix) && strings.Contains(line, label) {
+			return true
+		}
+	}
+	return false
+}
+
 // grepRops returns text's rops_ lines, for failure messages.
 func grepRops(text string) string {
 	var b strings.Builder
@@ -115,19 +126,19 @@ func TestMetricsCounts(t *testing.T) {
 	do(t, ctx, s, "GET", "/v1/nope", "node09", "")
 
 	text := scrape(t, s)
-	wantLine(t, text, `rops_http_requests_total{fault="none",node="node01",route="POST /group",status="201"} 3`)
+	wantLine(t, text, `rops_http_requests_total{code="201",fault="none",handler="/group",method="post",node="node01"} 3`)
 	for _, st := range []int{500, 408} {
 		if n := byStatus[st]; n > 0 {
-			wantLine(t, text, fmt.Sprintf(`rops_http_requests_total{fault="error_%d",node="node02",route="POST /group",status="%d"} %d`, st, st, n))
+			wantLine(t, text, fmt.Sprintf(`rops_http_requests_total{code="%d",fault="error_%d",handler="/group",method="post",node="node02"} %d`, st, st, n))
 		}
 	}
-	wantLine(t, text, fmt.Sprintf(`rops_http_requests_total{fault="down",node="node03",route="DELETE /group",status="%d"} 1`, code))
-	wantLine(t, text, `rops_http_requests_total{fault="none",node="node01",route="GET /group/{id}",status="200"} 1`)
-	wantLine(t, text, `rops_http_requests_total{fault="none",node="",route="GET /ping",status="200"} 1`)
+	wantLine(t, text, fmt.Sprintf(`rops_http_requests_total{code="%d",fault="down",handler="/group",method="delete",node="node03"} 1`, code))
+	wantLine(t, text, `rops_http_requests_total{code="200",fault="none",handler="/group/{id}",method="get",node="node01"} 1`)
+	wantLine(t, text, `rops_http_requests_total{code="200",fault="none",handler="/ping",method="get",node=""} 1`)
 	// An unknown node and route do not grow the labels' values.
-	wantLine(t, text, `rops_http_requests_total{fault="none",node="",route="GET other",status="404"} 1`)
-	wantLine(t, text, `rops_http_request_duration_seconds_count{node="node01",route="POST /group"} 3`)
-	wantLine(t, text, `rops_http_request_duration_seconds_count{node="node02",route="POST /group"} 4`)
+	wantLine(t, text, `rops_http_requests_total{code="404",fault="none",handler="other",method="get",node=""} 1`)
+	wantLine(t, text, `rops_http_request_duration_seconds_count{handler="/group",method="post",node="node01"} 3`)
+	wantLine(t, text, `rops_http_request_duration_seconds_count{handler="/group",method="post",node="node02"} 4`)
 	wantLine(t, text, `rops_node_records{node="node01"} 3`)
 	wantLine(t, text, `rops_node_records{node="node02"} 0`)
 	if strings.Contains(text, `rops_node_records{node="node03"}`) {
@@ -136,6 +147,33 @@ func TestMetricsCounts(t *testing.T) {
 	// The server's own registry holds the runtime's metrics too.
 	if !strings.Contains(text, "\ngo_goroutines ") {
 		t.Errorf("no go_goroutines in /metrics")
+	}
+}
+
+// TestMetricsLabels checks the handler and method labels, which follow
+// promhttp's middleware: the method in lower case, "unknown" for one
+// promhttp does not know; the path pattern, at the root or under /v1,
+// "other" for a path no route serves.
+func TestMetricsLabels(t *testing.T) {
+	for _, tc := range []struct {
+		name, method, path string
+		want               string // the sample's labels but fault and node
+	}{
+		{"get", "GET", "/v1/group/g1", `code="404",fault="none",handler="/group/{id}",method="get"`},
+		{"head", "HEAD", "/ping", `code="200",fault="none",handler="/ping",method="head"`},
+		{"trailing slash", "GET", "/v1/ping/", `code="200",fault="none",handler="/ping",method="get"`},
+		{"post", "POST", "/v1/group", `code="201",fault="none",handler="/group",method="post"`},
+		{"patch", "PATCH", "/group", `code="405",fault="none",handler="/group",method="patch"`},
+		{"unknown method", "FOO", "/v1/group", `code="405",fault="none",handler="/group",method="unknown"`},
+		{"unknown path", "GET", "/v1/nope", `code="404",fault="none",handler="other",method="get"`},
+		{"stats", "GET", "/stats", `code="200",fault="none",handler="/stats",method="get"`},
+		{"readyz", "GET", "/v1/readyz", `code="200",fault="none",handler="/readyz",method="get"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := httpapi.NewServer(memoryNodes("node01"), httpapi.ServerOptions{Metrics: true})
+			do(t, t.Context(), s, tc.method, tc.path, "", createBody(1))
+			wantLine(t, scrape(t, s), `rops_http_requests_total{`+tc.want+`,node="node01"} 1`)
+		})
 	}
 }
 
@@ -165,13 +203,12 @@ func TestMetricsFaults(t *testing.T) {
 			cancel()
 			do(t, ctx, s, "POST", "/v1/group", "", createBody(1))
 			text := scrape(t, s)
-			want := `rops_http_requests_total{fault="` + tc.fault
-			if !strings.Contains(text, want) {
-				t.Errorf("no %s...} sample:\n%s", want, grepRops(text))
+			if !hasSample(text, "rops_http_requests_total{", `fault="`+tc.fault) {
+				t.Errorf("no rops_http_requests_total sample with fault=%q...:\n%s", tc.fault, grepRops(text))
 			}
 			if tc.fault == faults.FaultReset {
 				// No answer: counted as nginx logs it.
-				wantLine(t, text, `rops_http_requests_total{fault="reset",node="node01",route="POST /group",status="444"} 1`)
+				wantLine(t, text, `rops_http_requests_total{code="444",fault="reset",handler="/group",method="post",node="node01"} 1`)
 			}
 		})
 	}
@@ -194,8 +231,8 @@ func TestMetricsSideBySide(t *testing.T) {
 	do(t, t.Context(), a, "GET", "/ping", "", "")
 	do(t, t.Context(), a, "GET", "/ping", "", "")
 	do(t, t.Context(), b, "GET", "/ping", "", "")
-	wantLine(t, scrape(t, a), `rops_http_requests_total{fault="none",node="node01",route="GET /ping",status="200"} 2`)
-	wantLine(t, scrape(t, b), `rops_http_requests_total{fault="none",node="node01",route="GET /ping",status="200"} 1`)
+	wantLine(t, scrape(t, a), `rops_http_requests_total{code="200",fault="none",handler="/ping",method="get",node="node01"} 2`)
+	wantLine(t, scrape(t, b), `rops_http_requests_total{code="200",fault="none",handler="/ping",method="get",node="node01"} 1`)
 }
 
 // TestMetricsOverHTTP scrapes a real server after requests through a
@@ -222,7 +259,7 @@ func TestMetricsOverHTTP(t *testing.T) {
 			if err != nil || resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
 				t.Fatalf("GET /v1/metrics: %d %q %v", resp.StatusCode, resp.Header.Get("Content-Type"), err)
 			}
-			wantLine(t, string(b), `rops_http_requests_total{fault="none",node="node02",route="POST /group",status="201"} 5`)
+			wantLine(t, string(b), `rops_http_requests_total{code="201",fault="none",handler="/group",method="post",node="node02"} 5`)
 			wantLine(t, string(b), `rops_node_records{node="node02"} 5`)
 		})
 	}

@@ -41,9 +41,12 @@ type ServerOptions struct {
 	MaxStats, MaxLists int
 	// AccessLog, if not nil, receives one record per request at level
 	// INFO, with gunicorn's fields: the request line as the message, and
-	// remote, status, bytes, referer and user_agent,
-	//	time=2026-11-25T18:00:00.000Z level=INFO msg="POST /v1/group HTTP/1.1" remote=127.0.0.1 status=201 bytes=8 referer="" user_agent=rops/1
-	// A slow handler slows the requests.
+	// remote, status, bytes, referer, user_agent and duration (from the
+	// request's arrival, by Clock, to the end of its answer),
+	//	time=2026-11-25T18:00:00.000Z level=INFO msg="POST /v1/group HTTP/1.1" remote=127.0.0.1 status=201 bytes=8 referer="" user_agent=rops/1 duration=1.532ms
+	// The probes, GET or HEAD /ping, /healthz and /readyz, are logged at
+	// DEBUG, so that a health check every few seconds does not flood a
+	// log at INFO. A slow handler slows the requests.
 	AccessLog *slog.Logger
 	// Tokens makes the token of a POST that has no timestamp header (nil:
 	// a new core.TokenSource).
@@ -61,8 +64,10 @@ type ServerOptions struct {
 	// keep tombstones; a create they fence answers 500.
 	Original bool
 	// Metrics serves GET /metrics, the Prometheus text format of the
-	// server's own registry: requests by node, route, status and injected
-	// fault, latency by node and route, and each node's records.
+	// server's own registry: requests by node, handler (path pattern),
+	// method, code and injected fault, latency by node, handler and
+	// method, and each node's records. The code, method and handler labels
+	// are written as client_golang's promhttp middleware writes them.
 	Metrics bool
 }
 
@@ -196,6 +201,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// the context, not a copy of the request, carries the note in which a
 	// faulty node records the fault it injected.
 	aw := &answerWriter{ResponseWriter: w}
+	var logStart time.Time // by the log's clock, which tests fix
+	if s.log != nil {
+		logStart = s.log.clock.Now()
+	}
 	ctx := r.Context()
 	if s.metrics != nil {
 		ctx = faults.WithNote(ctx, &aw.note)
@@ -205,7 +214,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.route(ctx, aw, r)
 	if s.log != nil {
-		s.log.write(ctx, r, aw)
+		s.log.write(ctx, r, logStart, aw)
 	}
 }
 

@@ -632,6 +632,7 @@ func TestDocker(t *testing.T) {
 		p := newProject(t, eng, image, bin)
 		p.up(t, "cluster")
 		t.Run("jobs", func(t *testing.T) { testClusterJobs(t, p) })
+		t.Run("no-probe-lines", func(t *testing.T) { testNoProbeLines(t, p) })
 		t.Run("job-killed", func(t *testing.T) { testJobKilled(t, p) })
 	})
 	t.Run("per-node", func(t *testing.T) {
@@ -673,6 +674,44 @@ func testClusterJobs(t *testing.T, p *project) {
 	if got, want := st.Nodes["node01"], r.Done+hr.Done; got != want {
 		t.Fatalf("node01 holds %d ids, want %d", got, want)
 	}
+}
+
+// testNoProbeLines reads the cluster's log up to the first write a job
+// sent: the health check (rops ping, every 2 s) ran before any job, as
+// the cluster was healthy first, yet its requests are not in the log at
+// its level, INFO; the lines come out in order, so they would be before the
+// job's.
+func testNoProbeLines(t *testing.T, p *project) {
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	logs := exec.CommandContext(ctx, "docker", "logs", "-f", p.container(t, "cluster"))
+	stderr, err := logs.StderrPipe() // the server logs to stderr
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := logs.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cancel()
+		logs.Wait()
+	}()
+	var read []string
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		line := sc.Text()
+		read = append(read, line)
+		if strings.Contains(line, "/ping HTTP/") || strings.Contains(line, "/healthz HTTP/") || strings.Contains(line, "/readyz HTTP/") {
+			t.Fatalf("the cluster logs the health check's probes at INFO:\n%s", strings.Join(read, "\n"))
+		}
+		if strings.Contains(line, `msg="POST /v1/`) {
+			if !strings.Contains(line, " duration=") {
+				t.Errorf("an access line without its duration: %s", line)
+			}
+			return
+		}
+	}
+	t.Fatalf("no job's request in the cluster's log within %v:\n%s", limit, strings.Join(read, "\n"))
 }
 
 // testPerNode runs a create and a delete of 2000 ids, at the original's 20%
@@ -815,4 +854,72 @@ func testJobKilled(t *testing.T, p *project) {
 		t.Fatalf("the nodes hold %d ids of %v, want at least %d", len(held), ids, len(known))
 	}
 	t.Logf("the nodes hold %d ids of %v: %d reported done or finished by recover", len(held), ids, len(known))
+}
+
+// TestComposeUpFreshClone runs scripts/compose-up in a copy of the
+// repository's files without a built binary, as a fresh clone has them:
+// the script builds the binary the Dockerfile copies, then the image, and
+// starts the cluster, which turns healthy and answers a job's ping. (A
+// plain "docker-compose up" there stops at the Dockerfile's COPY of rops.)
+func TestComposeUpFreshClone(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipped under -short: builds rops and an image and runs a container; run go test ./e2e/docker")
+	}
+	eng := requireDocker(t)
+	clone := freshClone(t)
+	image := "rops-e2e:" + suffix()
+	// Cleanups run last first: the image goes once the project is down.
+	t.Cleanup(func() { remove(t, "rmi", "-f", image) })
+	p := newProject(t, eng, image, "")
+	since := time.Now()
+	out, errOut, code, err := execute(append(p.env, "COMPOSE_PROJECT_NAME="+p.name), filepath.Join(clone, "scripts", "compose-up"))
+	if err != nil || code != 0 {
+		t.Fatalf("scripts/compose-up: exit %d %v\n%s%s", code, err, out, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(clone, "rops")); err != nil {
+		t.Errorf("scripts/compose-up built no ./rops: %v", err)
+	}
+	p.healthy(t, since, "cluster")
+	if out, code := p.run(t, "ping"); code != 0 {
+		t.Fatalf("rops ping from the job container exited %d:\n%s", code, out)
+	}
+}
+
+// freshClone copies the repository's files, those git tracks and new ones
+// it does not ignore, into a temporary directory: no built binary, no
+// .git, as a fresh clone has them, plus the changes under test.
+func freshClone(t *testing.T) string {
+	t.Helper()
+	ls := exec.Command("git", "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+	ls.Dir = root
+	out, err := ls.Output()
+	if err != nil {
+		t.Fatalf("git ls-files: %v", err)
+	}
+	dir := t.TempDir()
+	for name := range strings.SplitSeq(strings.TrimSuffix(string(out), "\x00"), "\x00") {
+		src := filepath.Join(root, name)
+		fi, err := os.Stat(src)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // deleted in the working tree
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst, b, fi.Mode().Perm()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "rops")); err == nil {
+		t.Fatal("the copy has a rops binary: git should ignore /rops")
+	}
+	return dir
 }
