@@ -78,12 +78,13 @@ func (c *DeleteOneCmd) Run(ctx context.Context, g *Globals, cl *Cluster, io *IO)
 
 func runBulk(ctx context.Context, g *Globals, cl *Cluster, io *IO, op core.Op, ids idList) error {
 	progress := newProgress(io.Stderr, terminalProgress(io.Stderr, g.Quiet || g.Verbose), op, ids.len())
-	each := progress.add
-	if cl.log != nil {
-		each = func(res core.Result) {
+	why := new(causes)
+	each := func(res core.Result) {
+		if cl.log != nil {
 			logResult(cl.log, res)
-			progress.add(res)
 		}
+		why.add(res)
+		progress.add(res)
 	}
 	// A cluster nobody answers is named once, and the job stops early.
 	unreach := newUnreachable(cl.Nodes())
@@ -94,7 +95,7 @@ func runBulk(ctx context.Context, g *Globals, cl *Cluster, io *IO, op core.Op, i
 	notStarted := ids.len() - rep.Requested
 	if g.Quiet && g.Output == "text" {
 		printSummary(io.Stdout, rep, notStarted)
-	} else if err := printReport(io.Stdout, g.Output, rep, notStarted, trips); err != nil {
+	} else if err := printJob(io.Stdout, g.Output, rep, jobExtras{notStarted: notStarted, trips: trips, why: why}); err != nil {
 		return err
 	}
 	unreach.report(ctx, io.Stderr, notStarted)
@@ -124,7 +125,9 @@ func runOne(ctx context.Context, g *Globals, cl *Cluster, io *IO, op core.Op, id
 	unreach := newUnreachable(cl.Nodes())
 	unreach.add(res)
 	if g.Output == "json" {
-		if err := printReport(io.Stdout, g.Output, rep, 0, trips); err != nil {
+		why := new(causes)
+		why.add(res)
+		if err := printJob(io.Stdout, g.Output, rep, jobExtras{trips: trips, why: why}); err != nil {
 			return err
 		}
 	} else {
