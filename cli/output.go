@@ -62,7 +62,7 @@ type jobExtras struct {
 func printJob(w io.Writer, format string, rep core.Report, x jobExtras) error {
 	if format == "json" {
 		rep.Seconds = round(rep.Seconds, 3)
-		j := jobJSON{Report: rep, NotStarted: x.notStarted, RoundTrips: x.trips}
+		j := jobJSON{Report: rep, NotStarted: x.notStarted, RoundTrips: x.trips, Interrupted: x.interrupted}
 		if x.why != nil {
 			j.Causes = x.why.list
 		}
@@ -236,6 +236,9 @@ type jobJSON struct {
 	// Causes says why each id was rolled back or is pending, one entry
 	// per id, in the order their operations ended.
 	Causes []causeJSON `json:"causes,omitempty"`
+	// Interrupted says the job was interrupted (Ctrl-C): its pending ids
+	// were cut off mid-operation, not left by the nodes.
+	Interrupted bool `json:"interrupted,omitempty"`
 }
 
 // printSummary prints a report's first line, the counts by outcome: all
@@ -264,8 +267,10 @@ func listIDs(ids []core.GroupID) string {
 	return b.String()
 }
 
-// printResult prints one operation's result as a short sentence.
-func printResult(w io.Writer, res core.Result) {
+// printResult prints one operation's result as a short sentence;
+// interrupted says the command was interrupted (Ctrl-C), which cut off an
+// operation left pending, not the nodes.
+func printResult(w io.Writer, res core.Result, interrupted bool) {
 	verb := map[core.Op]string{core.OpCreate: "created", core.OpDelete: "deleted"}[res.Op]
 	switch res.Outcome {
 	case core.Done:
@@ -279,6 +284,11 @@ func printResult(w io.Writer, res core.Result) {
 	case core.RolledBack:
 		fmt.Fprintf(w, "%s %s: rolled back, every node is as it was: %v\n", res.Op, res.ID, res.Err)
 	case core.Pending:
+		if interrupted {
+			// The nodes are not to blame; the command's error says more.
+			fmt.Fprintf(w, "%s %s: pending, cut off by the interrupt\n", res.Op, res.ID)
+			break
+		}
 		fmt.Fprintf(w, "%s %s: pending, nodes may disagree until they answer again: %v\n", res.Op, res.ID, res.Err)
 	}
 }

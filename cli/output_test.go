@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -170,5 +171,36 @@ func TestCauses(t *testing.T) {
 	}
 	if got, want := many.summary(core.RolledBack), "cause 0 ×1; cause 1 ×1; cause 2 ×1; cause 3 ×1; cause 4 ×1; 3 other causes ×3"; got != want {
 		t.Errorf("bounded: %q, want %q", got, want)
+	}
+}
+
+// TestJobInterruptedSays: an interrupted job says how far it got and how
+// what it cut off is settled, and blames no node for it.
+func TestJobInterruptedSays(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	for _, tc := range []struct {
+		name  string
+		rep   core.Report
+		total int
+		want  string
+	}{
+		{"bulk, pending", core.Report{Requested: 120, Pending: 3}, 1000, "interrupted after 120 of 1000 ids: 3 pending were cut off mid-operation; rops recover (or the next command, which recovers first) settles them"},
+		{"bulk, none pending", core.Report{Requested: 120}, 1000, "interrupted after 120 of 1000 ids; run the job again to do the rest (ids done are then left unchanged)"},
+		{"one id", core.Report{Requested: 1, Pending: 1}, 0, "interrupted: 1 pending was cut off mid-operation; rops recover (or the next command, which recovers first) settles it"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := fmt.Sprint(jobErrorOf(ctx, tc.rep, 0, tc.total)); got != tc.want {
+				t.Errorf("error %q, want %q", got, tc.want)
+			}
+		})
+	}
+	var text strings.Builder
+	rep := core.Report{Command: "create", Requested: 4, Pending: 1, PendingIDs: []core.GroupID{"7"}}
+	if err := printJob(&text, "text", rep, jobExtras{interrupted: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := text.String(), "pending: 7 (cut off by the interrupt: rops recover settles them)\n"; !strings.HasSuffix(got, want) {
+		t.Errorf("report\n%s\nwant it to end %q", got, want)
 	}
 }
