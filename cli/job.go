@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -78,12 +79,13 @@ func (c *DeleteOneCmd) Run(ctx context.Context, g *Globals, cl *Cluster, io *IO)
 
 func runBulk(ctx context.Context, g *Globals, cl *Cluster, io *IO, op core.Op, ids idList) error {
 	progress := newProgress(io.Stderr, terminalProgress(io.Stderr, g.Quiet || g.Verbose), op, ids.len())
-	each := progress.add
-	if cl.log != nil {
-		each = func(res core.Result) {
+	why := new(causes)
+	each := func(res core.Result) {
+		if cl.log != nil {
 			logResult(cl.log, res)
-			progress.add(res)
 		}
+		why.add(res)
+		progress.add(res)
 	}
 	// A cluster nobody answers is named once, and the job stops early.
 	unreach := newUnreachable(cl.Nodes())
@@ -94,11 +96,11 @@ func runBulk(ctx context.Context, g *Globals, cl *Cluster, io *IO, op core.Op, i
 	notStarted := ids.len() - rep.Requested
 	if g.Quiet && g.Output == "text" {
 		printSummary(io.Stdout, rep, notStarted)
-	} else if err := printReport(io.Stdout, g.Output, rep, notStarted, trips); err != nil {
+	} else if err := printJob(io.Stdout, g.Output, rep, jobExtras{notStarted: notStarted, trips: trips, why: why, interrupted: ctx.Err() != nil}); err != nil {
 		return err
 	}
 	unreach.report(ctx, io.Stderr, notStarted)
-	return jobError(ctx, rep, cl.left)
+	return jobErrorOf(ctx, rep, cl.left, ids.len())
 }
 
 // parseID parses a one-id command's argument: a bad one is the user's to
@@ -124,11 +126,13 @@ func runOne(ctx context.Context, g *Globals, cl *Cluster, io *IO, op core.Op, id
 	unreach := newUnreachable(cl.Nodes())
 	unreach.add(res)
 	if g.Output == "json" {
-		if err := printReport(io.Stdout, g.Output, rep, 0, trips); err != nil {
+		why := new(causes)
+		why.add(res)
+		if err := printJob(io.Stdout, g.Output, rep, jobExtras{trips: trips, why: why, interrupted: ctx.Err() != nil}); err != nil {
 			return err
 		}
 	} else {
-		printResult(io.Stdout, res)
+		printResult(io.Stdout, res, ctx.Err() != nil)
 	}
 	unreach.report(ctx, io.Stderr, 0)
 	return jobError(ctx, rep, cl.left)
@@ -152,17 +156,47 @@ func logResult(log *slog.Logger, res core.Result) {
 // jobError turns a report, and the intents an earlier run left that could
 // not be recovered, into the command's exit code.
 func jobError(ctx context.Context, rep core.Report, left int) error {
+	return jobErrorOf(ctx, rep, left, 0)
+}
+
+// jobErrorOf is jobError for a job given total ids (0: not known), which
+// an interrupted job names: "interrupted after 120 of 1000 ids: 3 pending
+// were cut off mid-operation; ...". The nodes are not to blame for what
+// an interrupt left pending, so it says how that is settled instead.
+func jobErrorOf(ctx context.Context, rep core.Report, left, total int) error {
 	switch {
+	case rep.Pending > 0 && ctx.Err() != nil:
+		return &exitError{code: ExitInconsistent, err: errors.New(interrupted(rep, total))}
 	case rep.Pending > 0:
 		return &exitError{code: ExitInconsistent}
 	case left > 0:
 		return &exitError{code: ExitInconsistent, err: fmt.Errorf("%d operations of an earlier run are still pending: run rops recover once the nodes answer", left)}
 	case ctx.Err() != nil:
-		return &exitError{code: ExitInconsistent, err: fmt.Errorf("interrupted after %d ids", rep.Requested)}
+		return &exitError{code: ExitInconsistent, err: errors.New(interrupted(rep, total))}
 	case rep.RolledBack > 0:
 		return &exitError{code: ExitRolledBack}
 	}
 	return nil
+}
+
+// interrupted says how far an interrupted job got, and what it left: the
+// operations cut off mid-way (pending) and how they are settled, or else
+// how to do the rest.
+func interrupted(rep core.Report, total int) string {
+	s := "interrupted"
+	switch {
+	case total > 0:
+		s = fmt.Sprintf("interrupted after %d of %d ids", rep.Requested, total)
+	case rep.Requested != 1: // a one-id command is not counted
+		s = fmt.Sprintf("interrupted after %d ids", rep.Requested)
+	}
+	switch rep.Pending {
+	case 0:
+		return s + "; run the job again to do the rest (ids done are then left unchanged)"
+	case 1:
+		return s + ": 1 pending was cut off mid-operation; rops recover (or the next command, which recovers first) settles it"
+	}
+	return s + fmt.Sprintf(": %d pending were cut off mid-operation; rops recover (or the next command, which recovers first) settles them", rep.Pending)
 }
 
 // isTerminal reports whether w is a terminal. A character device is not

@@ -2,12 +2,18 @@ package cli
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/reliable-ops/rops/core"
+	"github.com/reliable-ops/rops/drivers/httpapi"
 )
 
 // fakeTerminal is the progress configuration of a terminal that shows every
@@ -128,5 +134,73 @@ func TestReportRoundTrips(t *testing.T) {
 		if got := strings.Contains(js.String(), `"round_trips"`); got != (tc.json != "") || tc.json != "" && !strings.Contains(js.String(), tc.json) {
 			t.Errorf("trips %d: JSON report %s, want %q", tc.trips, js.String(), tc.json)
 		}
+	}
+}
+
+// TestCauses: a job's report counts the causes of its ids rolled back or
+// pending, the same failure once however it was retried or held back by
+// the breaker, most frequent first, and names maxCauses at most.
+func TestCauses(t *testing.T) {
+	down := &core.Error{Code: core.EUnavailable, Message: "node02 is down", Err: &httpapi.StatusError{Status: http.StatusServiceUnavailable}}
+	held := func(n int) error { // a refusal of the breaker: what varies is left out
+		return &core.Error{Code: core.EUnavailable, Message: fmt.Sprintf("node02 did not answer %d requests in a row", n), Err: errors.Join(core.ErrBreakerOpen, down)}
+	}
+	slow := &core.Error{Code: core.ETransient, Message: "node03: no answer within 2s"}
+	var why causes
+	for i, err := range []error{down, held(9), held(10), slow, fmt.Errorf("%w; then could not undo it: %w", down, slow)} {
+		out := core.RolledBack
+		if i == 4 {
+			out = core.Pending
+		}
+		why.add(core.Result{ID: core.GroupID(strconv.Itoa(i)), Outcome: out, Err: err})
+	}
+	why.add(core.Result{ID: "ok", Outcome: core.Done})
+	if got, want := why.summary(core.RolledBack), "node02 is down (503 Rops-Applied: false) ×3; node03: no answer within 2s ×1"; got != want {
+		t.Errorf("rolled back: %q, want %q", got, want)
+	}
+	if got, want := why.summary(core.Pending), "node02 is down (503 Rops-Applied: false); node03: no answer within 2s ×1"; got != want {
+		t.Errorf("pending: %q, want %q", got, want)
+	}
+	if got, want := len(why.list), 5; got != want {
+		t.Errorf("%d causes, want %d: one per id rolled back or pending", got, want)
+	}
+
+	var many causes
+	for i := range maxCauses + 3 {
+		many.add(core.Result{ID: core.GroupID(strconv.Itoa(i)), Outcome: core.RolledBack, Err: fmt.Errorf("cause %d", i)})
+	}
+	if got, want := many.summary(core.RolledBack), "cause 0 ×1; cause 1 ×1; cause 2 ×1; cause 3 ×1; cause 4 ×1; 3 other causes ×3"; got != want {
+		t.Errorf("bounded: %q, want %q", got, want)
+	}
+}
+
+// TestJobInterruptedSays: an interrupted job says how far it got and how
+// what it cut off is settled, and blames no node for it.
+func TestJobInterruptedSays(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	for _, tc := range []struct {
+		name  string
+		rep   core.Report
+		total int
+		want  string
+	}{
+		{"bulk, pending", core.Report{Requested: 120, Pending: 3}, 1000, "interrupted after 120 of 1000 ids: 3 pending were cut off mid-operation; rops recover (or the next command, which recovers first) settles them"},
+		{"bulk, none pending", core.Report{Requested: 120}, 1000, "interrupted after 120 of 1000 ids; run the job again to do the rest (ids done are then left unchanged)"},
+		{"one id", core.Report{Requested: 1, Pending: 1}, 0, "interrupted: 1 pending was cut off mid-operation; rops recover (or the next command, which recovers first) settles it"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := fmt.Sprint(jobErrorOf(ctx, tc.rep, 0, tc.total)); got != tc.want {
+				t.Errorf("error %q, want %q", got, tc.want)
+			}
+		})
+	}
+	var text strings.Builder
+	rep := core.Report{Command: "create", Requested: 4, Pending: 1, PendingIDs: []core.GroupID{"7"}}
+	if err := printJob(&text, "text", rep, jobExtras{interrupted: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := text.String(), "pending: 7 (cut off by the interrupt: rops recover settles them)\n"; !strings.HasSuffix(got, want) {
+		t.Errorf("report\n%s\nwant it to end %q", got, want)
 	}
 }

@@ -229,3 +229,21 @@ func TestBreakerIgnoresAskedWaits(t *testing.T) {
 	}
 	t.Fatal("a node down never opened the breaker")
 }
+
+// TestBreakerRefusalSays: a request the breaker refuses says, in the
+// user's words, what the node did and what the last failure was, and
+// still matches ErrBreakerOpen and that failure.
+func TestBreakerRefusalSays(t *testing.T) {
+	b := breaker.New(breaker.Options{Failures: 2, Window: time.Second, Cooldown: 1500 * time.Millisecond})
+	t0 := time.Unix(0, 0)
+	down := &Error{Code: EUnavailable, Message: "node02 is down (connection refused)"}
+	observe(b, "node02", t0, down)
+	observe(b, "node02", t0.Add(time.Second), down)
+	err := admit(b, "node02", t0.Add(time.Second))
+	if got, want := fmt.Sprint(err), "node02 did not answer 2 requests in a row: node02 is down (connection refused); rops stops sending to it for 1.5s, then tries again"; got != want {
+		t.Fatalf("refusal=%q, want %q", got, want)
+	}
+	if !errors.Is(err, ErrBreakerOpen) || !errors.Is(err, down) || ErrorCode(err) != EUnavailable {
+		t.Errorf("refusal %v does not match ErrBreakerOpen, the last failure and EUnavailable", err)
+	}
+}

@@ -259,7 +259,7 @@ func (r *opRun) call(ctx context.Context, node Node, retry bool, f func(ctx cont
 	err := f(rctx)
 	if ctx.Err() == nil {
 		// Once ctx has ended a failure is the caller's, not the node's.
-		r.c.cfg.Breaker.Observe(node.Name(), r.c.cfg.Clock.Now(), unreachable(err))
+		observe(r.c.cfg.Breaker, node.Name(), r.c.cfg.Clock.Now(), err)
 	}
 	if e, ok := errors.AsType[*Error](err); ok && e.Code == EStale {
 		// A later holder fenced the id on this node: no later

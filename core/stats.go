@@ -525,7 +525,7 @@ func (r *opRun) stream(ctx context.Context, node Node, retry bool, f func(ctx co
 	})
 	err := f(sctx, w)
 	if ctx.Err() == nil {
-		r.c.cfg.Breaker.Observe(node.Name(), r.c.cfg.Clock.Now(), unreachable(err))
+		observe(r.c.cfg.Breaker, node.Name(), r.c.cfg.Clock.Now(), err)
 	}
 	if err == nil || !silent.Load() && ctx.Err() == nil || isDefinite(err) {
 		return err

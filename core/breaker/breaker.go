@@ -79,11 +79,13 @@ func (b *Breaker) Refused(node string) int {
 
 // Refusal says why a request was refused: the node left Failures requests
 // in a row unsent over Over, and the breaker lets requests through again
-// in ReopensIn.
+// in ReopensIn. Last is the failure of the last of them that Fail kept,
+// if any: what the node said, or why it could not be reached.
 type Refusal struct {
 	Failures  int
 	Over      time.Duration
 	ReopensIn time.Duration
+	Last      error
 }
 
 // Admit reports whether a request to node may be sent at now, and if not,
@@ -98,7 +100,7 @@ func (b *Breaker) Admit(node string, now time.Time) (bool, Refusal) {
 	if c.admit(now, b.opts) {
 		return true, Refusal{}
 	}
-	return false, Refusal{Failures: c.failures, Over: c.opened.Sub(c.since), ReopensIn: c.opened.Add(b.opts.Cooldown).Sub(now)}
+	return false, Refusal{Failures: c.failures, Over: c.opened.Sub(c.since), ReopensIn: c.opened.Add(b.opts.Cooldown).Sub(now), Last: c.last}
 }
 
 // Observe records the outcome at now of a request sent to node:
@@ -111,6 +113,20 @@ func (b *Breaker) Observe(node string, now time.Time, unreachable bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.circuit(node).observe(now, unreachable, b.opts)
+}
+
+// Fail is Observe(node, now, true) that also keeps err, the failure of the
+// request that could not be sent, for the Refusals that follow to name
+// (Refusal.Last).
+func (b *Breaker) Fail(node string, now time.Time, err error) {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c := b.circuit(node)
+	c.observe(now, true, b.opts)
+	c.last = err
 }
 
 // circuit returns node's circuit; call it with b.mu held.
@@ -145,6 +161,7 @@ type circuit struct {
 	since    time.Time // when the first of them was seen
 	opened   time.Time // when the circuit last opened
 	refused  int       // requests refused, in all
+	last     error     // the failure Fail kept last, if any
 }
 
 // admit reports whether a request may be sent at now.
