@@ -98,7 +98,7 @@ func runBulk(ctx context.Context, g *Globals, cl *Cluster, io *IO, op core.Op, i
 		return err
 	}
 	unreach.report(ctx, io.Stderr, notStarted)
-	return jobError(ctx, rep, cl.left)
+	return unreach.exitError(jobError(ctx, rep, cl.left))
 }
 
 // parseID parses a one-id command's argument: a bad one is the user's to
@@ -131,7 +131,7 @@ func runOne(ctx context.Context, g *Globals, cl *Cluster, io *IO, op core.Op, id
 		printResult(io.Stdout, res)
 	}
 	unreach.report(ctx, io.Stderr, 0)
-	return jobError(ctx, rep, cl.left)
+	return unreach.exitError(jobError(ctx, rep, cl.left))
 }
 
 func runOp(ctx context.Context, c *core.Coordinator, op core.Op, id core.GroupID) (core.Result, error) {

@@ -47,15 +47,20 @@ func (c *RepairCmd) Run(ctx context.Context, g *Globals, cl *Cluster, io *IO) er
 			out.fix(f, &res)
 		})
 	}
-	if perr := out.end(rep); perr != nil {
-		return perr
+	// A plan that failed before its first fix found nothing to do only
+	// in what it could read: no last line then, only the error.
+	if err == nil || out.n > 0 {
+		if perr := out.end(rep); perr != nil {
+			return perr
+		}
 	}
 	if err != nil {
 		what := "repair stopped"
 		if c.DryRun {
 			what = "cannot plan the repair"
 		}
-		return &exitError{code: ExitInconsistent, err: fmt.Errorf("%s: %w", what, err)}
+		err = unreachableError(ctx, cl.Nodes(), err)
+		return &exitError{code: unreachableCode(err, ExitInconsistent), err: fmt.Errorf("%s: %w", what, err)}
 	}
 	return jobError(ctx, rep, cl.left)
 }
