@@ -36,6 +36,9 @@ const (
 	// read the nodes); ping exits so if any node is down or does not
 	// answer. Not "inconsistent": nothing is known of the records.
 	ExitUnreachable = 6
+	// ExitPlanned: repair --dry-run planned fixes (0 when there are none),
+	// as terraform plan -detailed-exitcode and diff tell changes apart.
+	ExitPlanned = 7
 )
 
 // CLI is the whole command line.

@@ -15,7 +15,7 @@ type HelpCmd struct {
 // exitCodesHelp is the table of exit codes, as README.md gives it: `rops
 // help exit-codes` prints it, and so does the end of `rops --help`.
 const exitCodesHelp = `Exit codes:
-  0  every operation done or already so
+  0  every operation done or already so (repair --dry-run: nothing to fix)
   1  some operations rolled back: run the job again
   2  a usage or input error, a journal in use, or another cluster's journal
   3  some operations pending, an earlier run's still unresolved, or stats
@@ -25,6 +25,7 @@ const exitCodesHelp = `Exit codes:
   6  unreachable: no node of the target answered, so the command gave up
      (ping: some node is down or did not answer); nothing is known of the
      records
+  7  repair --dry-run planned fixes: rops repair applies them
 `
 
 // Run prints the help of the command named, as `rops CMD --help` does, or
