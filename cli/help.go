@@ -17,7 +17,8 @@ type HelpCmd struct {
 const exitCodesHelp = `Exit codes:
   0  every operation done or already so (repair --dry-run: nothing to fix)
   1  some operations rolled back: run the job again
-  2  a usage or input error, a journal in use, or another cluster's journal
+  2  a usage or input error, a journal in use, or another cluster's journal;
+     stats or ping given a --data with no cluster in it
   3  some operations pending, an earlier run's still unresolved, or stats
      found the nodes disagreeing: run rops recover, then rops repair
   4  no space left on the data directory
