@@ -186,7 +186,8 @@ func (c *CheckCmd) Run(ctx context.Context, g *Globals, cl *Cluster, io *IO) err
 	chk.Resolve(still)
 	v, err := run.verify(ctx, chk, ids)
 	if err != nil {
-		return &exitError{code: ExitInconsistent, err: err}
+		err = unreachableError(ctx, cl.Nodes(), err)
+		return &exitError{code: unreachableCode(err, ExitInconsistent), err: err}
 	}
 	if err := run.hist.Flush(); err != nil {
 		return fmt.Errorf("cannot write the history: %w", err)

@@ -29,6 +29,16 @@ const (
 	// done, and what it reported pending is in the journal for rops
 	// recover once there is room.
 	ExitNoSpace = 4
+	// ExitDamaged (5, in recover.go): the journal is damaged.
+
+	// ExitUnreachable: no node of the target answered, so the command gave
+	// up (a job stopped early, stats, repair, recover and check could not
+	// read the nodes); ping exits so if any node is down or does not
+	// answer. Not "inconsistent": nothing is known of the records.
+	ExitUnreachable = 6
+	// ExitPlanned: repair --dry-run planned fixes (0 when there are none),
+	// as terraform plan -detailed-exitcode and diff tell changes apart.
+	ExitPlanned = 7
 )
 
 // CLI is the whole command line.

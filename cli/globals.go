@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -33,7 +35,7 @@ import (
 type Globals struct {
 	Target      string  `short:"t" default:"local" help:"Nodes to work on: 'local' (three embedded badger nodes node01..03 under --data), 'remote' (nodes node01..03 of the rops serve at --remote), or a target named in --config."`
 	Config      string  `type:"path" placeholder:"FILE" help:"JSON file of named targets: {\"targets\": {\"lab\": {\"nodes\": [\"http://127.0.0.1:9001/v1?node=node01\", ...], \"retries\": 10, \"concurrency\": 16}}}."`
-	Data        string  `type:"path" placeholder:"DIR" help:"Data directory of the local target (default: $XDG_DATA_HOME/rops, or ~/.local/share/rops)."`
+	Data        string  `type:"path" placeholder:"DIR" help:"Data directory of the local target (default: $XDG_DATA_HOME/rops, or ~/.local/share/rops); a job creates it, stats and ping never do."`
 	Journal     string  `placeholder:"URL" help:"Keep the journal of unfinished operations, and a lock per id, in etcd at etcd://HOST:PORT[,HOST:PORT...]/PREFIX, shared by every rops that names it, so that many can run jobs on one cluster at once (default: the target's journal, else a local file under --data, for one rops per cluster)."`
 	Seed        uint64  `placeholder:"N" help:"Seed of the injected faults' random numbers, for reproducible runs (0: a new one each run, shown with -v)."`
 	Retries     *int    `placeholder:"N" help:"Retries per request before an operation is rolled back (default 10, or the target's)."`
@@ -215,7 +217,13 @@ func (g *Globals) open(ctx context.Context, stderr io.Writer, mode openMode) (_ 
 		if env.DataDir, err = g.dataDir(); err != nil {
 			return nil, err
 		}
-		if err := os.MkdirAll(env.DataDir, 0o755); err != nil {
+		if mode == readOnly {
+			// stats and ping look at a cluster: a mistyped --data must
+			// not make a new, empty one and call it consistent.
+			if err := noCluster(env.DataDir, tc.Nodes); err != nil {
+				return nil, usageError(err)
+			}
+		} else if err := os.MkdirAll(env.DataDir, 0o755); err != nil {
 			return nil, usageError(fmt.Errorf("cannot create data directory: %w; choose another with --data DIR", err))
 		}
 	}
@@ -282,6 +290,35 @@ func (g *Globals) seed() uint64 {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// noCluster returns an error naming where the stores of the local
+// (badger) nodes among specs should be, under dataDir or where their dir=
+// says, if none of them is there: a read-only command would create them
+// empty. One store there is a cluster, even if another node lost its own.
+func noCluster(dataDir string, specs []string) error {
+	var missing, flag string
+	for _, s := range specs {
+		u, err := url.Parse(strings.TrimSpace(s))
+		if err != nil || u.Scheme != "badger" {
+			continue
+		}
+		dir, from := dataDir, "--data"
+		store := filepath.Join(dataDir, u.Host)
+		if d := u.Query().Get("dir"); d != "" {
+			dir, from, store = d, "dir= of "+u.Host, d
+		}
+		if _, err := os.Stat(store); !errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if missing == "" {
+			missing, flag = dir, from
+		}
+	}
+	if missing == "" {
+		return nil
+	}
+	return fmt.Errorf("no cluster at %s (%s): run a job such as `rops create` there first, or give the --data of an existing one", missing, flag)
+}
 
 // needsData reports whether any spec keeps its data under --data.
 func needsData(specs []string) bool {

@@ -9,11 +9,33 @@ import (
 
 // HelpCmd prints the help of rops or of one of its commands.
 type HelpCmd struct {
-	Command []string `arg:"" optional:"" help:"The command to describe, such as create."`
+	Command []string `arg:"" optional:"" help:"The command to describe, such as create; or exit-codes, the table of exit codes."`
 }
 
-// Run prints the help of the command named, as `rops CMD --help` does.
+// exitCodesHelp is the table of exit codes, as README.md gives it: `rops
+// help exit-codes` prints it, and so does the end of `rops --help`.
+const exitCodesHelp = `Exit codes:
+  0  every operation done or already so (repair --dry-run: nothing to fix)
+  1  some operations rolled back: run the job again
+  2  a usage or input error, a journal in use, or another cluster's journal;
+     stats or ping given a --data with no cluster in it
+  3  some operations pending, an earlier run's still unresolved, or stats
+     found the nodes disagreeing: run rops recover, then rops repair
+  4  no space left on the data directory
+  5  the journal is damaged: rops recover --discard or --accept-loss
+  6  unreachable: no node of the target answered, so the command gave up
+     (ping: some node is down or did not answer); nothing is known of the
+     records
+  7  repair --dry-run planned fixes: rops repair applies them
+`
+
+// Run prints the help of the command named, as `rops CMD --help` does, or
+// the exit codes for `rops help exit-codes`.
 func (c *HelpCmd) Run(k *kong.Context) error {
+	if len(c.Command) == 1 && c.Command[0] == "exit-codes" {
+		_, err := fmt.Fprint(k.Stdout, exitCodesHelp)
+		return err
+	}
 	ctx, err := kong.Trace(k.Kong, c.Command)
 	if err == nil {
 		err = ctx.Error
@@ -49,7 +71,11 @@ func helpPrinter(short bool) kong.HelpPrinter {
 	return func(options kong.HelpOptions, ctx *kong.Context) error {
 		sub := ctx.Selected() != nil
 		if !sub && !short {
-			return kong.DefaultHelpPrinter(options, ctx)
+			if err := kong.DefaultHelpPrinter(options, ctx); err != nil {
+				return err
+			}
+			_, err := fmt.Fprint(ctx.Stdout, "\n"+exitCodesHelp)
+			return err
 		}
 		// Hide the root's flags (but --help) while the default printer
 		// runs, and list them by name after it.

@@ -100,7 +100,7 @@ func runBulk(ctx context.Context, g *Globals, cl *Cluster, io *IO, op core.Op, i
 		return err
 	}
 	unreach.report(ctx, io.Stderr, notStarted)
-	return jobErrorOf(ctx, rep, cl.left, ids.len())
+	return unreach.exitError(jobErrorOf(ctx, rep, cl.left, ids.len()))
 }
 
 // parseID parses a one-id command's argument: a bad one is the user's to
@@ -135,7 +135,7 @@ func runOne(ctx context.Context, g *Globals, cl *Cluster, io *IO, op core.Op, id
 		printResult(io.Stdout, res, ctx.Err() != nil)
 	}
 	unreach.report(ctx, io.Stderr, 0)
-	return jobError(ctx, rep, cl.left)
+	return unreach.exitError(jobError(ctx, rep, cl.left))
 }
 
 func runOp(ctx context.Context, c *core.Coordinator, op core.Op, id core.GroupID) (core.Result, error) {

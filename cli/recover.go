@@ -42,7 +42,7 @@ func (*RecoverCmd) openMode() openMode { return journaled }
 
 // Run finishes or rolls back every intent in the cluster's journal (see
 // core.Coordinator.Recover) and reports each one. The exit code is 3 if
-// any is still pending, ExitDamaged if the journal is damaged, and 2 if it
+// any is still pending (ExitUnreachable if no node answered), ExitDamaged if the journal is damaged, and 2 if it
 // holds intents of another cluster.
 func (c *RecoverCmd) Run(ctx context.Context, g *Globals, cl *Cluster, io *IO) error {
 	if err := c.discard(ctx, cl.journal, io.Stderr); err != nil {
@@ -89,11 +89,29 @@ func (c *RecoverCmd) Run(ctx context.Context, g *Globals, cl *Cluster, io *IO) e
 	}
 	switch {
 	case rerr != nil:
-		return &exitError{code: ExitInconsistent, err: rerr}
+		rerr = unreachableError(ctx, cl.Nodes(), rerr)
+		return &exitError{code: unreachableCode(rerr, ExitInconsistent), err: rerr}
 	case out.Pending > 0:
-		return &exitError{code: ExitInconsistent}
+		return pendingError(ctx, cl.Nodes(), results)
 	}
 	return nil
+}
+
+// pendingError is recover's error when intents are still pending:
+// ExitUnreachable, naming the cause once, if each stayed pending because
+// no node could be reached and no node answers a ping; else
+// ExitInconsistent.
+func pendingError(ctx context.Context, nodes []core.Node, results []core.Result) error {
+	var errs []error
+	for _, res := range results {
+		if res.Outcome == core.Pending {
+			errs = append(errs, res.Err)
+		}
+	}
+	if err := unreachableError(ctx, nodes, errors.Join(errs...)); unreachableCode(err, 0) == ExitUnreachable {
+		return &exitError{code: ExitUnreachable, err: fmt.Errorf("%w: run rops recover again once the nodes answer", err)}
+	}
+	return &exitError{code: ExitInconsistent}
 }
 
 // doneCount says how many intents were found complete and finished, if

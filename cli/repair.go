@@ -12,7 +12,7 @@ import (
 // RepairCmd makes the nodes agree again.
 type RepairCmd struct {
 	Policy string `default:"majority" enum:"majority,union,intersection" help:"How to fix an id not on every node: majority (create it where missing if most nodes hold it, with their token, else delete it), union (create where missing), intersection (delete where present)."`
-	DryRun bool   `help:"Print the plan and change nothing."`
+	DryRun bool   `help:"Print the plan and change nothing; exit 7 if it plans fixes, 0 if there are none."`
 
 	policy core.Policy `kong:"-"` // Policy, parsed by prepare
 }
@@ -28,7 +28,8 @@ func (c *RepairCmd) prepare(*IO) (err error) {
 	return nil
 }
 
-// Run plans the repair and, unless --dry-run, applies it. The plan is made
+// Run plans the repair and, unless --dry-run, applies it. A dry run exits
+// ExitPlanned if it planned fixes, 0 if there are none. The plan is made
 // once, page by page, and never held whole: each fix is printed as it is
 // planned (--dry-run) or as it ends (applied), so memory stays flat however
 // many ids diverge.
@@ -47,15 +48,25 @@ func (c *RepairCmd) Run(ctx context.Context, g *Globals, cl *Cluster, io *IO) er
 			out.fix(f, &res)
 		})
 	}
-	if perr := out.end(rep); perr != nil {
-		return perr
+	// A plan that failed before its first fix found nothing to do only
+	// in what it could read: no last line then, only the error.
+	if err == nil || out.n > 0 {
+		if perr := out.end(rep); perr != nil {
+			return perr
+		}
 	}
 	if err != nil {
 		what := "repair stopped"
 		if c.DryRun {
 			what = "cannot plan the repair"
 		}
-		return &exitError{code: ExitInconsistent, err: fmt.Errorf("%s: %w", what, err)}
+		err = unreachableError(ctx, cl.Nodes(), err)
+		return &exitError{code: unreachableCode(err, ExitInconsistent), err: fmt.Errorf("%s: %w", what, err)}
+	}
+	if c.DryRun && out.n > 0 {
+		// Fixes planned, as terraform plan -detailed-exitcode and diff
+		// tell changes apart from none.
+		return &exitError{code: ExitPlanned}
 	}
 	return jobError(ctx, rep, cl.left)
 }
@@ -144,7 +155,7 @@ func (p *fixPrinter) end(rep core.Report) error {
 	case p.n == 0:
 		p.printf("repair: every node holds the same ids; nothing to do\n")
 	case p.dryRun:
-		p.printf("dry run: %d ids to fix, nothing changed\n", p.n)
+		p.printf("dry run: %d ids to fix, nothing changed: rops repair --policy %s applies them\n", p.n, p.policy)
 	default:
 		if p.err == nil {
 			p.err = printReport(p.w, "text", rep, 0, 0)

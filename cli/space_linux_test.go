@@ -132,10 +132,12 @@ func TestDiskFull(t *testing.T) {
 		if want := "rops: no space left on " + data + ": 2.0 MiB free"; !strings.Contains(stderr, want) {
 			t.Fatalf("stderr=%q, want %q", stderr, want)
 		}
+		// The create made nothing, and stats, which reads, makes no
+		// cluster either.
 		code, stdout, stderr := ropsProcess(t, "--data", data, "stats")
 		checkNoCrash(t, "stats", stderr)
-		if code != ExitOK || !strings.Contains(stdout, "consistent") {
-			t.Fatalf("stats: exit %d: %s%s", code, stdout, stderr)
+		if code != ExitUsage || !strings.Contains(stderr, "no cluster at "+data) {
+			t.Fatalf("stats: exit %d, want %d and no cluster: %s%s", code, ExitUsage, stdout, stderr)
 		}
 	})
 	t.Run("fills during a job", func(t *testing.T) {

@@ -56,9 +56,13 @@ func (b *lockedBuffer) String() string {
 // TestNoSpaceRefusesToWrite: with less than MinFree free on the data
 // directory's file system, a command that writes exits ExitNoSpace before it
 // writes anything, saying where; stats, which writes nothing of its own,
-// still runs.
+// still runs on a cluster there is, and makes none where there is none.
 func TestNoSpaceRefusesToWrite(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
+	existing := t.TempDir()
+	if code, stdout, stderr := run(t, "--data", existing, "--random-behavior", "0", "create-one", "x"); code != ExitOK {
+		t.Fatalf("create-one with room: exit %d, want 0: %s%s", code, stdout, stderr)
+	}
 	withFreeSpace(t, func(string) (uint64, error) { return 1 << 20, nil })
 	for _, args := range [][]string{
 		{"create", "--range", "0-9"}, {"delete-one", "5"}, {"recover"}, {"repair"}, {"check", "--ops", "1"},
@@ -74,8 +78,14 @@ func TestNoSpaceRefusesToWrite(t *testing.T) {
 	if _, err := os.Stat(data); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("the data directory exists (%v): something was written", err)
 	}
-	if code, stdout, stderr := run(t, "--data", data, "stats"); code != ExitOK {
+	if code, stdout, stderr := run(t, "--data", existing, "stats"); code != ExitOK {
 		t.Fatalf("stats: exit %d, want 0: %s%s", code, stdout, stderr)
+	}
+	if code, _, stderr := run(t, "--data", data, "stats"); code != ExitUsage || !strings.Contains(stderr, "no cluster at "+data) {
+		t.Fatalf("stats where there is no cluster: exit %d, want %d and no cluster: %s", code, ExitUsage, stderr)
+	}
+	if _, err := os.Stat(data); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the data directory exists (%v): stats made it", err)
 	}
 }
 

@@ -36,13 +36,15 @@ type divergenceJSON struct {
 	Missing []string     `json:"missing"`
 }
 
-// Run prints the stats; the exit code is 3 if the nodes disagree. An id the
+// Run prints the stats; the exit code is 3 if the nodes disagree, or
+// cannot be read, and ExitUnreachable if no node answers. An id the
 // listing finds on some nodes only is read again from every node (the first
 // 1000 such ids) before it counts: a job running meanwhile moves ids.
 func (c *StatsCmd) Run(ctx context.Context, g *Globals, cl *Cluster, io *IO) error {
 	st, err := cl.Stats(ctx, core.StatsOptions{})
 	if err != nil {
-		return &exitError{code: ExitInconsistent, err: unreachableError(ctx, cl.Nodes(), err)}
+		err = unreachableError(ctx, cl.Nodes(), err)
+		return &exitError{code: unreachableCode(err, ExitInconsistent), err: err}
 	}
 	out := statsJSON{Consistent: st.Consistent, Nodes: map[string]int{}, Divergent: []divergenceJSON{}, DivergentCount: st.DivergentCount, CountsOnly: st.CountsOnly, Settled: st.Settled}
 	all := make([]string, len(st.Nodes))

@@ -266,8 +266,8 @@ func compactNames(names []string) string {
 }
 
 // unreachableError returns err, or, if err holds only errors of nodes that
-// could not be reached and no node answers a ping either, an error that
-// names the cause once instead of once per node.
+// could not be reached and no node answers a ping either, an
+// *errUnreachable that names the cause once instead of once per node.
 func unreachableError(ctx context.Context, nodes []core.Node, err error) error {
 	if err == nil || ctx.Err() != nil || !onlyCannotReach(err) {
 		return err
@@ -277,7 +277,35 @@ func unreachableError(ctx context.Context, nodes []core.Node, err error) error {
 	if u.causes == nil {
 		return err
 	}
-	return errors.New(summarizeUnreachable(nodes, u.causes))
+	return &errUnreachable{summarizeUnreachable(nodes, u.causes)}
+}
+
+// errUnreachable says that no node of the target answered: a command that
+// gave up for it exits ExitUnreachable (see unreachableCode).
+type errUnreachable struct{ cause string }
+
+func (e *errUnreachable) Error() string { return e.cause }
+
+// unreachableCode returns ExitUnreachable if err is or wraps an
+// *errUnreachable, else code.
+func unreachableCode(err error, code int) int {
+	if _, ok := errors.AsType[*errUnreachable](err); ok {
+		return ExitUnreachable
+	}
+	return code
+}
+
+// exitError returns a job's exit error err, with ExitUnreachable in place
+// of ExitRolledBack if every operation reached no node and no node answered
+// a ping either (report, which must come first, said why).
+func (u *unreachable) exitError(err error) error {
+	u.mu.Lock()
+	gaveUp := u.causes != nil
+	u.mu.Unlock()
+	if ee, ok := errors.AsType[*exitError](err); ok && gaveUp && ee.code == ExitRolledBack {
+		ee.code = ExitUnreachable
+	}
+	return err
 }
 
 // onlyCannotReach reports whether err, and each error joined in it, says

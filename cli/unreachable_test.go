@@ -39,7 +39,8 @@ func TestCompactNames(t *testing.T) {
 }
 
 // TestUnreachableTLS: nodes whose certificate is not trusted are a cluster
-// nobody can reach: the job names the cause once and stops early.
+// nobody can reach: the job names the cause once, stops early and exits
+// ExitUnreachable.
 func TestUnreachableTLS(t *testing.T) {
 	target, err := plugins.OpenTarget(t.Context(), []string{"memory://node01", "memory://node02", "memory://node03"}, plugins.Env{})
 	if err != nil {
@@ -58,8 +59,8 @@ func TestUnreachableTLS(t *testing.T) {
 	}
 	code, out, errs := run(t, "--data", t.TempDir(), "--config", cfg, "-t", "tls", "create", "--range", "0-199")
 	want := "rops: node01..03: tls: failed to verify certificate: x509: certificate signed by unknown authority at " + base + "\n"
-	if code != ExitRolledBack || !strings.HasPrefix(errs, want) || !strings.Contains(errs, "ids not started") {
-		t.Fatalf("create against untrusted nodes: exit %d\nstdout:\n%s\nstderr:\n%s\nwant exit 1 and stderr starting %q, then ids not started", code, out, errs, want)
+	if code != ExitUnreachable || !strings.HasPrefix(errs, want) || !strings.Contains(errs, "ids not started") {
+		t.Fatalf("create against untrusted nodes: exit %d\nstdout:\n%s\nstderr:\n%s\nwant exit 6 and stderr starting %q, then ids not started", code, out, errs, want)
 	}
 	for _, n := range target.Nodes {
 		if c, err := n.Count(t.Context()); err != nil || c != 0 {
