@@ -98,7 +98,11 @@ func TestJournalOnInstalledEtcdAuth(t *testing.T) {
 	for _, u := range authUsers {
 		ctl("role", "add", u.Name+"-role")
 		if u.Prefix != "" {
-			ctl("role", "grant-permission", u.Name+"-role", "--prefix=true", "readwrite", u.Prefix)
+			perm := "readwrite"
+			if u.ReadOnly {
+				perm = "read"
+			}
+			ctl("role", "grant-permission", u.Name+"-role", "--prefix=true", perm, u.Prefix)
 		}
 		ctl("user", "add", u.Name+":"+u.Password)
 		ctl("user", "grant-role", u.Name, u.Name+"-role")

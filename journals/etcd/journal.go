@@ -157,6 +157,18 @@ func Open(ctx context.Context, opts Options) (*Journal, error) {
 		}
 		return nil, cmp.Or(refusal(opts, err), unreachable(opts, err))
 	}
+	if opts.Username != "" || opts.TLS != nil && len(opts.TLS.Certificates) > 0 {
+		// An etcd user may read the prefix and not write it: find out now,
+		// before any node is touched, with a write whose condition never
+		// holds (etcd checks the permissions of both branches). Without a
+		// user, etcd has no auth (the read above would have been refused):
+		// no need to spend a raft entry.
+		probe := j.root + "access-check"
+		if _, err := cli.Txn(cctx).If(clientv3.Compare(clientv3.Version(probe), "<", 0)).Then(clientv3.OpPut(probe, "")).Commit(); err != nil {
+			cli.Close()
+			return nil, cmp.Or(refusal(opts, err), unreachable(opts, err))
+		}
+	}
 	j.batch = newCommitter(cli, opts.RequestTimeout)
 	j.locker = newLocker(j)
 	return j, nil

@@ -145,9 +145,10 @@ func testMutualTLS(t *testing.T, eps []string, pki, other certs.Files) {
 }
 
 // authUsers are the users of an etcd with auth: rops may read and write
-// the journal's keys, nobody nothing.
+// the journal's keys, reader only read them, nobody nothing.
 var authUsers = []etcdtest.User{
 	{Name: "rops", Password: "rops-secret", Prefix: "/rops-test/"},
+	{Name: "reader", Password: "reader-secret", Prefix: "/rops-test/", ReadOnly: true},
 	{Name: "nobody", Password: "nobody-secret"},
 }
 
@@ -178,5 +179,7 @@ func testAuth(t *testing.T, eps []string) {
 			"etcd at " + eps[0] + " requires a user (its auth is enabled)"},
 		{"no permission", etcd.Options{Username: "nobody", Password: "nobody-secret"},
 			"etcd at " + eps[0] + " refused user nobody the keys under /rops-test/ (etcdserver: permission denied): grant its role read and write on them"},
+		{"read only", etcd.Options{Username: "reader", Password: "reader-secret"},
+			"etcd at " + eps[0] + " refused user reader the keys under /rops-test/ (etcdserver: permission denied): grant its role read and write on them"},
 	})
 }

@@ -225,8 +225,10 @@ const RootPassword = "root-secret"
 type User struct {
 	Name, Password string
 	// Prefix, if not empty, is the range of keys the user may read and
-	// write: every key that starts with it. Empty: none.
-	Prefix string
+	// write (only read if ReadOnly): every key that starts with it.
+	// Empty: none.
+	Prefix   string
+	ReadOnly bool
 }
 
 // EnableAuth makes users (each with a role of its own, NAME-role, that
@@ -254,7 +256,11 @@ func (c *Cluster) EnableAuth(users ...User) {
 		role := u.Name + "-role"
 		must(cli.RoleAdd(ctx, role))
 		if u.Prefix != "" {
-			must(cli.RoleGrantPermission(ctx, role, u.Prefix, clientv3.GetPrefixRangeEnd(u.Prefix), clientv3.PermissionType(clientv3.PermReadWrite)))
+			perm := clientv3.PermReadWrite
+			if u.ReadOnly {
+				perm = clientv3.PermRead
+			}
+			must(cli.RoleGrantPermission(ctx, role, u.Prefix, clientv3.GetPrefixRangeEnd(u.Prefix), clientv3.PermissionType(perm)))
 		}
 		must(cli.UserAdd(ctx, u.Name, u.Password))
 		must(cli.UserGrantRole(ctx, u.Name, role))
