@@ -298,3 +298,44 @@ func TestEtcdMembersDown(t *testing.T) {
 		}
 	}
 }
+
+// TestEtcdRefusedPassword: a journal in an etcd that refuses the user's
+// password stops a writing command before any node is touched: exit 2,
+// saying what etcd refused and where the password came from, never the
+// password. With the right one, the command goes through.
+func TestEtcdRefusedPassword(t *testing.T) {
+	ec := etcdtest.Start(t, 1)
+	ec.EnableAuth(etcdtest.User{Name: "rops", Password: "right-secret", Prefix: "/rops/"})
+	servers, _, cfg, _ := cluster3(t)
+	args := []string{"--config", cfg, "--target", "lab", "--data", t.TempDir(), "--journal", "etcd://rops@" + ec.Endpoints()[0] + "/rops", "create-one", "x"}
+	createOne := func(password string) (int, string) {
+		t.Helper()
+		cmd := ropsCmd(t, context.Background(), args...)
+		cmd.Env = append(cmd.Env, "ROPS_ETCD_PASSWORD="+password)
+		out, err := cmd.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode(), string(out)
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return 0, string(out)
+	}
+
+	code, out := createOne("wrong-secret")
+	want := "etcd at " + ec.Endpoints()[0] + " refused user rops: unknown user or wrong password (etcdserver: authentication failed, invalid user ID or password): check the user name and the password (rops sent ROPS_ETCD_PASSWORD's)"
+	if code != 2 || !strings.Contains(out, want) || strings.Contains(out, "wrong-secret") {
+		t.Fatalf("create-one with a wrong password exited %d, want 2 saying %q (and not the password):\n%s", code, want, out)
+	}
+	for i, s := range servers {
+		if held := records(t, s.addr, fmt.Sprintf("node%02d", i+1)); len(held) != 0 {
+			t.Fatalf("node%02d holds %v after a command refused by etcd, want nothing", i+1, held)
+		}
+	}
+
+	if code, out := createOne("right-secret"); code != 0 {
+		t.Fatalf("create-one with the right password exited %d:\n%s", code, out)
+	}
+	if held := heldEverywhere(t, servers, "after create-one"); !held["x"] {
+		t.Fatalf("after create-one with the right password the nodes hold %v, want x", held)
+	}
+}

@@ -29,7 +29,7 @@ var floors = []struct {
 	{"decorators", []string{"decorators/faults", "decorators/reqlog"}},
 	{"registry", []string{"plugins"}},
 	{"domain", []string{"core", "core/pool", "core/breaker"}},
-	{"tools", []string{"e2e/docker", "scripts/barehttp"}},
+	{"tools", []string{"e2e/docker", "scripts/barehttp", "certs"}},
 }
 
 const module = "github.com/reliable-ops/rops"

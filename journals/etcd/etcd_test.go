@@ -3,6 +3,7 @@ package etcd_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -62,16 +63,70 @@ func TestJournal(t *testing.T) {
 // TestJournalOnInstalledEtcd runs the journal's test against the etcd
 // binary on PATH (Debian 12's etcd-server is 3.4), if there is one.
 func TestJournalOnInstalledEtcd(t *testing.T) {
+	client := startInstalled(t, "http", nil)
+	testJournal(t, []string{client})
+	testLimits(t, []string{client})
+}
+
+// TestJournalOnInstalledEtcdMutualTLS is TestJournalMutualTLS against the
+// etcd binary on PATH, started with --client-cert-auth.
+func TestJournalOnInstalledEtcdMutualTLS(t *testing.T) {
+	pki, other := pkis(t)
+	client := startInstalled(t, "https", clientTLS(t, pki.CA, pki.ClientCert, pki.ClientKey),
+		"--client-cert-auth", "--trusted-ca-file", pki.CA, "--cert-file", pki.ServerCert, "--key-file", pki.ServerKey)
+	testMutualTLS(t, []string{client}, pki, other)
+}
+
+// TestJournalOnInstalledEtcdAuth is TestJournalAuth against the etcd
+// binary on PATH, its users made with the etcdctl on PATH.
+func TestJournalOnInstalledEtcdAuth(t *testing.T) {
+	client := startInstalled(t, "http", nil)
+	etcdctl, err := exec.LookPath("etcdctl")
+	if err != nil {
+		t.Skip("no etcdctl on PATH: install it (apt-get install etcd-client) to test auth against the installed etcd")
+	}
+	ctl := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command(etcdctl, append([]string{"--endpoints", client, "--dial-timeout", "10s"}, args...)...)
+		cmd.Env = append(cmd.Environ(), "ETCDCTL_API=3")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("etcdctl %v: %v\n%s", args, err, out)
+		}
+	}
+	ctl("user", "add", "root:"+etcdtest.RootPassword)
+	ctl("user", "grant-role", "root", "root")
+	for _, u := range authUsers {
+		ctl("role", "add", u.Name+"-role")
+		if u.Prefix != "" {
+			perm := "readwrite"
+			if u.ReadOnly {
+				perm = "read"
+			}
+			ctl("role", "grant-permission", u.Name+"-role", "--prefix=true", perm, u.Prefix)
+		}
+		ctl("user", "add", u.Name+":"+u.Password)
+		ctl("user", "grant-role", u.Name, u.Name+"-role")
+	}
+	ctl("auth", "enable")
+	testAuth(t, []string{client})
+}
+
+// startInstalled starts the etcd binary on PATH with args, its clients on
+// scheme (http or https) at a free 127.0.0.1 port it returns, once a
+// journal opened with cfg (TLS) answers; it skips the test if there is
+// none. It is stopped when the test ends.
+func startInstalled(t *testing.T, scheme string, cfg *tls.Config, args ...string) string {
+	t.Helper()
 	bin, err := exec.LookPath("etcd")
 	if err != nil {
 		t.Skip("no etcd binary on PATH: install it (apt-get install etcd-server) to test the client against it")
 	}
 	client, peer := freeAddr(t), freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "--data-dir", t.TempDir(), "--name", "m0",
-		"--listen-client-urls", "http://"+client, "--advertise-client-urls", "http://"+client,
-		"--listen-peer-urls", "http://"+peer, "--initial-advertise-peer-urls", "http://"+peer,
-		"--initial-cluster", "m0=http://"+peer)
+	cmd := exec.CommandContext(ctx, bin, append([]string{"--data-dir", t.TempDir(), "--name", "m0",
+		"--listen-client-urls", scheme + "://" + client, "--advertise-client-urls", scheme + "://" + client,
+		"--listen-peer-urls", "http://" + peer, "--initial-advertise-peer-urls", "http://" + peer,
+		"--initial-cluster", "m0=http://" + peer}, args...)...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +134,7 @@ func TestJournalOnInstalledEtcd(t *testing.T) {
 	// Open waits for an answer within its dial timeout; the binary may
 	// need a few tries to be up.
 	eventually(t, "answering", func() bool {
-		j, err := etcd.Open(context.Background(), etcd.Options{Endpoints: []string{client}, Prefix: "p", Cluster: "c", DialTimeout: time.Second})
+		j, err := etcd.Open(context.Background(), etcd.Options{Endpoints: []string{client}, Prefix: "p", Cluster: "c", DialTimeout: time.Second, TLS: cfg})
 		if err == nil {
 			j.Close()
 		}
@@ -87,8 +142,7 @@ func TestJournalOnInstalledEtcd(t *testing.T) {
 	})
 	out, _ := exec.Command(bin, "--version").Output()
 	t.Logf("%s", bytes.SplitN(out, []byte("\n"), 2)[0])
-	testJournal(t, []string{client})
-	testLimits(t, []string{client})
+	return client
 }
 
 func freeAddr(t *testing.T) string {

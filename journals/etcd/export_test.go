@@ -7,3 +7,6 @@ func (j *Journal) HoldFor(n int) {
 	defer j.batch.mu.Unlock()
 	j.batch.gate = n
 }
+
+// ParseURL is parseURL, for tests of the URL without a connection.
+var ParseURL = parseURL

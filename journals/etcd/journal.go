@@ -19,6 +19,7 @@ package etcd
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -62,6 +63,13 @@ type Options struct {
 	// RequestTimeout bounds every request to etcd. Default
 	// DefaultRequestTimeout.
 	RequestTimeout time.Duration
+	// Username and Password, if Username is set, authenticate rops to an
+	// etcd with auth enabled; Password is never printed.
+	Username, Password string
+	// TLS, if not nil, has rops talk to etcd over TLS with it: its
+	// RootCAs verify the members, its Certificates authenticate rops to
+	// members that require client certificates.
+	TLS *tls.Config
 }
 
 // Journal is a core.SharedJournal in etcd, with the Locker that fences its
@@ -85,7 +93,10 @@ var ErrUnreachable = errors.New("etcd unreachable")
 
 // Open connects to etcd and checks that it answers, within
 // opts.DialTimeout, before anything else is done: an unreachable etcd gives
-// an ErrUnreachable error that names the endpoints.
+// an ErrUnreachable error that names the endpoints; one that refuses the
+// user, its password, its permission on the prefix or the TLS certificates
+// (or whose certificate rops refuses) an ErrRefused error (code
+// core.EInvalid) that says what was refused and how to fix it.
 func Open(ctx context.Context, opts Options) (*Journal, error) {
 	if len(opts.Endpoints) == 0 {
 		return nil, core.Errorf(core.EInvalid, "no etcd endpoints: give HOST:PORT[,HOST:PORT...]")
@@ -99,26 +110,64 @@ func Open(ctx context.Context, opts Options) (*Journal, error) {
 	if opts.TTL != 0 && opts.TTL < time.Second {
 		return nil, core.Errorf(core.EInvalid, "lease TTL %v is under a second: etcd counts leases in whole seconds", opts.TTL)
 	}
+	if opts.Username != "" && opts.Password == "" {
+		return nil, core.Errorf(core.EInvalid, "etcd user %s has no password: set ROPS_ETCD_PASSWORD, or give ?password_file=FILE", opts.Username)
+	}
+	if opts.Username == "" && opts.Password != "" {
+		return nil, core.Errorf(core.EInvalid, "a password without a user: give the user, as etcd://USER@HOST:PORT/PREFIX")
+	}
 	opts.TTL = cmp.Or(opts.TTL, DefaultTTL)
 	opts.DialTimeout = cmp.Or(opts.DialTimeout, DefaultDialTimeout)
 	opts.RequestTimeout = cmp.Or(opts.RequestTimeout, DefaultRequestTimeout)
+	if opts.TLS != nil {
+		pctx, cancel := context.WithTimeout(ctx, opts.DialTimeout)
+		err := probeTLS(pctx, opts)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+	}
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:   opts.Endpoints,
 		DialTimeout: opts.DialTimeout,
 		Logger:      zap.NewNop(),
+		Username:    opts.Username,
+		Password:    opts.Password,
+		TLS:         opts.TLS,
 		// Find out soon that a member is gone, and fail over.
 		DialKeepAliveTime:    time.Second,
 		DialKeepAliveTimeout: opts.DialTimeout,
 	})
 	if err != nil {
-		return nil, unreachable(opts, err)
+		// With a user, New authenticates.
+		return nil, cmp.Or(refusal(opts, err), unreachable(opts, err))
 	}
 	j := &Journal{cli: cli, opts: opts, root: "/" + strings.Trim(opts.Prefix, "/") + "/" + opts.Cluster + "/"}
 	cctx, cancel := context.WithTimeout(ctx, opts.DialTimeout)
 	defer cancel()
 	if _, err := cli.Get(cctx, j.root+"intents/", clientv3.WithPrefix(), clientv3.WithCountOnly()); err != nil {
 		cli.Close()
-		return nil, unreachable(opts, err)
+		if opts.TLS == nil && errors.Is(err, context.DeadlineExceeded) {
+			sctx, cancel := context.WithTimeout(ctx, opts.DialTimeout)
+			defer cancel()
+			if speaksTLS(sctx, opts) {
+				return nil, &core.Error{Code: core.EInvalid, Err: errors.Join(ErrRefused, err),
+					Message: fmt.Sprintf("etcd at %s speaks TLS only, and rops spoke without: give the CA that signed its certificate with ?ca=FILE (and a client certificate with ?cert=FILE&key=FILE if it wants one)", strings.Join(opts.Endpoints, ","))}
+			}
+		}
+		return nil, cmp.Or(refusal(opts, err), unreachable(opts, err))
+	}
+	if opts.Username != "" || opts.TLS != nil && len(opts.TLS.Certificates) > 0 {
+		// An etcd user may read the prefix and not write it: find out now,
+		// before any node is touched, with a write whose condition never
+		// holds (etcd checks the permissions of both branches). Without a
+		// user, etcd has no auth (the read above would have been refused):
+		// no need to spend a raft entry.
+		probe := j.root + "access-check"
+		if _, err := cli.Txn(cctx).If(clientv3.Compare(clientv3.Version(probe), "<", 0)).Then(clientv3.OpPut(probe, "")).Commit(); err != nil {
+			cli.Close()
+			return nil, cmp.Or(refusal(opts, err), unreachable(opts, err))
+		}
 	}
 	j.batch = newCommitter(cli, opts.RequestTimeout)
 	j.locker = newLocker(j)
