@@ -11,12 +11,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
 
+	"github.com/alecthomas/kong"
 	"github.com/sethvargo/go-retry"
 
 	"github.com/reliable-ops/rops/core"
@@ -55,9 +57,13 @@ type Globals struct {
 	FaultFlags `group:"Faults of local nodes and of rops serve:"`
 }
 
-// Validate checks the flags' ranges; kong calls it after parsing.
-func (g *Globals) Validate() error {
+// Validate checks the flags' ranges, and refuses fault flags where no node
+// of the target would have them; kong calls it after parsing.
+func (g *Globals) Validate(k *kong.Context) error {
 	if err := g.FaultFlags.validate(); err != nil {
+		return err
+	}
+	if err := g.checkFaultsApply(k); err != nil {
 		return err
 	}
 	for _, d := range []struct {
@@ -75,6 +81,46 @@ func (g *Globals) Validate() error {
 		return fmt.Errorf("--concurrency %w", err)
 	}
 	return nil
+}
+
+// checkFaultsApply refuses fault flags for a command that opens a target
+// whose nodes are all remote. Commands that open no target (rops serve
+// serves its own nodes) are left alone, and so is check's --worker, which
+// its parent starts with the parent's environment. A config that does not
+// load, or a target it does not name, is left for open to report.
+func (g *Globals) checkFaultsApply(k *kong.Context) error {
+	cmd := selected(k)
+	if c, ok := cmd.(*CheckCmd); (ok && c.Worker > 0) || !takesCluster(cmd) {
+		return nil
+	}
+	cfg, err := loadConfig(g.Config)
+	if err != nil {
+		return nil
+	}
+	cfg.remote = string(g.Remote)
+	tc, err := cfg.target(g.Target)
+	if err != nil {
+		return nil
+	}
+	return g.FaultFlags.refuseRemote(k, g.Target, tc.Nodes)
+}
+
+// takesCluster reports whether cmd's Run takes a *Cluster, opened by
+// bindCluster.
+func takesCluster(cmd any) bool {
+	if cmd == nil {
+		return false
+	}
+	run := reflect.ValueOf(cmd).MethodByName("Run")
+	if !run.IsValid() {
+		return false
+	}
+	for in := range run.Type().Ins() {
+		if in == reflect.TypeFor[*Cluster]() {
+			return true
+		}
+	}
+	return false
 }
 
 // concurrency returns --concurrency as a number, core.AutoConcurrency for
