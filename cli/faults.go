@@ -137,18 +137,13 @@ var defaultFaultFlags = func() FaultFlags {
 // does not give it and so its environment variable did: a flag set to its
 // default, by either, changes nothing and is not named.
 func (f *FaultFlags) changed(k *kong.Context) []string {
-	given := map[string]bool{}
-	for _, p := range k.Path {
-		if p.Flag != nil {
-			given["--"+p.Flag.Name] = true
-		}
-	}
+	given := givenFlags(k)
 	envs := map[string][]string{}
 	for _, fl := range k.Model.Flags {
 		envs["--"+fl.Name] = fl.Envs
 	}
 	from := func(flag string) string {
-		if given[flag] {
+		if given[strings.TrimPrefix(flag, "--")] {
 			return ""
 		}
 		for _, env := range envs[flag] {

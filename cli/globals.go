@@ -105,6 +105,19 @@ func (g *Globals) checkFaultsApply(k *kong.Context) error {
 	return g.FaultFlags.refuseRemote(k, g.Target, tc.Nodes)
 }
 
+// givenFlags returns the names (without --) of the flags given on k's
+// command line, as opposed to left at their defaults or set by their
+// environment variables.
+func givenFlags(k *kong.Context) map[string]bool {
+	given := map[string]bool{}
+	for _, p := range k.Path {
+		if p.Flag != nil {
+			given[p.Flag.Name] = true
+		}
+	}
+	return given
+}
+
 // takesCluster reports whether cmd's Run takes a *Cluster, opened by
 // bindCluster.
 func takesCluster(cmd any) bool {
