@@ -105,6 +105,7 @@ func Run(ctx context.Context, args []string, io IO) (code int) {
 		kong.Writers(io.Stdout, io.Stderr),
 		kong.Exit(func(code int) { exit = code }),
 		globalEnvars("ROPS"),
+		negativeValues(),
 		kong.UsageOnError(),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
 		kong.Help(helpPrinter(short)),

@@ -105,6 +105,46 @@ func (g *Globals) checkFaultsApply(k *kong.Context) error {
 	return g.FaultFlags.refuseRemote(k, g.Target, tc.Nodes)
 }
 
+// negativeValues lets a flag's value be a negative number, written apart
+// (--retries -1) as well as joined (--retries=-1): kong takes "-1" for a
+// short flag, and says only that, though rops has no short flag that is a
+// digit. A value of an unsigned flag (--seed) that is negative is refused
+// as such. The numbers, durations and strings of flags keep kong's own
+// decoding otherwise.
+func negativeValues() kong.Option {
+	defaults := kong.NewRegistry().RegisterDefaults()
+	wrap := func(kind reflect.Kind) kong.Mapper {
+		return kong.MapperFunc(func(ctx *kong.DecodeContext, target reflect.Value) error {
+			t := ctx.Scan.Peek()
+			v, ok := t.Value.(string)
+			if ok && t.Type == kong.UntypedToken && negativeNumber(v) {
+				ctx.Scan.Pop()
+				ctx.Scan.PushTyped(v, kong.FlagValueToken)
+			}
+			if ok && negativeNumber(v) && kind >= reflect.Uint && kind <= reflect.Uint64 {
+				return fmt.Errorf("%s is negative: give 0 or more", v)
+			}
+			return defaults.ForType(target.Type()).Decode(ctx, target)
+		})
+	}
+	return kong.OptionFunc(func(k *kong.Kong) error {
+		for _, kind := range []reflect.Kind{reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+			reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+			reflect.Float32, reflect.Float64, reflect.String} {
+			if err := kong.KindMapper(kind, wrap(kind)).Apply(k); err != nil {
+				return err
+			}
+		}
+		return kong.TypeMapper(reflect.TypeFor[time.Duration](), wrap(reflect.Int64)).Apply(k)
+	})
+}
+
+// negativeNumber reports whether s reads as a negative number or
+// duration, such as -1, -0.5, -.5 or -1s: never a flag of rops.
+func negativeNumber(s string) bool {
+	return len(s) > 1 && s[0] == '-' && (s[1] >= '0' && s[1] <= '9' || s[1] == '.')
+}
+
 // givenFlags returns the names (without --) of the flags given on k's
 // command line, as opposed to left at their defaults or set by their
 // environment variables.
