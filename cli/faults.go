@@ -49,6 +49,11 @@ func faultFlag(key string) string {
 	return "--" + strings.ReplaceAll(key, "_", "-")
 }
 
+// isFaultFlag reports whether name (without --) is a fault flag's.
+func isFaultFlag(name string) bool {
+	return name == "down" || slices.ContainsFunc(faults.Settings(), func(s faults.Setting) bool { return faultFlag(s.Key) == "--"+name })
+}
+
 // validate checks the flags' ranges, naming the flag at fault: rates, then
 // bounded durations, in the order of faults.Settings.
 func (f *FaultFlags) validate() error {
