@@ -30,8 +30,8 @@ type CheckCmd struct {
 	IDs      int           `name:"ids" default:"64" help:"How many ids the operations share: fewer ids, more operations on each."`
 	Prefix   string        `default:"rops-check" help:"Ids are PREFIX-SEED-N: they must belong to no one else."`
 	Chaos    float64       `placeholder:"P" help:"Halfway through, switch on late, reset, duplicate and gateway faults at this rate each: on local nodes, or through a remote server's admin API (rops serve --admin)."`
-	History  string        `placeholder:"FILE" help:"Write the run's history to FILE: JSON Lines, one line for each create, delete and read, and for each fault window (README, Histories and rops verify)."`
-	Report   string        `placeholder:"DIR" help:"Write a report into DIR: history.jsonl, history.html (porcupine's page, at the first error), latency.png, rate.png and summary.json (with the recovery time after each fault window)."`
+	History  string        `placeholder:"FILE" predictor:"file" help:"Write the run's history to FILE: JSON Lines, one line for each create, delete and read, and for each fault window (README, Histories and rops verify)."`
+	Report   string        `placeholder:"DIR" predictor:"dir" help:"Write a report into DIR: history.jsonl, history.html (porcupine's page, at the first error), latency.png, rate.png and summary.json (with the recovery time after each fault window)."`
 	NemesisFlags
 	CoordinatorFlags
 }

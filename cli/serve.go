@@ -25,7 +25,7 @@ type ServeCmd struct {
 	Store string   `enum:"memory,badger" default:"badger" help:"Storage of the nodes: badger under --store-dir, or memory."`
 	// StoreDir keeps a running server's stores apart from the local
 	// target's (--data itself), which a badger store locks while open.
-	StoreDir string `type:"path" placeholder:"DIR" help:"Directory of the badger nodes' stores, one per node (default: the serve directory under --data, apart from the local target's stores; give --data's own directory to serve the local target's data)."`
+	StoreDir string `type:"path" placeholder:"DIR" predictor:"dir" help:"Directory of the badger nodes' stores, one per node (default: the serve directory under --data, apart from the local target's stores; give --data's own directory to serve the local target's data)."`
 	Admin    bool   `help:"Serve GET/PUT /admin/faults to read or change each node's faults while running."`
 	// Original lets rops' own client be tried against the original's
 	// protocol, its fallback path, with real processes and faults.
