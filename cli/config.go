@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"net/url"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
@@ -54,16 +56,47 @@ var builtinTargets = map[string]TargetConfig{
 	"remote": {Nodes: remoteNodes(defaultRemote)},
 }
 
-// loadConfig reads a config file; an empty name gives no extra targets.
+// loadConfig reads a config file. An empty name reads the default one,
+// defaultConfig's; where there is none, it gives no extra targets.
 func loadConfig(name string) (Config, error) {
+	if name != "" {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			return Config{}, fmt.Errorf("cannot read config: %w", err)
+		}
+		return parseConfig(data, name)
+	}
+	name = defaultConfig()
 	if name == "" {
 		return Config{}, nil
 	}
 	data, err := os.ReadFile(name)
-	if err != nil {
-		return Config{}, fmt.Errorf("cannot read config: %w", err)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Config{}, nil
 	}
-	return parseConfig(data, name)
+	if err != nil {
+		return Config{}, fmt.Errorf("cannot read config: %w (rops reads it when --config is not given)", err)
+	}
+	c, err := parseConfig(data, name)
+	if err != nil {
+		return Config{}, fmt.Errorf("%w (rops reads this file when --config is not given)", err)
+	}
+	return c, nil
+}
+
+// defaultConfig returns the config file read when --config is not given:
+// rops/config.json under $XDG_CONFIG_HOME, else under the user's config
+// directory (os.UserConfigDir: ~/.config on Linux); empty if there is no
+// such directory.
+func defaultConfig() string {
+	dir := os.Getenv("XDG_CONFIG_HOME")
+	if dir == "" {
+		var err error
+		if dir, err = os.UserConfigDir(); err != nil {
+			return ""
+		}
+	}
+	return filepath.Join(dir, "rops", "config.json")
 }
 
 // parseConfig decodes and checks a config file's contents.
@@ -212,6 +245,8 @@ func (c Config) target(name string) (TargetConfig, error) {
 	slices.Sort(known)
 	hint := ""
 	switch {
+	case c.name == "" && defaultConfig() != "":
+		hint = "; define more in a --config file, or in " + defaultConfig()
 	case c.name == "":
 		hint = "; define more in a --config file"
 	case len(c.Targets) == 0:

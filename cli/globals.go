@@ -34,7 +34,7 @@ import (
 // environment variable named in its help.
 type Globals struct {
 	Target      string  `short:"t" default:"local" predictor:"target" help:"Nodes to work on: 'local' (three embedded badger nodes node01..03 under --data), 'remote' (nodes node01..03 of the rops serve at --remote), or a target named in --config."`
-	Config      string  `type:"path" placeholder:"FILE" predictor:"file" help:"JSON file of named targets: {\"targets\": {\"lab\": {\"nodes\": [\"http://127.0.0.1:9001/v1?node=node01\", ...], \"retries\": 10, \"concurrency\": 16}}}."`
+	Config      string  `type:"path" placeholder:"FILE" predictor:"file" help:"JSON file of named targets: {\"targets\": {\"lab\": {\"nodes\": [\"http://127.0.0.1:9001/v1?node=node01\", ...], \"retries\": 10, \"concurrency\": 16}}} (default: $XDG_CONFIG_HOME/rops/config.json, or ~/.config/rops/config.json, if there is one)."`
 	Data        string  `type:"path" placeholder:"DIR" predictor:"dir" help:"Data directory of the local target (default: $XDG_DATA_HOME/rops, or ~/.local/share/rops)."`
 	Journal     string  `placeholder:"URL" help:"Keep the journal of unfinished operations, and a lock per id, in etcd at etcd://HOST:PORT[,HOST:PORT...]/PREFIX, shared by every rops that names it, so that many can run jobs on one cluster at once (default: the target's journal, else a local file under --data, for one rops per cluster)."`
 	Seed        uint64  `placeholder:"N" help:"Seed of the injected faults' random numbers, for reproducible runs (0: a new one each run, shown with -v)."`
