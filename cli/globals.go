@@ -60,6 +60,7 @@ type Globals struct {
 // Validate checks the flags' ranges, and refuses fault flags where no node
 // of the target would have them; kong calls it after parsing.
 func (g *Globals) Validate(k *kong.Context) error {
+	g.unsetEmptyPaths(k)
 	if err := g.FaultFlags.validate(); err != nil {
 		return err
 	}
@@ -81,6 +82,24 @@ func (g *Globals) Validate(k *kong.Context) error {
 		return fmt.Errorf("--concurrency %w", err)
 	}
 	return nil
+}
+
+// unsetEmptyPaths leaves --config and --data unset when their ROPS_*
+// variable is set but empty, as an empty variable means for the others:
+// kong's path type would make the working directory of "", and the local
+// nodes and the journal would land there.
+func (g *Globals) unsetEmptyPaths(k *kong.Context) {
+	given := givenFlags(k)
+	for _, f := range k.Model.Flags {
+		if f.Tag.Type != "path" || given[f.Name] {
+			continue
+		}
+		for _, env := range f.Envs {
+			if v, ok := os.LookupEnv(env); ok && v == "" {
+				f.Target.SetString("")
+			}
+		}
+	}
 }
 
 // checkFaultsApply refuses fault flags for a command that opens a target
