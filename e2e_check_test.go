@@ -101,7 +101,7 @@ func TestCheckAgainstServeWithEveryFault(t *testing.T) {
 	t.Run("chaos through the admin API", func(t *testing.T) {
 		s := startServer(t, "", nil, "--store", "badger", "--data", t.TempDir(), "--admin", "--seed", "73", "--random-behavior", "0.2")
 		cfg := writeConfig(t, "lab", remoteSpecs(s.addr, s.addr, s.addr)...)
-		c := runCheck(t, "--config", cfg, "--target", "lab", "--data", t.TempDir(), "--seed", "74", "--late-delay", "1s", "check", "--ops", "200", "--chaos", "0.05")
+		c := runCheck(t, "--config", cfg, "--target", "lab", "--data", t.TempDir(), "--seed", "74", "check", "--ops", "200", "--chaos", "0.05")
 		t.Logf("check: %v; chaos: %s", c, c.Chaos)
 		if want := "at 0.05 on 3 of 3 nodes"; !strings.HasSuffix(c.Chaos, want) {
 			t.Fatalf("chaos=%q, want it to end %q", c.Chaos, want)
@@ -117,7 +117,7 @@ func TestCheckAgainstServeWithEveryFault(t *testing.T) {
 		with := startServer(t, "", nil, "--nodes", "node01,node02", "--store", "memory", "--admin", "--random-behavior", "0")
 		without := startServer(t, "", nil, "--nodes", "node03", "--store", "memory", "--random-behavior", "0")
 		cfg := writeConfig(t, "lab", remoteSpecs(with.addr, with.addr, without.addr)...)
-		c := runCheck(t, "--config", cfg, "--target", "lab", "--data", t.TempDir(), "--seed", "75", "--late-delay", "100ms", "check", "--ops", "50", "--chaos", "0.05")
+		c := runCheck(t, "--config", cfg, "--target", "lab", "--data", t.TempDir(), "--seed", "75", "check", "--ops", "50", "--chaos", "0.05")
 		if want := "at 0.05 on 2 of 3 nodes (none on node03)"; !strings.HasSuffix(c.Chaos, want) {
 			t.Fatalf("chaos=%q, want it to end %q", c.Chaos, want)
 		}

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/alecthomas/kong"
+
 	"github.com/reliable-ops/rops/core"
 	"github.com/reliable-ops/rops/decorators/faults"
 	"github.com/reliable-ops/rops/drivers/httpapi"
@@ -23,13 +25,13 @@ import (
 // CheckCmd runs a seeded mix of creates and deletes on ids of its own and
 // judges what the target did with them, as Jepsen's set checker does.
 type CheckCmd struct {
-	Ops      int           `default:"1000" help:"Operations to run (ignored with --duration)."`
-	Duration time.Duration `help:"Run operations for this long instead of --ops."`
+	Ops      int           `default:"1000" help:"Operations to run; not with --duration."`
+	Duration time.Duration `help:"Run operations for this long instead of a number of them; not with --ops."`
 	IDs      int           `name:"ids" default:"64" help:"How many ids the operations share: fewer ids, more operations on each."`
 	Prefix   string        `default:"rops-check" help:"Ids are PREFIX-SEED-N: they must belong to no one else."`
-	Chaos    float64       `help:"Halfway through, switch on late, reset, duplicate and gateway faults at this rate each: on local nodes, or through a remote server's admin API (rops serve --admin)."`
-	History  string        `placeholder:"FILE" help:"Write the run's history to FILE: JSON Lines, one line for each create, delete and read, and for each fault window (README, Histories and rops verify)."`
-	Report   string        `placeholder:"DIR" help:"Write a report into DIR: history.jsonl, history.html (porcupine's page, at the first error), latency.png, rate.png and summary.json (with the recovery time after each fault window)."`
+	Chaos    float64       `placeholder:"P" help:"Halfway through, switch on late, reset, duplicate and gateway faults at this rate each: on local nodes, or through a remote server's admin API (rops serve --admin)."`
+	History  string        `placeholder:"FILE" predictor:"file" help:"Write the run's history to FILE: JSON Lines, one line for each create, delete and read, and for each fault window (README, Histories and rops verify)."`
+	Report   string        `placeholder:"DIR" predictor:"dir" help:"Write a report into DIR: history.jsonl, history.html (porcupine's page, at the first error), latency.png, rate.png and summary.json (with the recovery time after each fault window)."`
 	NemesisFlags
 	CoordinatorFlags
 }
@@ -73,9 +75,12 @@ type checkHistoryJSON struct {
 	First   *firstJSON `json:"first,omitempty"`
 }
 
-// Validate checks the flags.
-func (c *CheckCmd) Validate() error {
+// Validate checks the flags: k tells which were given.
+func (c *CheckCmd) Validate(k *kong.Context) error {
+	given := givenFlags(k)
 	switch {
+	case given["ops"] && given["duration"]:
+		return fmt.Errorf("--ops %d and --duration %v conflict: give --ops N to run N operations, or --duration D to run for D, not both", c.Ops, c.Duration)
 	case c.Ops < 1 && c.Duration <= 0:
 		return fmt.Errorf("--ops %d: give 1 or more operations, or a --duration", c.Ops)
 	case c.Duration < 0:

@@ -45,7 +45,7 @@ const (
 type CLI struct {
 	Globals `embed:"" group:"global"`
 
-	VersionFlag kong.VersionFlag `name:"version" help:"Print the version and exit."`
+	VersionFlag versionFlag `name:"version" help:"Print the version, as rops version does (in --output's format), and exit."`
 
 	Create    CreateCmd    `cmd:"" help:"Create many group records on every node (default ids 0-99, like the original job)."`
 	CreateOne CreateOneCmd `cmd:"" name:"create-one" help:"Create one group record on every node."`
@@ -115,11 +115,11 @@ func Run(ctx context.Context, args []string, io IO) (code int) {
 		kong.Writers(io.Stdout, io.Stderr),
 		kong.Exit(func(code int) { exit = code }),
 		globalEnvars("ROPS"),
+		negativeValues(),
 		kong.UsageOnError(),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
 		kong.Help(helpPrinter(short)),
 		kong.ExplicitGroups([]kong.Group{{Key: "global", Title: "Global flags:"}}),
-		kong.Vars{"version": Build().String()},
 		kong.BindTo(ctx, (*context.Context)(nil)),
 		kong.Bind(&cli.Globals, &io),
 		bindCluster(&cl),

@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,8 +16,14 @@ import (
 
 // CompletionCmd prints a shell's completion script.
 type CompletionCmd struct {
-	Shell string `arg:"" predictor:"shell" help:"The shell: bash, zsh or fish."`
+	Shell string `arg:"" optional:"" predictor:"shell" help:"The shell: bash, zsh or fish."`
 }
+
+// completionUsage is what rops completion without a shell says.
+const completionUsage = `give a shell: bash, zsh or fish, such as
+  source <(rops completion bash)                                for bash, in ~/.bashrc
+  source <(rops completion zsh)                                 for zsh, in ~/.zshrc
+  rops completion fish > ~/.config/fish/completions/rops.fish   for fish`
 
 // completionShells are the shells rops completion writes a script for.
 var completionShells = []string{"bash", "zsh", "fish"}
@@ -23,6 +31,9 @@ var completionShells = []string{"bash", "zsh", "fish"}
 // Run prints the script. It registers the rops binary as its own
 // completer: the shell runs it with COMP_LINE set, and complete answers.
 func (c *CompletionCmd) Run(io *IO) error {
+	if c.Shell == "" {
+		return usageError(errors.New("completion: " + completionUsage))
+	}
 	if !slices.Contains(completionShells, c.Shell) {
 		return usageError(fmt.Errorf("unknown shell %q: give one of %s", c.Shell, strings.Join(completionShells, ", ")))
 	}
@@ -78,10 +89,38 @@ func completeLine(parser *kong.Kong) (done bool) {
 	}
 	kongplete.Complete(parser,
 		kongplete.WithPredictor("shell", complete.PredictSet(completionShells...)),
+		kongplete.WithPredictor("file", complete.PredictFiles("*")),
+		kongplete.WithPredictor("dir", complete.PredictDirs("*")),
+		kongplete.WithPredictor("target", complete.PredictFunc(predictTargets)),
 		kongplete.WithExitFunc(func(int) { done = true }),
 		kongplete.WithErrorHandler(func(err error) {
 			fmt.Fprintf(parser.Stderr, "rops: completion: %v\n", err)
 		}),
 	)
 	return true
+}
+
+// predictTargets returns the targets --target may name on the line being
+// completed: the built-in ones, and those of the config file that the line
+// names with --config, else ROPS_CONFIG, else the default one. A config
+// that does not load adds none.
+func predictTargets(args complete.Args) []string {
+	name := os.Getenv("ROPS_CONFIG")
+	for i, a := range args.Completed {
+		if v, ok := strings.CutPrefix(a, "--config="); ok {
+			name = v
+		} else if a == "--config" && i+1 < len(args.Completed) {
+			name = args.Completed[i+1]
+		}
+	}
+	targets := slices.Collect(maps.Keys(builtinTargets))
+	if cfg, err := loadConfig(name); err == nil {
+		for t := range cfg.Targets {
+			if !slices.Contains(targets, t) {
+				targets = append(targets, t)
+			}
+		}
+	}
+	slices.Sort(targets)
+	return targets
 }

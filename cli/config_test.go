@@ -9,7 +9,13 @@ func TestParseConfig(t *testing.T) {
 	for _, tc := range []struct {
 		name, in, err string
 	}{
-		{name: "lab", in: `{"targets": {"lab": {"nodes": ["http://127.0.0.1:9001/v1?node=node01"], "retries": 3, "concurrency": 4}}, "note": "extra keys are fine"}`},
+		{name: "lab", in: `{"targets": {"lab": {"nodes": ["http://127.0.0.1:9001/v1?node=node01"], "retries": 3, "concurrency": 4}}}`},
+		{name: "unknown key of the file", in: "{\n\"target\": {\"lab\": {\"nodes\": [\"memory://n\"]}}}",
+			err: `config lab.json:2: unknown key "target": a config's keys are targets; check its spelling`},
+		{name: "unknown key of a target", in: "{\"targets\": {\"lab\": {\"nodes\": [\"memory://n\"],\n\n \"retry\": 3}}}",
+			err: `config lab.json:3: target "lab": unknown key "retry": a target's keys are nodes, retries, concurrency, journal; check its spelling`},
+		{name: "key in another case", in: `{"Targets": {"lab": {"nodes": ["memory://n"]}}}`, err: `config lab.json:1: unknown key "Targets"`},
+		{name: "line of a syntax error", in: "{\"targets\":\n {\"lab\": }}", err: `config lab.json is not valid at line 2: invalid character '}'`},
 		{name: "not json", in: `targets: lab`, err: `is not valid`},
 		{name: "no nodes", in: `{"targets": {"lab": {}}}`, err: `target "lab" has no nodes`},
 		{name: "negative retries", in: `{"targets": {"lab": {"nodes": ["memory://n"], "retries": -1}}}`, err: `retries -1 is negative`},
@@ -54,6 +60,14 @@ func TestConfigTargets(t *testing.T) {
 	if _, err := c.target("lab"); err == nil || !strings.Contains(err.Error(), "the targets are local, remote") {
 		t.Fatalf("unknown target error = %v", err)
 	}
+	// A config that defines no target says so, not to define more in one.
+	c, err = parseConfig([]byte(`{"targets": {}}`), "c.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.target("lab"); err == nil || !strings.HasSuffix(err.Error(), `the targets are local, remote; config c.json defines none: name them under "targets"`) {
+		t.Fatalf("unknown target error = %v", err)
+	}
 }
 
 // FuzzParseConfig: any file gives a config or a clear error, never a panic,
@@ -62,6 +76,9 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add(`{"targets": {"lab": {"nodes": ["memory://n"], "retries": 1}}}`)
 	f.Add(`{"targets": {"": {"nodes": []}}}`)
 	f.Add(`[1, 2]`)
+	f.Add("{\n\"target\": {\"lab\": {\"nodes\": [\"memory://n\"]}}}")
+	f.Add(`{"targets": {"lab": {"nodes": ["memory://n"], "retry": 3}}}`)
+	f.Add(`{"targets": {"lab": null, "x": {"nodes": ["memory://n"], "Nodes": []}}, "notes": {}}`)
 	f.Fuzz(func(t *testing.T, in string) {
 		c, err := parseConfig([]byte(in), "fuzz.json")
 		if err != nil {

@@ -2,9 +2,14 @@ package cli
 
 import (
 	"fmt"
+	"net/url"
+	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/alecthomas/kong"
 
 	"github.com/reliable-ops/rops/core"
 	"github.com/reliable-ops/rops/decorators/faults"
@@ -42,6 +47,11 @@ func faultFlag(key string) string {
 		return "--" + name
 	}
 	return "--" + strings.ReplaceAll(key, "_", "-")
+}
+
+// isFaultFlag reports whether name (without --) is a fault flag's.
+func isFaultFlag(name string) bool {
+	return name == "down" || slices.ContainsFunc(faults.Settings(), func(s faults.Setting) bool { return faultFlag(s.Key) == "--"+name })
 }
 
 // validate checks the flags' ranges, naming the flag at fault: rates, then
@@ -112,4 +122,72 @@ func (f *FaultFlags) setDown(ns []core.Node) error {
 		}
 	}
 	return nil
+}
+
+// defaultFaultFlags are the fault flags as their defaults leave them.
+var defaultFaultFlags = func() FaultFlags {
+	var d struct{ FaultFlags }
+	k, err := kong.New(&d)
+	if err == nil {
+		_, err = k.Parse(nil)
+	}
+	if err != nil {
+		panic(fmt.Sprintf("the fault flags' defaults do not parse: %v", err))
+	}
+	return d.FaultFlags
+}()
+
+// changed returns the fault flags that differ from their defaults, as
+// "--latency 5ms", followed by " (from ROPS_LATENCY)" when k's command line
+// does not give it and so its environment variable did: a flag set to its
+// default, by either, changes nothing and is not named.
+func (f *FaultFlags) changed(k *kong.Context) []string {
+	given := givenFlags(k)
+	envs := map[string][]string{}
+	for _, fl := range k.Model.Flags {
+		envs["--"+fl.Name] = fl.Envs
+	}
+	from := func(flag string) string {
+		if given[strings.TrimPrefix(flag, "--")] {
+			return ""
+		}
+		for _, env := range envs[flag] {
+			if _, ok := os.LookupEnv(env); ok {
+				return " (from " + env + ")"
+			}
+		}
+		return ""
+	}
+	ff, def := f.faults(), defaultFaultFlags.faults()
+	var changed []string
+	for _, s := range faults.Settings() {
+		if v := s.Value(ff); !reflect.DeepEqual(v, s.Value(def)) {
+			flag := faultFlag(s.Key)
+			changed = append(changed, fmt.Sprintf("%s %v%s", flag, v, from(flag)))
+		}
+	}
+	if len(f.Down) > 0 {
+		changed = append(changed, "--down "+strings.Join(f.Down, ",")+from("--down"))
+	}
+	return changed
+}
+
+// refuseRemote refuses fault flags that differ from their defaults when
+// every node of the target is remote (http or https): they apply to local
+// nodes and to rops serve only, and would be ignored without a word.
+func (f *FaultFlags) refuseRemote(k *kong.Context, target string, specs []string) error {
+	if len(specs) == 0 || slices.ContainsFunc(specs, func(s string) bool { return !remoteSpec(s) }) {
+		return nil
+	}
+	changed := f.changed(k)
+	if len(changed) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s: fault flags apply to local nodes and to rops serve, and the nodes of target %q are all remote: change a remote server's faults through its admin API (start it with rops serve --admin; rops check --chaos and --nemesis switch faults that way), or leave the flag out", strings.Join(changed, ", "), target)
+}
+
+// remoteSpec reports whether a node spec is a remote node's: http or https.
+func remoteSpec(spec string) bool {
+	u, err := url.Parse(strings.TrimSpace(spec))
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https")
 }

@@ -13,12 +13,14 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
 
+	"github.com/alecthomas/kong"
 	"github.com/sethvargo/go-retry"
 
 	"github.com/reliable-ops/rops/core"
@@ -33,9 +35,9 @@ import (
 // Globals are the flags every command takes. Each also reads the ROPS_*
 // environment variable named in its help.
 type Globals struct {
-	Target      string  `short:"t" default:"local" help:"Nodes to work on: 'local' (three embedded badger nodes node01..03 under --data), 'remote' (nodes node01..03 of the rops serve at --remote), or a target named in --config."`
-	Config      string  `type:"path" placeholder:"FILE" help:"JSON file of named targets: {\"targets\": {\"lab\": {\"nodes\": [\"http://127.0.0.1:9001/v1?node=node01\", ...], \"retries\": 10, \"concurrency\": 16}}}."`
-	Data        string  `type:"path" placeholder:"DIR" help:"Data directory of the local target (default: $XDG_DATA_HOME/rops, or ~/.local/share/rops); a job creates it, stats and ping never do."`
+	Target      string  `short:"t" default:"local" predictor:"target" help:"Nodes to work on: 'local' (three embedded badger nodes node01..03 under --data), 'remote' (nodes node01..03 of the rops serve at --remote), or a target named in --config."`
+	Config      string  `type:"path" placeholder:"FILE" predictor:"file" help:"JSON file of named targets: {\"targets\": {\"lab\": {\"nodes\": [\"http://127.0.0.1:9001/v1?node=node01\", ...], \"retries\": 10, \"concurrency\": 16}}} (default: $XDG_CONFIG_HOME/rops/config.json, or ~/.config/rops/config.json, if there is one)."`
+	Data        string  `type:"path" placeholder:"DIR" predictor:"dir" help:"Data directory of the local target (default: $XDG_DATA_HOME/rops, or ~/.local/share/rops); a job creates it, stats and ping never do."`
 	Journal     string  `placeholder:"URL" help:"Keep the journal of unfinished operations, and a lock per id, in etcd at etcd://[USER@]HOST:PORT[,HOST:PORT...]/PREFIX[?ca=FILE&cert=FILE&key=FILE] (the password in ROPS_ETCD_PASSWORD), shared by every rops that names it, so that many can run jobs on one cluster at once (default: the target's journal, else a local file under --data, for one rops per cluster)."`
 	Seed        uint64  `placeholder:"N" help:"Seed of the injected faults' random numbers, for reproducible runs (0: a new one each run, shown with -v)."`
 	Retries     *int    `placeholder:"N" help:"Retries per request before an operation is rolled back (default 10, or the target's)."`
@@ -57,9 +59,14 @@ type Globals struct {
 	FaultFlags `group:"Faults of local nodes and of rops serve:"`
 }
 
-// Validate checks the flags' ranges; kong calls it after parsing.
-func (g *Globals) Validate() error {
+// Validate checks the flags' ranges, and refuses fault flags where no node
+// of the target would have them; kong calls it after parsing.
+func (g *Globals) Validate(k *kong.Context) error {
+	g.unsetEmptyPaths(k)
 	if err := g.FaultFlags.validate(); err != nil {
+		return err
+	}
+	if err := g.checkFaultsApply(k); err != nil {
 		return err
 	}
 	for _, d := range []struct {
@@ -77,6 +84,117 @@ func (g *Globals) Validate() error {
 		return fmt.Errorf("--concurrency %w", err)
 	}
 	return nil
+}
+
+// unsetEmptyPaths leaves --config and --data unset when their ROPS_*
+// variable is set but empty, as an empty variable means for the others:
+// kong's path type would make the working directory of "", and the local
+// nodes and the journal would land there.
+func (g *Globals) unsetEmptyPaths(k *kong.Context) {
+	given := givenFlags(k)
+	for _, f := range k.Model.Flags {
+		if f.Tag.Type != "path" || given[f.Name] {
+			continue
+		}
+		for _, env := range f.Envs {
+			if v, ok := os.LookupEnv(env); ok && v == "" {
+				f.Target.SetString("")
+			}
+		}
+	}
+}
+
+// checkFaultsApply refuses fault flags for a command that opens a target
+// whose nodes are all remote. Commands that open no target (rops serve
+// serves its own nodes) are left alone, and so is check's --worker, which
+// its parent starts with the parent's environment. A config that does not
+// load, or a target it does not name, is left for open to report.
+func (g *Globals) checkFaultsApply(k *kong.Context) error {
+	cmd := selected(k)
+	if c, ok := cmd.(*CheckCmd); (ok && c.Worker > 0) || !takesCluster(cmd) {
+		return nil
+	}
+	cfg, err := loadConfig(g.Config)
+	if err != nil {
+		return nil
+	}
+	cfg.remote = string(g.Remote)
+	tc, err := cfg.target(g.Target)
+	if err != nil {
+		return nil
+	}
+	return g.FaultFlags.refuseRemote(k, g.Target, tc.Nodes)
+}
+
+// negativeValues lets a flag's value be a negative number, written apart
+// (--retries -1) as well as joined (--retries=-1): kong takes "-1" for a
+// short flag, and says only that, though rops has no short flag that is a
+// digit. A value of an unsigned flag (--seed) that is negative is refused
+// as such. The numbers, durations and strings of flags keep kong's own
+// decoding otherwise.
+func negativeValues() kong.Option {
+	defaults := kong.NewRegistry().RegisterDefaults()
+	wrap := func(kind reflect.Kind) kong.Mapper {
+		return kong.MapperFunc(func(ctx *kong.DecodeContext, target reflect.Value) error {
+			t := ctx.Scan.Peek()
+			v, ok := t.Value.(string)
+			if ok && t.Type == kong.UntypedToken && negativeNumber(v) {
+				ctx.Scan.Pop()
+				ctx.Scan.PushTyped(v, kong.FlagValueToken)
+			}
+			if ok && negativeNumber(v) && kind >= reflect.Uint && kind <= reflect.Uint64 {
+				return fmt.Errorf("%s is negative: give 0 or more", v)
+			}
+			return defaults.ForType(target.Type()).Decode(ctx, target)
+		})
+	}
+	return kong.OptionFunc(func(k *kong.Kong) error {
+		for _, kind := range []reflect.Kind{reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+			reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+			reflect.Float32, reflect.Float64, reflect.String} {
+			if err := kong.KindMapper(kind, wrap(kind)).Apply(k); err != nil {
+				return err
+			}
+		}
+		return kong.TypeMapper(reflect.TypeFor[time.Duration](), wrap(reflect.Int64)).Apply(k)
+	})
+}
+
+// negativeNumber reports whether s reads as a negative number or
+// duration, such as -1, -0.5, -.5 or -1s: never a flag of rops.
+func negativeNumber(s string) bool {
+	return len(s) > 1 && s[0] == '-' && (s[1] >= '0' && s[1] <= '9' || s[1] == '.')
+}
+
+// givenFlags returns the names (without --) of the flags given on k's
+// command line, as opposed to left at their defaults or set by their
+// environment variables.
+func givenFlags(k *kong.Context) map[string]bool {
+	given := map[string]bool{}
+	for _, p := range k.Path {
+		if p.Flag != nil {
+			given[p.Flag.Name] = true
+		}
+	}
+	return given
+}
+
+// takesCluster reports whether cmd's Run takes a *Cluster, opened by
+// bindCluster.
+func takesCluster(cmd any) bool {
+	if cmd == nil {
+		return false
+	}
+	run := reflect.ValueOf(cmd).MethodByName("Run")
+	if !run.IsValid() {
+		return false
+	}
+	for in := range run.Type().Ins() {
+		if in == reflect.TypeFor[*Cluster]() {
+			return true
+		}
+	}
+	return false
 }
 
 // concurrency returns --concurrency as a number, core.AutoConcurrency for

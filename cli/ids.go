@@ -58,7 +58,7 @@ func (r idRange) all() iter.Seq[core.GroupID] {
 type IDSource struct {
 	IDs   []string `arg:"" optional:"" name:"ID" help:"Group ids."`
 	Range []string `placeholder:"A-B" help:"A range of decimal ids, such as 0-999; repeat the flag (or separate ranges with commas) for more: they add up."`
-	File  []string `placeholder:"FILE" sep:"none" help:"Read ids from FILE, one a line ('-': standard input; blank lines and lines starting with # are skipped); repeat the flag for more files."`
+	File  []string `placeholder:"FILE" sep:"none" predictor:"file" help:"Read ids from FILE, one a line ('-': standard input; blank lines and lines starting with # are skipped); repeat the flag for more files."`
 
 	ids idList `kong:"-"` // resolved by prepare
 }

@@ -7,8 +7,11 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/alecthomas/kong"
 
 	"github.com/reliable-ops/rops/drivers/httpapi"
 	"github.com/reliable-ops/rops/plugins"
@@ -22,11 +25,45 @@ type ServeCmd struct {
 	Store string   `enum:"memory,badger" default:"badger" help:"Storage of the nodes: badger under --store-dir, or memory."`
 	// StoreDir keeps a running server's stores apart from the local
 	// target's (--data itself), which a badger store locks while open.
-	StoreDir string `type:"path" placeholder:"DIR" help:"Directory of the badger nodes' stores, one per node (default: the serve directory under --data, apart from the local target's stores; give --data's own directory to serve the local target's data)."`
+	StoreDir string `type:"path" placeholder:"DIR" predictor:"dir" help:"Directory of the badger nodes' stores, one per node (default: the serve directory under --data, apart from the local target's stores; give --data's own directory to serve the local target's data)."`
 	Admin    bool   `help:"Serve GET/PUT /admin/faults to read or change each node's faults while running."`
 	// Original lets rops' own client be tried against the original's
 	// protocol, its fallback path, with real processes and faults.
 	Original bool `help:"Speak the original server's protocol: no timestamp in GET /group/<id>, no /groups, 400 exists for a replayed create, no Rops- headers (no 'not applied' 503), and no tombstones."`
+}
+
+// serveGlobals are the global flags, besides the faults, that rops serve
+// uses; it refuses the others given on its command line, which are the
+// client's (serveGlobalsHelp says so in its help).
+var serveGlobals = []string{"data", "seed", "log-format", "help", "version"}
+
+// serveGlobalsHelp is the detail of rops serve --help.
+const serveGlobalsHelp = "Of the global flags, serve uses --data (where --store-dir is by default), --seed, --log-format and the faults of local nodes; the others are a client's, and serve refuses them on its command line (and ignores their ROPS_* variables)."
+
+// Help is the detail of rops serve --help: which global flags it uses.
+func (c *ServeCmd) Help() string { return serveGlobalsHelp }
+
+// Validate refuses a client's global flag given to rops serve, which
+// would do nothing: its ROPS_* variable, perhaps set for the client in
+// the same shell, is let through.
+func (c *ServeCmd) Validate(k *kong.Context) error {
+	for _, p := range k.Path {
+		f := p.Flag
+		if f == nil || !slices.Contains(k.Model.Flags, f) || slices.Contains(serveGlobals, f.Name) || isFaultFlag(f.Name) {
+			continue
+		}
+		name := "--" + f.Name
+		switch {
+		case f.Name == "output":
+			return errors.New("-o/--output is the format of a command's output, and rops serve prints only its log: give --log-format json for a log in JSON")
+		case f.Negated:
+			name = "--no-" + f.Name
+		case f.Short != 0:
+			name = fmt.Sprintf("-%c/%s", f.Short, name)
+		}
+		return fmt.Errorf("%s is a client's flag, and rops serve does not use it: leave it out (serve uses --data, --seed, --log-format and the fault flags)", name)
+	}
+	return nil
 }
 
 // Timeouts of the server: slow clients cannot hold connections, and a

@@ -3,8 +3,12 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"os"
 	"runtime/debug"
 	"strings"
+
+	"github.com/alecthomas/kong"
 )
 
 // VersionCmd prints what build of rops this is.
@@ -69,10 +73,46 @@ func (b BuildInfo) String() string {
 
 // Run prints the build, as one line of text or one JSON object.
 func (c *VersionCmd) Run(g *Globals, io *IO) error {
+	return printBuild(io.Stdout, g.Output)
+}
+
+// printBuild prints the running build in format: json, one JSON object;
+// else one line of text.
+func printBuild(w io.Writer, format string) error {
 	b := Build()
-	if g.Output == "json" {
-		return json.NewEncoder(io.Stdout).Encode(b)
+	if format == "json" {
+		return json.NewEncoder(w).Encode(b)
 	}
-	_, err := fmt.Fprintln(io.Stdout, b)
+	_, err := fmt.Fprintln(w, b)
 	return err
+}
+
+// versionFlag is --version: it prints what `rops version` prints, in the
+// same --output format, and exits 0 without running a command.
+type versionFlag bool
+
+// BeforeReset prints the build and exits, as kong.VersionFlag does; -o is
+// read from the command line, else its environment variable.
+func (versionFlag) BeforeReset(k *kong.Kong, ctx *kong.Context) error {
+	format := ""
+	for _, f := range ctx.Model.Flags {
+		if f.Name != "output" {
+			continue
+		}
+		if givenFlags(ctx)[f.Name] {
+			format, _ = ctx.FlagValue(f).(string)
+			break
+		}
+		for _, env := range f.Envs {
+			if v, ok := os.LookupEnv(env); ok {
+				format = v
+				break
+			}
+		}
+	}
+	if err := printBuild(k.Stdout, format); err != nil {
+		return err
+	}
+	k.Exit(0)
+	return nil
 }
