@@ -97,7 +97,8 @@ func TestFaultFlagsAreTheSettings(t *testing.T) {
 // no goroutine left waiting to apply it.
 func TestLocalNodesClosed(t *testing.T) {
 	g := parseGlobals(t, "--data", t.TempDir(), "--random-behavior", "0", "--late-rate", "1", "--late-delay", "1m", "--down", "node03", "ping")
-	cl, err := g.open(t.Context(), io.Discard, readOnly)
+	// Journaled, as a job opens it: a read-only open makes no data dir.
+	cl, err := g.open(t.Context(), io.Discard, journaled)
 	if err != nil {
 		t.Fatal(err)
 	}
