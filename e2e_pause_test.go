@@ -693,7 +693,7 @@ type jobJSON struct {
 type recoverReport struct {
 	Intents []struct {
 		Op      core.Op      `json:"op"`
-		ID      core.GroupID `json:"groupId"`
+		ID      core.GroupID `json:"id"`
 		Token   core.Token   `json:"token"`
 		Outcome core.Outcome `json:"outcome"`
 		Error   string       `json:"error"`

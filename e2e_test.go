@@ -234,7 +234,7 @@ type statsOut struct {
 	Consistent bool           `json:"consistent"`
 	Nodes      map[string]int `json:"nodes"`
 	Divergent  []struct {
-		ID core.GroupID `json:"groupId"`
+		ID core.GroupID `json:"id"`
 		On []string     `json:"on"`
 	} `json:"divergent"`
 	DivergentCount int `json:"divergent_count"`

@@ -114,7 +114,8 @@ func parseID(arg string) (core.GroupID, error) {
 }
 
 func runOne(ctx context.Context, g *Globals, cl *Cluster, io *IO, op core.Op, id core.GroupID) error {
-	rep := core.Report{Command: string(op), Requested: 1}
+	// The command as the user typed it: create-one, delete-one.
+	rep := core.Report{Command: string(op) + "-one", Requested: 1}
 	start, trips := time.Now(), cl.roundTrips()
 	res, _ := runOp(ctx, cl.Coordinator, op, id)
 	trips = cl.roundTrips() - trips
@@ -128,7 +129,7 @@ func runOne(ctx context.Context, g *Globals, cl *Cluster, io *IO, op core.Op, id
 	if g.Output == "json" {
 		why := new(causes)
 		why.add(res)
-		if err := printJob(io.Stdout, g.Output, rep, jobExtras{trips: trips, why: why, interrupted: ctx.Err() != nil}); err != nil {
+		if err := printJob(io.Stdout, g.Output, rep, jobExtras{id: id, trips: trips, why: why, interrupted: ctx.Err() != nil}); err != nil {
 			return err
 		}
 	} else {

@@ -52,17 +52,18 @@ func printReport(w io.Writer, format string, rep core.Report, notStarted int, tr
 
 // jobExtras is what a job's report says beyond its core.Report.
 type jobExtras struct {
-	notStarted  int     // ids given but never started: the job stopped early
-	trips       int64   // HTTP round trips (0: none went over HTTP)
-	why         *causes // why operations were rolled back or are pending; nil: not known
-	interrupted bool    // the job was interrupted (Ctrl-C): its pending ids were cut off, not the nodes' doing
+	id          core.GroupID // the id of create-one or delete-one; "" for a bulk job
+	notStarted  int          // ids given but never started: the job stopped early
+	trips       int64        // HTTP round trips (0: none went over HTTP)
+	why         *causes      // why operations were rolled back or are pending; nil: not known
+	interrupted bool         // the job was interrupted (Ctrl-C): its pending ids were cut off, not the nodes' doing
 }
 
 // printJob prints a job's report as text or JSON, with its extras.
 func printJob(w io.Writer, format string, rep core.Report, x jobExtras) error {
 	if format == "json" {
 		rep.Seconds = round(rep.Seconds, 3)
-		j := jobJSON{Report: rep, NotStarted: x.notStarted, RoundTrips: x.trips, Interrupted: x.interrupted}
+		j := jobJSON{ID: x.id, Report: rep, NotStarted: x.notStarted, RoundTrips: x.trips, Interrupted: x.interrupted}
 		if x.why != nil {
 			j.Causes = x.why.list
 		}
@@ -227,6 +228,8 @@ func failurePhrase(err error) string {
 
 // jobJSON is a job's report as -o json prints it.
 type jobJSON struct {
+	// ID is the id of a one-id command (create-one, delete-one).
+	ID core.GroupID `json:"id,omitempty"`
 	core.Report
 	// NotStarted counts the ids never started: the job stopped early.
 	NotStarted int `json:"not_started,omitempty"`

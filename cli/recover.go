@@ -31,7 +31,7 @@ type recoverJSON struct {
 
 type intentJSON struct {
 	Op      core.Op      `json:"op"`
-	ID      core.GroupID `json:"groupId"`
+	ID      core.GroupID `json:"id"`
 	Token   core.Token   `json:"token"`
 	Outcome core.Outcome `json:"outcome"`
 	Error   string       `json:"error,omitempty"`

@@ -31,7 +31,7 @@ type statsJSON struct {
 }
 
 type divergenceJSON struct {
-	ID      core.GroupID `json:"groupId"`
+	ID      core.GroupID `json:"id"`
 	On      []string     `json:"on"`
 	Missing []string     `json:"missing"`
 }

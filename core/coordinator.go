@@ -184,7 +184,7 @@ type NodeResult struct {
 // Result is the outcome of one operation.
 type Result struct {
 	Op       Op           `json:"op"`
-	ID       GroupID      `json:"groupId"`
+	ID       GroupID      `json:"id"`
 	Token    Token        `json:"token,omitempty"`
 	Outcome  Outcome      `json:"outcome"`
 	Nodes    []NodeResult `json:"nodes,omitempty"`

@@ -40,7 +40,7 @@ func ParsePolicy(s string) (Policy, error) {
 // Fix is what Plan chooses for one divergent id: create it on the nodes that
 // lack it, or delete it from the nodes that hold it.
 type Fix struct {
-	ID GroupID `json:"groupId"` // the divergent id
+	ID GroupID `json:"id"` // the divergent id
 	Op Op      `json:"op"`      // OpCreate or OpDelete
 	// Token is, for a create, the token most holders hold (a tie goes to
 	// the smallest), for a person reading the plan; empty if the holders

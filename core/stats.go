@@ -40,7 +40,7 @@ type NodeCount struct {
 
 // Divergence is an id that not every node holds.
 type Divergence struct {
-	ID GroupID `json:"groupId"`
+	ID GroupID `json:"id"`
 	// On maps each node that holds the id to the token it holds there.
 	On map[string]Token `json:"on"`
 }
