@@ -23,7 +23,10 @@ type ServeCmd struct {
 	// StoreDir keeps a running server's stores apart from the local
 	// target's (--data itself), which a badger store locks while open.
 	StoreDir string `type:"path" placeholder:"DIR" help:"Directory of the badger nodes' stores, one per node (default: the serve directory under --data, apart from the local target's stores; give --data's own directory to serve the local target's data)."`
-	Admin    bool   `help:"Serve GET/PUT /admin/faults to read or change each node's faults while running."`
+	Admin    bool   `help:"Serve GET/PUT /admin/faults to read or change each node's faults while running. Give it a token (--admin-token-file or ROPS_ADMIN_TOKEN), which every admin request must then carry as Authorization: Bearer <token>: without one, --admin is refused on an address other than loopback, and advised on loopback too, where every local user and process may call it."`
+	// AllowedHost are the names the Host check lets in besides the
+	// server's own (httpapi.HostCheck).
+	AllowedHost []string `placeholder:"NAME" env:"ROPS_ALLOWED_HOSTS" sep:"," help:"Also answer requests whose Host header is NAME (repeatable, or comma-separated in the variable; '*' for any). Requests for other names are refused with 403, as a web page could send them through DNS rebinding: by default only localhost, the loopback addresses, the listen address (any IP address if it is 0.0.0.0 or ::) and the original's node<N>.app.internal.com."`
 	// Original lets rops' own client be tried against the original's
 	// protocol, its fallback path, with real processes and faults.
 	Original bool `help:"Speak the original server's protocol: no timestamp in GET /group/<id>, no /groups, 400 exists for a replayed create, no Rops- headers (no 'not applied' 503), and no tombstones."`
@@ -42,6 +45,10 @@ const (
 func (c *ServeCmd) Run(ctx context.Context, g *Globals, io *IO) error {
 	faults := g.faults()
 	if err := faults.Validate(); err != nil {
+		return usageError(err)
+	}
+	guard, err := c.guard(g)
+	if err != nil {
 		return usageError(err)
 	}
 	env := plugins.Env{Seed: g.seed(), Defaults: faults.Values()}
@@ -78,9 +85,12 @@ func (c *ServeCmd) Run(ctx context.Context, g *Globals, io *IO) error {
 	logw := newBufferedLog(io.Stderr, logFlushInterval)
 	defer logw.Stop() // last: after the shutdown's line
 	log := g.logger(logw)
+	opts := httpapi.ServerOptions{Admin: c.Admin, AccessLog: log, Original: c.Original, Metrics: true}
+	guard.apply(&opts, c.Addr, ln.Addr().String())
 	srv := &http.Server{
-		Handler:           httpapi.NewServer(target.Nodes, httpapi.ServerOptions{Admin: c.Admin, AccessLog: log, Original: c.Original, Metrics: true}),
+		Handler:           httpapi.NewServer(target.Nodes, opts),
 		ReadHeaderTimeout: readHeaderTimeout,
+		MaxHeaderBytes:    httpapi.DefaultMaxHeaderBytes,
 		IdleTimeout:       idleTimeout,
 	}
 	log.Info("listening", "url", "http://"+ln.Addr().String(), "nodes", strings.Join(c.Nodes, ","),
