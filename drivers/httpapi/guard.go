@@ -217,8 +217,8 @@ func (s *Server) guard(w http.ResponseWriter, r *http.Request, p string) bool {
 	}
 	if s.hosts != nil && !s.hosts.allows(r.Host) {
 		writeError(w, http.StatusForbidden, fmt.Sprintf(
-			"Host %s is not a name of this server, so the request is refused (it may come from a web page through DNS rebinding): call the server by its address or localhost, or allow the name with rops serve --allowed-host %s (or ROPS_ALLOWED_HOSTS)",
-			quoteClipped(r.Host, 80), quoteClipped(hostOf(r.Host), 80)))
+			"Host %s is not a name of this server, so the request is refused (it may come from a web page through DNS rebinding): call the server by its address or localhost, or allow the name with rops serve --allowed-host NAME (or ROPS_ALLOWED_HOSTS)",
+			quoteClipped(r.Host, 80)))
 		return false
 	}
 	class := s.classify(r, p)
