@@ -20,6 +20,7 @@ import (
 	"github.com/reliable-ops/rops/decorators/faults"
 	"github.com/reliable-ops/rops/drivers/httpapi"
 	"github.com/reliable-ops/rops/history"
+	"github.com/reliable-ops/rops/nemesis"
 )
 
 // CheckCmd runs a seeded mix of creates and deletes on ids of its own and
@@ -129,6 +130,9 @@ func (c *CheckCmd) Run(ctx context.Context, g *Globals, cl *Cluster, io *IO) err
 	defer crew.close()
 	nem, err := c.newNemesis(ctx, cl, seed, run, io.Stderr, crew.nodes())
 	if err != nil {
+		return err
+	}
+	if err := checkChaosToken(ctx, cl, c.Chaos); err != nil {
 		return err
 	}
 	// Start from nothing: a run with the same seed may have left some.
@@ -327,7 +331,7 @@ func startChaos(ctx context.Context, cl *Cluster, rate float64, stderr io.Writer
 			}
 		}
 		if c, ok := core.NodeAs[*httpapi.Client](n); ok {
-			if restore, err := putChaos(ctx, cl.http, c, rate); err == nil {
+			if restore, err := putChaos(ctx, cl.http, cl.adminToken, c, rate); err == nil {
 				undo = append(undo, restore)
 				remote = append(remote, n.Name())
 				continue
@@ -349,8 +353,8 @@ func startChaos(ctx context.Context, cl *Cluster, rate float64, stderr io.Writer
 }
 
 // putChaos sets the new faults on c's node through its server's admin API
-// and returns how to put the old ones back.
-func putChaos(ctx context.Context, hc *http.Client, c *httpapi.Client, rate float64) (func(), error) {
+// and returns how to put the old ones back; token is the admin token.
+func putChaos(ctx context.Context, hc *http.Client, token string, c *httpapi.Client, rate float64) (func(), error) {
 	url := c.URL() + "/admin/faults"
 	do := func(ctx context.Context, method string, body any) (map[string]faults.Faults, error) {
 		var rd io.Reader
@@ -362,11 +366,17 @@ func putChaos(ctx context.Context, hc *http.Client, c *httpapi.Client, rate floa
 		if err != nil {
 			return nil, err
 		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
 		resp, err := hc.Do(req)
 		if err != nil {
 			return nil, err
 		}
 		defer resp.Body.Close()
+		if resp.StatusCode == http.StatusUnauthorized {
+			return nil, fmt.Errorf("%s %s: %s: %w", method, url, resp.Status, nemesis.AdminTokenError(token != ""))
+		}
 		if resp.StatusCode != http.StatusOK {
 			return nil, fmt.Errorf("%s %s: %s (start the server with --admin)", method, url, resp.Status)
 		}

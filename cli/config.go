@@ -47,6 +47,13 @@ type TargetConfig struct {
 	// journal and locks live unless --journal is given; empty, the local
 	// journal under --data.
 	Journal string `json:"journal,omitempty"`
+	// AdminTokenFile and WriteTokenFile name files holding the tokens
+	// sent to the target's servers, relative to the config file, unless
+	// --admin-token-file and --write-token-file (or ROPS_ADMIN_TOKEN and
+	// ROPS_WRITE_TOKEN) are given: the admin token to their admin API
+	// (check --chaos and --nemesis), the write token with every request.
+	AdminTokenFile string `json:"admin_token_file,omitempty"`
+	WriteTokenFile string `json:"write_token_file,omitempty"`
 }
 
 // builtinTargets are the targets every config has: the local cluster and

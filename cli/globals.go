@@ -46,6 +46,9 @@ type Globals struct {
 
 	Remote remoteURL `placeholder:"URL" help:"Base URL of the rops serve (or original server) whose nodes node01..03 are the remote target (default http://127.0.0.1:8080/v1, where rops serve listens by default)."`
 
+	AdminTokenFile string `type:"path" placeholder:"FILE" help:"File holding the bearer token of the admin API (or the token itself in ROPS_ADMIN_TOKEN; default: the target's admin_token_file): rops serve --admin wants it of every admin request, check --chaos and --nemesis send it."`
+	WriteTokenFile string `type:"path" placeholder:"FILE" help:"File holding the bearer token of writes (or the token itself in ROPS_WRITE_TOKEN; default: the target's write_token_file): rops serve then wants it of every POST and DELETE /group and POST /batch, and jobs send it with every request to the target's nodes."`
+
 	Batches bool `default:"true" negatable:"" help:"Send the writes that operations in flight make to one rops node together, in batches (POST /v1/batch): each item is answered, and faulted, as if it came alone. --no-batches sends one request per write. Servers that do not announce batches (the original) always get one request per write."`
 
 	RequestTimeout      time.Duration `default:"2s" help:"Give up on a request to a node after this long (it is then retried)."`
@@ -246,6 +249,7 @@ type Cluster struct {
 	*core.Coordinator
 	target      *plugins.Target
 	http        *http.Client    // the keep-alive pool of the target's HTTP nodes
+	adminToken  string          // sent to the nodes' admin API (adminToken)
 	journal     *wal.Journal    // the local journal; nil for read-only commands
 	shared      plugins.Journal // the journal in etcd, with its lock, if --journal
 	concurrency int
@@ -319,7 +323,11 @@ func (g *Globals) open(ctx context.Context, stderr io.Writer, mode openMode) (_ 
 		HTTP:      httpapi.NewHTTPClient(pool * len(tc.Nodes)),
 		NoBatches: !g.Batches,
 	}
-	cl := &Cluster{concurrency: concurrency, bulkConcurrency: bulk, http: env.HTTP}
+	adminToken, err := g.clientTokens(&tc, &env)
+	if err != nil {
+		return nil, usageError(err)
+	}
+	cl := &Cluster{concurrency: concurrency, bulkConcurrency: bulk, http: env.HTTP, adminToken: adminToken}
 	if g.Verbose {
 		cl.log = g.logger(stderr)
 		env.Wrap = func(n core.Node) core.Node { return reqlog.Wrap(n, cl.log) }

@@ -205,7 +205,7 @@ func (c *CheckCmd) newNemesis(ctx context.Context, cl *Cluster, seed uint64, run
 			node.Process = procs[i]
 		}
 		if hn, ok := core.NodeAs[*httpapi.Client](n); ok {
-			node.Switch = &nemesis.Admin{URL: hn.URL(), Node: hn.Name(), HTTP: hc}
+			node.Switch = &nemesis.Admin{URL: hn.URL(), Node: hn.Name(), HTTP: hc, Token: cl.adminToken}
 		} else if fn, ok := faults.Faulty(n); ok {
 			node.Switch = nemesis.Local{Node: fn}
 		}

@@ -26,7 +26,10 @@ type ServeCmd struct {
 	// StoreDir keeps a running server's stores apart from the local
 	// target's (--data itself), which a badger store locks while open.
 	StoreDir string `type:"path" placeholder:"DIR" predictor:"dir" help:"Directory of the badger nodes' stores, one per node (default: the serve directory under --data, apart from the local target's stores; give --data's own directory to serve the local target's data)."`
-	Admin    bool   `help:"Serve GET/PUT /admin/faults to read or change each node's faults while running."`
+	Admin    bool   `help:"Serve GET/PUT /admin/faults to read or change each node's faults while running. Give it a token (--admin-token-file or ROPS_ADMIN_TOKEN), which every admin request must then carry as Authorization: Bearer <token>: without one, --admin is refused on an address other than loopback, and advised on loopback too, where every local user and process may call it."`
+	// AllowedHost are the names the Host check lets in besides the
+	// server's own (httpapi.HostCheck).
+	AllowedHost []string `placeholder:"NAME" env:"ROPS_ALLOWED_HOSTS" sep:"," help:"Also answer requests whose Host header is NAME (repeatable, or comma-separated in the variable; '*' for any). Requests for other names are refused with 403, as a web page could send them through DNS rebinding: by default only localhost, the loopback addresses, the listen address (any IP address if it is 0.0.0.0 or ::) and the original's node<N>.app.internal.com."`
 	// Original lets rops' own client be tried against the original's
 	// protocol, its fallback path, with real processes and faults.
 	Original bool `help:"Speak the original server's protocol: no timestamp in GET /group/<id>, no /groups, 400 exists for a replayed create, no Rops- headers (no 'not applied' 503), and no tombstones."`
@@ -35,10 +38,10 @@ type ServeCmd struct {
 // serveGlobals are the global flags, besides the faults, that rops serve
 // uses; it refuses the others given on its command line, which are the
 // client's (serveGlobalsHelp says so in its help).
-var serveGlobals = []string{"data", "seed", "log-format", "help", "version"}
+var serveGlobals = []string{"data", "seed", "log-format", "admin-token-file", "write-token-file", "help", "version"}
 
 // serveGlobalsHelp is the detail of rops serve --help.
-const serveGlobalsHelp = "Of the global flags, serve uses --data (where --store-dir is by default), --seed, --log-format and the faults of local nodes; the others are a client's, and serve refuses them on its command line (and ignores their ROPS_* variables)."
+const serveGlobalsHelp = "Of the global flags, serve uses --data (where --store-dir is by default), --seed, --log-format, the faults of local nodes, and --admin-token-file and --write-token-file (the tokens it wants); the others are a client's, and serve refuses them on its command line (and ignores their ROPS_* variables)."
 
 // Help is the detail of rops serve --help: which global flags it uses.
 func (c *ServeCmd) Help() string { return serveGlobalsHelp }
@@ -61,7 +64,7 @@ func (c *ServeCmd) Validate(k *kong.Context) error {
 		case f.Short != 0:
 			name = fmt.Sprintf("-%c/%s", f.Short, name)
 		}
-		return fmt.Errorf("%s is a client's flag, and rops serve does not use it: leave it out (serve uses --data, --seed, --log-format and the fault flags)", name)
+		return fmt.Errorf("%s is a client's flag, and rops serve does not use it: leave it out (serve uses --data, --seed, --log-format, the fault flags and the token files)", name)
 	}
 	return nil
 }
@@ -79,6 +82,10 @@ const (
 func (c *ServeCmd) Run(ctx context.Context, g *Globals, io *IO) error {
 	faults := g.faults()
 	if err := faults.Validate(); err != nil {
+		return usageError(err)
+	}
+	guard, err := c.guard(g)
+	if err != nil {
 		return usageError(err)
 	}
 	env := plugins.Env{Seed: g.seed(), Defaults: faults.Values()}
@@ -115,9 +122,12 @@ func (c *ServeCmd) Run(ctx context.Context, g *Globals, io *IO) error {
 	logw := newBufferedLog(io.Stderr, logFlushInterval)
 	defer logw.Stop() // last: after the shutdown's line
 	log := g.logger(logw)
+	opts := httpapi.ServerOptions{Admin: c.Admin, AccessLog: log, Original: c.Original, Metrics: true}
+	guard.apply(&opts, c.Addr, ln.Addr().String())
 	srv := &http.Server{
-		Handler:           httpapi.NewServer(target.Nodes, httpapi.ServerOptions{Admin: c.Admin, AccessLog: log, Original: c.Original, Metrics: true}),
+		Handler:           httpapi.NewServer(target.Nodes, opts),
 		ReadHeaderTimeout: readHeaderTimeout,
+		MaxHeaderBytes:    httpapi.DefaultMaxHeaderBytes,
 		IdleTimeout:       idleTimeout,
 	}
 	log.Info("listening", "url", "http://"+ln.Addr().String(), "nodes", strings.Join(c.Nodes, ","),

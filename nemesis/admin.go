@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -22,6 +23,25 @@ type Admin struct {
 	// HTTP is the client that calls it; nil, http.DefaultClient. Give it
 	// a timeout: a paused server never answers.
 	HTTP *http.Client
+	// Token, if not empty, is sent as "Authorization: Bearer <Token>":
+	// the admin token of a server started with one.
+	Token string
+}
+
+// The errors of an admin call the server answered 401, with no token
+// sent or with a wrong one; an Admin's error wraps them.
+var (
+	ErrNoAdminToken    = errors.New("the server wants an admin token: give it with --admin-token-file or ROPS_ADMIN_TOKEN")
+	ErrWrongAdminToken = errors.New("the server refused the admin token: give the one rops serve was given, with --admin-token-file or ROPS_ADMIN_TOKEN")
+)
+
+// AdminTokenError returns the error of an admin call answered 401:
+// ErrNoAdminToken if sent is false, else ErrWrongAdminToken.
+func AdminTokenError(sent bool) error {
+	if sent {
+		return ErrWrongAdminToken
+	}
+	return ErrNoAdminToken
 }
 
 var _ Switch = (*Admin)(nil)
@@ -62,6 +82,9 @@ func (a *Admin) do(ctx context.Context, method string, body any) (map[string]fau
 	if err != nil {
 		return nil, err
 	}
+	if a.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+a.Token)
+	}
 	hc := a.HTTP
 	if hc == nil {
 		hc = http.DefaultClient
@@ -74,6 +97,9 @@ func (a *Admin) do(ctx context.Context, method string, body any) (map[string]fau
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
 		return nil, err
+	}
+	if resp.StatusCode == http.StatusUnauthorized {
+		return nil, fmt.Errorf("%s %s: %s: %w", method, url, resp.Status, AdminTokenError(a.Token != ""))
 	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("%s %s: %s: %s (is the server started with --admin?)", method, url, resp.Status, bytes.TrimSpace(data))

@@ -5,6 +5,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/reliable-ops/rops/core"
@@ -101,7 +104,29 @@ func requestLine(r *http.Request) string {
 			return "DELETE /v1/group HTTP/1.1"
 		}
 	}
-	return r.Method + " " + r.RequestURI + " " + r.Proto
+	return r.Method + " " + redactURI(r.RequestURI) + " " + r.Proto
+}
+
+// redactURI returns a request URI with the values of its token query
+// parameters (queryTokens) replaced: a guarded Server refuses them, but
+// the refusal is logged, and the log must not hold a token. The
+// Authorization header is never logged.
+func redactURI(uri string) string {
+	path, query, ok := strings.Cut(uri, "?")
+	if !ok || !strings.Contains(strings.ToLower(query), "token") {
+		return uri
+	}
+	params := strings.Split(query, "&")
+	for i, kv := range params {
+		k, _, _ := strings.Cut(kv, "=")
+		if u, err := url.QueryUnescape(k); err == nil {
+			k = u
+		}
+		if slices.Contains(queryTokens[:], k) {
+			params[i] = k + "=REDACTED"
+		}
+	}
+	return path + "?" + strings.Join(params, "&")
 }
 
 // first returns a header's first value, "" if it has none.

@@ -69,6 +69,17 @@ type ServerOptions struct {
 	// method, and each node's records. The code, method and handler labels
 	// are written as client_golang's promhttp middleware writes them.
 	Metrics bool
+	// AdminToken, if not empty, is the bearer token the admin API wants:
+	// a request to it without "Authorization: Bearer <AdminToken>" answers
+	// 401. WriteToken is the same for the write routes: POST and DELETE
+	// /group and POST /batch. The tokens are compared in constant time,
+	// and the access log never holds them.
+	AdminToken, WriteToken string
+	// HostCheck, if not nil, refuses requests whose Host is not a name of
+	// the server, and writes and admin requests from other sites' web
+	// pages (see HostCheck). With it or a token, a request with a token
+	// in its query (token= or access_token=) answers 400.
+	HostCheck *HostCheck
 }
 
 // Server is an http.Handler that serves a set of nodes over the original
@@ -95,6 +106,11 @@ type Server struct {
 	removes    map[string]bool // the nodes that serve older_than deletes, by name
 	original   bool            // ServerOptions.Original
 	metrics    *metrics        // nil without ServerOptions.Metrics
+	// The checks of guard: the hashes of ServerOptions.AdminToken and
+	// WriteToken (nil: none), and its HostCheck; guarded if any is on.
+	adminToken, writeToken *tokenHash
+	hosts                  *hostPolicy
+	guarded                bool
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -170,6 +186,11 @@ func NewServer(nodes []core.Node, opts ServerOptions) *Server {
 	if opts.Metrics {
 		s.metrics = newMetrics(nodes)
 	}
+	s.adminToken, s.writeToken = hashToken(opts.AdminToken), hashToken(opts.WriteToken)
+	if opts.HostCheck != nil {
+		s.hosts = newHostPolicy(opts.HostCheck)
+	}
+	s.guarded = s.adminToken != nil || s.writeToken != nil || s.hosts != nil
 	return s
 }
 
@@ -271,6 +292,9 @@ func (s *Server) route(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	}
 	s.markFencing(w, r)
 	p := routePath(r)
+	if s.guarded && !s.guard(w, r, p) {
+		return
+	}
 	switch p {
 	case "/healthz":
 		handleHealthz(w, r)
