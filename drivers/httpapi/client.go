@@ -484,6 +484,9 @@ func (c *Client) check(ctx context.Context, o op, method, path string, resp *htt
 // answerError returns the error that an answer of status, with header h
 // and body data, to o says, if any.
 func (c *Client) answerError(o op, method, path string, status int, h http.Header, data []byte) error {
+	if te := schemeError(status, data); te != nil {
+		return &core.Error{Code: core.ERejected, Err: te, Message: fmt.Sprintf("%s at %s: %v", c.name, c.base, te)}
+	}
 	if status < 200 || status >= 300 {
 		return statusError(o, status, h, data, time.Now())
 	}
