@@ -38,6 +38,12 @@ type TargetConfig struct {
 	// journal and locks live unless --journal is given; empty, the local
 	// journal under --data.
 	Journal string `json:"journal,omitempty"`
+	// CAFile, CertFile and KeyFile are the TLS files of the target's
+	// https:// nodes (see ClientTLSFlags), relative to the config file's
+	// directory; the flags override them.
+	CAFile   string `json:"ca_file,omitempty"`
+	CertFile string `json:"cert_file,omitempty"`
+	KeyFile  string `json:"key_file,omitempty"`
 }
 
 // builtinTargets are the targets every config has: the local cluster and
