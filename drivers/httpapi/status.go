@@ -173,8 +173,13 @@ func isNotApplied(h http.Header) bool {
 // them, so a refused dial then is transient like a reset. A TLS failure
 // (TLSError: a certificate not trusted either way, or HTTPS against plain
 // HTTP) is a permanent rejection, and anything else (a reset,
-// an EOF, a timeout mid-request) is transient.
+// an EOF, a timeout mid-request) is transient; but any failure of a plain
+// HTTP request to a server known to speak HTTPS is that rejection (see
+// httpsServers).
 func (c *Client) transportError(ctx context.Context, method, path string, err error, wrote bool) error {
+	if err := c.knownHTTPS(); err != nil {
+		return err // whatever cut it off, the server took none of it
+	}
 	if cerr := ctx.Err(); cerr != nil {
 		if !wrote {
 			// Ended before a byte of the request was written (while

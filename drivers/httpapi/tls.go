@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/reliable-ops/rops/core"
 )
 
 // ClientTLS is what a Client's https:// connections trust and present.
@@ -304,4 +306,35 @@ func schemeError(status int, body []byte) *TLSError {
 		return nil
 	}
 	return &TLSError{Reason: "the server speaks HTTPS, and refused a plain HTTP request (400)", Hint: "write https:// in the node's URL (and give its CA with --ca-file)"}
+}
+
+// httpsServers holds, by pool (*http.Client) and host, the servers of
+// http:// Clients that answered a plain HTTP request as an HTTPS server
+// does. Such a server takes no plain request, so every request of the
+// pool to it is known not applied: those in flight when the first answer
+// came (cancelled, or cut off by the server's close) as well as those
+// after it, which are not sent. Without this, an operation whose requests
+// to other nodes were cancelled by that answer would be left pending.
+var httpsServers sync.Map // serverKey → struct{}
+
+type serverKey struct {
+	hc   *http.Client
+	host string
+}
+
+// knownHTTPS returns, if c's server is known to speak HTTPS while c
+// speaks plain HTTP, the error of any request of c to it; else nil.
+func (c *Client) knownHTTPS() error {
+	if c.plainHost == "" {
+		return nil
+	}
+	if _, ok := httpsServers.Load(serverKey{c.http, c.plainHost}); !ok {
+		return nil
+	}
+	return c.tlsFailure(schemeError(http.StatusBadRequest, []byte(plainToHTTPS)))
+}
+
+// tlsFailure returns the core error of a request of c stopped by te.
+func (c *Client) tlsFailure(te *TLSError) error {
+	return &core.Error{Code: core.ERejected, Err: te, Message: fmt.Sprintf("%s at %s: %v", c.name, c.base, te)}
 }

@@ -327,3 +327,29 @@ func TestClientTLSBadFiles(t *testing.T) {
 		})
 	}
 }
+
+// TestPlainToHTTPSKnown: once a server answered a plain HTTP request as an
+// HTTPS server, the pool's other plain requests to it fail the same way
+// without being sent, as not applied.
+func TestPlainToHTTPSKnown(t *testing.T) {
+	f := genCerts(t, certs.Options{})
+	s, err := httpapi.NewServerTLS(f.ServerCert, f.ServerKey, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := memoryNodes("node01")
+	var logs syncBuffer
+	base := strings.Replace(serveTLS(t, s, nodes, &logs), "https:", "http:", 1)
+	hc := tlsClient(t, httpapi.ClientTLS{})
+	const refused = "client sent an HTTP request to an HTTPS server"
+	for i, id := range []core.GroupID{"1", "2", "3"} {
+		err := createOver(t, base, hc, id)
+		if _, ok := errors.AsType[*httpapi.TLSError](err); !ok || core.ErrorCode(err) != core.ERejected {
+			t.Fatalf("create %d = %v, want a rejected TLSError", i, err)
+		}
+		if got := strings.Count(logs.String(), refused); got != 1 {
+			t.Fatalf("after create %d the server refused %d plain requests, want 1 (the first):\n%s", i, got, logs.String())
+		}
+	}
+	wantCount(t, nodes[0], 0)
+}
