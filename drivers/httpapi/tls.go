@@ -281,7 +281,7 @@ func tlsError(err error) *TLSError {
 		case errors.As(cv.Err, &invalid) && invalid.Reason == x509.Expired:
 			e.Hint = "the server's certificate has expired or is not valid yet: renew it (or check the clocks)"
 		case errors.As(cv.Err, new(x509.HostnameError)):
-			e.Hint = "the server's certificate is not for this host: connect by a name it is for, or make it for this one"
+			e.Hint = "the server's certificate is not for this host: connect by a name it is for, or make one for this host (rops serve --gen-test-certs DIR --cert-host NAME)"
 		}
 		return e
 	}

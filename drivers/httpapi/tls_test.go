@@ -218,6 +218,12 @@ func TestTLSRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	expiredURL := serveTLS(t, old, nodes, &logs)
+	elsewhere := genCerts(t, certs.Options{Hosts: []string{"nodes.example"}})
+	named, err := httpapi.NewServerTLS(elsewhere.ServerCert, elsewhere.ServerKey, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	namedURL := serveTLS(t, named, nodes, &logs)
 	plain := serve(t, httpapi.NewServer(nodes, httpapi.ServerOptions{}))
 	plain.Config.ErrorLog = log.New(io.Discard, "", 0)
 
@@ -233,6 +239,8 @@ func TestTLSRefusals(t *testing.T) {
 			"certificate signed by unknown authority: give the CA with --ca-file"},
 		{"expired server cert", expiredURL, httpapi.ClientTLS{CAFile: expired.CA},
 			"certificate has expired or is not yet valid"},
+		{"server cert for another host", namedURL, httpapi.ClientTLS{CAFile: elsewhere.CA},
+			"x509: cannot validate certificate for 127.0.0.1 because it doesn't contain any IP SANs: the server's certificate is not for this host"},
 		{"no client cert", mtlsURL, httpapi.ClientTLS{CAFile: good.CA},
 			"the server requires a client certificate: give one signed by the CA of its --client-ca with --cert-file and --key-file"},
 		{"client cert of another CA", mtlsURL, httpapi.ClientTLS{CAFile: good.CA, CertFile: other.ClientCert, KeyFile: other.ClientKey},
