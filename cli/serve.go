@@ -92,7 +92,7 @@ func (c *ServeCmd) Run(ctx context.Context, g *Globals, io *IO) error {
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       idleTimeout,
 	}
-	scheme, serveFn := serve(srv, ln, tlsFiles, log)
+	scheme, serveFn := serveOver(srv, ln, tlsFiles, log)
 	log.Info("listening", "url", scheme+"://"+ln.Addr().String(), "nodes", strings.Join(c.Nodes, ","),
 		"store", c.Store, "random_behavior", g.RandomBehavior, "seed", g.Seed)
 	logw.Sync() // where it listens is read at once, by people and scripts

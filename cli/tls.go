@@ -110,9 +110,10 @@ func (f *ServeTLSFlags) serverTLS() (*httpapi.ServerTLS, error) {
 	return s, nil
 }
 
-// serve serves srv on ln, over TLS with s if it is not nil, logging to
-// log the handshakes that fail; it returns the scheme of the URL.
-func serve(srv *http.Server, ln net.Listener, s *httpapi.ServerTLS, log *slog.Logger) (scheme string, run func() error) {
+// serveOver returns the scheme of srv's URL and a function that serves srv
+// on ln: over TLS with s if it is not nil, logging to log the handshakes
+// that fail.
+func serveOver(srv *http.Server, ln net.Listener, s *httpapi.ServerTLS, log *slog.Logger) (scheme string, run func() error) {
 	if s == nil {
 		return "http", func() error { return srv.Serve(ln) }
 	}

@@ -74,7 +74,7 @@ func serveTLSCluster(t *testing.T, f certs.Files, clientCA string) *tlsCluster {
 	c := &tlsCluster{url: "https://" + ln.Addr().String() + "/v1", nodes: target.Nodes}
 	log := slog.New(slog.NewTextHandler(c, nil))
 	srv := &http.Server{Handler: httpapi.NewServer(target.Nodes, httpapi.ServerOptions{Admin: true, AccessLog: log})}
-	_, serveFn := serve(srv, ln, s, log)
+	_, serveFn := serveOver(srv, ln, s, log)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
