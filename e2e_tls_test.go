@@ -79,7 +79,7 @@ func TestServeMutualTLS(t *testing.T) {
 		{"plain HTTP", "http://" + srv.addr + "/v1", nil, "the server speaks HTTPS, and refused a plain HTTP request (400)"},
 		{"system roots", base, map[string]string{"cert_file": f.ClientCert, "key_file": f.ClientKey}, "x509: certificate signed by unknown authority at " + base + ": give the CA with --ca-file"},
 		{"another CA", base, map[string]string{"ca_file": other.CA, "cert_file": f.ClientCert, "key_file": f.ClientKey}, "certificate signed by unknown authority"},
-		{"no client certificate", base, map[string]string{"ca_file": f.CA}, "the server requires a client certificate at " + base + ": give one signed by the CA of its --client-ca"},
+		{"no client certificate", base, map[string]string{"ca_file": f.CA}, "the server refused the TLS connection (tls: certificate required) at " + base + ": give a client certificate signed by its --client-ca"},
 		{"client certificate of another CA", base, map[string]string{"ca_file": f.CA, "cert_file": other.ClientCert, "key_file": other.ClientKey}, "the server trusts no CA that signed the client certificate"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

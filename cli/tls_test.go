@@ -146,7 +146,7 @@ func TestClientTLSConfig(t *testing.T) {
 		}
 		noCert := writeTLSConfig(t, t.TempDir(), c, map[string]string{"ca_file": f.CA})
 		code, out, errs := run(t, "--data", data, "--config", noCert, "-t", "lab", "create", "--range", "0-9")
-		if want := "the server requires a client certificate at " + c.url + ": give one"; code != ExitUnreachable || !strings.Contains(errs, want) {
+		if want := "the server refused the TLS connection (tls: certificate required) at " + c.url + ": give a client certificate signed by its --client-ca"; code != ExitUnreachable || !strings.Contains(errs, want) {
 			t.Fatalf("create without a client certificate: exit %d\nstdout:\n%s\nstderr:\n%s\nwant exit %d and %q", code, out, errs, ExitUnreachable, want)
 		}
 		if got := c.count(t); got[0]+got[1]+got[2] != 0 {

@@ -128,9 +128,8 @@ type Client struct {
 	maxBatch int
 	batches  *pool.Gatherer[*call]
 	stats    clientStats
-	// plainHost is the host:port of an http:// base, "" for https://
-	// (see httpsServers).
-	plainHost string
+	// host is the base's host:port (see refusals).
+	host string
 }
 
 // capabilities is what a node said it can do, as one value, so that an
@@ -198,9 +197,7 @@ func NewClient(baseURL, node string, opts ClientOptions) (*Client, error) {
 		maxBatch:  cmp.Or(max(opts.MaxBatch, 0), DefaultMaxBatch),
 	}
 	c.groupURL = c.base + "/group"
-	if u.Scheme == "http" {
-		c.plainHost = u.Host
-	}
+	c.host = u.Host
 	c.batches = pool.NewGatherer(c.sendBatch, c.batchLimit)
 	if c.http == nil {
 		c.http = sharedHTTP()
@@ -491,9 +488,7 @@ func (c *Client) check(ctx context.Context, o op, method, path string, resp *htt
 // and body data, to o says, if any.
 func (c *Client) answerError(o op, method, path string, status int, h http.Header, data []byte) error {
 	if te := schemeError(status, data); te != nil {
-		if c.plainHost != "" {
-			httpsServers.Store(serverKey{c.http, c.plainHost}, struct{}{})
-		}
+		c.refused(te)
 		return c.tlsFailure(te)
 	}
 	if status < 200 || status >= 300 {
@@ -510,7 +505,7 @@ func (c *Client) answerError(o op, method, path string, status int, h http.Heade
 // status; the caller must drain it. No answer is returned as a core error
 // (transportError).
 func (c *Client) do(ctx context.Context, method, path string, body []byte, token, fence core.Token) (*http.Response, error) {
-	if err := c.knownHTTPS(); err != nil {
+	if err := c.knownRefusal(); err != nil {
 		return nil, err // not sent
 	}
 	var rd io.Reader

@@ -173,11 +173,11 @@ func isNotApplied(h http.Header) bool {
 // them, so a refused dial then is transient like a reset. A TLS failure
 // (TLSError: a certificate not trusted either way, or HTTPS against plain
 // HTTP) is a permanent rejection, and anything else (a reset,
-// an EOF, a timeout mid-request) is transient; but any failure of a plain
-// HTTP request to a server known to speak HTTPS is that rejection (see
-// httpsServers).
+// an EOF, a timeout mid-request) is transient; but any failure of a
+// request to a server that refused the pool for TLS is that rejection (see
+// refusals).
 func (c *Client) transportError(ctx context.Context, method, path string, err error, wrote bool) error {
-	if err := c.knownHTTPS(); err != nil {
+	if err := c.knownRefusal(); err != nil {
 		return err // whatever cut it off, the server took none of it
 	}
 	if cerr := ctx.Err(); cerr != nil {
@@ -208,8 +208,10 @@ func (c *Client) transportError(ctx context.Context, method, path string, err er
 	if te := tlsError(err); te != nil {
 		// Refused in the handshake (the server's alert comes after the
 		// client wrote its request, in TLS 1.3): not applied.
-		return &core.Error{Code: core.ERejected, Err: te,
-			Message: fmt.Sprintf("%s at %s: %v", c.name, c.base, te)}
+		if te.refused {
+			c.refused(te)
+		}
+		return c.tlsFailure(te)
 	}
 	return &core.Error{Code: core.ETransient, Err: err,
 		Message: fmt.Sprintf("%s: %s %s: %v", c.name, method, path, unwrapURLError(err))}

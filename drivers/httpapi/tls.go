@@ -35,11 +35,13 @@ type ClientTLS struct {
 }
 
 // Config returns the tls.Config of o, reading its files once. Its errors
-// name the file at fault. A server that asks for a client certificate
-// when o has none, or trusts none of the CAs that signed o's, is refused
-// in the handshake, before any request is written (a TLSError): were it
-// left to the server, its refusal would come after the request was sent,
-// as one whose outcome is unknown.
+// name the file at fault. A server that asks for a client certificate and
+// trusts none of the CAs that signed o's is refused in the handshake,
+// before any request is written (a TLSError): were it left to the server,
+// its refusal would come after the request was sent (TLS 1.3), as one
+// whose outcome is unknown. Without a certificate in o, none is sent, as
+// a server may ask for one without requiring it; a server that requires
+// one refuses the handshake (see refusals).
 func (o ClientTLS) Config() (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: o.InsecureSkipVerify} //nolint:gosec // an explicit choice, warned of by the CLI
 	if o.CAFile != "" {
@@ -66,11 +68,6 @@ func (o ClientTLS) Config() (*tls.Config, error) {
 		return nil, fmt.Errorf("client certificate %s has no key: give its private key too", o.CertFile)
 	case o.KeyFile != "":
 		return nil, fmt.Errorf("client key %s has no certificate: give the client certificate too", o.KeyFile)
-	default:
-		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			return nil, &TLSError{Reason: "the server requires a client certificate",
-				Hint: "give one signed by the CA of its --client-ca with --cert-file and --key-file (or cert_file and key_file in the target's config)"}
-		}
 	}
 	return cfg, nil
 }
@@ -254,6 +251,8 @@ type TLSError struct {
 	Reason, Hint string
 	// Err is the TLS or HTTP error, if any.
 	Err error
+	// refused: the server said so (see refusals).
+	refused bool
 }
 
 // Error returns the reason, then the hint.
@@ -289,7 +288,7 @@ func tlsError(err error) *TLSError {
 		return &TLSError{Reason: "the server speaks plain HTTP, not HTTPS", Hint: "write http:// in the node's URL, or serve TLS (rops serve --tls-cert FILE --tls-key FILE)", Err: err}
 	}
 	if op, ok := errors.AsType[*net.OpError](err); ok && op.Op == "remote error" {
-		return &TLSError{Reason: "the server refused the TLS connection (" + op.Err.Error() + ")",
+		return &TLSError{refused: true, Reason: "the server refused the TLS connection (" + op.Err.Error() + ")",
 			Hint: "give a client certificate signed by its --client-ca with --cert-file and --key-file (or cert_file and key_file in the target's config)", Err: err}
 	}
 	return nil
@@ -305,33 +304,39 @@ func schemeError(status int, body []byte) *TLSError {
 	if status != http.StatusBadRequest || len(body) < len(plainToHTTPS) || string(body[:len(plainToHTTPS)]) != plainToHTTPS {
 		return nil
 	}
-	return &TLSError{Reason: "the server speaks HTTPS, and refused a plain HTTP request (400)", Hint: "write https:// in the node's URL (and give its CA with --ca-file)"}
+	return &TLSError{refused: true, Reason: "the server speaks HTTPS, and refused a plain HTTP request (400)", Hint: "write https:// in the node's URL (and give its CA with --ca-file)"}
 }
 
-// httpsServers holds, by pool (*http.Client) and host, the servers of
-// http:// Clients that answered a plain HTTP request as an HTTPS server
-// does. Such a server takes no plain request, so every request of the
-// pool to it is known not applied: those in flight when the first answer
-// came (cancelled, or cut off by the server's close) as well as those
-// after it, which are not sent. Without this, an operation whose requests
-// to other nodes were cancelled by that answer would be left pending.
-var httpsServers sync.Map // serverKey → struct{}
+// refusals holds, by pool (*http.Client) and server (host:port), how the
+// server refused a request of the pool because of TLS: it answered a
+// plain HTTP request as an HTTPS server does, or refused the handshake
+// (an alert, such as "certificate required"). Such a server takes nothing
+// of the pool, so every request of the pool to it is known not applied:
+// those in flight when the refusal came (cancelled, or cut off by the
+// server's close) as well as those after it, which are not sent. Without
+// this, an operation whose requests to other nodes of the server were
+// cancelled by the first refusal would be left pending, as requests
+// written and never answered.
+var refusals sync.Map // serverKey → *TLSError
 
 type serverKey struct {
 	hc   *http.Client
 	host string
 }
 
-// knownHTTPS returns, if c's server is known to speak HTTPS while c
-// speaks plain HTTP, the error of any request of c to it; else nil.
-func (c *Client) knownHTTPS() error {
-	if c.plainHost == "" {
+// refused notes that c's server refused c's pool for te's reason.
+func (c *Client) refused(te *TLSError) {
+	refusals.Store(serverKey{c.http, c.host}, te)
+}
+
+// knownRefusal returns, if c's server refused c's pool (see refusals), the
+// error of any request of c to it; else nil.
+func (c *Client) knownRefusal() error {
+	te, ok := refusals.Load(serverKey{c.http, c.host})
+	if !ok {
 		return nil
 	}
-	if _, ok := httpsServers.Load(serverKey{c.http, c.plainHost}); !ok {
-		return nil
-	}
-	return c.tlsFailure(schemeError(http.StatusBadRequest, []byte(plainToHTTPS)))
+	return c.tlsFailure(te.(*TLSError))
 }
 
 // tlsFailure returns the core error of a request of c stopped by te.

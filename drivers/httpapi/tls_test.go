@@ -242,7 +242,7 @@ func TestTLSRefusals(t *testing.T) {
 		{"server cert for another host", namedURL, httpapi.ClientTLS{CAFile: elsewhere.CA},
 			"x509: cannot validate certificate for 127.0.0.1 because it doesn't contain any IP SANs: the server's certificate is not for this host"},
 		{"no client cert", mtlsURL, httpapi.ClientTLS{CAFile: good.CA},
-			"the server requires a client certificate: give one signed by the CA of its --client-ca with --cert-file and --key-file"},
+			"the server refused the TLS connection (tls: certificate required): give a client certificate signed by its --client-ca with --cert-file and --key-file"},
 		{"client cert of another CA", mtlsURL, httpapi.ClientTLS{CAFile: good.CA, CertFile: other.ClientCert, KeyFile: other.ClientKey},
 			"the server trusts no CA that signed the client certificate " + other.ClientCert},
 		{"plain HTTP to HTTPS", strings.Replace(mtlsURL, "https:", "http:", 1), httpapi.ClientTLS{},
@@ -357,6 +357,32 @@ func TestPlainToHTTPSKnown(t *testing.T) {
 		}
 		if got := strings.Count(logs.String(), refused); got != 1 {
 			t.Fatalf("after create %d the server refused %d plain requests, want 1 (the first):\n%s", i, got, logs.String())
+		}
+	}
+	wantCount(t, nodes[0], 0)
+}
+
+// TestRefusedHandshakeKnown: once a server refused the pool's handshake
+// (no client certificate), the pool's other requests to it fail the same
+// way without a new connection, as not applied.
+func TestRefusedHandshakeKnown(t *testing.T) {
+	f := genCerts(t, certs.Options{})
+	s, err := httpapi.NewServerTLS(f.ServerCert, f.ServerKey, f.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := memoryNodes("node01")
+	var logs syncBuffer
+	base := serveTLS(t, s, nodes, &logs)
+	hc := tlsClient(t, httpapi.ClientTLS{CAFile: f.CA})
+	const refused = "client didn't provide a certificate"
+	for i, id := range []core.GroupID{"1", "2", "3"} {
+		err := createOver(t, base, hc, id)
+		if te, ok := errors.AsType[*httpapi.TLSError](err); !ok || core.ErrorCode(err) != core.ERejected || !strings.Contains(te.Reason, "certificate required") {
+			t.Fatalf("create %d = %v, want a rejected TLSError, certificate required", i, err)
+		}
+		if got := strings.Count(logs.String(), refused); got != 1 {
+			t.Fatalf("after create %d the server refused %d handshakes, want 1 (the first):\n%s", i, got, logs.String())
 		}
 	}
 	wantCount(t, nodes[0], 0)
