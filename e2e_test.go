@@ -130,7 +130,8 @@ func startServer(t *testing.T, addr string, requests *counter, args ...string) *
 	})
 	sc := bufio.NewScanner(stderr)
 	for sc.Scan() {
-		if _, a, ok := strings.Cut(sc.Text(), "msg=listening url=http://"); ok {
+		if _, a, ok := strings.Cut(sc.Text(), "msg=listening url="); ok {
+			a = strings.TrimPrefix(strings.TrimPrefix(a, "http://"), "https://")
 			s.addr, _, _ = strings.Cut(a, " ")
 			break
 		}

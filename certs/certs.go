@@ -104,8 +104,14 @@ func Generate(dir string, opts Options) (Files, error) {
 	if err != nil {
 		return Files{}, fmt.Errorf("certs: %w", err)
 	}
+	// Each CA has a name of its own: a TLS client picks the certificate
+	// to present by the names of the CAs the server trusts.
+	caID, err := rand.Int(rand.Reader, big.NewInt(1<<32))
+	if err != nil {
+		return Files{}, fmt.Errorf("certs: %w", err)
+	}
 	caTmpl := &x509.Certificate{
-		Subject:               pkix.Name{CommonName: "rops test CA", Organization: []string{"rops test"}},
+		Subject:               pkix.Name{CommonName: fmt.Sprintf("rops test CA %08x", caID), Organization: []string{"rops test"}},
 		NotBefore:             notBefore,
 		NotAfter:              notAfter,
 		IsCA:                  true,

@@ -30,7 +30,7 @@ type CheckCmd struct {
 	Duration time.Duration `help:"Run operations for this long instead of a number of them; not with --ops."`
 	IDs      int           `name:"ids" default:"64" help:"How many ids the operations share: fewer ids, more operations on each."`
 	Prefix   string        `default:"rops-check" help:"Ids are PREFIX-SEED-N: they must belong to no one else."`
-	Chaos    float64       `placeholder:"P" help:"Halfway through, switch on late, reset, duplicate and gateway faults at this rate each: on local nodes, or through a remote server's admin API (rops serve --admin)."`
+	Chaos    float64       `placeholder:"P" help:"Halfway through, switch on late, reset, duplicate, gateway and batch faults at this rate each: on local nodes, or through a remote server's admin API (rops serve --admin)."`
 	History  string        `placeholder:"FILE" predictor:"file" help:"Write the run's history to FILE: JSON Lines, one line for each create, delete and read, and for each fault window (README, Histories and rops verify)."`
 	Report   string        `placeholder:"DIR" predictor:"dir" help:"Write a report into DIR: history.jsonl, history.html (porcupine's page, at the first error), latency.png, rate.png and summary.json (with the recovery time after each fault window)."`
 	NemesisFlags
@@ -341,7 +341,7 @@ func startChaos(ctx context.Context, cl *Cluster, rate float64, stderr io.Writer
 		}
 		none = append(none, n.Name())
 	}
-	what := fmt.Sprintf("late, reset, duplicate and gateway faults at %v on %d of %d nodes", rate, len(local)+len(remote), len(cl.Nodes()))
+	what := fmt.Sprintf("late, reset, duplicate, gateway and batch faults at %v on %d of %d nodes", rate, len(local)+len(remote), len(cl.Nodes()))
 	if len(none) > 0 {
 		what += " (none on " + strings.Join(none, ", ") + ")"
 	}
@@ -377,8 +377,14 @@ func putChaos(ctx context.Context, hc *http.Client, token string, c *httpapi.Cli
 		if resp.StatusCode == http.StatusUnauthorized {
 			return nil, fmt.Errorf("%s %s: %s: %w", method, url, resp.Status, nemesis.AdminTokenError(token != ""))
 		}
-		if resp.StatusCode != http.StatusOK {
+		if resp.StatusCode == http.StatusNotFound {
 			return nil, fmt.Errorf("%s %s: %s (start the server with --admin)", method, url, resp.Status)
+		}
+		if resp.StatusCode != http.StatusOK {
+			// The server's own word, such as a setting it refused.
+			var e struct{ Message string }
+			_ = json.NewDecoder(io.LimitReader(resp.Body, 4<<10)).Decode(&e)
+			return nil, fmt.Errorf("%s %s: %s: %s", method, url, resp.Status, e.Message)
 		}
 		var all map[string]faults.Faults
 		return all, json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&all)
@@ -391,7 +397,12 @@ func putChaos(ctx context.Context, hc *http.Client, token string, c *httpapi.Cli
 	if !ok {
 		return nil, fmt.Errorf("the server has no faulty node %s", c.Name())
 	}
-	set := map[string]map[string]float64{c.Name(): {"late_rate": rate, "reset_rate": rate, "duplicate_rate": rate, "gateway_rate": rate, "batch_rate": rate}}
+	chaos := map[string]any{"late_rate": rate, "reset_rate": rate, "duplicate_rate": rate, "gateway_rate": rate, "batch_rate": rate}
+	if old.LateDelay <= 0 {
+		// Late writes need a delay, as on local nodes.
+		chaos["late_delay"] = faults.Duration(faults.DefaultLateDelay)
+	}
+	set := map[string]map[string]any{c.Name(): chaos}
 	if _, err := do(ctx, http.MethodPut, set); err != nil {
 		return nil, err
 	}

@@ -54,6 +54,12 @@ type TargetConfig struct {
 	// (check --chaos and --nemesis), the write token with every request.
 	AdminTokenFile string `json:"admin_token_file,omitempty"`
 	WriteTokenFile string `json:"write_token_file,omitempty"`
+	// CAFile, CertFile and KeyFile are the TLS files of the target's
+	// https:// nodes (see ClientTLSFlags), relative to the config file's
+	// directory; the flags override them.
+	CAFile   string `json:"ca_file,omitempty"`
+	CertFile string `json:"cert_file,omitempty"`
+	KeyFile  string `json:"key_file,omitempty"`
 }
 
 // builtinTargets are the targets every config has: the local cluster and

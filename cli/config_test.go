@@ -13,7 +13,7 @@ func TestParseConfig(t *testing.T) {
 		{name: "unknown key of the file", in: "{\n\"target\": {\"lab\": {\"nodes\": [\"memory://n\"]}}}",
 			err: `config lab.json:2: unknown key "target": a config's keys are targets; check its spelling`},
 		{name: "unknown key of a target", in: "{\"targets\": {\"lab\": {\"nodes\": [\"memory://n\"],\n\n \"retry\": 3}}}",
-			err: `config lab.json:3: target "lab": unknown key "retry": a target's keys are nodes, retries, concurrency, journal; check its spelling`},
+			err: `config lab.json:3: target "lab": unknown key "retry": a target's keys are nodes, retries, concurrency, journal, admin_token_file, write_token_file, ca_file, cert_file, key_file; check its spelling`},
 		{name: "key in another case", in: `{"Targets": {"lab": {"nodes": ["memory://n"]}}}`, err: `config lab.json:1: unknown key "Targets"`},
 		{name: "line of a syntax error", in: "{\"targets\":\n {\"lab\": }}", err: `config lab.json is not valid at line 2: invalid character '}'`},
 		{name: "not json", in: `targets: lab`, err: `is not valid`},

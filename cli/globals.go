@@ -58,6 +58,9 @@ type Globals struct {
 	Quiet               bool          `short:"q" xor:"verbosity" help:"Print only errors and the job's final report line: no progress."`
 	LogFormat           string        `enum:"text,json" default:"text" help:"Format of the logs of -v and rops serve: text (key=value pairs) or json (one object per line)."`
 
+	// The TLS of https:// nodes.
+	ClientTLSFlags `embed:""`
+
 	// The faults, a group of their own in the help.
 	FaultFlags `group:"Faults of local nodes and of rops serve:"`
 }
@@ -315,12 +318,16 @@ func (g *Globals) open(ctx context.Context, stderr io.Writer, mode openMode) (_ 
 		concurrency, pool = core.DefaultConcurrency, core.MaxConcurrency
 	}
 	seed := g.seed()
+	tlsConfig, err := g.clientTLS(stderr, g.Target, tc)
+	if err != nil {
+		return nil, usageError(err)
+	}
 	env := plugins.Env{
 		Seed:     seed,
 		Defaults: g.faults().Values(),
 		// One keep-alive pool for every HTTP node, a connection per
 		// worker per node.
-		HTTP:      httpapi.NewHTTPClient(pool * len(tc.Nodes)),
+		HTTP:      httpapi.NewHTTPClientTLS(pool*len(tc.Nodes), tlsConfig),
 		NoBatches: !g.Batches,
 	}
 	adminToken, err := g.clientTokens(&tc, &env)

@@ -193,7 +193,7 @@ func (c *CheckCmd) newNemesis(ctx context.Context, cl *Cluster, seed uint64, run
 	}
 	// A fresh connection for each call: a server the nemesis killed left
 	// dead ones behind.
-	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true, TLSClientConfig: cl.tlsConfig()}}
 	var procs []*nemesis.Proc
 	if c.spawned != nil {
 		procs = c.spawned.Procs()

@@ -33,6 +33,8 @@ type ServeCmd struct {
 	// Original lets rops' own client be tried against the original's
 	// protocol, its fallback path, with real processes and faults.
 	Original bool `help:"Speak the original server's protocol: no timestamp in GET /group/<id>, no /groups, 400 exists for a replayed create, no Rops- headers (no 'not applied' 503), and no tombstones."`
+
+	ServeTLSFlags `embed:""`
 }
 
 // serveGlobals are the global flags, besides the faults, that rops serve
@@ -80,6 +82,9 @@ const (
 // Run serves until the context ends (SIGINT or SIGTERM), then finishes the
 // requests in flight and closes the stores.
 func (c *ServeCmd) Run(ctx context.Context, g *Globals, io *IO) error {
+	if c.GenTestCerts != "" {
+		return c.genTestCerts(c.Addr, io.Stdout)
+	}
 	faults := g.faults()
 	if err := faults.Validate(); err != nil {
 		return usageError(err)
@@ -87,6 +92,10 @@ func (c *ServeCmd) Run(ctx context.Context, g *Globals, io *IO) error {
 	guard, err := c.guard(g)
 	if err != nil {
 		return usageError(err)
+	}
+	tlsFiles, err := c.serverTLS()
+	if err != nil {
+		return err
 	}
 	env := plugins.Env{Seed: g.seed(), Defaults: faults.Values()}
 	specs := make([]string, len(c.Nodes))
@@ -130,11 +139,12 @@ func (c *ServeCmd) Run(ctx context.Context, g *Globals, io *IO) error {
 		MaxHeaderBytes:    httpapi.DefaultMaxHeaderBytes,
 		IdleTimeout:       idleTimeout,
 	}
-	log.Info("listening", "url", "http://"+ln.Addr().String(), "nodes", strings.Join(c.Nodes, ","),
+	scheme, serveFn := serveOver(srv, ln, tlsFiles, log)
+	log.Info("listening", "url", scheme+"://"+ln.Addr().String(), "nodes", strings.Join(c.Nodes, ","),
 		"store", c.Store, "random_behavior", g.RandomBehavior, "seed", g.Seed)
 	logw.Sync() // where it listens is read at once, by people and scripts
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- serveFn() }()
 	select {
 	case err := <-errc:
 		return err

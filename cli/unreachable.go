@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/reliable-ops/rops/core"
+	"github.com/reliable-ops/rops/drivers/httpapi"
 )
 
 // unreachableBound is how many operations in a row, from a job's first,
@@ -156,14 +156,15 @@ func reachedNone(res core.Result) bool {
 }
 
 // cannotReach reports whether err says that a request certainly never
-// reached its node (refused, not resolved, breaker open) or that the node's
-// certificate is not trusted.
+// reached its node (refused, not resolved, breaker open) or that TLS
+// stopped it (httpapi.TLSError: a certificate not trusted either way, or
+// HTTPS against plain HTTP).
 func cannotReach(err error) bool {
 	switch core.ErrorCode(err) {
 	case core.EUnavailable:
 		return true
 	case core.ERejected:
-		_, ok := errors.AsType[*tls.CertificateVerificationError](err)
+		_, ok := errors.AsType[*httpapi.TLSError](err)
 		return ok
 	}
 	return false
@@ -211,8 +212,8 @@ func dialReason(err error) (reason, hint string) {
 	if dns, ok := errors.AsType[*net.DNSError](err); ok {
 		return dns.Error(), "is the host name right?"
 	}
-	if cert, ok := errors.AsType[*tls.CertificateVerificationError](err); ok {
-		return cert.Error(), ""
+	if te, ok := errors.AsType[*httpapi.TLSError](err); ok {
+		return te.Reason, te.Hint
 	}
 	if op, ok := errors.AsType[*net.OpError](err); ok {
 		return op.Err.Error(), ""

@@ -58,7 +58,7 @@ func TestUnreachableTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, out, errs := run(t, "--data", t.TempDir(), "--config", cfg, "-t", "tls", "create", "--range", "0-199")
-	want := "rops: node01..03: tls: failed to verify certificate: x509: certificate signed by unknown authority at " + base + "\n"
+	want := "rops: node01..03: x509: certificate signed by unknown authority at " + base + ": give the CA with --ca-file (or ca_file in the target's config)\n"
 	if code != ExitUnreachable || !strings.HasPrefix(errs, want) || !strings.Contains(errs, "ids not started") {
 		t.Fatalf("create against untrusted nodes: exit %d\nstdout:\n%s\nstderr:\n%s\nwant exit 6 and stderr starting %q, then ids not started", code, out, errs, want)
 	}

@@ -41,7 +41,7 @@ func ParsePolicy(s string) (Policy, error) {
 // lack it, or delete it from the nodes that hold it.
 type Fix struct {
 	ID GroupID `json:"id"` // the divergent id
-	Op Op      `json:"op"`      // OpCreate or OpDelete
+	Op Op      `json:"op"` // OpCreate or OpDelete
 	// Token is, for a create, the token most holders hold (a tie goes to
 	// the smallest), for a person reading the plan; empty if the holders
 	// do not say (the original server). Apply writes its own token: the

@@ -128,6 +128,8 @@ type Client struct {
 	maxBatch int
 	batches  *pool.Gatherer[*call]
 	stats    clientStats
+	// host is the base's host:port (see refusals).
+	host string
 }
 
 // capabilities is what a node said it can do, as one value, so that an
@@ -195,6 +197,7 @@ func NewClient(baseURL, node string, opts ClientOptions) (*Client, error) {
 		maxBatch:  cmp.Or(max(opts.MaxBatch, 0), DefaultMaxBatch),
 	}
 	c.groupURL = c.base + "/group"
+	c.host = u.Host
 	c.batches = pool.NewGatherer(c.sendBatch, c.batchLimit)
 	if c.http == nil {
 		c.http = sharedHTTP()
@@ -484,6 +487,10 @@ func (c *Client) check(ctx context.Context, o op, method, path string, resp *htt
 // answerError returns the error that an answer of status, with header h
 // and body data, to o says, if any.
 func (c *Client) answerError(o op, method, path string, status int, h http.Header, data []byte) error {
+	if te := schemeError(status, data); te != nil {
+		c.refused(te)
+		return c.tlsFailure(te)
+	}
 	if status < 200 || status >= 300 {
 		return statusError(o, status, h, data, time.Now())
 	}
@@ -498,6 +505,9 @@ func (c *Client) answerError(o op, method, path string, status int, h http.Heade
 // status; the caller must drain it. No answer is returned as a core error
 // (transportError).
 func (c *Client) do(ctx context.Context, method, path string, body []byte, token, fence core.Token) (*http.Response, error) {
+	if err := c.knownRefusal(); err != nil {
+		return nil, err // not sent
+	}
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)

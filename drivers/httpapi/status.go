@@ -3,7 +3,6 @@ package httpapi
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -171,10 +170,16 @@ func isNotApplied(h http.Header) bool {
 // arrived). A failed dial is unavailable (certainly not applied) only if
 // nothing was written: once bytes may have left, on this connection or on
 // one that closed before the transport retried, the node may have applied
-// them, so a refused dial then is transient like a reset. A certificate
-// that is not trusted is a permanent rejection, and anything else (a reset,
-// an EOF, a timeout mid-request) is transient.
+// them, so a refused dial then is transient like a reset. A TLS failure
+// (TLSError: a certificate not trusted either way, or HTTPS against plain
+// HTTP) is a permanent rejection, and anything else (a reset,
+// an EOF, a timeout mid-request) is transient; but any failure of a
+// request to a server that refused the pool for TLS is that rejection (see
+// refusals).
 func (c *Client) transportError(ctx context.Context, method, path string, err error, wrote bool) error {
+	if err := c.knownRefusal(); err != nil {
+		return err // whatever cut it off, the server took none of it
+	}
 	if cerr := ctx.Err(); cerr != nil {
 		if !wrote {
 			// Ended before a byte of the request was written (while
@@ -200,9 +205,13 @@ func (c *Client) transportError(ctx context.Context, method, path string, err er
 		return &core.Error{Code: core.EUnavailable, Err: err,
 			Message: fmt.Sprintf("%s at %s: %s: is the server running? Start one with rops serve", c.name, c.base, reason)}
 	}
-	if _, ok := errors.AsType[*tls.CertificateVerificationError](err); ok {
-		return &core.Error{Code: core.ERejected, Err: err,
-			Message: fmt.Sprintf("%s at %s: %v", c.name, c.base, err)}
+	if te := tlsError(err); te != nil {
+		// Refused in the handshake (the server's alert comes after the
+		// client wrote its request, in TLS 1.3): not applied.
+		if te.refused {
+			c.refused(te)
+		}
+		return c.tlsFailure(te)
 	}
 	return &core.Error{Code: core.ETransient, Err: err,
 		Message: fmt.Sprintf("%s: %s %s: %v", c.name, method, path, unwrapURLError(err))}

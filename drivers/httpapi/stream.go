@@ -257,7 +257,7 @@ func (c *Client) groups(ctx context.Context, path string, after core.GroupID, fn
 		if err != nil {
 			return "", false, c.transportError(ctx, http.MethodGet, path, err, true)
 		}
-		return "", false, statusError(opList, resp.StatusCode, resp.Header, data, time.Now())
+		return "", false, c.answerError(opList, http.MethodGet, path, resp.StatusCode, resp.Header, data)
 	}
 	last := after
 	d := groupsDecoder{r: bufio.NewReaderSize(resp.Body, 32<<10)}

@@ -150,6 +150,9 @@ type project struct {
 	name string
 	env  []string
 	bin  string // rops, to run on the host
+	// overrides are compose files given after docker-compose.yml, each
+	// with the profiles it adds.
+	overrides []string
 }
 
 // newProject returns a project running image, with its ports published on
@@ -166,9 +169,16 @@ func newProject(t *testing.T, eng engine, image, bin string) *project {
 
 // args returns the Compose command line for args, every profile on.
 func (p *project) args(args ...string) []string {
-	return append(append(append([]string{}, p.eng.compose[1:]...),
-		"-p", p.name, "-f", filepath.Join(root, "docker-compose.yml"),
-		"--profile", "per-node", "--profile", "job"), args...)
+	a := append([]string{}, p.eng.compose[1:]...)
+	a = append(a, "-p", p.name, "-f", filepath.Join(root, "docker-compose.yml"))
+	for _, f := range p.overrides {
+		a = append(a, "-f", filepath.Join(root, f))
+	}
+	a = append(a, "--profile", "per-node", "--profile", "job")
+	if len(p.overrides) > 0 {
+		a = append(a, "--profile", "certs")
+	}
+	return append(a, args...)
 }
 
 // compose runs a Compose command and returns its stdout, stderr and exit
