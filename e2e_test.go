@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -94,6 +95,27 @@ func (c *counter) add() {
 	delete(c.waiters, c.n)
 }
 
+// addN counts n events.
+func (c *counter) addN(n int) {
+	for range n {
+		c.add()
+	}
+}
+
+// batchItems returns the items an access log line stands for: those of a
+// batch (items=N), else 1.
+func batchItems(line string) int {
+	_, v, ok := strings.Cut(line, " items=")
+	if !ok {
+		return 1
+	}
+	v, _, _ = strings.Cut(v, " ")
+	if n, err := strconv.Atoi(v); err == nil && n > 0 {
+		return n
+	}
+	return 1
+}
+
 // after returns a channel closed once k more events have happened.
 func (c *counter) after(k int) <-chan struct{} {
 	c.mu.Lock()
@@ -141,8 +163,9 @@ func startServer(t *testing.T, addr string, requests *counter, args ...string) *
 	}
 	go func() {
 		for sc.Scan() {
-			if strings.Contains(sc.Text(), ` HTTP/1.1"`) { // an access log line
-				s.requests.add()
+			if line := sc.Text(); strings.Contains(line, ` HTTP/1.1"`) { // an access log line
+				// A batch's line stands for its items' requests.
+				s.requests.addN(batchItems(line))
 			}
 		}
 	}()
@@ -370,13 +393,20 @@ func TestNodeKilledMidJob(t *testing.T) {
 	var out bytes.Buffer
 	job := ropsCmd(t, ctx, append([]string{"-o", "json"}, append(target, "create", "--range", fmt.Sprintf("0-%d", ids-1))...)...)
 	job.Stdout = &out
+	killAt := servers[1].requests.after(500)
 	if err := job.Start(); err != nil {
 		t.Fatal(err)
 	}
-	<-servers[1].requests.after(500)
+	waited := make(chan error, 1)
+	go func() { waited <- job.Wait() }()
+	select {
+	case <-killAt:
+	case err := <-waited:
+		t.Fatalf("the job ended (%v) before node02 answered 500 requests: make it longer", err)
+	}
 	servers[1].kill(t)
 	startServer(t, addrs[1], nil, "--nodes", "node02", "--data", dirs[1], "--random-behavior", "0.2", "--seed", "99")
-	if err := job.Wait(); err != nil {
+	if err := <-waited; err != nil {
 		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() == 2 {
 			t.Fatalf("job: %v", err)
 		}

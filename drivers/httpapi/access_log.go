@@ -77,6 +77,10 @@ func (l *accessLog) write(ctx context.Context, r *http.Request, start time.Time,
 		slog.String("user_agent", first(r.Header["User-Agent"])),
 		slog.Duration("duration", now.Sub(start)),
 	)
+	if aw.items > 0 {
+		// A batch's line stands for its items' requests.
+		rec.AddAttrs(slog.Int("items", aw.items))
+	}
 	_ = l.h.Handle(ctx, rec)
 }
 

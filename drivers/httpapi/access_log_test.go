@@ -28,8 +28,13 @@ func TestAccessLog(t *testing.T) {
 		{"POST", "/v1/group", "192.0.2.1:1234", "rops/1", ""},
 		{"GET", "/v1/group/9?x=1", "[::1]:80", `curl "evil"` + "\n", "http://example.com/"},
 		{"GET", "/nope", "192.0.2.1:1234", "", ""},
+		{"POST", "/v1/batch", "192.0.2.1:1234", "rops/1", ""},
 	} {
-		req := httptest.NewRequest(r.method, r.target, strings.NewReader(`{"groupId": "9"}`))
+		body := `{"groupId": "9"}`
+		if r.target == "/v1/batch" {
+			body = `{"items": [{"op": "create", "groupId": "7", "timestamp": "1.5"}, {"op": "delete", "groupId": "8", "timestamp": "1.5"}]}`
+		}
+		req := httptest.NewRequest(r.method, r.target, strings.NewReader(body))
 		req.RemoteAddr = r.remote
 		req.Header.Set("Node", "node01")
 		if r.ua != "" {
@@ -45,6 +50,7 @@ func TestAccessLog(t *testing.T) {
 	want := `time=2023-11-14T22:13:20.000Z level=INFO msg="POST /v1/group HTTP/1.1" remote=192.0.2.1 status=201 bytes=8 referer="" user_agent=rops/1 duration=0s
 time=2023-11-14T22:13:20.000Z level=INFO msg="GET /v1/group/9?x=1 HTTP/1.1" remote=::1 status=200 bytes=51 referer=http://example.com/ user_agent="curl \"evil\"\n" duration=0s
 time=2023-11-14T22:13:20.000Z level=INFO msg="GET /nope HTTP/1.1" remote=192.0.2.1 status=404 bytes=158 referer="" user_agent="" duration=0s
+time=2023-11-14T22:13:20.000Z level=INFO msg="POST /v1/batch HTTP/1.1" remote=192.0.2.1 status=200 bytes=164 referer="" user_agent=rops/1 duration=0s items=2
 `
 	if got := log.String(); got != want {
 		t.Fatalf("log:\n%s\nwant:\n%s", got, want)

@@ -135,6 +135,9 @@ func (s *Server) handleBatch(ctx context.Context, w http.ResponseWriter, r *http
 		writeHTTPError(w, herr)
 		return
 	}
+	if aw, ok := w.(*answerWriter); ok {
+		aw.items = len(items)
+	}
 	// What the items need of the request, kept apart so that a batch run
 	// again in the background does not read a request that has ended.
 	o := batchOrigin{node: r.Header[headerNode], host: r.Host, remote: r.RemoteAddr}

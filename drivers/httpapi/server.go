@@ -249,6 +249,7 @@ type answerWriter struct {
 	bytes  int64
 	reset  bool // the connection was reset with no answer (resetConnection)
 	note   faults.Note
+	items  int // the items of a batch (POST /batch), for the access log
 }
 
 // WriteHeader records the first status and passes it on.

@@ -362,7 +362,7 @@ type statsOut struct {
 type recoverOut struct {
 	Intents []struct {
 		Op      string `json:"op"`
-		ID      string `json:"groupId"`
+		ID      string `json:"id"`
 		Outcome string `json:"outcome"`
 	} `json:"intents"`
 	Done       int `json:"done"`
