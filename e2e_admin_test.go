@@ -134,3 +134,55 @@ func TestAdminTokenServe(t *testing.T) {
 		}
 	})
 }
+
+// TestWriteTokenJob runs jobs against a real rops serve --write-token-file:
+// with the token (the flag, or the target's write_token_file) a create
+// and a delete are done; without it, or with a wrong one, nothing is
+// written, and the job says why.
+func TestWriteTokenJob(t *testing.T) {
+	skipLong(t)
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "write.token")
+	if err := os.WriteFile(tokenFile, []byte("e2e-write-token-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wrongFile := filepath.Join(dir, "wrong.token")
+	if err := os.WriteFile(wrongFile, []byte("not-the-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, "", nil, "--store", "memory", "--random-behavior", "0", "--write-token-file", tokenFile)
+	cfg := writeConfig(t, "lab", remoteSpecs(s.addr, s.addr, s.addr)...)
+	target := []string{"--config", cfg, "--target", "lab"}
+
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{{"no token", nil}, {"wrong token", []string{"--write-token-file", wrongFile}}} {
+		code, out := run(t, append(append(append([]string{"--data", t.TempDir()}, target...), tc.args...), "create", "--range", "0-9")...)
+		// Refused, so not applied: rolled back cleanly, none pending.
+		if code != 1 || !strings.Contains(out, ", 10 rolled back, 0 pending") || !strings.Contains(out, "token for a write") && !strings.Contains(out, "a write wants a token") {
+			t.Fatalf("%s: create exited %d, want 1, every id rolled back and the token named:\n%s", tc.name, code, out)
+		}
+		if st := runJSON[statsOut](t, append(append([]string{"--data", t.TempDir()}, target...), "stats")...); st.Nodes["node01"] != 0 {
+			t.Fatalf("%s: the nodes hold %v after a refused job, want nothing", tc.name, st.Nodes)
+		}
+	}
+
+	rep := runJSON[struct{ Done int }](t, append(append([]string{"--data", t.TempDir()}, target...), "--write-token-file", tokenFile, "create", "--range", "0-9")...)
+	if rep.Done != 10 {
+		t.Fatalf("create with the write token: %d done, want 10", rep.Done)
+	}
+	data, err := json.Marshal(map[string]any{"targets": map[string]any{"lab": map[string]any{
+		"nodes": remoteSpecs(s.addr, s.addr, s.addr), "write_token_file": "write.token"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	withKey := filepath.Join(dir, "targets.json") // beside write.token
+	if err := os.WriteFile(withKey, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep = runJSON[struct{ Done int }](t, "--data", t.TempDir(), "--config", withKey, "--target", "lab", "delete", "--range", "0-9")
+	if rep.Done != 10 {
+		t.Fatalf("delete with the target's write_token_file: %d done, want 10", rep.Done)
+	}
+}

@@ -484,12 +484,30 @@ func (c *Client) check(ctx context.Context, o op, method, path string, resp *htt
 	return c.answerError(o, method, path, resp.StatusCode, resp.Header, a.bytes())
 }
 
+// isWrite reports whether a request of method is a write: POST (a create
+// or a batch) or DELETE.
+func isWrite(method string) bool { return method == http.MethodPost || method == http.MethodDelete }
+
+// isRopsBearer reports whether h, a 401 answer's header, is a rops
+// server's call for its bearer token.
+func isRopsBearer(h http.Header) bool {
+	v := h.Get("Www-Authenticate")
+	return strings.HasPrefix(v, "Bearer ") && strings.Contains(v, `realm="rops"`)
+}
+
 // answerError returns the error that an answer of status, with header h
 // and body data, to o says, if any.
 func (c *Client) answerError(o op, method, path string, status int, h http.Header, data []byte) error {
 	if te := schemeError(status, data); te != nil {
 		c.refused(te)
 		return c.tlsFailure(te)
+	}
+	if status == http.StatusUnauthorized && (o == opCreate || o == opDelete) && isRopsBearer(h) {
+		// The node's write token is missing or wrong: the server takes
+		// no write of this pool, sent or to come (see refusals).
+		err := statusError(o, status, h, data, time.Now())
+		c.refusedWrites(err)
+		return err
 	}
 	if status < 200 || status >= 300 {
 		return statusError(o, status, h, data, time.Now())
@@ -505,7 +523,7 @@ func (c *Client) answerError(o op, method, path string, status int, h http.Heade
 // status; the caller must drain it. No answer is returned as a core error
 // (transportError).
 func (c *Client) do(ctx context.Context, method, path string, body []byte, token, fence core.Token) (*http.Response, error) {
-	if err := c.knownRefusal(); err != nil {
+	if err := c.knownRefusal(isWrite(method)); err != nil {
 		return nil, err // not sent
 	}
 	var rd io.Reader

@@ -236,7 +236,7 @@ func (s *Server) guard(w http.ResponseWriter, r *http.Request, p string) bool {
 	case class == classAdmin && s.adminToken != nil:
 		return s.authorize(w, r, s.adminToken, "the admin API", "--admin-token-file or ROPS_ADMIN_TOKEN")
 	case class == classWrite && s.writeToken != nil:
-		return s.authorize(w, r, s.writeToken, "writes", "--write-token-file or ROPS_WRITE_TOKEN")
+		return s.authorize(w, r, s.writeToken, "a write", "--write-token-file or ROPS_WRITE_TOKEN")
 	}
 	return true
 }

@@ -164,7 +164,7 @@ func TestWriteToken(t *testing.T) {
 		{"batch", "POST", "/v1/batch", `{"items": [{"op": "create", "node": "node01", "groupId": "a"}]}`, nil},
 	} {
 		status, auth, body := send(t, tc.method, url+tc.path, tc.body, tc.headers...)
-		if status != 401 || !strings.HasPrefix(auth, "Bearer") || !strings.Contains(body, "writes") || !strings.Contains(body, "--write-token-file or ROPS_WRITE_TOKEN") {
+		if status != 401 || !strings.HasPrefix(auth, "Bearer") || !strings.Contains(body, "a write") || !strings.Contains(body, "--write-token-file or ROPS_WRITE_TOKEN") {
 			t.Errorf("%s: %d %q %s, want 401 naming the write token", tc.name, status, auth, body)
 		}
 	}
@@ -195,8 +195,33 @@ func TestWriteTokenClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := bare.Create(ctx, "a", "1700000000.000001"); err == nil || !strings.Contains(err.Error(), "writes wants a token") {
-		t.Fatalf("Create without the token: %v, want a 401", err)
+	if err := bare.Create(ctx, "a", "1700000000.000001"); core.ErrorCode(err) != core.ERejected || !strings.Contains(err.Error(), "a write wants a token") {
+		t.Fatalf("Create without the token: %v, want a 401, rejected", err)
+	}
+	// The server takes no write of that pool: the next ones are known
+	// refused (not applied) without being sent, even cut off in flight;
+	// reads still go.
+	var log strings.Builder
+	url2 := guarded(t, ns, true, &log)
+	refused, err := httpapi.NewClient(url2+"/v1", "node01", httpapi.ClientOptions{HTTP: newHTTPClient(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := refused.Delete(ctx, "a", "1700000000.000001"); core.ErrorCode(err) != core.ERejected {
+			t.Fatalf("Delete without the token: %v, want rejected", err)
+		}
+	}
+	ended, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := refused.Create(ended, "b", "1700000000.000001"); core.ErrorCode(err) != core.ERejected {
+		t.Fatalf("Create cut off, to a server that refuses the pool's writes: %v, want rejected (not applied)", err)
+	}
+	if _, err := refused.Get(ctx, "a"); core.ErrorCode(err) != core.ENotFound {
+		t.Fatalf("Get without the write token: %v, want not found (reads need no token)", err)
+	}
+	if n := strings.Count(log.String(), `msg="DELETE /v1/group`); n != 1 {
+		t.Errorf("%d DELETEs reached the server, want 1: the refusal is kept\n%s", n, log.String())
 	}
 	c, err := httpapi.NewClient(url+"/v1", "node01", httpapi.ClientOptions{HTTP: httpapi.WithBearer(newHTTPClient(t), writeToken)})
 	if err != nil {

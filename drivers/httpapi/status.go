@@ -177,7 +177,7 @@ func isNotApplied(h http.Header) bool {
 // request to a server that refused the pool for TLS is that rejection (see
 // refusals).
 func (c *Client) transportError(ctx context.Context, method, path string, err error, wrote bool) error {
-	if err := c.knownRefusal(); err != nil {
+	if err := c.knownRefusal(isWrite(method)); err != nil {
 		return err // whatever cut it off, the server took none of it
 	}
 	if cerr := ctx.Err(); cerr != nil {

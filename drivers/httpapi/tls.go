@@ -317,26 +317,43 @@ func schemeError(status int, body []byte) *TLSError {
 // this, an operation whose requests to other nodes of the server were
 // cancelled by the first refusal would be left pending, as requests
 // written and never answered.
-var refusals sync.Map // serverKey → *TLSError
+//
+// A rops server that answers a write 401 (its write token, realm "rops")
+// refuses every write of the pool the same way, as they all carry the
+// same token, before it looks at them: such a refusal is kept too, for
+// writes only (writes set in the key), as a core error.
+var refusals sync.Map // serverKey → *TLSError, or error for writes
 
 type serverKey struct {
-	hc   *http.Client
-	host string
+	hc     *http.Client
+	host   string
+	writes bool
 }
 
 // refused notes that c's server refused c's pool for te's reason.
 func (c *Client) refused(te *TLSError) {
-	refusals.Store(serverKey{c.http, c.host}, te)
+	refusals.Store(serverKey{c.http, c.host, false}, te)
+}
+
+// refusedWrites notes that c's server refuses the writes of c's pool with
+// err (see refusals).
+func (c *Client) refusedWrites(err error) {
+	refusals.Store(serverKey{c.http, c.host, true}, err)
 }
 
 // knownRefusal returns, if c's server refused c's pool (see refusals), the
-// error of any request of c to it; else nil.
-func (c *Client) knownRefusal() error {
-	te, ok := refusals.Load(serverKey{c.http, c.host})
-	if !ok {
-		return nil
+// error of any request of c to it, and for a write, if it refuses the
+// pool's writes, that refusal; else nil.
+func (c *Client) knownRefusal(write bool) error {
+	if te, ok := refusals.Load(serverKey{c.http, c.host, false}); ok {
+		return c.tlsFailure(te.(*TLSError))
 	}
-	return c.tlsFailure(te.(*TLSError))
+	if write {
+		if err, ok := refusals.Load(serverKey{c.http, c.host, true}); ok {
+			return err.(error)
+		}
+	}
+	return nil
 }
 
 // tlsFailure returns the core error of a request of c stopped by te.
