@@ -49,6 +49,21 @@ func tokenFaults(t *testing.T, addr string) map[string]serverFaults {
 	return all
 }
 
+// writeTargetIn writes dir/targets.json, naming target with nodes and one
+// more key (a file beside it, such as a token file), and returns its path.
+func writeTargetIn(t *testing.T, dir, target, key, value string, nodes ...string) string {
+	t.Helper()
+	data, err := json.Marshal(map[string]any{"targets": map[string]any{target: map[string]any{"nodes": nodes, key: value}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "targets.json")
+	if err := os.WriteFile(cfg, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
 // TestAdminTokenServe runs a real rops serve --admin --admin-token-file:
 // every attack on it is refused and changes nothing (no token, a wrong
 // one, one in the query, a rebinding Host, a cross-site Origin, an
@@ -119,15 +134,7 @@ func TestAdminTokenServe(t *testing.T) {
 		}
 	})
 	t.Run("check --chaos with the target's admin_token_file", func(t *testing.T) {
-		data, err := json.Marshal(map[string]any{"targets": map[string]any{"lab": map[string]any{
-			"nodes": remoteSpecs(s.addr, s.addr, s.addr), "admin_token_file": "admin.token"}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg := filepath.Join(dir, "targets.json") // beside admin.token
-		if err := os.WriteFile(cfg, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		cfg := writeTargetIn(t, dir, "lab", "admin_token_file", "admin.token", remoteSpecs(s.addr, s.addr, s.addr)...)
 		c := runCheck(t, "--config", cfg, "--target", "lab", "--data", t.TempDir(), "--seed", "84", "check", "--ops", "50", "--chaos", "0.05")
 		if want := "at 0.05 on 3 of 3 nodes"; !strings.HasSuffix(c.Chaos, want) {
 			t.Fatalf("chaos=%q, want it to end %q", c.Chaos, want)
@@ -172,15 +179,7 @@ func TestWriteTokenJob(t *testing.T) {
 	if rep.Done != 10 {
 		t.Fatalf("create with the write token: %d done, want 10", rep.Done)
 	}
-	data, err := json.Marshal(map[string]any{"targets": map[string]any{"lab": map[string]any{
-		"nodes": remoteSpecs(s.addr, s.addr, s.addr), "write_token_file": "write.token"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	withKey := filepath.Join(dir, "targets.json") // beside write.token
-	if err := os.WriteFile(withKey, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	withKey := writeTargetIn(t, dir, "lab", "write_token_file", "write.token", remoteSpecs(s.addr, s.addr, s.addr)...)
 	rep = runJSON[struct{ Done int }](t, "--data", t.TempDir(), "--config", withKey, "--target", "lab", "delete", "--range", "0-9")
 	if rep.Done != 10 {
 		t.Fatalf("delete with the target's write_token_file: %d done, want 10", rep.Done)

@@ -246,8 +246,9 @@ func TestEtcdMembersDown(t *testing.T) {
 
 	// One member killed mid-job: the job goes on. (Stopping a member takes
 	// a while, a leader handing over: the job is long enough to outlast it.)
+	// Eight at once: batches would otherwise finish the job first.
 	at := requests.after(300)
-	job := startJob(t, append(target, "--seed", "21", "create", "--range", "0-1999")...)
+	job := startJob(t, append(target, "--seed", "21", "--concurrency", "8", "create", "--range", "0-1999")...)
 	<-at
 	ec.Stop(0)
 	doneAtStop := job.seen(core.Done)
