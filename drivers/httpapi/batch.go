@@ -293,10 +293,22 @@ func (s *Server) runBatch(ctx context.Context, o batchOrigin, items []batchItem,
 	}
 	results := make([]batchResult, len(items))
 	faultOf := make([]string, len(items))
-	for range items {
+	start := time.Now()
+	var cut <-chan time.Time
+	for n := 1; n <= len(items); n++ {
 		select {
 		case a := <-answers:
 			results[a.i], faultOf[a.i] = a.res, a.fault
+			if cut == nil && n < len(items) && 2*n >= len(items) {
+				t := time.NewTimer(straggle(time.Since(start)))
+				defer t.Stop()
+				cut = t.C
+			}
+		case <-cut:
+			// Stragglers (a hung item, a late one) keep status 0, as
+			// their own requests would have no answer yet: the others'
+			// answers do not wait for them.
+			return results, lastFault(faultOf)
 		case <-ctx.Done():
 			// The items not yet answered keep status 0.
 			return results, lastFault(faultOf)
@@ -304,6 +316,17 @@ func (s *Server) runBatch(ctx context.Context, o batchOrigin, items []batchItem,
 	}
 	return results, lastFault(faultOf)
 }
+
+// minStraggle is the least a batch waits for its last items once half of
+// them have answered (see straggle).
+const minStraggle = 50 * time.Millisecond
+
+// straggle is how long a batch waits for its last items once half of them
+// have answered, took after it began: twice that, and at least
+// minStraggle. Items of one node answer in about the same time; one that
+// takes far longer hangs or waits in a queue, and would otherwise hold
+// every other item's answer until the batch's wait.
+func straggle(took time.Duration) time.Duration { return max(minStraggle, 2*took) }
 
 // lastFault returns the last fault named in names, "" if none.
 func lastFault(names []string) string {

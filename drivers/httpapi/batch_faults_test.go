@@ -345,3 +345,33 @@ func TestBatchFaultMetrics(t *testing.T) {
 		})
 	}
 }
+
+// TestBatchStragglers: a batch without a wait whose item hangs is still
+// answered: once half its items have, the others get a little more time,
+// and then a straggler has status 0 (no answer) while the rest keep
+// theirs. Without it the batch would wait for the hung item (here,
+// forever: the bubble would deadlock).
+func TestBatchStragglers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := memory.New()
+		node := faults.New("node01", hangStore{store, "9"}, faults.Options{})
+		defer node.Close()
+		srv := httpapi.NewServer([]core.Node{node}, httpapi.ServerOptions{})
+		const ts = "1700000001.000001"
+		body := batchBody(t, "",
+			item{Op: "create", GroupID: "5", Timestamp: ts},
+			item{Op: "create", GroupID: "9", Timestamp: ts},
+			item{Op: "create", GroupID: "6", Timestamp: ts},
+		)
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel() // ends the hung item's request once the test is done
+		code, text := do(t, ctx, srv, "POST", "/v1/batch", "node01", body)
+		var statuses []int
+		for _, r := range batchResults(t, code, text) {
+			statuses = append(statuses, r.Status)
+		}
+		if want := []int{201, 0, 201}; !reflect.DeepEqual(statuses, want) {
+			t.Fatalf("statuses %v, want %v: the hung item without an answer, the others with theirs", statuses, want)
+		}
+	})
+}
