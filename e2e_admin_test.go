@@ -71,6 +71,7 @@ func writeTargetIn(t *testing.T, dir, target, key, value string, nodes ...string
 // token, from the flag or the target's admin_token_file, and stops at
 // once without it, saying how to give it.
 func TestAdminTokenServe(t *testing.T) {
+	skipLong(t)
 	dir := t.TempDir()
 	tokenFile := filepath.Join(dir, "admin.token")
 	if err := os.WriteFile(tokenFile, []byte(e2eAdminToken+"\n"), 0o600); err != nil {

@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -33,14 +34,45 @@ func genCerts(tb testing.TB, opts certs.Options) certs.Files {
 
 // syncBuffer is a log's buffer, safe for the server's goroutines.
 type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	changed chan struct{} // closed at the next write; nil until waited on
 }
 
 func (b *syncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.changed != nil {
+		close(b.changed)
+		b.changed = nil
+	}
 	return b.buf.Write(p)
+}
+
+// waitFor waits until the buffer holds s: a server logs a refused
+// handshake on its own goroutine, after the client has its answer. It
+// gives up, failing the test, after 30 s: a bound, not a measure.
+func (b *syncBuffer) waitFor(t *testing.T, s string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	for {
+		b.mu.Lock()
+		if strings.Contains(b.buf.String(), s) {
+			b.mu.Unlock()
+			return
+		}
+		if b.changed == nil {
+			b.changed = make(chan struct{})
+		}
+		ch := b.changed
+		b.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			t.Fatalf("the log never said %q:\n%s", s, b.String())
+		}
+	}
 }
 
 func (b *syncBuffer) String() string {
@@ -307,9 +339,7 @@ func TestServerRefusesClientCert(t *testing.T) {
 				t.Fatal("create succeeded, want the server's refusal")
 			}
 			wantCount(t, nodes[0], 0)
-			if !strings.Contains(logs.String(), tc.want) {
-				t.Errorf("the server's log does not say %q:\n%s", tc.want, logs.String())
-			}
+			logs.waitFor(t, tc.want) // the server's log says why
 		})
 	}
 }
@@ -355,6 +385,9 @@ func TestPlainToHTTPSKnown(t *testing.T) {
 		if _, ok := errors.AsType[*httpapi.TLSError](err); !ok || core.ErrorCode(err) != core.ERejected {
 			t.Fatalf("create %d = %v, want a rejected TLSError", i, err)
 		}
+		if i == 0 {
+			logs.waitFor(t, refused)
+		}
 		if got := strings.Count(logs.String(), refused); got != 1 {
 			t.Fatalf("after create %d the server refused %d plain requests, want 1 (the first):\n%s", i, got, logs.String())
 		}
@@ -380,6 +413,9 @@ func TestRefusedHandshakeKnown(t *testing.T) {
 		err := createOver(t, base, hc, id)
 		if te, ok := errors.AsType[*httpapi.TLSError](err); !ok || core.ErrorCode(err) != core.ERejected || !strings.Contains(te.Reason, "certificate required") {
 			t.Fatalf("create %d = %v, want a rejected TLSError, certificate required", i, err)
+		}
+		if i == 0 {
+			logs.waitFor(t, refused)
 		}
 		if got := strings.Count(logs.String(), refused); got != 1 {
 			t.Fatalf("after create %d the server refused %d handshakes, want 1 (the first):\n%s", i, got, logs.String())
