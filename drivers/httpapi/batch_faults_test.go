@@ -119,16 +119,23 @@ func (s hangStore) Create(ctx context.Context, id core.GroupID, token core.Token
 	return s.Store.Create(ctx, id, token)
 }
 
+// hangServer serves node01 on a memory store on which a create of hang
+// waits until its context ends, and returns the server and the store.
+func hangServer(t *testing.T, hang core.GroupID) (http.Handler, *memory.Store) {
+	t.Helper()
+	store := memory.New()
+	node := faults.New("node01", hangStore{store, hang}, faults.Options{})
+	t.Cleanup(func() { _ = node.Close() })
+	return httpapi.NewServer([]core.Node{node}, httpapi.ServerOptions{}), store
+}
+
 // TestBatchWaitAnswersTheOthers: a batch whose wait ends while one item
 // hangs answers the others with their own results, the hung one with
 // status 0 (no answer), by the end of the wait: the items run
 // concurrently, not in turn.
 func TestBatchWaitAnswersTheOthers(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		store := memory.New()
-		node := faults.New("node01", hangStore{store, "9"}, faults.Options{})
-		defer node.Close()
-		srv := httpapi.NewServer([]core.Node{node}, httpapi.ServerOptions{})
+		srv, store := hangServer(t, "9")
 		const ts = "1700000001.000001"
 		body := batchBody(t, "1.5s",
 			item{Op: "create", GroupID: "5", Timestamp: ts},
@@ -353,10 +360,7 @@ func TestBatchFaultMetrics(t *testing.T) {
 // forever: the bubble would deadlock).
 func TestBatchStragglers(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		store := memory.New()
-		node := faults.New("node01", hangStore{store, "9"}, faults.Options{})
-		defer node.Close()
-		srv := httpapi.NewServer([]core.Node{node}, httpapi.ServerOptions{})
+		srv, _ := hangServer(t, "9")
 		const ts = "1700000001.000001"
 		body := batchBody(t, "",
 			item{Op: "create", GroupID: "5", Timestamp: ts},

@@ -18,7 +18,6 @@ import (
 	"github.com/reliable-ops/rops/core"
 	"github.com/reliable-ops/rops/decorators/faults"
 	"github.com/reliable-ops/rops/drivers/httpapi"
-	"github.com/reliable-ops/rops/drivers/memory"
 )
 
 // gateTransport passes requests on to base, except that it can hold the
@@ -320,10 +319,8 @@ func TestClientNoBatches(t *testing.T) {
 // client asks the server to wait for no item past most of it; only the
 // hung call is ambiguous.
 func TestClientBatchOneHangs(t *testing.T) {
-	store := memory.New()
-	node := faults.New("node01", hangStore{store, "hang"}, faults.Options{})
-	t.Cleanup(func() { _ = node.Close() })
-	c, g := batchClient(t, httpapi.NewServer([]core.Node{node}, httpapi.ServerOptions{}), "node01", httpapi.ClientOptions{Batch: true})
+	srv, store := hangServer(t, "hang")
+	c, g := batchClient(t, srv, "node01", httpapi.ClientOptions{Batch: true})
 	const tok = "1700000001.000001"
 	call := func(id core.GroupID) func() error {
 		return func() error {
