@@ -209,9 +209,20 @@ func (p *Proc) Restart(ctx context.Context) error {
 	}
 }
 
-// Pause stops the server with SIGSTOP: it holds its connections and
-// answers nothing until Resume.
-func (p *Proc) Pause() error { return p.signal(sigStop) }
+// Pause stops the server with SIGSTOP, and returns once it has stopped
+// (on Linux): it holds its connections and answers nothing until Resume.
+func (p *Proc) Pause() error {
+	if err := p.signal(sigStop); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	pid := p.cmd.Process.Pid
+	p.mu.Unlock()
+	if err := waitStopped(pid); err != nil {
+		return fmt.Errorf("%s: %w", p.name, err)
+	}
+	return nil
+}
 
 // Resume continues a paused server with SIGCONT.
 func (p *Proc) Resume() error { return p.signal(sigCont) }
