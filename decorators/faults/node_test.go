@@ -893,3 +893,37 @@ func TestNewFaultsReproducible(t *testing.T) {
 		t.Fatalf("seeds %d and %d gave the same run", seed, seed+1)
 	}
 }
+
+// TestCallCountsOutliveAGeneration: an id in the middle of its calls keeps
+// its place in its sequence of draws when the node's call counts fill up,
+// so that its retries go on drawing new faults. Before, a full map was
+// cleared and every id in flight drew its first faults again: an id whose
+// first draws failed failed again, and at 0.2 a create now and then failed
+// eleven times in a row on one node and was rolled back.
+func TestCallCountsOutliveAGeneration(t *testing.T) {
+	const ids, before, after = 20, 3, 3
+	f := faults.Faults{ErrorRate: 0.5}
+	ctx := context.Background()
+	statuses := func(node *faults.Node, i, calls int) []int {
+		var got []int
+		for range calls {
+			got = append(got, httpStatus(node.Create(ctx, id(i), "1.000001")))
+		}
+		return got
+	}
+	filled, _, _ := newNode(t, f, seed)
+	for i := range ids {
+		statuses(filled, i, before)
+	}
+	// Other ids, one call each, fill the generation the ids above are in.
+	for i := range faults.MaxTrackedCalls {
+		filled.Create(ctx, core.GroupID(fmt.Sprintf("filler-%d", i)), "1.000001")
+	}
+	alone, _, _ := newNode(t, f, seed)
+	for i := range ids {
+		want := statuses(alone, i, before+after)[before:]
+		if got := statuses(filled, i, after); !slices.Equal(got, want) {
+			t.Fatalf("id %d: calls %d to %d after the counts filled up answered %v, want %v as with no other ids (seed %d)", i, before+1, before+after, got, want, seed)
+		}
+	}
+}

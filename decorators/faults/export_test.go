@@ -1,0 +1,4 @@
+package faults
+
+// MaxTrackedCalls is maxTrackedCalls, for the test that fills a generation.
+const MaxTrackedCalls = maxTrackedCalls
