@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/alecthomas/kong"
@@ -124,8 +125,10 @@ func (f *FaultFlags) setDown(ns []core.Node) error {
 	return nil
 }
 
-// defaultFaultFlags are the fault flags as their defaults leave them.
-var defaultFaultFlags = func() FaultFlags {
+// defaultFaultFlags returns the fault flags as their defaults leave them.
+// It is worked out on first use, not at start-up: building a kong parser
+// costs about 0.3 ms, which every command, create-one among them, would pay.
+var defaultFaultFlags = sync.OnceValue(func() FaultFlags {
 	var d struct{ FaultFlags }
 	k, err := kong.New(&d)
 	if err == nil {
@@ -135,7 +138,7 @@ var defaultFaultFlags = func() FaultFlags {
 		panic(fmt.Sprintf("the fault flags' defaults do not parse: %v", err))
 	}
 	return d.FaultFlags
-}()
+})
 
 // changed returns the fault flags that differ from their defaults, as
 // "--latency 5ms", followed by " (from ROPS_LATENCY)" when k's command line
@@ -158,7 +161,8 @@ func (f *FaultFlags) changed(k *kong.Context) []string {
 		}
 		return ""
 	}
-	ff, def := f.faults(), defaultFaultFlags.faults()
+	defaults := defaultFaultFlags()
+	ff, def := f.faults(), defaults.faults()
 	var changed []string
 	for _, s := range faults.Settings() {
 		if v := s.Value(ff); !reflect.DeepEqual(v, s.Value(def)) {
