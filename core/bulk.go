@@ -72,9 +72,35 @@ func (c *Coordinator) Bulk(ctx context.Context, op Op, ids iter.Seq[GroupID], co
 		return res
 	}
 	if concurrency < 1 {
-		return runLimited(ctx, c.cfg.Clock, string(op), ids, pool.NewLimiter(DefaultConcurrency, MaxConcurrency), do, hook)
+		lim := pool.NewLimiter(DefaultConcurrency, MaxConcurrency)
+		raised := false // hooks run one at a time
+		return runLimited(ctx, c.cfg.Clock, string(op), ids, lim, do, func(id GroupID, res Result) {
+			if !raised {
+				raised = raiseForBatches(lim, c.cfg.Nodes)
+			}
+			if hook != nil {
+				hook(id, res)
+			}
+		})
 	}
 	return runAll(ctx, c.cfg.Clock, string(op), ids, concurrency, do, hook)
+}
+
+// raiseForBatches raises lim's floor to two batches' worth of operations
+// once every node sends its writes in batches (see Batcher): a node learns
+// that from its first answer, so the job starts at DefaultConcurrency and
+// is raised when its first operation ends. Below two batches' worth, the
+// batches go out part-empty and every operation pays a larger share of
+// each round trip, and at 0.2 faults the limiter, which sees the batches'
+// queueing as rising latency, settled well below where throughput peaks
+// (BENCHMARKS.md, "Two batches' worth in flight"). It reports whether it
+// raised the floor.
+func raiseForBatches(lim *pool.Limiter, nodes []Node) bool {
+	size := batchSize(nodes)
+	if size > 0 {
+		lim.RaiseFloor(min(2*size, MaxConcurrency))
+	}
+	return size > 0
 }
 
 // runLimited is runAll with as many items at once as lim allows, each

@@ -1,7 +1,10 @@
 package core
 
 import (
+	"context"
+	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -79,4 +82,71 @@ func TestBulkAutoGrowsWhileQueueingPays(t *testing.T) {
 		}
 		t.Logf("limit %d, %.1f s simulated", lim.Limit(), rep.Seconds)
 	})
+}
+
+// batchingNode is a fake node that says its writes travel in batches of
+// size (Batcher), and whose creates take a millisecond, counting how many
+// run at once in peak while the first 100 run.
+type batchingNode struct {
+	*fakeNode
+	size int
+	load *startLoad
+}
+
+// startLoad counts the creates running at once, and the most of them seen
+// while the first 100 creates started.
+type startLoad struct {
+	mu                    sync.Mutex
+	now, started, atStart int
+}
+
+func (n *batchingNode) BatchSize() int { return n.size }
+
+func (n *batchingNode) Create(ctx context.Context, id GroupID, token Token) error {
+	l := n.load
+	l.mu.Lock()
+	l.now++
+	l.started++
+	if l.started <= 100*3 { // three nodes
+		l.atStart = max(l.atStart, l.now)
+	}
+	l.mu.Unlock()
+	time.Sleep(time.Millisecond)
+	l.mu.Lock()
+	l.now--
+	l.mu.Unlock()
+	return n.fakeNode.Create(ctx, id, token)
+}
+
+// TestBulkAutoRaisedForBatches: once every node says its writes go in
+// batches of 64, an adaptive job runs two batches' worth of operations at
+// once from its first answer on, where one without batches starts at
+// DefaultConcurrency and doubles from there.
+func TestBulkAutoRaisedForBatches(t *testing.T) {
+	for _, tc := range []struct {
+		size    int
+		atLeast int // of the creates at once per node while the first 100 start
+		atMost  int
+	}{
+		{size: 64, atLeast: 80, atMost: 128},
+		{size: 0, atLeast: 1, atMost: 64},
+	} {
+		t.Run(fmt.Sprintf("batch=%d", tc.size), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				e := newEnv(t, 3)
+				load := &startLoad{}
+				for i, n := range e.nodes {
+					e.cfg.Nodes[i] = &batchingNode{fakeNode: n, size: tc.size, load: load}
+				}
+				rep := e.coordinator().Bulk(t.Context(), OpCreate, slices.Values(idRange(1000)), AutoConcurrency, nil)
+				if rep.Done != 1000 {
+					t.Fatalf("done=%d, want 1000", rep.Done)
+				}
+				// Three nodes each take every operation's create.
+				if got := load.atStart / 3; got < tc.atLeast || got > tc.atMost {
+					t.Errorf("operations at once while the first 100 started: %d, want %d to %d", got, tc.atLeast, tc.atMost)
+				}
+			})
+		})
+	}
 }

@@ -92,6 +92,39 @@ type Remover interface {
 	Remove(ctx context.Context, id GroupID, before Token) (Token, error)
 }
 
+// Batcher is implemented by Nodes that send writes in batches (a rops HTTP
+// node that serves them): many operations' writes to the node travel
+// together, at most one batch on its way at a time, so the operations in
+// flight size the batches more than they load the node. A bulk job under
+// AutoConcurrency starts with at least two batches' worth of them in
+// flight once every node batches: one batch on its way, the next filling.
+type Batcher interface {
+	// BatchSize returns the most writes one batch to the node holds now:
+	// 0 while writes go one request each (batches turned off, or the node
+	// has not said yet, or does not serve them).
+	BatchSize() int
+}
+
+// batchSize returns the least BatchSize of nodes, looking through
+// wrappers (NodeAs), or 0 if one of them does not batch.
+func batchSize(nodes []Node) int {
+	least := 0
+	for i, n := range nodes {
+		b, ok := NodeAs[Batcher](n)
+		if !ok {
+			return 0
+		}
+		size := b.BatchSize()
+		if size <= 1 {
+			return 0
+		}
+		if i == 0 || size < least {
+			least = size
+		}
+	}
+	return least
+}
+
 // Removes reports whether n deletes without a read (see Remover). Only n
 // itself is asked, not what it wraps: a wrapper that does not pass Remove
 // on (a request log) must not be bypassed.

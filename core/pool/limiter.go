@@ -40,15 +40,16 @@ type Sample struct {
 // retried gives no latency sample, only its share of the throughput. It is
 // safe for concurrent use.
 type Limiter struct {
-	mu        sync.Mutex
-	limit     float64
-	max       float64
-	floor     float64 // the lowest limit rising latency alone can set
-	inflight  int
-	wake      chan struct{} // closed and replaced when a slot may have freed
-	slowStart bool
-	cooldown  int // samples before another overload cut, one per op in flight
-	stale     int // samples still to come from operations started under the last limit
+	mu         sync.Mutex
+	limit      float64
+	max        float64
+	floor      float64 // the lowest limit rising latency alone can set
+	inflight   int
+	wake       chan struct{} // closed and replaced when a slot may have freed
+	slowStart  bool
+	overloaded bool // a node's overload signal has cut the limit
+	cooldown   int  // samples before another overload cut, one per op in flight
+	stale      int  // samples still to come from operations started under the last limit
 
 	window []time.Duration // the latency of the clean samples in the current window
 	high   bool            // the last window's latency was over the tolerance
@@ -89,11 +90,31 @@ const (
 
 // NewLimiter returns a Limiter starting at initial operations at once and
 // never above ceiling (nor below 1). Rising latency alone never takes it
-// below initial; overload signals can, down to 1.
+// below initial (or the floor RaiseFloor sets); overload signals can, down
+// to 1.
 func NewLimiter(initial, ceiling int) *Limiter {
 	ceiling = max(ceiling, 1)
 	start := float64(min(max(initial, 1), ceiling))
 	return &Limiter{limit: start, max: float64(ceiling), floor: start, slowStart: true, wake: make(chan struct{})}
+}
+
+// RaiseFloor raises the least limit that rising latency alone can set to
+// floor, and the limit to floor if it is lower, unless a node's overload
+// signal has cut the limit already: the node's own word outranks what the
+// caller expects of it. A floor at or under the current one changes
+// nothing, so it is cheap to call on every operation.
+func (l *Limiter) RaiseFloor(floor int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f := min(float64(floor), l.max)
+	if f <= l.floor || l.overloaded {
+		return
+	}
+	l.floor = f
+	if l.limit < f {
+		l.setLimit(f)
+		l.wakeAll()
+	}
 }
 
 // Limit returns how many operations may run at once now.
@@ -130,6 +151,11 @@ func (l *Limiter) Release(s Sample) {
 	defer l.mu.Unlock()
 	l.inflight--
 	l.learn(s)
+	l.wakeAll()
+}
+
+// wakeAll wakes the callers waiting in Acquire, to look at the limit again.
+func (l *Limiter) wakeAll() {
 	close(l.wake)
 	l.wake = make(chan struct{})
 }
@@ -144,7 +170,7 @@ func (l *Limiter) learn(s Sample) {
 		// the cut.
 		if l.cooldown == 0 {
 			l.setLimit(l.limit * 0.75)
-			l.slowStart = false
+			l.slowStart, l.overloaded = false, true
 			l.move, l.up = 0, false
 			l.cooldown = l.inflight + 1
 		}

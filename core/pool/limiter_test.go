@@ -126,3 +126,32 @@ func TestLimiterHoldsOnOneSlowWindow(t *testing.T) {
 		t.Fatalf("limit=%d after two slow windows, want under %d", got, before)
 	}
 }
+
+// TestLimiterRaiseFloor: a raised floor lifts the limit at once and rising
+// latency no longer takes it below; a node's overload signal still does,
+// and a floor raised after such a cut changes nothing.
+func TestLimiterRaiseFloor(t *testing.T) {
+	lim := NewLimiter(DefaultConcurrency, MaxConcurrency)
+	lim.RaiseFloor(256)
+	if got, want := lim.Limit(), 256; got != want {
+		t.Fatalf("limit=%d after RaiseFloor(256), want %d", got, want)
+	}
+	feed(t, lim, 20000, clean(50*time.Millisecond))   // the lowest latency seen
+	feed(t, lim, 20000, clean(5000*time.Millisecond)) // a hundred times that
+	if got := lim.Limit(); got < 256 {
+		t.Fatalf("limit=%d after rising latency, want the floor of 256 at least", got)
+	}
+	feed(t, lim, 2000, func(int) Sample { return Sample{Latency: time.Millisecond, Overload: true} })
+	cut := lim.Limit()
+	if cut >= 256 {
+		t.Fatalf("limit=%d after overload signals, want under the floor of 256", cut)
+	}
+	lim.RaiseFloor(512)
+	if got := lim.Limit(); got != cut {
+		t.Fatalf("limit=%d after RaiseFloor(512) following an overload cut, want %d kept", got, cut)
+	}
+	lim.RaiseFloor(1 << 20)
+	if got := lim.Limit(); got > MaxConcurrency {
+		t.Fatalf("limit=%d, over the ceiling %d", got, MaxConcurrency)
+	}
+}

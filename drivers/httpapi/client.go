@@ -160,6 +160,7 @@ var (
 	_ core.Node            = (*Client)(nil)
 	_ core.Fencer          = (*Client)(nil)
 	_ core.Remover         = (*Client)(nil)
+	_ core.Batcher         = (*Client)(nil)
 	_ core.TombstoneKeeper = (*Client)(nil)
 )
 

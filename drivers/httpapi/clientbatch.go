@@ -37,6 +37,16 @@ func (c *Client) Stats() ClientStats {
 // it serves them, and the options allow them.
 func (c *Client) batching() bool { return c.batch && c.caps.Load().batch > 1 }
 
+// BatchSize returns the most group writes c puts in one batch now, 0 while
+// they go one request each: batches are off, or the node has not answered
+// yet, or it does not serve them (core.Batcher).
+func (c *Client) BatchSize() int {
+	if !c.batching() {
+		return 0
+	}
+	return c.batchLimit()
+}
+
 // call is one Create, Delete or Remove waiting for its batch.
 type call struct {
 	o      op // opCreate or opDelete

@@ -340,3 +340,37 @@ func TestClientBatchOneHangs(t *testing.T) {
 		t.Errorf("the store holds %v, want blocker, a and b", got)
 	}
 }
+
+// TestClientBatchSize: a Client says its writes travel in batches
+// (core.Batcher) only once its node has said it serves them and batches
+// are on: never against the original server or with batches off.
+func TestClientBatchSize(t *testing.T) {
+	for name, tc := range map[string]struct {
+		srv  httpapi.ServerOptions
+		opts httpapi.ClientOptions
+		want int
+	}{
+		"batches":     {httpapi.ServerOptions{}, httpapi.ClientOptions{Batch: true}, httpapi.DefaultMaxBatch},
+		"max batch 7": {httpapi.ServerOptions{}, httpapi.ClientOptions{Batch: true, MaxBatch: 7}, 7},
+		"original":    {httpapi.ServerOptions{Original: true}, httpapi.ClientOptions{Batch: true}, 0},
+		"off":         {httpapi.ServerOptions{}, httpapi.ClientOptions{}, 0},
+	} {
+		t.Run(name, func(t *testing.T) {
+			srv := serve(t, httpapi.NewServer(memoryNodes("node01"), tc.srv))
+			tc.opts.HTTP = newHTTPClient(t)
+			c, err := httpapi.NewClient(srv.URL+"/v1", "node01", tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.BatchSize(); got != 0 {
+				t.Errorf("BatchSize()=%d before any answer, want 0", got)
+			}
+			if err := c.Create(t.Context(), "1", "1700000000.000001"); err != nil {
+				t.Fatal(err)
+			}
+			if got := c.BatchSize(); got != tc.want {
+				t.Errorf("BatchSize()=%d after an answer, want %d", got, tc.want)
+			}
+		})
+	}
+}
