@@ -69,13 +69,17 @@ func decodeBatch(body []byte) ([]batchItem, time.Duration, *httpError) {
 		Items []batchItem `json:"items"`
 		Wait  string      `json:"wait"`
 	}
-	d := json.NewDecoder(bytes.NewReader(body))
-	d.DisallowUnknownFields()
-	if err := d.Decode(&b); err != nil {
-		return nil, 0, reject(http.StatusBadRequest, "the body must be a JSON object such as "+example+": "+jsonProblem(err))
-	}
-	if d.More() {
-		return nil, 0, reject(http.StatusBadRequest, "the body holds more than one JSON value: send one object such as "+example)
+	var plain bool
+	if b.Items, b.Wait, plain = scanBatch(body); !plain {
+		b.Items, b.Wait = nil, ""
+		d := json.NewDecoder(bytes.NewReader(body))
+		d.DisallowUnknownFields()
+		if err := d.Decode(&b); err != nil {
+			return nil, 0, reject(http.StatusBadRequest, "the body must be a JSON object such as "+example+": "+jsonProblem(err))
+		}
+		if d.More() {
+			return nil, 0, reject(http.StatusBadRequest, "the body holds more than one JSON value: send one object such as "+example)
+		}
 	}
 	switch {
 	case len(b.Items) == 0:

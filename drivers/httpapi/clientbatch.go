@@ -172,16 +172,14 @@ func (c *Client) sendBatch(calls []*call) {
 		}
 		return
 	}
-	var ans struct {
-		Results []batchResult `json:"results"`
-	}
-	if err := json.Unmarshal(data, &ans); err != nil || len(ans.Results) != len(calls) {
+	results, err := decodeResults(data)
+	if err != nil || len(results) != len(calls) {
 		c.failAll(calls, c.notTheAnswer(opCreate, http.MethodPost, "/batch", resp.StatusCode, data,
 			fmt.Sprintf(`{"results": [...]} with %d results`, len(calls))))
 		return
 	}
 	for i, cl := range calls {
-		r := &ans.Results[i]
+		r := &results[i]
 		if r.Status == 0 {
 			cl.err = &core.Error{Code: core.ETransient,
 				Message: fmt.Sprintf("%s: %s %s in a batch: no answer: the node reset the item's connection; it may have been applied", c.name, cl.method(), cl.path())}
@@ -200,6 +198,19 @@ func (c *Client) sendBatch(calls []*call) {
 			cl.err = c.answerError(cl.o, cl.method(), cl.path(), r.Status, h, []byte(r.Body))
 		}
 	}
+}
+
+// decodeResults reads the results of a POST /batch answer: by the fast
+// path (scanResults) if it can, else by encoding/json.
+func decodeResults(data []byte) ([]batchResult, error) {
+	if results, ok := scanResults(data); ok {
+		return results, nil
+	}
+	var ans struct {
+		Results []batchResult `json:"results"`
+	}
+	err := json.Unmarshal(data, &ans)
+	return ans.Results, err
 }
 
 // batchWait is the wait a batch under ctx asks of the server: nine tenths
