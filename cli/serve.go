@@ -133,8 +133,10 @@ func (c *ServeCmd) Run(ctx context.Context, g *Globals, io *IO) error {
 	log := g.logger(logw)
 	opts := httpapi.ServerOptions{Admin: c.Admin, AccessLog: log, Original: c.Original, Metrics: true}
 	guard.apply(&opts, c.Addr, ln.Addr().String())
+	handler := httpapi.NewServer(target.Nodes, opts)
+	defer handler.Close() // after the shutdown below
 	srv := &http.Server{
-		Handler:           httpapi.NewServer(target.Nodes, opts),
+		Handler:           handler,
 		ReadHeaderTimeout: readHeaderTimeout,
 		MaxHeaderBytes:    httpapi.DefaultMaxHeaderBytes,
 		IdleTimeout:       idleTimeout,

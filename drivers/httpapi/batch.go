@@ -277,7 +277,8 @@ func (s *Server) runBatch(ctx context.Context, o batchOrigin, items []batchItem,
 	// does not block.
 	answers := make(chan answer, len(items))
 	for _, g := range order {
-		go func(chain []int) {
+		chain := chains[g]
+		s.workers.run(func() {
 			for _, i := range chain {
 				if ctx.Err() != nil {
 					// Not started, so never applied: its result stays
@@ -293,7 +294,7 @@ func (s *Server) runBatch(ctx context.Context, o batchOrigin, items []batchItem,
 				}
 				answers <- answer{i, res, note.Fault}
 			}
-		}(chains[g])
+		})
 	}
 	results := make([]batchResult, len(items))
 	faultOf := make([]string, len(items))

@@ -126,7 +126,9 @@ func hangServer(t *testing.T, hang core.GroupID) (http.Handler, *memory.Store) {
 	store := memory.New()
 	node := faults.New("node01", hangStore{store, hang}, faults.Options{})
 	t.Cleanup(func() { _ = node.Close() })
-	return httpapi.NewServer([]core.Node{node}, httpapi.ServerOptions{}), store
+	srv := httpapi.NewServer([]core.Node{node}, httpapi.ServerOptions{})
+	t.Cleanup(srv.Close) // in a synctest bubble, its workers must end with it
+	return srv, store
 }
 
 // TestBatchWaitAnswersTheOthers: a batch whose wait ends while one item
@@ -214,7 +216,9 @@ func batchFaultServer(t *testing.T, bf faults.BatchFault, delay time.Duration) (
 	store := &recordStore{Store: memory.New()}
 	node := faults.New("node01", store, faults.Options{Faults: faults.Faults{BatchRate: 1, LateDelay: faults.Duration(delay)}, Seed: seed})
 	t.Cleanup(func() { _ = node.Close() })
-	return httpapi.NewServer([]core.Node{node}, httpapi.ServerOptions{}), node, store
+	srv := httpapi.NewServer([]core.Node{node}, httpapi.ServerOptions{})
+	t.Cleanup(srv.Close) // in a synctest bubble, its workers must end with it
+	return srv, node, store
 }
 
 // The items of the batch-level fault tests: 5 under fence1, 6 under none.

@@ -111,9 +111,15 @@ type Server struct {
 	adminToken, writeToken *tokenHash
 	hosts                  *hostPolicy
 	guarded                bool
+	workers                *workers // run the chains of batch items
 }
 
 var _ http.Handler = (*Server)(nil)
+
+// Close ends the goroutines s keeps between batches, once their work is
+// done; call it after the http.Server serving s has shut down. A batch
+// served after Close still runs, on goroutines of its own.
+func (s *Server) Close() { s.workers.stop() }
 
 // statsRequestTimeout bounds each page a GET /stats reads from a node: the
 // caller's context bounds the whole request.
@@ -137,6 +143,7 @@ const busyRetryAfter = "1"
 // unique names; it panics otherwise, as that is a programming error.
 func NewServer(nodes []core.Node, opts ServerOptions) *Server {
 	s := &Server{
+		workers: newWorkers(),
 		nodes:   nodes,
 		byName:  make(map[string]core.Node, len(nodes)),
 		maxBody: opts.MaxBody,
