@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"reflect"
 	"testing"
+	"time"
+
+	"github.com/reliable-ops/rops/core"
 )
 
 // batchBodies are POST /batch bodies for the fast path's tests: the plain
@@ -137,6 +140,51 @@ func BenchmarkBatchJSON(b *testing.B) {
 			}
 			if err := json.Unmarshal(answer, &v); err != nil {
 				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// FuzzAppendBatchBody: a body appendBatchBody writes decodes, by
+// decodeBatch, into the items its calls stand for: a create, and a delete
+// or a remove (kind).
+func FuzzAppendBatchBody(f *testing.F) {
+	f.Add("5", "1700000000.000001", "", false)
+	f.Add("a\"b\\c\x00é\xff", "1700000000.000002", "1700000001", true)
+	f.Add("<&>\u2028", "1700000000.000003", "1700000002", false)
+	f.Fuzz(func(t *testing.T, id, token, fence string, remove bool) {
+		if id == "" || token == "" || !validItemValue(token) || !validItemValue(fence) {
+			return // the coordinator sends no empty id or token, and tokens that are header values
+		}
+		cls := []*call{
+			{o: opCreate, id: core.GroupID(id), token: core.Token(token), fence: core.Token(fence)},
+			{o: opDelete, remove: remove, id: core.GroupID(id + "x"), token: core.Token(token)},
+		}
+		body := appendBatchBody(nil, "1.8s", cls)
+		items, wait, herr := decodeBatch(body)
+		if herr != nil {
+			t.Fatalf("%s: refused: %s", body, herr.message)
+		}
+		if wait != 1800*time.Millisecond || len(items) != len(cls) {
+			t.Fatalf("%s: wait %v, %d items, want 1.8s and %d", body, wait, len(items), len(cls))
+		}
+		for i, cl := range cls {
+			it := items[i]
+			var gotID, wantID string
+			if err := json.Unmarshal(it.GroupID, &gotID); err != nil {
+				t.Fatalf("%s: item %d: groupId %s: %v", body, i, it.GroupID, err)
+			}
+			ref, _ := json.Marshal(string(cl.id)) // invalid UTF-8 becomes U+FFFD, as encoding/json has it
+			_ = json.Unmarshal(ref, &wantID)
+			wantOp, gotToken := "create", it.Timestamp
+			switch {
+			case cl.remove:
+				wantOp, gotToken = "remove", it.OlderThan
+			case cl.o == opDelete:
+				wantOp = "delete"
+			}
+			if gotID != wantID || it.Op != wantOp || gotToken != string(cl.token) || it.Fence != string(cl.fence) {
+				t.Fatalf("%s: item %d decodes to %+v (id %q), want the call %+v", body, i, it, gotID, *cl)
 			}
 		}
 	})

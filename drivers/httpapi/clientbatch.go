@@ -118,29 +118,7 @@ func (c *Client) sendBatch(calls []*call) {
 		c.sendOne(ctx, calls[0])
 		return
 	}
-	items := make([]batchItem, len(calls))
-	for i, cl := range calls {
-		it := &items[i]
-		it.Op = "create"
-		if cl.o == opDelete {
-			it.Op = "delete"
-		}
-		it.GroupID = appendJSONString(nil, string(cl.id))
-		if cl.remove {
-			it.Op, it.OlderThan = "remove", string(cl.token)
-		} else {
-			it.Timestamp = string(cl.token)
-		}
-		it.Fence = string(cl.fence)
-	}
-	body, err := json.Marshal(struct {
-		Wait  string      `json:"wait,omitempty"`
-		Items []batchItem `json:"items"`
-	}{batchWait(ctx), items})
-	if err != nil {
-		c.failAll(calls, core.Errorf(core.EInvalid, "%s: POST /batch: %v", c.name, err))
-		return
-	}
+	body := appendBatchBody(make([]byte, 0, 64+80*len(calls)), batchWait(ctx), calls)
 	c.stats.batches.Add(1)
 	resp, err := c.do(ctx, http.MethodPost, "/batch", body, "", "")
 	if err != nil {
@@ -198,6 +176,41 @@ func (c *Client) sendBatch(calls []*call) {
 			cl.err = c.answerError(cl.o, cl.method(), cl.path(), r.Status, h, []byte(r.Body))
 		}
 	}
+}
+
+// appendBatchBody appends the POST /batch body of calls to b: the JSON of
+// the batchItems they stand for, written out (encoding/json's reflection
+// was 4% of a client's CPU), with empty fields left out. wait is the
+// batch's wait, if not "".
+func appendBatchBody(b []byte, wait string, calls []*call) []byte {
+	b = append(b, '{')
+	if wait != "" {
+		b = append(append(append(b, `"wait":"`...), wait...), `",`...)
+	}
+	b = append(b, `"items":[`...)
+	for i, cl := range calls {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		op, token, tokenField := "create", cl.token, "timestamp"
+		if cl.o == opDelete {
+			op = "delete"
+		}
+		if cl.remove {
+			op, tokenField = "remove", "older_than"
+		}
+		b = append(append(append(b, `{"op":"`...), op...), `","groupId":`...)
+		b = appendJSONString(b, string(cl.id))
+		if token != "" {
+			b = append(append(append(b, `,"`...), tokenField...), `":`...)
+			b = appendJSONString(b, string(token))
+		}
+		if cl.fence != "" {
+			b = appendJSONString(append(b, `,"fence":`...), string(cl.fence))
+		}
+		b = append(b, '}')
+	}
+	return append(b, "]}"...)
 }
 
 // decodeResults reads the results of a POST /batch answer: by the fast
