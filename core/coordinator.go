@@ -220,6 +220,9 @@ func (c *Coordinator) start(id GroupID) *opRun {
 func (r *opRun) result(op Op, out Outcome, parts []*part, err error) (Result, error) {
 	res := Result{Op: op, ID: r.id, Token: r.token, Outcome: out, Err: err,
 		Requests: int(r.requests.Load()), Retries: int(r.retries.Load())}
+	if len(parts) > 0 {
+		res.Nodes = make([]NodeResult, 0, len(parts))
+	}
 	for _, p := range parts {
 		res.Nodes = append(res.Nodes, NodeResult{Node: p.Name(), State: p.report(op), Err: p.err})
 	}

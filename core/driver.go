@@ -37,8 +37,10 @@ func (p *part) Name() string { return p.node.Name() }
 // newParts returns a part for every node of c in state st.
 func (r *opRun) newParts(st state) []*part {
 	ps := make([]*part, len(r.c.cfg.Nodes))
+	all := make([]part, len(ps)) // one allocation for all
 	for i, n := range r.c.cfg.Nodes {
-		ps[i] = &part{node: n, st: st, write: r.token, restore: r.token}
+		all[i] = part{node: n, st: st, write: r.token, restore: r.token}
+		ps[i] = &all[i]
 	}
 	return ps
 }
