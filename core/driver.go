@@ -48,8 +48,9 @@ func (r *opRun) newParts(st state) []*part {
 // drive runs p's state machine until it is done or fails, and returns the
 // failure. Each request is retried by retry (retry.go) for as long as the
 // machine sends it again on a failure; newBackoff gives a fresh backoff
-// whenever the request changes.
-func (r *opRun) drive(ctx context.Context, op Op, p *part, newBackoff func() Backoff) error {
+// whenever the request changes. The first request goes under first, if
+// not nil (see forward).
+func (r *opRun) drive(ctx, first context.Context, op Op, p *part, newBackoff func() Backoff) error {
 	req, tok := requestOf(p.st, op)
 	for {
 		var m move
@@ -57,7 +58,8 @@ func (r *opRun) drive(ctx context.Context, op Op, p *part, newBackoff func() Bac
 		var lastEv event
 		_, err := retry(ctx, r.c.cfg.Clock, newBackoff, func(ctx context.Context, attempt int) (struct{}, error) {
 			sent := r.c.cfg.Clock.Now()
-			ev, rec, err := r.send(ctx, p.node, req, p.token(tok), attempt > 0)
+			ev, rec, err := r.send(ctx, first, p.node, req, p.token(tok), attempt > 0)
+			first = nil
 			m, lastEv = p.advance(ev, op), ev
 			p.keep(m.keep, rec, sent, r.c.cfg.Tokens)
 			if err != nil {
@@ -86,10 +88,11 @@ func (r *opRun) drive(ctx context.Context, op Op, p *part, newBackoff func() Bac
 	}
 }
 
-// send sends one request and classifies its answer.
-func (r *opRun) send(ctx context.Context, node Node, req request, tok Token, retry bool) (event, Record, error) {
+// send sends one request, under rctx if not nil (see callUnder), and
+// classifies its answer.
+func (r *opRun) send(ctx, rctx context.Context, node Node, req request, tok Token, retry bool) (event, Record, error) {
 	var rec Record
-	err := r.call(ctx, node, retry, func(ctx context.Context) error {
+	err := r.callUnder(ctx, rctx, node, retry, func(ctx context.Context) error {
 		var err error
 		switch req {
 		case reqCreate:
@@ -157,8 +160,12 @@ func (r *opRun) forward(ctx context.Context, op Op, parts []*part, from state) e
 			todo = append(todo, p)
 		}
 	}
+	// The parts' first requests go out together, now: they share one
+	// request timeout, not a context and a timer each.
+	rctx, stop := context.WithTimeout(ctx, r.c.cfg.RequestTimeout)
+	defer stop()
 	inParallel(ctx, todo, func(p *part) {
-		if err := r.drive(ctx, op, p, r.c.cfg.NewBackoff); err != nil {
+		if err := r.drive(ctx, rctx, op, p, r.c.cfg.NewBackoff); err != nil {
 			once.Do(func() { first = err; cancel(err) })
 		}
 	})
@@ -245,7 +252,7 @@ func (r *opRun) undoPart(ctx context.Context, op Op, p *part) error {
 	defer cancel()
 	deadline, _ := ctx.Deadline()
 	for lapses := 0; ; lapses++ {
-		if err := r.drive(ctx, op, p, r.c.cfg.NewCompensationBackoff); err != nil {
+		if err := r.drive(ctx, nil, op, p, r.c.cfg.NewCompensationBackoff); err != nil {
 			return err
 		}
 		if Fences(p.node) || !p.ambiguousAt.After(p.lapsedTo) {
