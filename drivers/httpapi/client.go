@@ -542,13 +542,14 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, token
 		wt.release()
 		return nil, core.Errorf(core.EInvalid, "%s: %s %s: %v", c.name, method, path, unwrapURLError(err))
 	}
-	h := http.Header{"Node": c.node, "User-Agent": c.userAgent}
+	h := wt.newHeader()
+	h["Node"], h["User-Agent"] = c.node, c.userAgent
 	if body != nil {
 		h["Content-Type"] = contentJSON
 	}
 	if token != "" || fence != "" {
-		// One array holds both values.
-		vals := make([]string, 0, 2)
+		// One array, kept with the header, holds both values.
+		vals := wt.vals[:0]
 		if token != "" {
 			if !validHeaderValue(string(token)) {
 				wt.release()
@@ -792,12 +793,18 @@ func validHeaderValue(s string) bool {
 // write). An attempt can still be writing when the request returns, such
 // as one whose answer came first or whose connection failed under it: then
 // the record is left to the garbage collector, so that a late hook never
-// marks another request's record.
+// marks another request's record. The request's header is kept with it
+// (newHeader): once the request has returned, only an attempt still
+// writing reads it.
 type writeTrace struct {
 	wrote atomic.Bool
 	conns atomic.Int32 // GotConn calls
 	ends  atomic.Int32 // WroteRequest calls
 	hooks httptrace.ClientTrace
+	// header and vals (the token and fence values) are the request's
+	// header, the next request's once this one is released.
+	header http.Header
+	vals   [2]string
 	// reusable is whether release may keep it for another request: its
 	// hooks are its own, and it is not kept already.
 	reusable bool
@@ -832,6 +839,15 @@ func traceWrites(ctx context.Context) (context.Context, *writeTrace) {
 	wt := traces.Get().(*writeTrace)
 	wt.reusable = true
 	return httptrace.WithClientTrace(ctx, &wt.hooks), wt
+}
+
+// newHeader returns wt's header for a request, empty.
+func (wt *writeTrace) newHeader() http.Header {
+	if wt.header == nil {
+		wt.header = make(http.Header, 5)
+	}
+	clear(wt.header)
+	return wt.header
 }
 
 func (wt *writeTrace) mark() {

@@ -157,6 +157,7 @@ func TestWriteTraceKept(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, wt := traceWrites(t.Context())
+			wt.newHeader()["Node"] = []string{"node01"}
 			tc.hooks(httptrace.ContextClientTrace(ctx))
 			if got, want := wt.wrote.Load(), tc.wrote; got != want {
 				t.Fatalf("wrote=%v, want %v", got, want)
@@ -169,6 +170,9 @@ func TestWriteTraceKept(t *testing.T) {
 				defer next.release()
 				if next.wrote.Load() || next.conns.Load() != 0 || next.ends.Load() != 0 {
 					t.Fatal("a trace kept for another request still holds this one's writes")
+				}
+				if h := next.newHeader(); len(h) != 0 {
+					t.Fatalf("a trace kept for another request gives it this one's header %v", h)
 				}
 			}
 		})
