@@ -210,7 +210,7 @@ func inParallel(ctx context.Context, ps []*part, f func(*part)) {
 	if len(ps) == 0 {
 		return
 	}
-	crew, _ := ctx.Value(crewKey{}).(*pool.Crew[func()])
+	crew, _ := ctx.Value(crewKey{}).(*pool.Crew[partCall])
 	var wg sync.WaitGroup
 	for _, p := range ps[:len(ps)-1] {
 		if crew == nil {
@@ -218,13 +218,18 @@ func inParallel(ctx context.Context, ps []*part, f func(*part)) {
 			continue
 		}
 		wg.Add(1)
-		crew.Give(ctx, func() {
-			defer wg.Done()
-			f(p)
-		})
+		crew.Give(ctx, partCall{f, p, &wg})
 	}
 	f(ps[len(ps)-1])
 	wg.Wait()
+}
+
+// partCall is a call of f on p that a crew makes (see inParallel), done
+// when wg is: a value, where a closure would be one more allocation.
+type partCall struct {
+	f  func(*part)
+	p  *part
+	wg *sync.WaitGroup
 }
 
 // crewKey is the context key of a job's crew (see withCrew).
@@ -235,7 +240,10 @@ type crewKey struct{}
 // ends the crew once those operations have returned. A bulk job runs all
 // its operations under one.
 func withCrew(ctx context.Context) (context.Context, func()) {
-	crew := pool.NewCrew(0, func(f func()) { f() })
+	crew := pool.NewCrew(0, func(c partCall) {
+		defer c.wg.Done()
+		c.f(c.p)
+	})
 	return context.WithValue(ctx, crewKey{}, crew), crew.Close
 }
 
