@@ -194,11 +194,11 @@ func TestBreakerNotSentAfterCancel(t *testing.T) {
 		r := e.coordinator().start("g1")
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
-		ev, _, err := r.send(ctx, e.nodes[0], reqCreate, r.token, false)
+		ev, _, err := r.send(ctx, nil, e.nodes[0], reqCreate, r.token, false)
 		if ev != evNotSent || ErrorCode(err) != EUnavailable {
 			t.Fatalf("send after cancel = %v, %v; want notSent, unavailable", ev, err)
 		}
-		if ev, _, err := r.send(t.Context(), e.nodes[0], reqCreate, r.token, false); ev != evApplied {
+		if ev, _, err := r.send(t.Context(), nil, e.nodes[0], reqCreate, r.token, false); ev != evApplied {
 			t.Fatalf("send = %v, %v; want applied: the breaker opened on the caller's cancel", ev, err)
 		}
 	})

@@ -59,6 +59,8 @@ func (r *Report) Add(res Result) {
 // invalid one ends rolled back. Once ctx ends no new operation starts;
 // Requested counts the ids that were started.
 func (c *Coordinator) Bulk(ctx context.Context, op Op, ids iter.Seq[GroupID], concurrency int, each func(Result)) Report {
+	ctx, stop := withCrew(ctx)
+	defer stop()
 	run := c.Create
 	if op == OpDelete {
 		run = c.Delete

@@ -220,6 +220,9 @@ func (c *Coordinator) start(id GroupID) *opRun {
 func (r *opRun) result(op Op, out Outcome, parts []*part, err error) (Result, error) {
 	res := Result{Op: op, ID: r.id, Token: r.token, Outcome: out, Err: err,
 		Requests: int(r.requests.Load()), Retries: int(r.retries.Load())}
+	if len(parts) > 0 {
+		res.Nodes = make([]NodeResult, 0, len(parts))
+	}
 	for _, p := range parts {
 		res.Nodes = append(res.Nodes, NodeResult{Node: p.Name(), State: p.report(op), Err: p.err})
 	}
@@ -238,6 +241,15 @@ func (r *opRun) result(op Op, out Outcome, parts []*part, err error) (Result, er
 // (EUnavailable, ErrBreakerOpen). retry says whether the request repeats a
 // failed one.
 func (r *opRun) call(ctx context.Context, node Node, retry bool, f func(ctx context.Context) error) error {
+	return r.callUnder(ctx, nil, node, retry, f)
+}
+
+// callUnder is call with the request's context rctx, if not nil: a
+// context derived from ctx, with its values, and ending within
+// RequestTimeout, which requests sent together share (see forward). One
+// that leaves less than nine tenths of RequestTimeout is not used: a
+// request gets (almost) the whole timeout however late it goes.
+func (r *opRun) callUnder(ctx, rctx context.Context, node Node, retry bool, f func(ctx context.Context) error) error {
 	if err := ctx.Err(); err != nil {
 		return &Error{Code: EUnavailable, Message: fmt.Sprintf("%s: request not sent: %v", node.Name(), err), Err: err}
 	}
@@ -248,14 +260,17 @@ func (r *opRun) call(ctx context.Context, node Node, retry bool, f func(ctx cont
 	if retry {
 		r.retries.Add(1)
 	}
-	fctx := ctx
-	if fence := r.fenceToken(); FenceOf(ctx) != fence {
-		// forward and undo carry it already: one context for every
-		// request of the phase, not one per request.
-		fctx = WithFence(ctx, fence)
+	if dl, ok := deadlineOf(rctx); !ok || time.Until(dl) < r.c.cfg.RequestTimeout*9/10 {
+		fctx := ctx
+		if fence := r.fenceToken(); FenceOf(ctx) != fence {
+			// forward and undo carry it already: one context for
+			// every request of the phase, not one per request.
+			fctx = WithFence(ctx, fence)
+		}
+		var cancel context.CancelFunc
+		rctx, cancel = context.WithTimeout(fctx, r.c.cfg.RequestTimeout)
+		defer cancel()
 	}
-	rctx, cancel := context.WithTimeout(fctx, r.c.cfg.RequestTimeout)
-	defer cancel()
 	err := f(rctx)
 	if ctx.Err() == nil {
 		// Once ctx has ended a failure is the caller's, not the node's.
@@ -274,6 +289,14 @@ func (r *opRun) call(ctx context.Context, node Node, retry bool, f func(ctx cont
 		return &Error{Code: ETransient, Message: fmt.Sprintf("%s: request abandoned: %v", node.Name(), ctx.Err()), Err: ctx.Err()}
 	}
 	return &Error{Code: ETransient, Message: fmt.Sprintf("%s: no answer within %v", node.Name(), r.c.cfg.RequestTimeout), Err: err}
+}
+
+// deadlineOf returns ctx's deadline; ok is false if ctx is nil or has none.
+func deadlineOf(ctx context.Context) (deadline time.Time, ok bool) {
+	if ctx == nil {
+		return time.Time{}, false
+	}
+	return ctx.Deadline()
 }
 
 // isDefinite reports whether err is an answer that says what happened: the

@@ -602,3 +602,65 @@ func (x expect) check(t *testing.T, e *env, id GroupID, res Result, err error) {
 		}
 	}
 }
+
+// ctxNode records the context of every Create it is sent, and how long it
+// had left.
+type ctxNode struct {
+	*fakeNode
+	mu   sync.Mutex
+	ctxs []context.Context
+	left []time.Duration
+}
+
+func (n *ctxNode) Create(ctx context.Context, id GroupID, token Token) error {
+	dl, _ := ctx.Deadline()
+	n.mu.Lock()
+	n.ctxs, n.left = append(n.ctxs, ctx), append(n.left, time.Until(dl))
+	n.mu.Unlock()
+	return n.fakeNode.Create(ctx, id, token)
+}
+
+// TestFirstRequestsShareATimeout: the first requests of a create's parts,
+// sent together, share one request context, RequestTimeout long; a retry
+// has one of its own; and a shared context that leaves less than nine
+// tenths of RequestTimeout is not used.
+func TestFirstRequestsShareATimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, 3)
+		ns := make([]*ctxNode, len(e.nodes))
+		for i, n := range e.nodes {
+			ns[i] = &ctxNode{fakeNode: n}
+			e.cfg.Nodes[i] = ns[i]
+		}
+		e.nodes[2].script = map[string][]fault{"Create": {errBefore}}
+		c := e.coordinator()
+		if res, err := c.Create(t.Context(), "g1"); err != nil || res.Outcome != Done {
+			t.Fatalf("create: %v %v", res.Outcome, err)
+		}
+		for i, n := range ns {
+			if got, want := len(n.ctxs), 1+min(i/2, 1); got != want {
+				t.Fatalf("%s got %d creates, want %d", n.name, got, want)
+			}
+			if n.ctxs[0] != ns[0].ctxs[0] {
+				t.Errorf("%s's first request has a context of its own", n.name)
+			}
+			if got, want := n.left[0], c.cfg.RequestTimeout; got != want {
+				t.Errorf("%s's first request had %v left, want %v", n.name, got, want)
+			}
+		}
+		if ns[2].ctxs[1] == ns[2].ctxs[0] || ns[2].left[1] != c.cfg.RequestTimeout {
+			t.Errorf("the retry has the first requests' context, or %v left, not its own %v", ns[2].left[1], c.cfg.RequestTimeout)
+		}
+
+		r := c.start("g2")
+		ctx := WithFence(t.Context(), r.token)
+		late, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout*8/10)
+		defer cancel()
+		if ev, _, err := r.send(ctx, late, ns[0], reqCreate, r.token, false); ev != evApplied {
+			t.Fatalf("send: %v %v", ev, err)
+		}
+		if got, want := ns[0].left[len(ns[0].left)-1], c.cfg.RequestTimeout; got != want {
+			t.Errorf("a request under a context with %v left had %v, want its own %v", c.cfg.RequestTimeout*8/10, got, want)
+		}
+	})
+}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/reliable-ops/rops/core/pool"
 )
 
 // The driver runs the state machine of machine.go for every node of an
@@ -35,8 +37,10 @@ func (p *part) Name() string { return p.node.Name() }
 // newParts returns a part for every node of c in state st.
 func (r *opRun) newParts(st state) []*part {
 	ps := make([]*part, len(r.c.cfg.Nodes))
+	all := make([]part, len(ps)) // one allocation for all
 	for i, n := range r.c.cfg.Nodes {
-		ps[i] = &part{node: n, st: st, write: r.token, restore: r.token}
+		all[i] = part{node: n, st: st, write: r.token, restore: r.token}
+		ps[i] = &all[i]
 	}
 	return ps
 }
@@ -44,8 +48,9 @@ func (r *opRun) newParts(st state) []*part {
 // drive runs p's state machine until it is done or fails, and returns the
 // failure. Each request is retried by retry (retry.go) for as long as the
 // machine sends it again on a failure; newBackoff gives a fresh backoff
-// whenever the request changes.
-func (r *opRun) drive(ctx context.Context, op Op, p *part, newBackoff func() Backoff) error {
+// whenever the request changes. The first request goes under first, if
+// not nil (see forward).
+func (r *opRun) drive(ctx, first context.Context, op Op, p *part, newBackoff func() Backoff) error {
 	req, tok := requestOf(p.st, op)
 	for {
 		var m move
@@ -53,7 +58,8 @@ func (r *opRun) drive(ctx context.Context, op Op, p *part, newBackoff func() Bac
 		var lastEv event
 		_, err := retry(ctx, r.c.cfg.Clock, newBackoff, func(ctx context.Context, attempt int) (struct{}, error) {
 			sent := r.c.cfg.Clock.Now()
-			ev, rec, err := r.send(ctx, p.node, req, p.token(tok), attempt > 0)
+			ev, rec, err := r.send(ctx, first, p.node, req, p.token(tok), attempt > 0)
+			first = nil
 			m, lastEv = p.advance(ev, op), ev
 			p.keep(m.keep, rec, sent, r.c.cfg.Tokens)
 			if err != nil {
@@ -82,10 +88,11 @@ func (r *opRun) drive(ctx context.Context, op Op, p *part, newBackoff func() Bac
 	}
 }
 
-// send sends one request and classifies its answer.
-func (r *opRun) send(ctx context.Context, node Node, req request, tok Token, retry bool) (event, Record, error) {
+// send sends one request, under rctx if not nil (see callUnder), and
+// classifies its answer.
+func (r *opRun) send(ctx, rctx context.Context, node Node, req request, tok Token, retry bool) (event, Record, error) {
 	var rec Record
-	err := r.call(ctx, node, retry, func(ctx context.Context) error {
+	err := r.callUnder(ctx, rctx, node, retry, func(ctx context.Context) error {
 		var err error
 		switch req {
 		case reqCreate:
@@ -153,8 +160,12 @@ func (r *opRun) forward(ctx context.Context, op Op, parts []*part, from state) e
 			todo = append(todo, p)
 		}
 	}
-	inParallel(todo, func(p *part) {
-		if err := r.drive(ctx, op, p, r.c.cfg.NewBackoff); err != nil {
+	// The parts' first requests go out together, now: they share one
+	// request timeout, not a context and a timer each.
+	rctx, stop := context.WithTimeout(ctx, r.c.cfg.RequestTimeout)
+	defer stop()
+	inParallel(ctx, todo, func(p *part) {
+		if err := r.drive(ctx, rctx, op, p, r.c.cfg.NewBackoff); err != nil {
 			once.Do(func() { first = err; cancel(err) })
 		}
 	})
@@ -180,7 +191,7 @@ func (r *opRun) undo(ctx context.Context, op Op, parts []*part) error {
 			todo = append(todo, p)
 		}
 	}
-	inParallel(todo, func(p *part) {
+	inParallel(ctx, todo, func(p *part) {
 		if err := r.undoPart(ctx, op, p); err != nil {
 			mu.Lock()
 			errs = append(errs, fmt.Errorf("%s: %w", p.Name(), err))
@@ -191,19 +202,49 @@ func (r *opRun) undo(ctx context.Context, op Op, parts []*part) error {
 }
 
 // inParallel calls f on every part of ps at once and returns when all
-// have returned. The last runs on the calling goroutine: its stack has
-// grown already, where a fresh goroutine per node per operation grows one
-// again (8% of a job's CPU in issue 20's profile).
-func inParallel(ps []*part, f func(*part)) {
+// have returned. The last runs on the calling goroutine, the others on the
+// goroutines of ctx's crew (see withCrew), if any, else on new ones: a
+// crew's goroutine grows its stack once for many operations, where a fresh
+// goroutine per node per operation grows one again each time.
+func inParallel(ctx context.Context, ps []*part, f func(*part)) {
 	if len(ps) == 0 {
 		return
 	}
+	crew, _ := ctx.Value(crewKey{}).(*pool.Crew[partCall])
 	var wg sync.WaitGroup
 	for _, p := range ps[:len(ps)-1] {
-		wg.Go(func() { f(p) })
+		if crew == nil {
+			wg.Go(func() { f(p) })
+			continue
+		}
+		wg.Add(1)
+		crew.Give(ctx, partCall{f, p, &wg})
 	}
 	f(ps[len(ps)-1])
 	wg.Wait()
+}
+
+// partCall is a call of f on p that a crew makes (see inParallel), done
+// when wg is: a value, where a closure would be one more allocation.
+type partCall struct {
+	f  func(*part)
+	p  *part
+	wg *sync.WaitGroup
+}
+
+// crewKey is the context key of a job's crew (see withCrew).
+type crewKey struct{}
+
+// withCrew returns ctx carrying a crew of goroutines that the operations
+// run under it share for their nodes' parts (inParallel), and stop, which
+// ends the crew once those operations have returned. A bulk job runs all
+// its operations under one.
+func withCrew(ctx context.Context) (context.Context, func()) {
+	crew := pool.NewCrew(0, func(c partCall) {
+		defer c.wg.Done()
+		c.f(c.p)
+	})
+	return context.WithValue(ctx, crewKey{}, crew), crew.Close
 }
 
 // maxLapses bounds how many times undoPart waits for late writes on one
@@ -219,7 +260,7 @@ func (r *opRun) undoPart(ctx context.Context, op Op, p *part) error {
 	defer cancel()
 	deadline, _ := ctx.Deadline()
 	for lapses := 0; ; lapses++ {
-		if err := r.drive(ctx, op, p, r.c.cfg.NewCompensationBackoff); err != nil {
+		if err := r.drive(ctx, nil, op, p, r.c.cfg.NewCompensationBackoff); err != nil {
 			return err
 		}
 		if Fences(p.node) || !p.ambiguousAt.After(p.lapsedTo) {

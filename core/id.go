@@ -90,7 +90,25 @@ func (s *TokenSource) Next() Token {
 	now = max(now, s.last+1, s.floor+1)
 	s.last = now
 	s.mu.Unlock()
-	return Token(strconv.FormatInt(now/1e6, 10) + "." + fmt.Sprintf("%06d", now%1e6))
+	return microsToken(now)
+}
+
+// microsToken returns the token of us microseconds since the epoch:
+// seconds, a dot and six digits of microseconds.
+func microsToken(us int64) Token {
+	frac := us % 1e6
+	if frac < 0 {
+		// Before 1970 (a test's clock), as fmt pads a negative number.
+		return Token(strconv.FormatInt(us/1e6, 10) + "." + fmt.Sprintf("%06d", frac))
+	}
+	// On the stack, so that the token is the one allocation.
+	b := strconv.AppendInt(make([]byte, 0, 32), us/1e6, 10)
+	b = append(b, ".000000"...)
+	for i := len(b) - 1; frac > 0; i-- {
+		b[i] = byte('0' + frac%10)
+		frac /= 10
+	}
+	return Token(b)
 }
 
 // Observe makes every later token of s greater than t: a token found in a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"strconv"
 	"strings"
@@ -177,6 +178,14 @@ func TestTokenSourceFormat(t *testing.T) {
 	}
 	if tok := NewTokenSource(nil).Next(); !tokenFormat.MatchString(string(tok)) {
 		t.Errorf("token from the system clock %q is not seconds.micros", tok)
+	}
+	// The format is fmt's seconds, dot, %06d of the micros: tokens made by
+	// older versions compare with these as strings too (ties).
+	for _, us := range []int64{0, 1, 999_999, 1_000_000, 1_000_001, 1_633_806_680_426_599, -1, -999_999, -1_000_000, -1_000_005, math.MaxInt64, math.MinInt64} {
+		want := Token(strconv.FormatInt(us/1e6, 10) + "." + fmt.Sprintf("%06d", us%1e6))
+		if got := microsToken(us); got != want {
+			t.Errorf("token of %d us=%q, want %q", us, got, want)
+		}
 	}
 }
 

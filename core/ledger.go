@@ -176,11 +176,21 @@ func (b *ledger) ids() []GroupID {
 type keyedMutex struct {
 	mu    sync.Mutex
 	locks map[GroupID]*idLock
+	// free keeps idLocks no one uses, for the next ids, so that taking a
+	// lock allocates nothing. (Not a sync.Pool: a channel must not pass
+	// from one testing/synctest bubble to another.)
+	free []*idLock
 }
 
+// maxFreeLocks bounds keyedMutex.free.
+const maxFreeLocks = 64
+
 type idLock struct {
+	id   GroupID
 	held chan struct{} // holds one value while the lock is taken
 	refs int
+	// unlock releases the lock its caller holds: made once, with l.
+	unlock func()
 }
 
 // lock takes id's lock, or returns ctx.Err() if ctx ends first.
@@ -194,23 +204,46 @@ func (k *keyedMutex) lock(ctx context.Context, id GroupID) (unlock func(), err e
 	}
 	l := k.locks[id]
 	if l == nil {
-		l = &idLock{held: make(chan struct{}, 1)}
+		l = k.newLock()
+		l.id = id
 		k.locks[id] = l
 	}
 	l.refs++
 	k.mu.Unlock()
-	release := func() {
-		k.mu.Lock()
-		if l.refs--; l.refs == 0 {
-			delete(k.locks, id)
-		}
-		k.mu.Unlock()
-	}
 	select {
 	case l.held <- struct{}{}:
-		return func() { <-l.held; release() }, nil
+		return l.unlock, nil
 	case <-ctx.Done():
-		release()
+		k.release(l)
 		return nil, ctx.Err()
+	}
+}
+
+// newLock returns an idLock no one uses. Call it with k.mu held.
+func (k *keyedMutex) newLock() *idLock {
+	if n := len(k.free); n > 0 {
+		l := k.free[n-1]
+		k.free = k.free[:n-1]
+		return l
+	}
+	l := &idLock{held: make(chan struct{}, 1)}
+	l.unlock = func() {
+		<-l.held
+		k.release(l)
+	}
+	return l
+}
+
+// release gives up its caller's use of l, and l itself once no one uses
+// it.
+func (k *keyedMutex) release(l *idLock) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if l.refs--; l.refs == 0 {
+		delete(k.locks, l.id)
+		if len(k.free) < maxFreeLocks {
+			l.id = ""
+			k.free = append(k.free, l)
+		}
 	}
 }

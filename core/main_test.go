@@ -12,9 +12,9 @@ import (
 )
 
 // TestMain fails the run if any test leaves a goroutine behind (the
-// coordinator starts one per node per operation, and each must end with
-// it), or if a whole run of the package never takes a transition the state
-// machine lists (see untaken).
+// coordinator starts one per node per operation, or a crew per job, and
+// each must end with its operation or job), or if a whole run of the
+// package never takes a transition the state machine lists (see untaken).
 func TestMain(m *testing.M) {
 	taken = func(s state, e event) { takenCount[s][e].Add(1) }
 	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {

@@ -263,7 +263,7 @@ func (r *opRun) read(ctx context.Context, node Node, want Token) (event, Record,
 		rec Record
 	}
 	a, err := retry(ctx, r.c.cfg.Clock, r.c.cfg.NewBackoff, func(ctx context.Context, attempt int) (answer, error) {
-		ev, rec, err := r.send(ctx, node, reqGet, want, attempt > 0)
+		ev, rec, err := r.send(ctx, nil, node, reqGet, want, attempt > 0)
 		return answer{ev, rec}, retryable(err)
 	})
 	return a.ev, a.rec, err

@@ -210,6 +210,8 @@ var errStopPlan = errors.New("repair stopped")
 // other operations do; a fix whose id changed meanwhile is rolled back
 // untouched (see Apply).
 func (c *Coordinator) Repair(ctx context.Context, policy Policy, concurrency int, each func(Fix, Result)) (Report, error) {
+	ctx, stop := withCrew(ctx)
+	defer stop()
 	var planErr error
 	// Applying while the plan goes on is safe: a fix writes only its own
 	// id, which every node's listing has already passed.

@@ -73,3 +73,44 @@ func indexes(n int) func(yield func(int) bool) {
 		}
 	}
 }
+
+// TestCrewKeepsGoroutines: items given one after another, each once the
+// last is done, all run on the crew's first goroutine.
+func TestCrewKeepsGoroutines(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var ran atomic.Int32
+		crew := NewCrew(0, func(int) { ran.Add(1) })
+		for i := range 100 {
+			if !crew.Give(t.Context(), i) {
+				t.Fatalf("Give(%d) = false", i)
+			}
+			synctest.Wait() // the item is done and its goroutine idle
+		}
+		if got, want := crew.workers.Load(), int32(1); got != want {
+			t.Errorf("goroutines=%d, want %d", got, want)
+		}
+		crew.Close()
+		if got, want := ran.Load(), int32(100); got != want {
+			t.Errorf("ran=%d, want %d", got, want)
+		}
+	})
+}
+
+// TestCrewUnbounded: a crew without a bound never makes Give wait, however
+// many items are running.
+func TestCrewUnbounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		crew := NewCrew(0, func(int) { <-release })
+		for i := range 50 {
+			if !crew.Give(t.Context(), i) {
+				t.Fatalf("Give(%d) = false", i)
+			}
+		}
+		if got, want := crew.workers.Load(), int32(50); got != want {
+			t.Errorf("goroutines=%d, want %d", got, want)
+		}
+		close(release)
+		crew.Close()
+	})
+}

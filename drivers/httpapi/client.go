@@ -115,9 +115,12 @@ var sharedHTTP = sync.OnceValue(func() *http.Client { return NewHTTPClient(Defau
 // it in a Rops-Fence header, and a node's refusal of it as stale is an
 // EStale error with the node's fence.
 type Client struct {
-	name      string
-	base      string // without a trailing slash
-	groupURL  string // base+"/group", built once
+	name string
+	base string // without a trailing slash
+	// group is base+"/group" parsed, with the Host of its request: the
+	// URL of every create and delete, shared by their requests, which
+	// only read it.
+	group     *url.URL
 	http      *http.Client
 	node      []string // header values, built once
 	userAgent []string
@@ -197,7 +200,12 @@ func NewClient(baseURL, node string, opts ClientOptions) (*Client, error) {
 		batch:     opts.Batch,
 		maxBatch:  cmp.Or(max(opts.MaxBatch, 0), DefaultMaxBatch),
 	}
-	c.groupURL = c.base + "/group"
+	if c.group, err = url.Parse(c.base + "/group"); err != nil {
+		return nil, core.Errorf(core.EInvalid, "invalid server URL %q (%v)", baseURL, unwrapURLError(err))
+	}
+	// The Host that http.NewRequest would give its request, which then
+	// takes it from the URL.
+	c.group.Host = strings.TrimSuffix(c.group.Host, ":")
 	c.host = u.Host
 	c.batches = pool.NewGatherer(c.sendBatch, c.batchLimit)
 	if c.http == nil {
@@ -527,29 +535,22 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, token
 	if err := c.knownRefusal(isWrite(method)); err != nil {
 		return nil, err // not sent
 	}
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	u := c.groupURL
-	if path != "/group" {
-		u = c.base + path
-	}
 	// wt sees every attempt the transport makes at this request, so that
 	// a failure can say whether any byte of it may have left.
 	tctx, wt := traceWrites(ctx)
-	req, err := http.NewRequestWithContext(tctx, method, u, rd)
+	req, err := c.newRequest(tctx, method, path, body)
 	if err != nil {
 		wt.release()
 		return nil, core.Errorf(core.EInvalid, "%s: %s %s: %v", c.name, method, path, unwrapURLError(err))
 	}
-	h := http.Header{"Node": c.node, "User-Agent": c.userAgent}
+	h := wt.newHeader()
+	h["Node"], h["User-Agent"] = c.node, c.userAgent
 	if body != nil {
 		h["Content-Type"] = contentJSON
 	}
 	if token != "" || fence != "" {
-		// One array holds both values.
-		vals := make([]string, 0, 2)
+		// One array, kept with the header, holds both values.
+		vals := wt.vals[:0]
 		if token != "" {
 			if !validHeaderValue(string(token)) {
 				wt.release()
@@ -581,6 +582,37 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, token
 	}
 	c.noteCapabilities(resp.StatusCode, resp.Header)
 	return resp, nil
+}
+
+// newRequest returns the request of method to path with body (none if
+// nil), as http.NewRequestWithContext makes it. The request of a create or
+// a delete is built on the URL parsed once (c.group), without parsing it
+// again nor copying it, as http.Client does a URL whose request names its
+// Host: the same request on the wire, for less work.
+func (c *Client) newRequest(ctx context.Context, method, path string, body []byte) (*http.Request, error) {
+	if path != "/group" {
+		var rd io.Reader
+		if body != nil {
+			rd = bytes.NewReader(body)
+		}
+		return http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	}
+	r := http.Request{Method: method, URL: c.group, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}
+	switch {
+	case body == nil:
+	case len(body) == 0:
+		r.Body = http.NoBody
+		r.GetBody = func() (io.ReadCloser, error) { return http.NoBody, nil }
+	default:
+		// A body the transport knows to be in memory (a bytes.Reader,
+		// here behind NopCloser) is written with the headers, in one
+		// write; GetBody lets it send the request again on another
+		// connection if nothing of it was written.
+		r.ContentLength = int64(len(body))
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	}
+	return r.WithContext(ctx), nil
 }
 
 // drain reads what is left of resp's body, up to maxDrain, and closes it,
@@ -762,12 +794,18 @@ func validHeaderValue(s string) bool {
 // write). An attempt can still be writing when the request returns, such
 // as one whose answer came first or whose connection failed under it: then
 // the record is left to the garbage collector, so that a late hook never
-// marks another request's record.
+// marks another request's record. The request's header is kept with it
+// (newHeader): once the request has returned, only an attempt still
+// writing reads it.
 type writeTrace struct {
 	wrote atomic.Bool
 	conns atomic.Int32 // GotConn calls
 	ends  atomic.Int32 // WroteRequest calls
 	hooks httptrace.ClientTrace
+	// header and vals (the token and fence values) are the request's
+	// header, the next request's once this one is released.
+	header http.Header
+	vals   [2]string
 	// reusable is whether release may keep it for another request: its
 	// hooks are its own, and it is not kept already.
 	reusable bool
@@ -802,6 +840,15 @@ func traceWrites(ctx context.Context) (context.Context, *writeTrace) {
 	wt := traces.Get().(*writeTrace)
 	wt.reusable = true
 	return httptrace.WithClientTrace(ctx, &wt.hooks), wt
+}
+
+// newHeader returns wt's header for a request, empty.
+func (wt *writeTrace) newHeader() http.Header {
+	if wt.header == nil {
+		wt.header = make(http.Header, 5)
+	}
+	clear(wt.header)
+	return wt.header
 }
 
 func (wt *writeTrace) mark() {

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptrace"
 	"slices"
@@ -156,6 +157,7 @@ func TestWriteTraceKept(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, wt := traceWrites(t.Context())
+			wt.newHeader()["Node"] = []string{"node01"}
 			tc.hooks(httptrace.ContextClientTrace(ctx))
 			if got, want := wt.wrote.Load(), tc.wrote; got != want {
 				t.Fatalf("wrote=%v, want %v", got, want)
@@ -168,6 +170,9 @@ func TestWriteTraceKept(t *testing.T) {
 				defer next.release()
 				if next.wrote.Load() || next.conns.Load() != 0 || next.ends.Load() != 0 {
 					t.Fatal("a trace kept for another request still holds this one's writes")
+				}
+				if h := next.newHeader(); len(h) != 0 {
+					t.Fatalf("a trace kept for another request gives it this one's header %v", h)
 				}
 			}
 		})
@@ -204,4 +209,56 @@ func TestDuplicateCopiesNoRefusal(t *testing.T) {
 	if want := []string{`"b"`, `"c"`, `"d"`}; !slices.Equal(got, want) {
 		t.Errorf("the duplicate carries %v, want %v: not a (refused as not applied)", got, want)
 	}
+}
+
+// TestNewRequestAsStandard: the request a Client builds for a create or a
+// delete on the URL it parsed once is the one http.NewRequestWithContext
+// makes, byte for byte, sent again too (GetBody).
+func TestNewRequestAsStandard(t *testing.T) {
+	for _, base := range []string{"http://127.0.0.1:8080/v1", "http://node.example/v1/", "https://h:/api", "http://[::1]:9000/v1"} {
+		for _, body := range [][]byte{groupBody("5"), {}, nil} {
+			c, err := NewClient(base, "node01", ClientOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var rd io.Reader
+			if body != nil {
+				rd = bytes.NewReader(body)
+			}
+			want, err := http.NewRequestWithContext(t.Context(), http.MethodPost, c.base+"/group", rd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := c.newRequest(t.Context(), http.MethodPost, "/group", body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Context() != want.Context() {
+				t.Errorf("%s: the request's context is not the one given", base)
+			}
+			if g, w := wire(t, got), wire(t, want); g != w {
+				t.Errorf("%s, body %q: sent\n%q\nwant\n%q", base, body, g, w)
+			}
+			if (got.GetBody == nil) != (want.GetBody == nil) {
+				t.Fatalf("%s, body %q: GetBody %v, want %v", base, body, got.GetBody != nil, want.GetBody != nil)
+			}
+			if got.GetBody != nil {
+				got.Body, _ = got.GetBody()
+				want.Body, _ = want.GetBody()
+				if g, w := wire(t, got), wire(t, want); g != w {
+					t.Errorf("%s, body %q: sent again\n%q\nwant\n%q", base, body, g, w)
+				}
+			}
+		}
+	}
+}
+
+// wire returns what r sends as a client request.
+func wire(t *testing.T, r *http.Request) string {
+	t.Helper()
+	var b bytes.Buffer
+	if err := r.Write(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }

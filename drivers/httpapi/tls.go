@@ -324,6 +324,10 @@ func schemeError(status int, body []byte) *TLSError {
 // writes only (writes set in the key), as a core error.
 var refusals sync.Map // serverKey → *TLSError, or error for writes
 
+// anyRefusal is set before the first refusal is stored: until then every
+// request is spared its lookups in refusals.
+var anyRefusal atomic.Bool
+
 type serverKey struct {
 	hc     *http.Client
 	host   string
@@ -332,12 +336,14 @@ type serverKey struct {
 
 // refused notes that c's server refused c's pool for te's reason.
 func (c *Client) refused(te *TLSError) {
+	anyRefusal.Store(true)
 	refusals.Store(serverKey{c.http, c.host, false}, te)
 }
 
 // refusedWrites notes that c's server refuses the writes of c's pool with
 // err (see refusals).
 func (c *Client) refusedWrites(err error) {
+	anyRefusal.Store(true)
 	refusals.Store(serverKey{c.http, c.host, true}, err)
 }
 
@@ -345,6 +351,9 @@ func (c *Client) refusedWrites(err error) {
 // error of any request of c to it, and for a write, if it refuses the
 // pool's writes, that refusal; else nil.
 func (c *Client) knownRefusal(write bool) error {
+	if !anyRefusal.Load() {
+		return nil
+	}
 	if te, ok := refusals.Load(serverKey{c.http, c.host, false}); ok {
 		return c.tlsFailure(te.(*TLSError))
 	}

@@ -328,7 +328,11 @@ func (j *Journal) Finish(ctx context.Context, token core.Token) error {
 	if err != nil {
 		return err
 	}
-	return j.enqueue(&op{ctx: context.WithoutCancel(ctx), kind: kindFinish, in: core.Intent{Token: token}, payload: []byte(token)})
+	if ctx.Done() != nil {
+		// Queued, a Finish is not the caller's to withdraw.
+		ctx = context.WithoutCancel(ctx)
+	}
+	return j.enqueue(&op{ctx: ctx, kind: kindFinish, in: core.Intent{Token: token}, payload: []byte(token)})
 }
 
 // Pending returns the unfinished intents, oldest first. While the log
