@@ -116,6 +116,15 @@ func (f Faults) Validate() error {
 	return nil
 }
 
+// inert reports whether f changes no call: no rate, no delay, not Down.
+// LateDelay alone times late and duplicate applies that never happen, so
+// it does not count: rops serve's nodes run at 0 faults with the CLI's
+// default --late-delay.
+func (f Faults) inert() bool {
+	f.LateDelay = 0
+	return f == Faults{}
+}
+
 // duplicateDelay returns how long after the first apply a duplicate's
 // second apply comes.
 func (f Faults) duplicateDelay() time.Duration {

@@ -389,16 +389,16 @@ func (n *Node) enter(ctx context.Context, method string, id core.GroupID) (Fault
 
 // draws returns the faults in force and the random source of this call, the
 // k-th of method on id: the same seed, method, id and k give the same draws.
-// It returns a nil source, and counts nothing, if there are no faults.
+// It returns a nil source, and counts nothing, if the faults are inert.
 func (n *Node) draws(method string, id core.GroupID) (Faults, *rand.PCG) {
 	key := callKey{method, id}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	f := n.faults
-	if f == (Faults{}) {
-		// No faults: nothing to draw. The calls go uncounted, so the
-		// draws of faults set later at run time (admin API) start anew;
-		// a seeded run sets its faults before the first call.
+	if f.inert() {
+		// No fault can fire: nothing to draw. The calls go uncounted, so
+		// the draws of faults set later at run time (admin API) start
+		// anew; a seeded run sets its faults before the first call.
 		return f, nil
 	}
 	k := n.calls[key]
