@@ -99,15 +99,15 @@ const servedAddr = "127.0.0.1:8080"
 
 // servedOptions returns the nodes and options of rops serve --store memory
 // at 0 faults (cli/serve.go): memory stores behind faults with none but the
-// CLI's default --late-delay, an access log in slog's text format, the
-// metrics and the Host check.
+// CLI's default --late-delay, an access log in slog's text format through
+// a TextHandler, the metrics and the Host check.
 func servedOptions() ([]core.Node, httpapi.ServerOptions) {
 	ns := make([]core.Node, len(names))
 	for i, name := range names {
 		ns[i] = faults.New(name, memory.New(), faults.Options{Faults: faults.Faults{LateDelay: faults.Duration(faults.DefaultLateDelay)}})
 	}
 	return ns, httpapi.ServerOptions{
-		AccessLog: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		AccessLog: slog.New(httpapi.NewTextHandler(io.Discard, nil)),
 		Metrics:   true,
 		HostCheck: &httpapi.HostCheck{Listen: servedAddr},
 	}
