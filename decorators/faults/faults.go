@@ -296,6 +296,24 @@ func WithNote(ctx context.Context, n *Note) context.Context {
 	return context.WithValue(ctx, noteKey{}, n)
 }
 
+// NoteContext is a context carrying a Note, as WithNote's, for a caller
+// that allocates a value per request anyway (a server's response writer)
+// and keeps both in it, so that carrying the note allocates nothing more.
+// Set Context to the parent and use &c as the context.
+type NoteContext struct {
+	context.Context
+	Note Note
+}
+
+// Value returns c's Note for the note's key, else the parent's value for
+// key.
+func (c *NoteContext) Value(key any) any {
+	if key == (noteKey{}) {
+		return &c.Note
+	}
+	return c.Context.Value(key)
+}
+
 // note records fault in ctx's Note, if it carries one. It allocates
 // nothing, Note or not.
 func note(ctx context.Context, fault string) {
