@@ -30,16 +30,18 @@ import (
 // one logger may serve many servers' logs. A TextHandler's lines are
 // written without a slog.Record, the same bytes at less cost.
 type accessLog struct {
-	clock core.Clock
-	h     slog.Handler
-	text  *TextHandler // h, if it is a TextHandler that may write lines itself
+	clock  core.Clock
+	system bool // clock is the system clock, which the metrics read too
+	h      slog.Handler
+	text   *TextHandler // h, if it is a TextHandler that may write lines itself
 }
 
 func newAccessLog(l *slog.Logger, clock core.Clock) *accessLog {
 	if clock == nil {
 		clock = core.SystemClock{}
 	}
-	a := &accessLog{h: l.Handler(), clock: clock}
+	_, system := clock.(core.SystemClock)
+	a := &accessLog{h: l.Handler(), clock: clock, system: system}
 	if t, ok := a.h.(*TextHandler); ok && t.fast {
 		a.text = t
 	}
@@ -78,15 +80,16 @@ func (a *accessLine) record() slog.Record {
 }
 
 // write logs r, whose answer aw recorded; ctx is r's, start when it
-// arrived by l.clock. Handler errors are ignored: a broken log must not
-// fail requests.
-func (l *accessLog) write(ctx context.Context, r *http.Request, start time.Time, aw *answerWriter) {
+// arrived by l.clock. It returns when the answer ended, if it read that
+// from the system clock, else the zero time. Handler errors are ignored:
+// a broken log must not fail requests.
+func (l *accessLog) write(ctx context.Context, r *http.Request, start time.Time, aw *answerWriter) time.Time {
 	level := slog.LevelInfo
 	if isProbe(r) {
 		level = slog.LevelDebug
 	}
 	if !l.h.Enabled(ctx, level) {
-		return
+		return time.Time{}
 	}
 	// An address without a port (a unix socket's, or one a proxy's
 	// middleware set) is logged whole.
@@ -118,9 +121,13 @@ func (l *accessLog) write(ctx context.Context, r *http.Request, start time.Time,
 	}
 	if l.text != nil {
 		_ = l.text.writeAccess(&line)
-		return
+	} else {
+		_ = l.h.Handle(ctx, line.record())
 	}
-	_ = l.h.Handle(ctx, line.record())
+	if !l.system {
+		return time.Time{}
+	}
+	return now
 }
 
 // isProbe reports whether r is a liveness or readiness probe: a GET or

@@ -27,9 +27,10 @@ type discardWriter struct {
 	code int
 }
 
-func (w *discardWriter) Header() http.Header         { return w.h }
-func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
-func (w *discardWriter) WriteHeader(code int)        { w.code = code }
+func (w *discardWriter) Header() http.Header               { return w.h }
+func (w *discardWriter) Write(b []byte) (int, error)       { return len(b), nil }
+func (w *discardWriter) WriteString(s string) (int, error) { return len(s), nil } // as net/http's
+func (w *discardWriter) WriteHeader(code int)              { w.code = code }
 
 // BenchmarkServer measures the handler alone, on every core, for the
 // requests a job sends.

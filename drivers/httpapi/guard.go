@@ -103,15 +103,16 @@ func (p *hostPolicy) allows(hostport string) bool {
 		return true
 	}
 	h := hostOf(hostport)
-	if p.names[h] || originalHost.MatchString(h) {
+	if p.names[h] {
 		return true
 	}
-	ip, err := netip.ParseAddr(h)
-	if err != nil {
-		return false
+	// An address first: clients call the server by one far more often
+	// than by a name of the original's, which takes a regexp.
+	if ip, err := netip.ParseAddr(h); err == nil {
+		ip = ip.Unmap()
+		return ip.IsLoopback() || p.anyIP || ip == p.listen
 	}
-	ip = ip.Unmap()
-	return ip.IsLoopback() || p.anyIP || ip == p.listen
+	return originalHost.MatchString(h)
 }
 
 // sameOrigin reports whether r comes from no browser page, or from one of
