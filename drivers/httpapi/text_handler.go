@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -23,7 +24,8 @@ type TextHandler struct {
 	w            *lockedWriter
 	// fast: the options change nothing the access log's lines show
 	// (no ReplaceAttr, no AddSource), so it may write them itself.
-	fast bool
+	fast  bool
+	stamp atomic.Pointer[stamp] // the last second a line was stamped with
 }
 
 var _ slog.Handler = (*TextHandler)(nil)
@@ -58,7 +60,7 @@ var lineBufs = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b 
 // caller has checked that its level is enabled.
 func (h *TextHandler) writeAccess(line *accessLine) error {
 	p := lineBufs.Get().(*[]byte)
-	b := line.appendText((*p)[:0])
+	b := line.appendText((*p)[:0], &h.stamp)
 	_, err := h.w.Write(b)
 	// A line that grew the buffer far (a long URL) does not stay in the
 	// pool, as slog's own buffers do not.
@@ -70,11 +72,12 @@ func (h *TextHandler) writeAccess(line *accessLine) error {
 }
 
 // appendText appends the line in slog's text format, key=value separated
-// by spaces, values quoted when slog quotes them.
-func (a *accessLine) appendText(b []byte) []byte {
+// by spaces, values quoted when slog quotes them; last is the last second
+// a line was stamped with, which appendText may replace.
+func (a *accessLine) appendText(b []byte, last *atomic.Pointer[stamp]) []byte {
 	if !a.time.IsZero() {
 		b = append(b, "time="...)
-		b = appendRFC3339Millis(b, a.time.Round(0))
+		b = appendStamp(b, a.time.Round(0), last)
 		b = append(b, ' ')
 	}
 	b = append(b, "level="...)
@@ -157,6 +160,38 @@ func textQuoting(s string) int {
 		return quotePlain
 	}
 	return quoteFull
+}
+
+// stamp is a second as appendRFC3339Millis writes it, at its millisecond
+// 0, in a location.
+type stamp struct {
+	sec  int64
+	loc  *time.Location
+	text []byte
+}
+
+// millisAt is where the milliseconds are in a stamp's text.
+const millisAt = len("2006-01-02T15:04:05.")
+
+// appendStamp appends t as appendRFC3339Millis does, from last if it holds
+// t's second, which most lines of a busy log share, else after putting
+// t's second there: the same bytes, and only the milliseconds to write.
+func appendStamp(b []byte, t time.Time, last *atomic.Pointer[stamp]) []byte {
+	sec, loc := t.Unix(), t.Location()
+	st := last.Load()
+	if st == nil || st.sec != sec || st.loc != loc {
+		if y := t.Year(); y < 1000 || y > 9999 {
+			// Not four digits: the milliseconds are elsewhere.
+			return appendRFC3339Millis(b, t)
+		}
+		st = &stamp{sec: sec, loc: loc, text: appendRFC3339Millis(nil, time.Unix(sec, 0).In(loc))}
+		last.Store(st)
+	}
+	n := len(b)
+	b = append(b, st.text...)
+	ms := t.Nanosecond() / int(time.Millisecond)
+	b[n+millisAt], b[n+millisAt+1], b[n+millisAt+2] = byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10)
+	return b
 }
 
 // appendRFC3339Millis appends t as slog's text handler writes a time:

@@ -44,11 +44,29 @@ func FuzzTextHandler(f *testing.F) {
 			t.Skip(err) // a year slog cannot write
 		}
 		var got bytes.Buffer
-		if err := NewTextHandler(&got, opts).writeAccess(&line); err != nil {
+		h := NewTextHandler(&got, opts)
+		if err := h.writeAccess(&line); err != nil {
 			t.Fatal(err)
 		}
 		if got.String() != want.String() {
 			t.Fatalf("line\n%q, slog's\n%q", got.String(), want.String())
+		}
+		if line.time.IsZero() {
+			return
+		}
+		// Another millisecond of the same second: its stamp comes from the
+		// first line's.
+		line.time = line.time.Truncate(time.Second).Add(time.Duration(uint64(ns) % uint64(time.Second)))
+		got.Reset()
+		want.Reset()
+		if err := slog.NewTextHandler(&want, opts).Handle(context.Background(), line.record()); err != nil {
+			t.Skip(err)
+		}
+		if err := h.writeAccess(&line); err != nil {
+			t.Fatal(err)
+		}
+		if got.String() != want.String() {
+			t.Fatalf("line at %v after one at %v:\n%q, slog's\n%q", line.time, time.Unix(0, unix), got.String(), want.String())
 		}
 	})
 }
