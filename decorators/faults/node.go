@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/reliable-ops/rops/core"
@@ -58,6 +59,10 @@ type Node struct {
 	bg   context.Context
 	stop context.CancelFunc
 
+	// inert is faults.inert(), which calls read without taking mu: a
+	// node at 0 faults (rops serve's by default) then locks nothing.
+	inert atomic.Bool
+
 	mu      sync.Mutex // guards the fields below
 	faults  Faults
 	calls   map[callKey]uint64 // calls so far per method and id
@@ -96,7 +101,7 @@ func New(name string, store core.Store, opts Options) *Node {
 	// Background applies must not end with the call that scheduled them:
 	// they stand for requests the caller has given up on.
 	bg, stop := context.WithCancel(context.Background())
-	return &Node{
+	n := &Node{
 		name:   name,
 		store:  store,
 		clock:  opts.Clock,
@@ -106,6 +111,8 @@ func New(name string, store core.Store, opts Options) *Node {
 		faults: opts.Faults,
 		calls:  make(map[callKey]uint64),
 	}
+	n.inert.Store(opts.Faults.inert())
+	return n
 }
 
 // Faulty returns the *Node inside n, looking through reqlog.Wrap and any other
@@ -149,6 +156,7 @@ func (n *Node) SetFaults(f Faults) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.faults = f
+	n.inert.Store(f.inert())
 	return nil
 }
 
@@ -425,15 +433,19 @@ func (n *Node) enter(ctx context.Context, method string, id core.GroupID) (Fault
 // k-th of method on id: the same seed, method, id and k give the same draws.
 // It returns a nil source, and counts nothing, if the faults are inert.
 func (n *Node) draws(method string, id core.GroupID) (Faults, *rand.PCG) {
+	if n.inert.Load() {
+		// No fault can fire: nothing to draw, and the zero Faults do what
+		// inert ones do. The calls go uncounted, so the draws of faults
+		// set later at run time (admin API) start anew; a seeded run sets
+		// its faults before the first call.
+		return Faults{}, nil
+	}
 	key := callKey{method, id}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	f := n.faults
 	if f.inert() {
-		// No fault can fire: nothing to draw. The calls go uncounted, so
-		// the draws of faults set later at run time (admin API) start
-		// anew; a seeded run sets its faults before the first call.
-		return f, nil
+		return f, nil // set inert since the check above
 	}
 	k := n.calls[key]
 	if len(n.calls) >= maxTrackedCalls {
