@@ -405,13 +405,14 @@ func fileName(s string) string {
 }
 
 // logger returns a logger writing to w in --log-format: slog's text
-// (key=value) or JSON handler. Make one per command and share it, since
-// only one handler serializes its lines.
+// (key=value) format, through httpapi.TextHandler, which writes serve's
+// access log lines at less cost, or slog's JSON handler. Make one per
+// command and share it, since only one handler serializes its lines.
 func (g *Globals) logger(w io.Writer) *slog.Logger {
 	if g.LogFormat == "json" {
 		return slog.New(slog.NewJSONHandler(w, nil))
 	}
-	return slog.New(slog.NewTextHandler(w, nil))
+	return slog.New(httpapi.NewTextHandler(w, nil))
 }
 
 // seed returns --seed, or a fresh random seed for 0.

@@ -116,6 +116,15 @@ func (f Faults) Validate() error {
 	return nil
 }
 
+// inert reports whether f changes no call: no rate, no delay, not Down.
+// LateDelay alone times late and duplicate applies that never happen, so
+// it does not count: rops serve's nodes run at 0 faults with the CLI's
+// default --late-delay.
+func (f Faults) inert() bool {
+	f.LateDelay = 0
+	return f == Faults{}
+}
+
 // duplicateDelay returns how long after the first apply a duplicate's
 // second apply comes.
 func (f Faults) duplicateDelay() time.Duration {
@@ -285,6 +294,24 @@ type noteKey struct{}
 // their faults in.
 func WithNote(ctx context.Context, n *Note) context.Context {
 	return context.WithValue(ctx, noteKey{}, n)
+}
+
+// NoteContext is a context carrying a Note, as WithNote's, for a caller
+// that allocates a value per request anyway (a server's response writer)
+// and keeps both in it, so that carrying the note allocates nothing more.
+// Set Context to the parent and use &c as the context.
+type NoteContext struct {
+	context.Context
+	Note Note
+}
+
+// Value returns c's Note for the note's key, else the parent's value for
+// key.
+func (c *NoteContext) Value(key any) any {
+	if key == (noteKey{}) {
+		return &c.Note
+	}
+	return c.Context.Value(key)
 }
 
 // note records fault in ctx's Note, if it carries one. It allocates

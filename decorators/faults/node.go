@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/reliable-ops/rops/core"
@@ -57,6 +58,10 @@ type Node struct {
 	// bg is the context of background applies; stop ends it, at Close.
 	bg   context.Context
 	stop context.CancelFunc
+
+	// inert is faults.inert(), which calls read without taking mu: a
+	// node at 0 faults (rops serve's by default) then locks nothing.
+	inert atomic.Bool
 
 	mu      sync.Mutex // guards the fields below
 	faults  Faults
@@ -105,7 +110,7 @@ func New(name string, store core.Store, opts Options) *Node {
 	// Background applies must not end with the call that scheduled them:
 	// they stand for requests the caller has given up on.
 	bg, stop := context.WithCancel(context.Background())
-	return &Node{
+	n := &Node{
 		name:   name,
 		store:  store,
 		clock:  opts.Clock,
@@ -115,6 +120,8 @@ func New(name string, store core.Store, opts Options) *Node {
 		faults: opts.Faults,
 		calls:  make(map[callKey]uint64),
 	}
+	n.inert.Store(opts.Faults.inert())
+	return n
 }
 
 // Faulty returns the *Node inside n, looking through reqlog.Wrap and any other
@@ -158,22 +165,19 @@ func (n *Node) SetFaults(f Faults) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.faults = f
+	n.inert.Store(f.inert())
 	return nil
 }
 
 // Create creates the record on the store, subject to all faults.
 func (n *Node) Create(ctx context.Context, id core.GroupID, token core.Token) error {
-	_, err := n.group(ctx, "create", id, func(ctx context.Context) (core.Record, error) {
-		return core.Record{}, n.store.Create(ctx, id, token)
-	})
+	_, err := n.group(ctx, call{op: opCreate, id: id, token: token})
 	return err
 }
 
 // Delete deletes the record from the store, subject to all faults.
 func (n *Node) Delete(ctx context.Context, id core.GroupID, token core.Token) error {
-	_, err := n.group(ctx, "delete", id, func(ctx context.Context) (core.Record, error) {
-		return core.Record{}, n.store.Delete(ctx, id, token)
-	})
+	_, err := n.group(ctx, call{op: opDelete, id: id, token: token})
 	return err
 }
 
@@ -188,22 +192,16 @@ func (n *Node) Removes() bool {
 // routes). It returns an EUnsupported error if the store does not serve
 // Remove.
 func (n *Node) Remove(ctx context.Context, id core.GroupID, before core.Token) (core.Token, error) {
-	r, ok := n.store.(core.Remover)
-	if !ok || !r.Removes() {
+	if !n.Removes() {
 		return "", core.Errorf(core.EUnsupported, "%s cannot delete without a read: its store keeps no tombstones", n.name)
 	}
-	rec, err := n.group(ctx, "delete", id, func(ctx context.Context) (core.Record, error) {
-		tok, err := r.Remove(ctx, id, before)
-		return core.Record{Token: tok}, err
-	})
+	rec, err := n.group(ctx, call{op: opRemove, id: id, token: before})
 	return rec.Token, err
 }
 
 // Get reads the record from the store, subject to all faults.
 func (n *Node) Get(ctx context.Context, id core.GroupID) (core.Record, error) {
-	return n.group(ctx, "get", id, func(ctx context.Context) (core.Record, error) {
-		return n.store.Get(ctx, id)
-	})
+	return n.group(ctx, call{op: opGet, id: id})
 }
 
 // List lists the store's records, subject to Down and the delay only.
@@ -231,11 +229,55 @@ func (n *Node) Count(ctx context.Context) (int, error) {
 	return n.store.Count(ctx)
 }
 
-// group runs apply, a call on one of the original's group routes, under
-// every fault. apply shares nothing with its caller, so that it can run
-// again in the background.
-func (n *Node) group(ctx context.Context, method string, id core.GroupID, apply func(ctx context.Context) (core.Record, error)) (core.Record, error) {
-	f, r, err := n.enter(ctx, method, id)
+// op is a call on one of the original's group routes.
+type op int
+
+const (
+	opCreate op = iota
+	opDelete
+	opRemove // a Delete without a read (core.Remover)
+	opGet
+)
+
+// call is one call on a group route: a value, which group runs and a late
+// or duplicate apply runs again in the background, so that a call that
+// meets neither allocates nothing.
+type call struct {
+	op    op
+	id    core.GroupID
+	token core.Token // a Create's or Delete's token, a Remove's bound
+}
+
+// method names c's route as the faults' draws know it (callKey).
+func (c call) method() string {
+	switch c.op {
+	case opCreate:
+		return "create"
+	case opGet:
+		return "get"
+	}
+	return "delete"
+}
+
+// apply runs c on the store.
+func (n *Node) apply(ctx context.Context, c call) (core.Record, error) {
+	switch c.op {
+	case opCreate:
+		return core.Record{}, n.store.Create(ctx, c.id, c.token)
+	case opDelete:
+		return core.Record{}, n.store.Delete(ctx, c.id, c.token)
+	case opRemove:
+		// Remove checked that the store serves it.
+		tok, err := n.store.(core.Remover).Remove(ctx, c.id, c.token)
+		return core.Record{Token: tok}, err
+	}
+	return n.store.Get(ctx, c.id)
+}
+
+// group runs c, a call on one of the original's group routes, under every
+// fault.
+func (n *Node) group(ctx context.Context, c call) (core.Record, error) {
+	f, r, err := n.enter(ctx, c.method(), c.id)
 	if err != nil {
 		return core.Record{}, err
 	}
@@ -251,21 +293,21 @@ func (n *Node) group(ctx context.Context, method string, id core.GroupID, apply 
 		note(ctx, FaultGateway)
 		if r.forwarded {
 			// The proxy passed the request on and lost the answer.
-			_, _ = apply(ctx)
+			_, _ = n.apply(ctx, c)
 		}
 		return core.Record{}, n.gatewayError(r.gatewayStatus)
 	case r.late < f.LateRate:
 		note(ctx, FaultLate)
 		// The request waits in the node's queue past the caller's
 		// patience, then runs with nobody listening.
-		n.later(ctx, time.Duration(f.LateDelay), apply)
+		n.later(ctx, time.Duration(f.LateDelay), c)
 		<-ctx.Done()
 		return core.Record{}, n.unanswered(ctx.Err())
 	}
-	rec, err := apply(ctx)
+	rec, err := n.apply(ctx, c)
 	if r.duplicate < f.DuplicateRate {
 		note(ctx, FaultDuplicate)
-		n.later(ctx, f.duplicateDelay(), apply)
+		n.later(ctx, f.duplicateDelay(), c)
 	}
 	switch {
 	case r.reset < f.ResetRate:
@@ -281,15 +323,15 @@ func (n *Node) group(ctx context.Context, method string, id core.GroupID, apply 
 	return rec, err
 }
 
-// later runs apply in the background after d on the node's clock, with the
+// later applies c in the background after d on the node's clock, with the
 // node's own context, unless the node is closed first. That context carries
 // the fence of ctx, the request's (core.WithFence): a request that lands
 // late is checked against the id's fence when it lands, as a real delayed
 // request is, so a store that fences refuses it once a later holder of the
 // id has been there.
-func (n *Node) later(ctx context.Context, d time.Duration, apply func(ctx context.Context) (core.Record, error)) {
+func (n *Node) later(ctx context.Context, d time.Duration, c call) {
 	bg := core.WithFence(n.bg, core.FenceOf(ctx))
-	n.after(d, func() { _, _ = apply(bg) })
+	n.after(d, func() { _, _ = n.apply(bg, c) })
 }
 
 // after runs fn in the background after d on the node's clock, unless the
@@ -398,17 +440,21 @@ func (n *Node) enter(ctx context.Context, method string, id core.GroupID) (Fault
 
 // draws returns the faults in force and the random source of this call, the
 // k-th of method on id: the same seed, method, id and k give the same draws.
-// It returns a nil source, and counts nothing, if there are no faults.
+// It returns a nil source, and counts nothing, if the faults are inert.
 func (n *Node) draws(method string, id core.GroupID) (Faults, *rand.PCG) {
+	if n.inert.Load() {
+		// No fault can fire: nothing to draw, and the zero Faults do what
+		// inert ones do. The calls go uncounted, so the draws of faults
+		// set later at run time (admin API) start anew; a seeded run sets
+		// its faults before the first call.
+		return Faults{}, nil
+	}
 	key := callKey{method, id}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	f := n.faults
-	if f == (Faults{}) {
-		// No faults: nothing to draw. The calls go uncounted, so the
-		// draws of faults set later at run time (admin API) start anew;
-		// a seeded run sets its faults before the first call.
-		return f, nil
+	if f.inert() {
+		return f, nil // set inert since the check above
 	}
 	k, ok := n.calls[key]
 	if !ok {

@@ -118,6 +118,35 @@ func TestSeedReproducible(t *testing.T) {
 	}
 }
 
+// TestInertFaultsCountNoCalls: faults of which none can fire (a
+// LateDelay alone, as rops serve's nodes have at 0 faults) count no calls,
+// as no faults at all: faults set later draw as on a fresh node.
+func TestInertFaultsCountNoCalls(t *testing.T) {
+	f := faults.Faults{ErrorRate: 0.5, LateDelay: faults.Duration(time.Second)}
+	want := outcomes(t, f, seed, 200)
+	node, _, _ := newNode(t, faults.Faults{LateDelay: f.LateDelay}, seed)
+	for i := range 200 {
+		if _, err := node.Get(context.Background(), id(i)); core.ErrorCode(err) == core.ETransient {
+			t.Fatalf("Get(%d) under inert faults: %v", i, err)
+		}
+	}
+	if err := node.SetFaults(f); err != nil {
+		t.Fatal(err)
+	}
+	var got []int
+	for i := range 200 {
+		_, err := node.Get(context.Background(), id(i))
+		if core.ErrorCode(err) == core.ETransient {
+			got = append(got, statusOf(t, err))
+		} else {
+			got = append(got, 0)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("seed %d: after inert faults\n%v, want as on a fresh node\n%v", seed, got, want)
+	}
+}
+
 // TestSeedRunsUnchanged pins the outcomes of one seed, as the code gave
 // them before the late, reset, duplicate and gateway faults were added: a
 // run replayed from a seed of an older version must replay the same.

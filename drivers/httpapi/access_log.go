@@ -27,29 +27,69 @@ import (
 //
 // The handler quotes and escapes every value, so a request cannot forge or
 // break a line, and writes each record with one Write under its lock, so
-// one logger may serve many servers' logs.
+// one logger may serve many servers' logs. A TextHandler's lines are
+// written without a slog.Record, the same bytes at less cost.
 type accessLog struct {
-	clock core.Clock
-	h     slog.Handler
+	clock  core.Clock
+	system bool // clock is the system clock, which the metrics read too
+	h      slog.Handler
+	text   *TextHandler // h, if it is a TextHandler that may write lines itself
 }
 
 func newAccessLog(l *slog.Logger, clock core.Clock) *accessLog {
 	if clock == nil {
 		clock = core.SystemClock{}
 	}
-	return &accessLog{h: l.Handler(), clock: clock}
+	_, system := clock.(core.SystemClock)
+	a := &accessLog{h: l.Handler(), clock: clock, system: system}
+	if t, ok := a.h.(*TextHandler); ok && t.fast {
+		a.text = t
+	}
+	return a
+}
+
+// accessLine is what one line of the access log says.
+type accessLine struct {
+	time               time.Time
+	level              slog.Level
+	msg                string // the request line
+	remote             string
+	status             int
+	bytes              int64
+	referer, userAgent string
+	duration           time.Duration
+	items              int // a batch's items; 0 for a request that is none
+}
+
+// record returns the line as a slog.Record.
+func (a *accessLine) record() slog.Record {
+	rec := slog.NewRecord(a.time, a.level, a.msg, 0)
+	rec.AddAttrs(
+		slog.String("remote", a.remote),
+		slog.Int("status", a.status),
+		slog.Int64("bytes", a.bytes),
+		slog.String("referer", a.referer),
+		slog.String("user_agent", a.userAgent),
+		slog.Duration("duration", a.duration),
+	)
+	if a.items > 0 {
+		// A batch's line stands for its items' requests.
+		rec.AddAttrs(slog.Int("items", a.items))
+	}
+	return rec
 }
 
 // write logs r, whose answer aw recorded; ctx is r's, start when it
-// arrived by l.clock. Handler errors are ignored: a broken log must not
-// fail requests.
-func (l *accessLog) write(ctx context.Context, r *http.Request, start time.Time, aw *answerWriter) {
+// arrived by l.clock. It returns when the answer ended, if it read that
+// from the system clock, else the zero time. Handler errors are ignored:
+// a broken log must not fail requests.
+func (l *accessLog) write(ctx context.Context, r *http.Request, start time.Time, aw *answerWriter) time.Time {
 	level := slog.LevelInfo
 	if isProbe(r) {
 		level = slog.LevelDebug
 	}
 	if !l.h.Enabled(ctx, level) {
-		return
+		return time.Time{}
 	}
 	// An address without a port (a unix socket's, or one a proxy's
 	// middleware set) is logged whole.
@@ -64,24 +104,30 @@ func (l *accessLog) write(ctx context.Context, r *http.Request, start time.Time,
 	case status == 0:
 		status = http.StatusOK
 	}
-	// The record is built here rather than by Logger.LogAttrs so that it
-	// carries the server's clock (tests fix it) and skips the caller lookup.
+	// The line carries the server's clock (tests fix it), and no caller.
 	now := l.clock.Now()
-	rec := slog.NewRecord(now, level, requestLine(r), 0)
-	rec.AddAttrs(
-		slog.String("remote", host),
-		slog.Int("status", status),
-		slog.Int64("bytes", aw.bytes),
+	line := accessLine{
+		time:   now,
+		level:  level,
+		msg:    requestLine(r),
+		remote: host,
+		status: status,
+		bytes:  aw.bytes,
 		// Indexed directly, as net/http canonicalized the keys.
-		slog.String("referer", first(r.Header["Referer"])),
-		slog.String("user_agent", first(r.Header["User-Agent"])),
-		slog.Duration("duration", now.Sub(start)),
-	)
-	if aw.items > 0 {
-		// A batch's line stands for its items' requests.
-		rec.AddAttrs(slog.Int("items", aw.items))
+		referer:   first(r.Header["Referer"]),
+		userAgent: first(r.Header["User-Agent"]),
+		duration:  now.Sub(start),
+		items:     aw.items,
 	}
-	_ = l.h.Handle(ctx, rec)
+	if l.text != nil {
+		_ = l.text.writeAccess(&line)
+	} else {
+		_ = l.h.Handle(ctx, line.record())
+	}
+	if !l.system {
+		return time.Time{}
+	}
+	return now
 }
 
 // isProbe reports whether r is a liveness or readiness probe: a GET or

@@ -19,9 +19,26 @@ import (
 	"github.com/reliable-ops/rops/drivers/httpapi"
 )
 
+// textHandlers are the handlers of slog's text format that the access log
+// is tested with: slog's own, and TextHandler, to which the access log
+// writes its lines without a slog.Record.
+var textHandlers = []struct {
+	name string
+	new  func(io.Writer, *slog.HandlerOptions) slog.Handler
+}{
+	{"slog", func(w io.Writer, o *slog.HandlerOptions) slog.Handler { return slog.NewTextHandler(w, o) }},
+	{"TextHandler", func(w io.Writer, o *slog.HandlerOptions) slog.Handler { return httpapi.NewTextHandler(w, o) }},
+}
+
 func TestAccessLog(t *testing.T) {
+	for _, h := range textHandlers {
+		t.Run(h.name, func(t *testing.T) { testAccessLog(t, h.new) })
+	}
+}
+
+func testAccessLog(t *testing.T, newHandler func(io.Writer, *slog.HandlerOptions) slog.Handler) {
 	var log bytes.Buffer
-	s := httpapi.NewServer(memoryNodes(names...), httpapi.ServerOptions{AccessLog: slog.New(slog.NewTextHandler(&log, nil)), Clock: clock, Tokens: core.NewTokenSource(clock)})
+	s := httpapi.NewServer(memoryNodes(names...), httpapi.ServerOptions{AccessLog: slog.New(newHandler(&log, nil)), Clock: clock, Tokens: core.NewTokenSource(clock)})
 	for _, r := range []struct {
 		method, target, remote, ua, referer string
 	}{
@@ -136,6 +153,48 @@ func TestAccessLogConcurrent(t *testing.T) {
 	}
 }
 
+// TestTextHandlerConcurrent checks that a TextHandler's access log lines
+// and slog's own records, written at once to one writer that is not safe
+// for concurrent use, take turns: every line comes whole.
+func TestTextHandlerConcurrent(t *testing.T) {
+	var log bytes.Buffer
+	l := slog.New(httpapi.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv := serve(t, httpapi.NewServer(memoryNodes(names...), httpapi.ServerOptions{AccessLog: l}))
+	hc := newHTTPClient(t)
+	const workers, each = 8, 20
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for range each {
+				resp, err := hc.Get(srv.URL + "/v1/ping")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				resp.Body.Close()
+			}
+		})
+		wg.Go(func() {
+			for range each {
+				l.With("k", "v").Info("other")
+			}
+		})
+	}
+	wg.Wait()
+	srv.Close() // every handler has returned, and logged
+	lines := strings.Split(strings.TrimSuffix(log.String(), "\n"), "\n")
+	if got, want := len(lines), 2*workers*each; got != want {
+		t.Fatalf("%d log lines, want %d", got, want)
+	}
+	for _, line := range lines {
+		_, rest, _ := strings.Cut(line, " ") // the time
+		if rest != "level=INFO msg=other k=v" &&
+			!strings.HasPrefix(rest, `level=DEBUG msg="GET /v1/ping HTTP/1.1" remote=127.0.0.1 status=200 bytes=5 referer="" user_agent=Go-http-client/1.1 duration=`) {
+			t.Fatalf("log line %q is not whole", line)
+		}
+	}
+}
+
 // TestAccessLogOff checks a server without a log answers the same.
 func TestAccessLogOff(t *testing.T) {
 	s := httpapi.NewServer(memoryNodes("node01"), httpapi.ServerOptions{})
@@ -175,6 +234,8 @@ func TestAccessLogDuration(t *testing.T) {
 	}{
 		{"text", func(w io.Writer) slog.Handler { return slog.NewTextHandler(w, nil) },
 			`time=2023-11-14T22:13:20.002Z level=INFO msg="POST /v1/group HTTP/1.1" remote=192.0.2.1 status=201 bytes=8 referer="" user_agent="" duration=2.5ms` + "\n"},
+		{"TextHandler", func(w io.Writer) slog.Handler { return httpapi.NewTextHandler(w, nil) },
+			`time=2023-11-14T22:13:20.002Z level=INFO msg="POST /v1/group HTTP/1.1" remote=192.0.2.1 status=201 bytes=8 referer="" user_agent="" duration=2.5ms` + "\n"},
 		{"json", func(w io.Writer) slog.Handler { return slog.NewJSONHandler(w, nil) },
 			`{"time":"2023-11-14T22:13:20.0025Z","level":"INFO","msg":"POST /v1/group HTTP/1.1","remote":"192.0.2.1","status":201,"bytes":8,"referer":"","user_agent":"","duration":2500000}` + "\n"},
 	} {
@@ -213,32 +274,34 @@ func TestAccessLogProbes(t *testing.T) {
 		{"GET", "/pingx", false},
 		{"POST", "/v1/group", false},
 	}
-	for _, level := range []slog.Level{slog.LevelInfo, slog.LevelDebug} {
-		t.Run(level.String(), func(t *testing.T) {
-			var log bytes.Buffer
-			l := slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: level}))
-			s := httpapi.NewServer(memoryNodes("node01"), httpapi.ServerOptions{AccessLog: l, Clock: clock})
-			var want strings.Builder
-			for _, r := range requests {
-				s.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(r.method, r.target, strings.NewReader(`{"groupId": "9"}`)))
-				switch {
-				case !r.probe:
-					fmt.Fprintf(&want, "level=INFO msg=\"%s %s HTTP/1.1\"\n", r.method, r.target)
-				case level == slog.LevelDebug:
-					fmt.Fprintf(&want, "level=DEBUG msg=\"%s %s HTTP/1.1\"\n", r.method, r.target)
+	for _, h := range textHandlers {
+		for _, level := range []slog.Level{slog.LevelInfo, slog.LevelDebug} {
+			t.Run(h.name+"/"+level.String(), func(t *testing.T) {
+				var log bytes.Buffer
+				l := slog.New(h.new(&log, &slog.HandlerOptions{Level: level}))
+				s := httpapi.NewServer(memoryNodes("node01"), httpapi.ServerOptions{AccessLog: l, Clock: clock})
+				var want strings.Builder
+				for _, r := range requests {
+					s.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(r.method, r.target, strings.NewReader(`{"groupId": "9"}`)))
+					switch {
+					case !r.probe:
+						fmt.Fprintf(&want, "level=INFO msg=\"%s %s HTTP/1.1\"\n", r.method, r.target)
+					case level == slog.LevelDebug:
+						fmt.Fprintf(&want, "level=DEBUG msg=\"%s %s HTTP/1.1\"\n", r.method, r.target)
+					}
 				}
-			}
-			var got strings.Builder
-			for line := range strings.Lines(log.String()) {
-				// Only the level and the request line: the rest is
-				// TestAccessLog's.
-				_, rest, _ := strings.Cut(line, " ")
-				rest, _, _ = strings.Cut(rest, " remote=")
-				got.WriteString(rest + "\n")
-			}
-			if got.String() != want.String() {
-				t.Fatalf("log at %v:\n%s\nwant:\n%s", level, got.String(), want.String())
-			}
-		})
+				var got strings.Builder
+				for line := range strings.Lines(log.String()) {
+					// Only the level and the request line: the rest is
+					// TestAccessLog's.
+					_, rest, _ := strings.Cut(line, " ")
+					rest, _, _ = strings.Cut(rest, " remote=")
+					got.WriteString(rest + "\n")
+				}
+				if got.String() != want.String() {
+					t.Fatalf("log at %v:\n%s\nwant:\n%s", level, got.String(), want.String())
+				}
+			})
+		}
 	}
 }

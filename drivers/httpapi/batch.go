@@ -167,10 +167,10 @@ func (s *Server) handleBatch(ctx context.Context, w http.ResponseWriter, r *http
 		return
 	}
 	results, last := s.runBatch(ctx, o, items, wait)
-	if aw, ok := w.(*answerWriter); ok && aw.note.Fault == "" {
+	if aw, ok := w.(*answerWriter); ok && aw.ctx.Note.Fault == "" {
 		// The batch is counted under its items' last fault, as it was
 		// when they ran in turn and noted into the batch's note.
-		aw.note.Fault = last
+		aw.ctx.Note.Fault = last
 	}
 	switch bf {
 	case faults.BatchLostAfter:

@@ -27,9 +27,10 @@ type discardWriter struct {
 	code int
 }
 
-func (w *discardWriter) Header() http.Header         { return w.h }
-func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
-func (w *discardWriter) WriteHeader(code int)        { w.code = code }
+func (w *discardWriter) Header() http.Header               { return w.h }
+func (w *discardWriter) Write(b []byte) (int, error)       { return len(b), nil }
+func (w *discardWriter) WriteString(s string) (int, error) { return len(s), nil } // as net/http's
+func (w *discardWriter) WriteHeader(code int)              { w.code = code }
 
 // BenchmarkServer measures the handler alone, on every core, for the
 // requests a job sends.
@@ -40,7 +41,7 @@ func BenchmarkServer(b *testing.B) {
 		path   string
 		body   func(i int64) []byte // nil: no body
 		log    bool                 // with an access log
-		served bool                 // with an access log and metrics, as rops serve runs
+		served bool                 // as rops serve runs (servedOptions)
 		want   int
 	}{
 		{name: "ping", method: "GET", path: "/v1/ping", want: 200},
@@ -56,19 +57,22 @@ func BenchmarkServer(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			ns := memoryNodes(names...)
+			opts := httpapi.ServerOptions{}
+			if bc.log {
+				opts.AccessLog = slog.New(slog.NewTextHandler(io.Discard, nil))
+			}
+			if bc.served {
+				ns, opts = servedOptions()
+			}
 			if err := ns[0].Create(b.Context(), "5", "1.000001"); err != nil {
 				b.Fatal(err)
 			}
-			opts := httpapi.ServerOptions{}
-			if bc.log || bc.served {
-				opts.AccessLog = slog.New(slog.NewTextHandler(io.Discard, nil))
-			}
-			opts.Metrics = bc.served
 			s := httpapi.NewServer(ns, opts)
 			var next atomic.Int64
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				r := httptest.NewRequest(bc.method, bc.path, nil)
+				r.Host = servedAddr
 				r.Header.Set("Node", "node01")
 				r.Header.Set("Timestamp", "1700000000.000001")
 				w := &discardWriter{h: http.Header{}}
@@ -87,6 +91,26 @@ func BenchmarkServer(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// servedAddr is the address servedOptions' Host check takes for the
+// server's own.
+const servedAddr = "127.0.0.1:8080"
+
+// servedOptions returns the nodes and options of rops serve --store memory
+// at 0 faults (cli/serve.go): memory stores behind faults with none but the
+// CLI's default --late-delay, an access log in slog's text format through
+// a TextHandler, the metrics and the Host check.
+func servedOptions() ([]core.Node, httpapi.ServerOptions) {
+	ns := make([]core.Node, len(names))
+	for i, name := range names {
+		ns[i] = faults.New(name, memory.New(), faults.Options{Faults: faults.Faults{LateDelay: faults.Duration(faults.DefaultLateDelay)}})
+	}
+	return ns, httpapi.ServerOptions{
+		AccessLog: slog.New(httpapi.NewTextHandler(io.Discard, nil)),
+		Metrics:   true,
+		HostCheck: &httpapi.HostCheck{Listen: servedAddr},
 	}
 }
 

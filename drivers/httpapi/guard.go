@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync/atomic"
 )
 
 // DefaultMaxHeaderBytes is the limit rops serve puts on a request's
@@ -52,6 +53,9 @@ type hostPolicy struct {
 	anyIP  bool // the listen address is unspecified
 	names  map[string]bool
 	listen netip.Addr // the listen address's IP, if it is one
+	// last is the last Host header allowed: a client sends the same one
+	// with every request, and the policy never changes.
+	last atomic.Pointer[string]
 }
 
 func newHostPolicy(c *HostCheck) *hostPolicy {
@@ -102,16 +106,31 @@ func (p *hostPolicy) allows(hostport string) bool {
 	if p.any || hostport == "" {
 		return true
 	}
-	h := hostOf(hostport)
-	if p.names[h] || originalHost.MatchString(h) {
+	if last := p.last.Load(); last != nil && *last == hostport {
 		return true
 	}
-	ip, err := netip.ParseAddr(h)
-	if err != nil {
+	if !p.check(hostport) {
 		return false
 	}
-	ip = ip.Unmap()
-	return ip.IsLoopback() || p.anyIP || ip == p.listen
+	last := hostport // on the heap only here
+	p.last.Store(&last)
+	return true
+}
+
+// check reports whether a Host header names the server, as allows does,
+// without the last one allowed.
+func (p *hostPolicy) check(hostport string) bool {
+	h := hostOf(hostport)
+	if p.names[h] {
+		return true
+	}
+	// An address first: clients call the server by one far more often
+	// than by a name of the original's, which takes a regexp.
+	if ip, err := netip.ParseAddr(h); err == nil {
+		ip = ip.Unmap()
+		return ip.IsLoopback() || p.anyIP || ip == p.listen
+	}
+	return originalHost.MatchString(h)
 }
 
 // sameOrigin reports whether r comes from no browser page, or from one of

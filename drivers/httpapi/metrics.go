@@ -69,9 +69,10 @@ func newMetrics(ns []core.Node) *metrics {
 }
 
 // count counts a request answered as aw recorded, after its fault, which
-// a faulty node noted in aw's note; start is when it arrived.
+// a faulty node noted in aw's note; start is when it arrived, and aw.end
+// when its answer ended if the access log read it (else count reads it).
 func (m *metrics) count(s *Server, r *http.Request, start time.Time, aw *answerWriter) {
-	note := &aw.note
+	note := &aw.ctx.Note
 	status := aw.status
 	if status == 0 {
 		// Nothing written: net/http sends 200, unless the connection
@@ -98,7 +99,11 @@ func (m *metrics) count(s *Server, r *http.Request, start time.Time, aw *answerW
 	}
 	se := v.(*series)
 	se.requests.Inc()
-	se.latency.Observe(time.Since(start).Seconds())
+	end := aw.end
+	if end.IsZero() {
+		end = time.Now()
+	}
+	se.latency.Observe(end.Sub(start).Seconds())
 }
 
 // nodeLabel returns the node r is for, as Server.node picks it, or "" if

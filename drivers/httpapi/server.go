@@ -204,8 +204,10 @@ func NewServer(nodes []core.Node, opts ServerOptions) *Server {
 // ServeHTTP answers one request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hasBody := r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody
-	var start time.Time // when the request came, for the metrics and the body's deadline
-	if s.metrics != nil || hasBody {
+	// When the request came, for the metrics, the body's deadline and a
+	// log by the system clock.
+	var start time.Time
+	if s.metrics != nil || hasBody || s.log != nil && s.log.system {
 		start = time.Now()
 	}
 	if hasBody {
@@ -229,34 +231,38 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// the context, not a copy of the request, carries the note in which a
 	// faulty node records the fault it injected.
 	aw := &answerWriter{ResponseWriter: w}
-	var logStart time.Time // by the log's clock, which tests fix
-	if s.log != nil {
-		logStart = s.log.clock.Now()
+	logStart := start
+	if s.log != nil && !s.log.system {
+		logStart = s.log.clock.Now() // a clock that tests fix
 	}
 	ctx := r.Context()
 	if s.metrics != nil {
-		ctx = faults.WithNote(ctx, &aw.note)
+		aw.ctx.Context = ctx
+		ctx = &aw.ctx
 		// Deferred, to count a request whose handler aborts (a reset
 		// connection that cannot be taken over) as well.
 		defer s.metrics.count(s, r, start, aw)
 	}
 	s.route(ctx, aw, r)
 	if s.log != nil {
-		s.log.write(ctx, r, logStart, aw)
+		aw.end = s.log.write(ctx, r, logStart, aw)
 	}
 }
 
 // answerWriter records what the metrics and the access log need of an
 // answer: its status and body size, and whether the connection was reset
-// instead; and it holds the request's faults.Note (one allocation for
-// all).
+// instead; and it holds the request's context with its faults.Note (one
+// allocation for all).
 type answerWriter struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
-	reset  bool // the connection was reset with no answer (resetConnection)
-	note   faults.Note
-	items  int // the items of a batch (POST /batch), for the access log
+	reset  bool               // the connection was reset with no answer (resetConnection)
+	ctx    faults.NoteContext // with ServerOptions.Metrics, the context the handlers get
+	items  int                // the items of a batch (POST /batch), for the access log
+	// end is when the answer ended, if the access log read it from the
+	// system clock, for the metrics to read no clock again.
+	end time.Time
 }
 
 // WriteHeader records the first status and passes it on.
@@ -273,6 +279,17 @@ func (w *answerWriter) Write(b []byte) (int, error) {
 		w.status = http.StatusOK
 	}
 	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// WriteString writes s as Write does, without copying it into a []byte
+// where the writer underneath takes strings (net/http's does).
+func (w *answerWriter) WriteString(s string) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := io.WriteString(w.ResponseWriter, s)
 	w.bytes += int64(n)
 	return n, err
 }
