@@ -42,6 +42,7 @@ func BenchmarkServer(b *testing.B) {
 		body   func(i int64) []byte // nil: no body
 		log    bool                 // with an access log
 		served bool                 // as rops serve runs (servedOptions)
+		items  int                  // a batch's items, each counted as a request
 		want   int
 	}{
 		{name: "ping", method: "GET", path: "/v1/ping", want: 200},
@@ -54,6 +55,21 @@ func BenchmarkServer(b *testing.B) {
 			body: func(i int64) []byte { return []byte(`{"groupId": "c` + strconv.FormatInt(i, 10) + `"}`) }},
 		{name: "create-served", method: "POST", path: "/v1/group", want: 201, served: true,
 			body: func(i int64) []byte { return []byte(`{"groupId": "c` + strconv.FormatInt(i, 10) + `"}`) }},
+		// A batch of 128 creates as a Client sends it (appendBatchBody);
+		// items/s is per item.
+		{name: "batch-served", method: "POST", path: "/v1/batch", want: 200, served: true, items: 128,
+			body: func(i int64) []byte {
+				b := []byte(`{"wait":"1.8s","items":[`)
+				for k := range 128 {
+					if k > 0 {
+						b = append(b, ',')
+					}
+					b = append(b, `{"op":"create","groupId":"b`...)
+					b = strconv.AppendInt(append(strconv.AppendInt(b, i, 10), '-'), int64(k), 10)
+					b = append(b, `","timestamp":"1700000000.000001"}`...)
+				}
+				return append(b, "]}"...)
+			}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			ns := memoryNodes(names...)
@@ -90,6 +106,9 @@ func BenchmarkServer(b *testing.B) {
 					}
 				}
 			})
+			if bc.items > 0 {
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*bc.items), "ns/item")
+			}
 		})
 	}
 }

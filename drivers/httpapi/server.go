@@ -452,12 +452,12 @@ func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 		fmt.Sprintf("no route %s: the routes are %s, at the root or under /v1", r.URL.EscapedPath(), routes))
 }
 
-// node returns the node that r's node header names, or the server's only
-// node if it has one and the header is missing; else it answers 406.
-func (s *Server) node(w http.ResponseWriter, r *http.Request) (core.Node, bool) {
-	// The header map is indexed directly: Header.Get would canonicalize
-	// the key again on every request.
-	v := r.Header[headerNode]
+// node returns the node that a request's node header (its values, v)
+// names, or the server's only node if it has one and the header is
+// missing; else it answers 406. The header map is indexed by the callers,
+// not read by Header.Get, which would canonicalize the key again on every
+// request.
+func (s *Server) node(w http.ResponseWriter, v []string) (core.Node, bool) {
 	if len(v) > 1 {
 		writeError(w, http.StatusNotAcceptable, fmt.Sprintf("the 'node' header is given %d times: name one node", len(v)))
 		return nil, false
@@ -476,12 +476,11 @@ func (s *Server) node(w http.ResponseWriter, r *http.Request) (core.Node, bool) 
 	return nil, false
 }
 
-// token returns r's timestamp header, or answers 406 if it is too long or
+// token returns the timestamp header whose values are v, or answers 406 if it is too long or
 // not a finite non-negative decimal number, such as the original's clients
 // send (seconds.micros, 1633786070.879454): a token is compared and stored
 // as it is, and "nan" or "-1" would name no moment.
-func token(w http.ResponseWriter, r *http.Request) (core.Token, bool) {
-	v := r.Header[headerTimestamp]
+func token(w http.ResponseWriter, v []string) (core.Token, bool) {
 	if len(v) == 0 {
 		return "", true
 	}
@@ -502,14 +501,14 @@ func token(w http.ResponseWriter, r *http.Request) (core.Token, bool) {
 	return core.Token(v[0]), true
 }
 
-// fence returns the context of r for its node: ctx, r's, carrying the
-// fence of r's Rops-Fence header if any (core.WithFence). It answers 400 if the
+// fence returns the context of a request for its node: ctx, the request's,
+// carrying the fence of its Rops-Fence header (values v) if any
+// (core.WithFence). It answers 400 if the
 // header is repeated, too long or not a timestamp as the timestamp
 // header's: a fence is compared with the fences the node holds, and one
 // that named no moment would sort below them all. The original ignores the
 // header, and so does its imitation.
-func (s *Server) fence(ctx context.Context, w http.ResponseWriter, r *http.Request) (context.Context, bool) {
-	v := r.Header[headerFence]
+func (s *Server) fence(ctx context.Context, w http.ResponseWriter, v []string) (context.Context, bool) {
 	if len(v) == 0 || s.original {
 		return ctx, true
 	}
@@ -547,29 +546,58 @@ func allDigits(s string) bool {
 	return true
 }
 
+// groupCall is a POST or DELETE /group as its handlers read it: the
+// values of its node, timestamp and Rops-Fence headers and of its
+// older_than query, and its body. A request gives them (requestCall), and
+// so does a batch item, without building a request (batchItem).
+type groupCall struct {
+	node, timestamp, fence []string
+	// query: the request has a query; olderThan: the values of older_than
+	// in it, and given whether it has one.
+	query, given bool
+	olderThan    []string
+	// The body: read from req if not nil, else body.
+	req  *http.Request
+	body []byte
+}
+
+// requestCall returns the groupCall that r is.
+func requestCall(r *http.Request) groupCall {
+	c := groupCall{node: r.Header[headerNode], timestamp: r.Header[headerTimestamp], fence: r.Header[headerFence], req: r}
+	if r.URL.RawQuery != "" {
+		c.query = true
+		c.olderThan, c.given = r.URL.Query()[queryOlderThan]
+	}
+	return c
+}
+
 // groupRequest reads what POST and DELETE /group need: the node, the id in
 // the body, the token in the header and the context that carries the
 // fence (Server.fence), answering the request if any is wrong.
-func (s *Server) groupRequest(ctx context.Context, w http.ResponseWriter, r *http.Request) (context.Context, core.Node, core.GroupID, core.Token, bool) {
-	n, ok := s.node(w, r)
+func (s *Server) groupRequest(ctx context.Context, w http.ResponseWriter, c *groupCall) (context.Context, core.Node, core.GroupID, core.Token, bool) {
+	n, ok := s.node(w, c.node)
 	if !ok {
 		return nil, nil, "", "", false
 	}
-	tok, ok := token(w, r)
+	tok, ok := token(w, c.timestamp)
 	if !ok {
 		return nil, nil, "", "", false
 	}
-	ctx, ok = s.fence(ctx, w, r)
+	ctx, ok = s.fence(ctx, w, c.fence)
 	if !ok {
 		return nil, nil, "", "", false
 	}
-	buf, herr := readBody(r, s.maxBody)
-	if herr != nil {
-		writeHTTPError(w, herr)
-		return nil, nil, "", "", false
+	body := c.body
+	if c.req != nil {
+		buf, herr := readBody(c.req, s.maxBody)
+		if herr != nil {
+			writeHTTPError(w, herr)
+			return nil, nil, "", "", false
+		}
+		defer buf.release()
+		body = buf.Bytes()
 	}
-	id, herr := decodeGroupRequest(buf.Bytes())
-	buf.release()
+	id, herr := decodeGroupRequest(body)
 	if herr != nil {
 		writeHTTPError(w, herr)
 		return nil, nil, "", "", false
@@ -578,7 +606,13 @@ func (s *Server) groupRequest(ctx context.Context, w http.ResponseWriter, r *htt
 }
 
 func (s *Server) handleCreate(ctx context.Context, w http.ResponseWriter, r *http.Request) {
-	ctx, n, id, tok, ok := s.groupRequest(ctx, w, r)
+	c := requestCall(r)
+	s.create(ctx, w, &c)
+}
+
+// create answers a POST /group.
+func (s *Server) create(ctx context.Context, w http.ResponseWriter, c *groupCall) {
+	ctx, n, id, tok, ok := s.groupRequest(ctx, w, c)
 	if !ok {
 		return
 	}
@@ -602,13 +636,19 @@ func (s *Server) handleCreate(ctx context.Context, w http.ResponseWriter, r *htt
 }
 
 func (s *Server) handleDelete(ctx context.Context, w http.ResponseWriter, r *http.Request) {
-	ctx, n, id, tok, ok := s.groupRequest(ctx, w, r)
+	c := requestCall(r)
+	s.delete(ctx, w, &c)
+}
+
+// delete answers a DELETE /group, with older_than or not.
+func (s *Server) delete(ctx context.Context, w http.ResponseWriter, c *groupCall) {
+	ctx, n, id, tok, ok := s.groupRequest(ctx, w, c)
 	if !ok {
 		return
 	}
-	if r.URL.RawQuery != "" && !s.original {
+	if c.query && !s.original {
 		// The original ignores the query, and so does its imitation.
-		if before, given := olderThan(w, r, tok); given {
+		if before, given := olderThan(w, c.olderThan, c.given, tok); given {
 			if before != "" {
 				s.remove(ctx, w, n, id, before)
 			}
@@ -622,11 +662,10 @@ func (s *Server) handleDelete(ctx context.Context, w http.ResponseWriter, r *htt
 	writeText(w, http.StatusOK, "OK\n")
 }
 
-// olderThan returns r's older_than query value and whether one is given;
+// olderThan returns the older_than query value, of the values v if given;
 // a given one is "" if it is invalid, or comes with a timestamp header,
 // and then olderThan has answered 406.
-func olderThan(w http.ResponseWriter, r *http.Request, tok core.Token) (core.Token, bool) {
-	v, given := r.URL.Query()[queryOlderThan]
+func olderThan(w http.ResponseWriter, v []string, given bool, tok core.Token) (core.Token, bool) {
 	switch {
 	case !given:
 		return "", false
@@ -671,11 +710,11 @@ func (s *Server) remove(ctx context.Context, w http.ResponseWriter, n core.Node,
 
 // handleGet answers GET /group/<id>; escaped is the id as the path holds it.
 func (s *Server) handleGet(ctx context.Context, w http.ResponseWriter, r *http.Request, escaped string) {
-	n, ok := s.node(w, r)
+	n, ok := s.node(w, r.Header[headerNode])
 	if !ok {
 		return
 	}
-	ctx, ok = s.fence(ctx, w, r)
+	ctx, ok = s.fence(ctx, w, r.Header[headerFence])
 	if !ok {
 		return
 	}

@@ -47,7 +47,7 @@ const (
 // stream=1 all of them. Records are written as the node reads them when
 // the node is a core.Scanner, else from a page List returns.
 func (s *Server) handleList(ctx context.Context, w http.ResponseWriter, r *http.Request) {
-	n, ok := s.node(w, r)
+	n, ok := s.node(w, r.Header[headerNode])
 	if !ok {
 		return
 	}
