@@ -178,14 +178,39 @@ func (s *Server) handleBatch(ctx context.Context, w http.ResponseWriter, r *http
 	case faults.BatchDuplicate:
 		fn.Later(again(notRefused(items, results)))
 	}
-	b, err := json.Marshal(struct {
-		Results []batchResult `json:"results"`
-	}{results})
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, "cannot encode the results: "+err.Error())
-		return
+	writeJSON(w, http.StatusOK, appendResults(make([]byte, 0, 64*len(results)), results))
+}
+
+// appendResults appends the answer of a batch whose items answered
+// results to b: {"results": [...]} and a newline, written out (encoding/json's
+// reflection was 5% of a server's CPU per item), headers in itemHeaders'
+// order.
+func appendResults(b []byte, results []batchResult) []byte {
+	b = append(b, `{"results":[`...)
+	for i, r := range results {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(append(b, `{"status":`...), int64(r.Status), 10)
+		if r.Headers != nil {
+			b = append(b, `,"headers":{`...)
+			n := 0
+			for _, k := range itemHeaders {
+				v, ok := r.Headers[k]
+				if !ok {
+					continue
+				}
+				if n > 0 {
+					b = append(b, ',')
+				}
+				n++
+				b = appendJSONString(append(appendJSONString(b, k), ':'), v)
+			}
+			b = append(b, '}')
+		}
+		b = append(appendJSONString(append(b, `,"body":`...), r.Body), '}')
 	}
-	writeJSON(w, http.StatusOK, append(b, '\n'))
+	return append(b, "]}\n"...)
 }
 
 // notRefused returns the items whose results are not the node's word that

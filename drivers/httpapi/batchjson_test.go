@@ -189,3 +189,39 @@ func FuzzAppendBatchBody(f *testing.F) {
 		}
 	})
 }
+
+// FuzzAppendResults: the answer appendResults writes decodes, by
+// encoding/json and by the Client's decodeResults, into the results it was
+// given (strings as encoding/json has them: invalid UTF-8 becomes U+FFFD).
+func FuzzAppendResults(f *testing.F) {
+	f.Add(uint16(201), "1700000000.000001", "CREATED\n")
+	f.Add(uint16(409), "a\"b\\c\x00é\xff", `{"error": "<&>"}`)
+	f.Fuzz(func(t *testing.T, status uint16, held, body string) {
+		results := []batchResult{
+			{Status: int(status), Body: body},
+			{Status: 409, Headers: map[string]string{headerHeld: held, "Retry-After": "1"}, Body: body},
+			{},
+		}
+		out := appendResults(nil, results)
+		norm := func(s string) string {
+			b, _ := json.Marshal(s)
+			var v string
+			_ = json.Unmarshal(b, &v)
+			return v
+		}
+		want := []batchResult{
+			{Status: int(status), Body: norm(body)},
+			{Status: 409, Headers: map[string]string{headerHeld: norm(held), "Retry-After": "1"}, Body: norm(body)},
+			{},
+		}
+		var ans struct {
+			Results []batchResult `json:"results"`
+		}
+		if err := json.Unmarshal(out, &ans); err != nil || !reflect.DeepEqual(ans.Results, want) {
+			t.Fatalf("%s: encoding/json decodes %+v (%v), want %+v", out, ans.Results, err, want)
+		}
+		if got, err := decodeResults(out); err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s: decodeResults gives %+v (%v), want %+v", out, got, err, want)
+		}
+	})
+}
