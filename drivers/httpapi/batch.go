@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -277,47 +278,14 @@ func (s *Server) runBatch(ctx context.Context, o batchOrigin, items []batchItem,
 		ctx, cancel = context.WithTimeout(ctx, wait)
 		defer cancel()
 	}
-	// Chains of items on one group, in item order.
-	type group struct {
-		node string
-		id   string
-	}
-	chains := make(map[group][]int, len(items))
-	order := make([]group, 0, len(items))
-	for i := range items {
-		g := group{o.itemNode(&items[i]), string(items[i].GroupID)}
-		if _, ok := chains[g]; !ok {
-			order = append(order, g)
-		}
-		chains[g] = append(chains[g], i)
-	}
-	type answer struct {
-		i     int
-		res   batchResult
-		fault string
-	}
 	// Buffered, so that an item that answers after runBatch returned
 	// does not block.
-	answers := make(chan answer, len(items))
-	for _, g := range order {
-		chain := chains[g]
-		s.workers.run(func() {
-			for _, i := range chain {
-				if ctx.Err() != nil {
-					// Not started, so never applied: its result stays
-					// status 0, as its client would see it.
-					return
-				}
-				var note faults.Note
-				res := s.batchItem(faults.WithNote(ctx, &note), o, &items[i])
-				if ctx.Err() != nil {
-					// Its caller has stopped waiting: the answer would
-					// not have reached it.
-					res = batchResult{}
-				}
-				answers <- answer{i, res, note.Fault}
-			}
-		})
+	answers := make(chan batchAnswer, len(items))
+	chains := groupChains(o, items)
+	runs := make([]chainRun, len(chains))
+	for k, chain := range chains {
+		runs[k] = chainRun{s: s, ctx: ctx, o: o, items: items, chain: chain, answers: answers}
+		s.workers.run(&runs[k])
 	}
 	results := make([]batchResult, len(items))
 	faultOf := make([]string, len(items))
@@ -343,6 +311,69 @@ func (s *Server) runBatch(ctx context.Context, o batchOrigin, items []batchItem,
 		}
 	}
 	return results, lastFault(faultOf)
+}
+
+// groupChains returns the indexes of items in chains, one per group (node
+// and id), each in item order. The indexes are sorted by group, stably: a
+// map from group to chain cost two allocations per item.
+func groupChains(o batchOrigin, items []batchItem) [][]int {
+	idx := make([]int, len(items))
+	for i := range idx {
+		idx[i] = i
+	}
+	byGroup := func(a, b int) int {
+		if c := strings.Compare(o.itemNode(&items[a]), o.itemNode(&items[b])); c != 0 {
+			return c
+		}
+		return bytes.Compare(items[a].GroupID, items[b].GroupID)
+	}
+	slices.SortStableFunc(idx, byGroup)
+	var chains [][]int
+	for start := 0; start < len(idx); {
+		end := start + 1
+		for end < len(idx) && byGroup(idx[start], idx[end]) == 0 {
+			end++
+		}
+		chains = append(chains, idx[start:end:end])
+		start = end
+	}
+	return chains
+}
+
+// batchAnswer is the answer of item i of a batch, and the fault a faulty
+// node noted of it.
+type batchAnswer struct {
+	i     int
+	res   batchResult
+	fault string
+}
+
+// chainRun runs the items of one chain in turn, answering each on answers.
+type chainRun struct {
+	s       *Server
+	ctx     context.Context
+	o       batchOrigin
+	items   []batchItem
+	chain   []int
+	answers chan<- batchAnswer
+}
+
+func (c *chainRun) run() {
+	for _, i := range c.chain {
+		if c.ctx.Err() != nil {
+			// Not started, so never applied: its result stays status 0,
+			// as its client would see it.
+			return
+		}
+		var note faults.Note
+		res := c.s.batchItem(faults.WithNote(c.ctx, &note), c.o, &c.items[i])
+		if c.ctx.Err() != nil {
+			// Its caller has stopped waiting: the answer would not have
+			// reached it.
+			res = batchResult{}
+		}
+		c.answers <- batchAnswer{i, res, note.Fault}
+	}
 }
 
 // minStraggle is the least a batch waits for its last items once half of
