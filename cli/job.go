@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"golang.org/x/term"
@@ -77,7 +78,26 @@ func (c *DeleteOneCmd) Run(ctx context.Context, g *Globals, cl *Cluster, io *IO)
 	return runOne(ctx, g, cl, io, core.OpDelete, c.id)
 }
 
+// bulkGCPercent is the garbage collector's target while a bulk job runs,
+// unless GOGC is set: a job keeps little live (a few MB) beside hundreds of
+// goroutines in flight, so at Go's default of 100 it collected often and
+// each collection scanned every goroutine's stack. At 200 a create at 0.2
+// cost 54 µs of the client's CPU instead of 65, for a peak RSS of 80 MiB
+// instead of 64 (100,000 ids over HTTP); 400 bought nothing more.
+const bulkGCPercent = 200
+
+// bulkGC sets the garbage collector's target for a bulk job, unless the
+// user set GOGC, and returns what restores it.
+func bulkGC() (restore func()) {
+	if _, set := os.LookupEnv("GOGC"); set {
+		return func() {}
+	}
+	prev := debug.SetGCPercent(bulkGCPercent)
+	return func() { debug.SetGCPercent(prev) }
+}
+
 func runBulk(ctx context.Context, g *Globals, cl *Cluster, io *IO, op core.Op, ids idList) error {
+	defer bulkGC()()
 	progress := newProgress(io.Stderr, terminalProgress(io.Stderr, g.Quiet || g.Verbose), op, ids.len())
 	why := new(causes)
 	each := func(res core.Result) {
