@@ -103,6 +103,19 @@ func TestAccessLogRemote(t *testing.T) {
 	}
 }
 
+// pings sends n GET /v1/ping through hc to the server at url, one after
+// the other.
+func pings(t *testing.T, hc *http.Client, url string, n int) {
+	for range n {
+		resp, err := hc.Get(url + "/v1/ping")
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		resp.Body.Close()
+	}
+}
+
 // TestAccessLogConcurrent checks lines from concurrent requests over a real
 // server stay whole, in the JSON format with every field. The requests are
 // pings, which a log at DEBUG shows.
@@ -114,16 +127,7 @@ func TestAccessLogConcurrent(t *testing.T) {
 	const workers, each = 8, 20
 	var wg sync.WaitGroup
 	for range workers {
-		wg.Go(func() {
-			for range each {
-				resp, err := hc.Get(srv.URL + "/v1/ping")
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				resp.Body.Close()
-			}
-		})
+		wg.Go(func() { pings(t, hc, srv.URL, each) })
 	}
 	wg.Wait()
 	srv.Close() // every handler has returned, and logged
@@ -164,16 +168,7 @@ func TestTextHandlerConcurrent(t *testing.T) {
 	const workers, each = 8, 20
 	var wg sync.WaitGroup
 	for range workers {
-		wg.Go(func() {
-			for range each {
-				resp, err := hc.Get(srv.URL + "/v1/ping")
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				resp.Body.Close()
-			}
-		})
+		wg.Go(func() { pings(t, hc, srv.URL, each) })
 		wg.Go(func() {
 			for range each {
 				l.With("k", "v").Info("other")
