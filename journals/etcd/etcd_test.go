@@ -291,6 +291,9 @@ func waitInLine(t *testing.T, a, b *etcd.Journal, id core.GroupID) <-chan error 
 // with an error once etcd is gone for its lease's time, instead of waiting
 // for etcd to come back.
 func TestWaiterEndsWhenEtcdIsLost(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a long test, 16-17 s: -short skips it")
+	}
 	ec := etcdtest.Start(t, 1)
 	a, b := open(t, ec.Endpoints(), 0), open(t, ec.Endpoints(), time.Second)
 	ctx := context.Background()
