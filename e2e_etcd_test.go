@@ -242,9 +242,12 @@ func TestEtcdMembersDown(t *testing.T) {
 	skipLong(t)
 	ec := etcdtest.Start(t, 3)
 	servers, _, cfg, requests := cluster3(t, "--random-behavior", "0.2", "--latency", "20ms")
-	// One request per write: batches would finish each job before etcd's
-	// members have stopped under it (the other e2e tests run batches).
-	target := []string{"--config", cfg, "--target", "lab", "--data", t.TempDir(), "--journal", etcdJournal(ec.Endpoints()), "--no-batches"}
+	// One request per write, 16 at once: each job is then bound by the
+	// nodes' latency (2,000 ids, 16 at a time, at least 20 ms each: 2.5 s
+	// and more), and outlasts etcd's members stopping under it. Batches,
+	// or the adaptive concurrency, finished it first (the other e2e tests
+	// run both).
+	target := []string{"--config", cfg, "--target", "lab", "--data", t.TempDir(), "--journal", etcdJournal(ec.Endpoints()), "--no-batches", "--concurrency", "16"}
 
 	// One member killed mid-job: the job goes on. (Stopping a member takes
 	// a while, a leader handing over: the job is long enough to outlast it.)
