@@ -104,10 +104,17 @@ func QuickFirst(b Backoff) Backoff {
 // followed by as long a wait.
 func pace(err error, took time.Duration) time.Duration {
 	d := min(took, DefaultBackoffCap)
-	if isOverload(err) || ErrorCode(err) == EUnavailable {
+	if signOfLoad(err) {
 		d = max(d, DefaultBackoffBase)
 	}
 	return d
+}
+
+// signOfLoad reports whether err says the node may be in trouble, so that
+// a retry at once would not help: an overload signal (isOverload), or a
+// node unreachable or saying it is down (EUnavailable).
+func signOfLoad(err error) bool {
+	return isOverload(err) || ErrorCode(err) == EUnavailable
 }
 
 // NewLockedSource returns a seeded random source that is safe for concurrent

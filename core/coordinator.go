@@ -39,6 +39,10 @@ type Config struct {
 	// DefaultBackoffCap, DefaultRetries-1, Rand)), DefaultRetries in all.
 	// The defaults use only the standard library, as core does; a
 	// go-retry backoff fits as it is (the rops CLI uses one for both).
+	// A retry may come sooner than its delay: while the node answers
+	// other requests, a failure that is no sign of load is retried after
+	// DefaultFirstRetry (see retry.go). The Backoff is still asked, so it
+	// still counts the retries.
 	NewBackoff func() Backoff
 	// NewCompensationBackoff is the same for compensation, which retries
 	// until CompensationTimeout. Default: Exponential(DefaultBackoffBase,
@@ -86,6 +90,11 @@ type Coordinator struct {
 	cfg    Config
 	byName map[string]Node // cfg.Nodes by name
 	book   ledger
+	// answers counts, per node name, the requests the node answered
+	// (successfully or with a definite refusal), for retry's quick path:
+	// a count that moved while a request was out says the node was up
+	// and taking work. The map is filled in New and only read after.
+	answers map[string]*atomic.Uint64
 }
 
 // New returns a Coordinator for cfg, filling in defaults. It fails with
@@ -95,11 +104,13 @@ func New(cfg Config) (*Coordinator, error) {
 		return nil, Errorf(EInvalid, "no nodes: a coordinator needs at least one node")
 	}
 	byName := make(map[string]Node, len(cfg.Nodes))
+	answers := make(map[string]*atomic.Uint64, len(cfg.Nodes))
 	for _, n := range cfg.Nodes {
 		if byName[n.Name()] != nil {
 			return nil, Errorf(EInvalid, "node %q appears twice: node names must be unique", n.Name())
 		}
 		byName[n.Name()] = n
+		answers[n.Name()] = new(atomic.Uint64)
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = SystemClock{}
@@ -129,8 +140,13 @@ func New(cfg Config) (*Coordinator, error) {
 	cfg.OperationTimeout = cmp.Or(cfg.OperationTimeout, DefaultOperationTimeout)
 	cfg.CompensationTimeout = cmp.Or(cfg.CompensationTimeout, DefaultCompensationTimeout)
 	cfg.RequestLifetime = cmp.Or(cfg.RequestLifetime, DefaultRequestLifetime)
-	return &Coordinator{cfg: cfg, byName: byName}, nil
+	return &Coordinator{cfg: cfg, byName: byName, answers: answers}, nil
 }
+
+// answered returns the count of node's answers (see Coordinator.answers);
+// nil for a node not among the coordinator's, which retry takes as no
+// count: its backoff alone says when.
+func (c *Coordinator) answered(node Node) *atomic.Uint64 { return c.answers[node.Name()] }
 
 // Nodes returns the coordinator's nodes.
 func (c *Coordinator) Nodes() []Node { return c.cfg.Nodes }
@@ -275,6 +291,12 @@ func (r *opRun) callUnder(ctx, rctx context.Context, node Node, retry bool, f fu
 	if ctx.Err() == nil {
 		// Once ctx has ended a failure is the caller's, not the node's.
 		observe(r.c.cfg.Breaker, node.Name(), r.c.cfg.Clock.Now(), err)
+	}
+	if err == nil || isDefinite(err) && ErrorCode(err) != EUnavailable {
+		// The node took the request and said what became of it.
+		if n := r.c.answered(node); n != nil {
+			n.Add(1)
+		}
 	}
 	if e, ok := errors.AsType[*Error](err); ok && e.Code == EStale {
 		// A later holder fenced the id on this node: no later

@@ -56,7 +56,7 @@ func (r *opRun) drive(ctx, first context.Context, op Op, p *part, newBackoff fun
 		var m move
 		var last error
 		var lastEv event
-		_, err := retry(ctx, r.c.cfg.Clock, newBackoff, func(ctx context.Context, attempt int) (struct{}, error) {
+		_, err := retry(ctx, r.c.cfg.Clock, r.c.answered(p.node), newBackoff, func(ctx context.Context, attempt int) (struct{}, error) {
 			sent := r.c.cfg.Clock.Now()
 			ev, rec, err := r.send(ctx, first, p.node, req, p.token(tok), attempt > 0)
 			first = nil

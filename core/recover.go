@@ -262,7 +262,7 @@ func (r *opRun) read(ctx context.Context, node Node, want Token) (event, Record,
 		ev  event
 		rec Record
 	}
-	a, err := retry(ctx, r.c.cfg.Clock, r.c.cfg.NewBackoff, func(ctx context.Context, attempt int) (answer, error) {
+	a, err := retry(ctx, r.c.cfg.Clock, r.c.answered(node), r.c.cfg.NewBackoff, func(ctx context.Context, attempt int) (answer, error) {
 		ev, rec, err := r.send(ctx, nil, node, reqGet, want, attempt > 0)
 		return answer{ev, rec}, retryable(err)
 	})

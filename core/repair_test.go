@@ -308,6 +308,15 @@ func applyCases() []applyCase {
 		states:   []NodeState{StateExisted, StateExisted, StateCreated},
 		requests: 3 + 1, // read every node, create on one
 	}, {
+		// The short run's random schedules took this transition only
+		// some of the time; a scenario takes it every time.
+		name: "the survey's read not sent: sent again", before: held12, fix: create3,
+		setup:    script("node03", "Get", down),
+		want:     Done,
+		after:    map[string]Token{"node01": "T1", "node02": "T1", "node03": ours},
+		states:   []NodeState{StateExisted, StateExisted, StateCreated},
+		requests: 3 + 1 + 1, // the reads, node03's again, its create
+	}, {
 		name: "create on two nodes", before: map[string]Token{"node02": "T2"},
 		fix:      Fix{Op: OpCreate, Token: "T2", Nodes: []string{"node01", "node03"}},
 		want:     Done,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 )
 
 // The one retry loop. Every request rops sends to a node goes out through
@@ -19,6 +20,13 @@ import (
 //     failed request took, nor than DefaultBackoffBase after an overload
 //     signal or an unreachable node (pace), nor than the wait the node
 //     asked for (Error.RetryAfter).
+//   - While the node answers other requests, a failure that is no sign of
+//     load (a 500, a 408, a lost answer) is retried after DefaultFirstRetry
+//     whatever the backoff says (quick): the node is up and taking work,
+//     so the failure was this request's luck, and waiting out a backoff
+//     meant for a node in trouble would only stretch the job's tail. The
+//     backoff still counts the retry, and its delays come back as soon as
+//     a failure finds the node answering nothing else.
 //   - A node the breaker refuses is not retried: nothing would be sent.
 //   - It stops when the backoff says stop or ctx ends, with a *gaveUp
 //     error that says why and wraps the last failure.
@@ -73,12 +81,17 @@ func (e *gaveUp) Unwrap() []error {
 // then returns what f returned; or, once the backoff says stop, ctx ends
 // or the breaker refuses the node, the last value and a *gaveUp error.
 // attempt counts f's calls from 0. newBackoff is called at the first
-// failure, not before: most requests need none.
-func retry[T any](ctx context.Context, clock Clock, newBackoff func() Backoff, f func(ctx context.Context, attempt int) (T, error)) (T, error) {
+// failure, not before: most requests need none. answers, if not nil,
+// counts the node's answers (see Coordinator.answered), for quick.
+func retry[T any](ctx context.Context, clock Clock, answers *atomic.Uint64, newBackoff func() Backoff, f func(ctx context.Context, attempt int) (T, error)) (T, error) {
 	var bo Backoff
 	var lastSent error // the failure of the last request sent, not refused
 	for attempt := 0; ; attempt++ {
 		sent := clock.Now()
+		var before uint64
+		if answers != nil {
+			before = answers.Load()
+		}
 		v, err := f(ctx, attempt)
 		re, ok := err.(*retryableError)
 		if !ok {
@@ -105,6 +118,9 @@ func retry[T any](ctx context.Context, clock Clock, newBackoff func() Backoff, f
 				why = "retries exhausted"
 				break
 			}
+			if answers != nil && answers.Load() != before && !signOfLoad(err) {
+				d = min(d, DefaultFirstRetry)
+			}
 			if clock.Sleep(ctx, max(d, retryAfter(err), pace(err, clock.Now().Sub(sent)))) == nil {
 				lastSent = err
 				continue
@@ -119,7 +135,7 @@ func retry[T any](ctx context.Context, clock Clock, newBackoff func() Backoff, f
 // retried by retry with a fresh backoff: the way Stats, Holders and
 // Recover's reads are sent.
 func fetch[T any](ctx context.Context, r *opRun, node Node, f func(ctx context.Context) (T, error)) (T, error) {
-	return retry(ctx, r.c.cfg.Clock, r.c.cfg.NewBackoff, func(ctx context.Context, attempt int) (T, error) {
+	return retry(ctx, r.c.cfg.Clock, r.c.answered(node), r.c.cfg.NewBackoff, func(ctx context.Context, attempt int) (T, error) {
 		var v T
 		err := r.call(ctx, node, attempt > 0, func(ctx context.Context) error {
 			var err error

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -183,4 +184,79 @@ func TestEveryRequestAsksTheBreaker(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestRetryQuickWhileTheNodeAnswers: a failure that is no sign of load is
+// retried after DefaultFirstRetry while the node answers other requests
+// (its answers' count moves while the request is out), whatever the
+// backoff says; once the node answers nothing else, or the failure is an
+// overload signal, the backoff's delays come back. The backoff still
+// counts every retry. Without the quick path a job at 0.2 waited out 10,
+// 20, 40 ms... for the few ids that failed several times in a row on a
+// node that answered thousands of others meanwhile: its tail.
+func TestRetryQuickWhileTheNodeAnswers(t *testing.T) {
+	transient := &Error{Code: ETransient, Message: "node01: 500"}
+	overloaded := &Error{Code: ETransient, Message: "node01: 429", Overloaded: true}
+	for _, tc := range []struct {
+		name   string
+		others bool // the node answers another request while each is out
+		err    error
+		want   []time.Duration // the waits between the five attempts
+	}{
+		{"a 500 while the node answers others", true, transient, ms(1, 1, 1, 1)},
+		{"a 500 while the node answers nothing else", false, transient, ms(1, 10, 20, 40)},
+		{"an overload signal while the node answers others", true, overloaded, ms(10, 10, 20, 40)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var answers atomic.Uint64
+				var at []time.Time
+				newBackoff := func() Backoff {
+					return QuickFirst(Exponential(DefaultBackoffBase, DefaultBackoffCap, 3, nil))
+				}
+				_, err := retry(t.Context(), SystemClock{}, &answers, newBackoff, func(ctx context.Context, attempt int) (struct{}, error) {
+					at = append(at, time.Now())
+					if tc.others {
+						answers.Add(1)
+					}
+					return struct{}{}, retryable(tc.err)
+				})
+				if _, ok := errors.AsType[*gaveUp](err); !ok {
+					t.Fatalf("err=%v, want the retries exhausted: the backoff counts quick retries too", err)
+				}
+				var got []time.Duration
+				for i := 1; i < len(at); i++ {
+					got = append(got, at[i].Sub(at[i-1]))
+				}
+				if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+					t.Fatalf("waits %v, want %v", got, tc.want)
+				}
+			})
+		})
+	}
+}
+
+// TestAnswersCounted: a node's answers count what it took and answered,
+// not what never reached it nor a failure that says nothing.
+func TestAnswersCounted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, 3)
+		script("node02", "Create", errBefore, down)(e)
+		c := e.coordinator()
+		if _, err := c.Create(t.Context(), gid); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Create(t.Context(), gid); err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range c.Nodes() {
+			// The first Create's, and the second's: exists, for each node.
+			if got := c.answered(n).Load(); got != 2 {
+				t.Errorf("%s answered %d, want 2: a 500 and a node down are no answers", n.Name(), got)
+			}
+		}
+		if got := c.answered(newFakeNode("node09")); got != nil {
+			t.Errorf("a node not the coordinator's has a count (%v), want none", got)
+		}
+	})
 }

@@ -428,7 +428,7 @@ func (r *opRun) scan(ctx context.Context, node Node, sc Scanner, pageSize int, o
 			return bo.Next()
 		})
 	}
-	_, err := retry(ctx, r.c.cfg.Clock, fresh, func(ctx context.Context, attempt int) (struct{}, error) {
+	_, err := retry(ctx, r.c.cfg.Clock, nil, fresh, func(ctx context.Context, attempt int) (struct{}, error) {
 		progress := false
 		err := r.stream(ctx, node, attempt > 0, func(ctx context.Context, w *watch) error {
 			return sc.Scan(ctx, after, func(rec Record) bool {
