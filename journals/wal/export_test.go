@@ -1,6 +1,9 @@
 package wal
 
-import "sync/atomic"
+import (
+	"os"
+	"sync/atomic"
+)
 
 // Syncs returns how many data syncs j has made, for tests that show what
 // shares one.
@@ -16,3 +19,6 @@ func (c *AtomicCounter) Add() int { return int(c.n.Add(1) - 1) }
 
 // CompactAt is how much history Close leaves in the log.
 const CompactAt = compactAt
+
+// Preallocate gives f size bytes reading as zero, as the journal's logs get.
+func Preallocate(f *os.File, size int64) error { return preallocate(f, size) }

@@ -244,6 +244,28 @@ func allZero(b []byte) bool { return lastNonZero(b) == 0 }
 // mostly zero, preallocated log (DefaultSize) that every Open reads.
 var zeros [4096]byte
 
+// extent is a byte range of the log file, end excluded.
+type extent struct{ start, end int64 }
+
+// whole is the extents of a file of size bytes all of which may be data.
+func whole(size int64) []extent { return []extent{{0, size}} }
+
+// lastWritten returns the offset after the last non-zero byte of data at
+// or after from, or from if there is none, reading only within ext (the
+// extents that may hold anything but zeros, in order; see readLog).
+func lastWritten(data []byte, from int64, ext []extent) int64 {
+	for i := len(ext) - 1; i >= 0; i-- {
+		start, end := max(ext[i].start, from), min(ext[i].end, int64(len(data)))
+		if start >= end {
+			continue
+		}
+		if n := lastNonZero(data[start:end]); n > 0 {
+			return start + int64(n)
+		}
+	}
+	return from
+}
+
 // lastNonZero returns the offset after the last non-zero byte of b, or 0.
 func lastNonZero(b []byte) int {
 	end := len(b)

@@ -92,7 +92,9 @@ type scanned struct {
 // A torn tail must moreover lie within window bytes of the last synced
 // offset. Reading resumes at the next batch record, so that the writes
 // after unreadable bytes (written, and maybe synced, after them) are kept.
-func scan(data []byte) scanned {
+// Past the log's end, scan reads only within ext, the extents of the file
+// that may hold anything but zeros (readLog).
+func scan(data []byte, ext []extent) scanned {
 	file := FileName
 	s := scanned{entries: map[core.Token]*entry{}}
 	size := int64(len(data))
@@ -188,7 +190,7 @@ func scan(data []byte) scanned {
 		if b.end == size {
 			// The tail: up to its last non-zero byte, which must be
 			// within what a crash can leave unsynced.
-			end = b.start + int64(lastNonZero(data[b.start:]))
+			end = lastWritten(data, b.start, ext)
 			isTorn = isTorn && end <= synced+window
 			if !isTorn {
 				end = max(end, b.start+1)
@@ -204,7 +206,7 @@ func scan(data []byte) scanned {
 		// After the end of the log the file is zero, but for what a
 		// crash left unsynced: a write whose first sector never reached
 		// the disk (a bit flipped cannot zero a record's header).
-		if nz := off + int64(lastNonZero(data[off:])); nz > off {
+		if nz := lastWritten(data, off, ext); nz > off {
 			if nz > synced+window {
 				start := max(off, synced+window)
 				start += int64(len(data[start:nz]) - len(strings.TrimLeft(string(data[start:nz]), "\x00")))

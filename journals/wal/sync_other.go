@@ -10,8 +10,9 @@ func datasync(f *os.File) error { return f.Sync() }
 // preallocate sets f's size; the bytes read as zero.
 func preallocate(f *os.File, size int64) error { return f.Truncate(size) }
 
-// readLog returns the bytes of the log at path.
-func readLog(path string) (data []byte, release func(), err error) {
+// readLog returns the bytes of the log at path, and the whole of them as
+// the extents that may hold anything but zeros.
+func readLog(path string) (data []byte, ext []extent, release func(), err error) {
 	data, err = os.ReadFile(path)
-	return data, func() {}, err
+	return data, whole(int64(len(data))), func() {}, err
 }

@@ -64,7 +64,7 @@ func TestVersion1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := scan(data); s.hdr == nil || s.hdr.Version != version || len(s.entries) != 2 || len(s.damage) > 0 {
+	if s := scan(data, whole(int64(len(data)))); s.hdr == nil || s.hdr.Version != version || len(s.entries) != 2 || len(s.damage) > 0 {
 		t.Fatalf("after Open the log is %+v, want version %d with 2 intents", s, version)
 	}
 }

@@ -184,14 +184,14 @@ func Open(dir string, opts Options) (*Journal, error) {
 // load reads the log, or creates it, and leaves it open for appending.
 func (j *Journal) load() error {
 	_ = os.Remove(j.path + ".tmp") // a rewrite that did not finish
-	data, release, err := readLog(j.path)
+	data, ext, release, err := readLog(j.path)
 	if errors.Is(err, os.ErrNotExist) {
 		return j.rewrite(0)
 	}
 	if err != nil {
 		return j.internal("cannot read the journal", err)
 	}
-	s := scan(data)
+	s := scan(data, ext)
 	release()
 	if s.hdr != nil && j.opts.Cluster != "" && s.hdr.Cluster != "" && s.hdr.Cluster != j.opts.Cluster {
 		return &core.Error{Code: core.EInvalid, Err: ErrOtherCluster, Message: fmt.Sprintf(

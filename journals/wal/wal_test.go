@@ -427,6 +427,23 @@ func TestDamage(t *testing.T) {
 		wantWhy:  "bytes written after the end of the log",
 		readable: []int{0, 9},
 	}, {
+		// Written in place, so the rest of the preallocated file stays the
+		// hole it was: Open reads past the log's end only where the file
+		// holds data, and must find these.
+		name: "bytes written into the hole after the end of the log",
+		damage: func(t *testing.T, path string) {
+			f, err := os.OpenFile(path, os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if _, err := f.WriteAt([]byte("garbage"), 3<<20+12345); err != nil {
+				t.Fatal(err)
+			}
+		},
+		wantWhy:  "bytes written after the end of the log",
+		readable: []int{0, 9},
+	}, {
 		name: "header damaged",
 		damage: func(t *testing.T, path string) {
 			edit(t, path, func(b []byte) []byte { b[12] ^= 1; return b })
