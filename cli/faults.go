@@ -161,6 +161,21 @@ func (f *FaultFlags) changed(k *kong.Context) []string {
 		}
 		return ""
 	}
+	// A fault differs from its default only if the command line or an
+	// environment variable gave it: with neither, nothing changed, and
+	// the defaults, which cost a parser of their own, are not worked out
+	// (every command on a remote target asks).
+	set := len(f.Down) > 0
+	for _, s := range faults.Settings() {
+		flag := faultFlag(s.Key)
+		set = set || given[strings.TrimPrefix(flag, "--")] || slices.ContainsFunc(envs[flag], func(env string) bool {
+			_, ok := os.LookupEnv(env)
+			return ok
+		})
+	}
+	if !set {
+		return nil
+	}
 	defaults := defaultFaultFlags()
 	ff, def := f.faults(), defaults.faults()
 	var changed []string
