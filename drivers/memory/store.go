@@ -152,7 +152,12 @@ func (s *Store) Create(ctx context.Context, id core.GroupID, token core.Token) e
 		}
 		s.tombs.add(key, "")
 	}
-	s.raise(id, fence)
+	if fence == token {
+		// One string for both, as a create carries its own token as
+		// its fence: a record costs one object fewer to keep and to mark.
+		fence = token
+	}
+	id = s.raise(id, fence)
 	if !write {
 		return err
 	}
@@ -283,10 +288,12 @@ func (s *Store) fence(ctx context.Context, id core.GroupID) (core.Token, error) 
 	return f, nil
 }
 
-// raise records fence, if not empty, as id's. The caller holds s.mu.
-func (s *Store) raise(id core.GroupID, fence core.Token) {
+// raise records fence, if not empty, as id's, and returns id as the Store
+// keeps it, for the records to share: the copy raise made of an id new to
+// the fences, else id itself. The caller holds s.mu.
+func (s *Store) raise(id core.GroupID, fence core.Token) core.GroupID {
 	if fence == "" {
-		return
+		return id
 	}
 	if _, ok := s.fences[id]; !ok {
 		// Kept for good: a copy of its own, not a slice of the request
@@ -294,6 +301,7 @@ func (s *Store) raise(id core.GroupID, fence core.Token) {
 		id = core.GroupID(strings.Clone(string(id)))
 	}
 	s.fences[id] = fence
+	return id
 }
 
 // List returns up to limit records with ids greater than after, sorted
