@@ -90,3 +90,46 @@ func TestServeLogsJSON(t *testing.T) {
 		t.Errorf("serve after SIGTERM: %v, want exit 0", err)
 	}
 }
+
+// TestServeNoAccessLog: with --no-access-log, serve's log holds its own
+// lines and none for the requests it answered.
+func TestServeNoAccessLog(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
+	defer cancel()
+	cmd := ropsCmd(t, ctx, "--log-format", "json", "--random-behavior", "0", "serve", "--addr", "127.0.0.1:0", "--store", "memory", "--no-access-log")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+		var l struct{ Msg, URL string }
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			t.Fatalf("serve logged %q, not a JSON object: %v", sc.Text(), err)
+		}
+		if l.Msg != "listening" {
+			continue
+		}
+		for _, path := range []string{"/v1/group/5?node=node01", "/v1/groups?node=node01"} {
+			resp, err := http.Get(l.URL + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+		}
+		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("serve after SIGTERM: %v, want exit 0", err)
+	}
+	if len(lines) != 2 || !strings.Contains(lines[0], `"msg":"listening"`) || !strings.Contains(lines[1], `"msg":"shutdown"`) {
+		t.Errorf("serve --no-access-log logged %q, want its listening and shutdown lines and nothing of the two requests", lines)
+	}
+}

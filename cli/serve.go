@@ -33,6 +33,9 @@ type ServeCmd struct {
 	// Original lets rops' own client be tried against the original's
 	// protocol, its fallback path, with real processes and faults.
 	Original bool `help:"Speak the original server's protocol: no timestamp in GET /group/<id>, no /groups, 400 exists for a replayed create, no Rops- headers (no 'not applied' 503), and no tombstones."`
+	// AccessLog lets an operator keep the log to the server's own lines
+	// under load, where the access log is most of it.
+	AccessLog bool `negatable:"" default:"true" env:"ROPS_ACCESS_LOG" help:"Log a line per request, with gunicorn's fields (the health probes at DEBUG, so not shown). --no-access-log keeps only the server's own lines: where it listens, certificates reloaded, shutdown."`
 
 	ServeTLSFlags `embed:""`
 }
@@ -131,7 +134,10 @@ func (c *ServeCmd) Run(ctx context.Context, g *Globals, io *IO) error {
 	logw := newBufferedLog(io.Stderr, logFlushInterval)
 	defer logw.Stop() // last: after the shutdown's line
 	log := g.logger(logw)
-	opts := httpapi.ServerOptions{Admin: c.Admin, AccessLog: log, Original: c.Original, Metrics: true}
+	opts := httpapi.ServerOptions{Admin: c.Admin, Original: c.Original, Metrics: true}
+	if c.AccessLog {
+		opts.AccessLog = log
+	}
 	guard.apply(&opts, c.Addr, ln.Addr().String())
 	handler := httpapi.NewServer(target.Nodes, opts)
 	defer handler.Close() // after the shutdown below
