@@ -26,13 +26,20 @@ import (
 //     so the failure was this request's luck, and waiting out a backoff
 //     meant for a node in trouble would only stretch the job's tail. The
 //     backoff still counts the retry, and its delays come back as soon as
-//     a failure finds the node answering nothing else.
+//     a failure finds the node answering nothing else, or after
+//     quickRetries quick ones: a request that fails that often on a node
+//     that answers others is no longer luck (at 0.2, one in ten million),
+//     and an undo, which no count bounds, must not be sent a thousand
+//     times a second until its timeout.
 //   - A node the breaker refuses is not retried: nothing would be sent.
 //   - It stops when the backoff says stop or ctx ends, with a *gaveUp
 //     error that says why and wraps the last failure.
 //
 // Its shape is go-retry's DoValue; the backoff and the clock are the
 // Coordinator's, so the simulation replays it exactly.
+
+// quickRetries bounds the retries of one request that retry makes quick.
+const quickRetries = DefaultRetries
 
 // retryableError marks an error that f wants retried.
 type retryableError struct{ err error }
@@ -86,6 +93,7 @@ func (e *gaveUp) Unwrap() []error {
 func retry[T any](ctx context.Context, clock Clock, answers *atomic.Uint64, newBackoff func() Backoff, f func(ctx context.Context, attempt int) (T, error)) (T, error) {
 	var bo Backoff
 	var lastSent error // the failure of the last request sent, not refused
+	quick := 0         // the retries made quick
 	for attempt := 0; ; attempt++ {
 		sent := clock.Now()
 		var before uint64
@@ -118,8 +126,9 @@ func retry[T any](ctx context.Context, clock Clock, answers *atomic.Uint64, newB
 				why = "retries exhausted"
 				break
 			}
-			if answers != nil && answers.Load() != before && !signOfLoad(err) {
+			if answers != nil && answers.Load() != before && !signOfLoad(err) && quick < quickRetries {
 				d = min(d, DefaultFirstRetry)
+				quick++
 			}
 			if clock.Sleep(ctx, max(d, retryAfter(err), pace(err, clock.Now().Sub(sent)))) == nil {
 				lastSent = err

@@ -201,18 +201,22 @@ func TestRetryQuickWhileTheNodeAnswers(t *testing.T) {
 		name   string
 		others bool // the node answers another request while each is out
 		err    error
-		want   []time.Duration // the waits between the five attempts
+		want   []time.Duration // the waits between the attempts, as many as the backoff allows
 	}{
 		{"a 500 while the node answers others", true, transient, ms(1, 1, 1, 1)},
 		{"a 500 while the node answers nothing else", false, transient, ms(1, 10, 20, 40)},
 		{"an overload signal while the node answers others", true, overloaded, ms(10, 10, 20, 40)},
+		// An undo's backoff has no limit: past quickRetries quick ones,
+		// its delays come back (the backoff went on counting).
+		{"a 500 on every retry while the node answers others", true, transient,
+			append(ms(1, 1, 1, 1, 1, 1, 1, 1, 1, 1), ms(500, 500)...)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				var answers atomic.Uint64
 				var at []time.Time
 				newBackoff := func() Backoff {
-					return QuickFirst(Exponential(DefaultBackoffBase, DefaultBackoffCap, 3, nil))
+					return QuickFirst(Exponential(DefaultBackoffBase, DefaultBackoffCap, len(tc.want)-1, nil))
 				}
 				_, err := retry(t.Context(), SystemClock{}, &answers, newBackoff, func(ctx context.Context, attempt int) (struct{}, error) {
 					at = append(at, time.Now())
