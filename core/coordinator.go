@@ -41,8 +41,8 @@ type Config struct {
 	// go-retry backoff fits as it is (the rops CLI uses one for both).
 	// A retry may come sooner than its delay: while the node answers
 	// other requests, a failure that is no sign of load is retried after
-	// DefaultFirstRetry (see retry.go). The Backoff is still asked, so it
-	// still counts the retries.
+	// DefaultFirstRetry, up to ten times a request (see retry.go). The
+	// Backoff is still asked, so it still counts the retries.
 	NewBackoff func() Backoff
 	// NewCompensationBackoff is the same for compensation, which retries
 	// until CompensationTimeout. Default: Exponential(DefaultBackoffBase,
