@@ -165,15 +165,10 @@ func (f *FaultFlags) changed(k *kong.Context) []string {
 	// environment variable gave it: with neither, nothing changed, and
 	// the defaults, which cost a parser of their own, are not worked out
 	// (every command on a remote target asks).
-	set := len(f.Down) > 0
-	for _, s := range faults.Settings() {
+	if len(f.Down) == 0 && !slices.ContainsFunc(faults.Settings(), func(s faults.Setting) bool {
 		flag := faultFlag(s.Key)
-		set = set || given[strings.TrimPrefix(flag, "--")] || slices.ContainsFunc(envs[flag], func(env string) bool {
-			_, ok := os.LookupEnv(env)
-			return ok
-		})
-	}
-	if !set {
+		return given[strings.TrimPrefix(flag, "--")] || from(flag) != ""
+	}) {
 		return nil
 	}
 	defaults := defaultFaultFlags()
