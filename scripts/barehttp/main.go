@@ -4,11 +4,15 @@
 //
 //	go run ./scripts/barehttp 127.0.0.1:9000
 //	go run ./scripts/barehttp -parse 127.0.0.1:9000
+//	go run ./scripts/barehttp -store 127.0.0.1:9000
 //	go run ./scripts/barehttp -client -ids 0-9999 http://127.0.0.1:9000/v1 node01 node02 node03
 //
 // As a server it answers the group protocol's routes with fixed answers and
 // stores nothing; with -parse a create also decodes its body's groupId, as
-// any real handler must. With -client it is the bare client: for each id of
+// any real handler must; with -store it also keeps each node's id and its
+// Timestamp header in a map, and answers 409 to an id the node holds, as
+// the least that any storing node does (the floor under rops serve's
+// memory store). With -client it is the bare client: for each id of
 // the range it sends one POST /group per node, with the node, timestamp and
 // content type headers and the body rops' Client sends (what a create at 0
 // faults sends, without the coordinator, the journal or the checks of the
@@ -37,10 +41,11 @@ import (
 func main() {
 	client := flag.Bool("client", false, "be the bare client: POST each id of -ids to each node at URL")
 	parse := flag.Bool("parse", false, "as a server, decode the groupId of each create's body")
+	store := flag.Bool("store", false, "as a server, decode each create's groupId and keep it, with its Timestamp, per node (implies -parse)")
 	ids := flag.String("ids", "0-9999", "with -client: the ids to create, FIRST-LAST")
 	conc := flag.Int("c", 64, "with -client: requests in flight")
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: barehttp [-parse] ADDR (such as 127.0.0.1:9000)\n       barehttp -client [-ids FIRST-LAST] [-c N] URL NODE...")
+		fmt.Fprintln(os.Stderr, "usage: barehttp [-parse | -store] ADDR (such as 127.0.0.1:9000)\n       barehttp -client [-ids FIRST-LAST] [-c N] URL NODE...")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -58,11 +63,13 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
-	log.Fatal(http.ListenAndServe(flag.Arg(0), handler(*parse)))
+	log.Fatal(http.ListenAndServe(flag.Arg(0), handler(*parse || *store, *store)))
 }
 
-func handler(parse bool) http.Handler {
+func handler(parse, store bool) http.Handler {
 	mux := http.NewServeMux()
+	var mu sync.Mutex
+	held := map[string]string{} // node + "/" + id: the Timestamp it came with
 	// A create reads its body, as a real one must, and answers 201.
 	mux.HandleFunc("POST /v1/group", func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body)
@@ -77,6 +84,19 @@ func handler(parse bool) http.Handler {
 			if err := json.Unmarshal(body, &req); err != nil || req.GroupID == "" {
 				http.Error(w, "send {\"groupId\": \"ID\"}", http.StatusNotAcceptable)
 				return
+			}
+			if store {
+				key := r.Header.Get("Node") + "/" + req.GroupID
+				mu.Lock()
+				_, had := held[key]
+				if !had {
+					held[key] = r.Header.Get("Timestamp")
+				}
+				mu.Unlock()
+				if had {
+					http.Error(w, "group already exists", http.StatusConflict)
+					return
+				}
 			}
 		}
 		w.Header().Set("Content-Type", "application/json")
