@@ -74,11 +74,11 @@ type Node struct {
 
 // callKey names the calls whose faults form one reproducible sequence: the
 // FNV-1a hash of their method and id (callHash), which seeds their draws.
-// A number, not the strings: the counts hold no pointer for the collector
-// to mark, and keep no id alive (up to four maps of maxTrackedCalls per
-// node were a fifth of rops serve's collection work at 0.2). Two sequences
-// whose hashes collide share one count: their draws shift, and a run
-// still replays the same from its seed.
+// A number, not the strings: the counts, up to twice maxTrackedCalls per
+// node, hold no pointer for the collector to mark and keep no id alive
+// (BenchmarkCallCounts). Two sequences whose hashes collide share one
+// count: their draws shift, and a run still replays the same from its
+// seed.
 type callKey uint64
 
 // maxTrackedCalls bounds the call counts of one generation. A full
