@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -39,7 +40,9 @@ func TestParseRetryAfter(t *testing.T) {
 }
 
 // referenceDecode decodes a group request with encoding/json alone, as the
-// spec reads: a JSON object whose groupId is a string or a number's text.
+// spec reads: a JSON object whose groupId is a string or a number's text,
+// and a string without the escape of a lone UTF-16 surrogate (README's
+// input rules: 406, where encoding/json would read U+FFFD).
 func referenceDecode(body []byte) (core.GroupID, bool) {
 	if !utf8.Valid(body) || !json.Valid(body) {
 		return "", false
@@ -53,6 +56,15 @@ func referenceDecode(body []byte) (core.GroupID, bool) {
 	var s string
 	switch v := m["groupId"].(type) {
 	case string:
+		// encoding/json reads a lone surrogate as U+FFFD: a string with
+		// more of them than its JSON spells out had one.
+		var raw map[string]json.RawMessage
+		if err := json.Unmarshal(body, &raw); err != nil {
+			return "", false
+		}
+		if strings.Count(v, "\uFFFD") > spelledReplacements(raw["groupId"]) {
+			return "", false
+		}
 		s = v
 	case json.Number:
 		s = v.String()
@@ -61,6 +73,22 @@ func referenceDecode(body []byte) (core.GroupID, bool) {
 	}
 	id, err := core.ParseGroupID(s)
 	return id, err == nil
+}
+
+// spelledReplacements counts the U+FFFD that the JSON string raw spells
+// out: as the character itself, or as its escape \ufffd in any case.
+func spelledReplacements(raw []byte) int {
+	n := bytes.Count(raw, []byte("\uFFFD"))
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		if i+6 <= len(raw) && raw[i+1] == 'u' && strings.EqualFold(string(raw[i+2:i+6]), "fffd") {
+			n++
+		}
+		i++ // a backslash escapes the one character after it
+	}
+	return n
 }
 
 // FuzzDecodeGroupRequest checks the body decoder, fast path included,
@@ -72,6 +100,7 @@ func FuzzDecodeGroupRequest(f *testing.F) {
 		`{"groupId": "\u00e9"}`, `{"groupId": "a\"b"}`, `{"groupId": "a b"}`, `{"groupId": ""}`,
 		`{"groupId": "5", "groupId": "6"}`, `{"groupid": "5"}`, `{"groupId": null}`, `{"groupId": true}`,
 		`{"groupId": "5"} x`, `{"groupId": "5"`, `[]`, `null`, ``, "{\"groupId\": \"\xff\"}", `{"x": 1, "groupId": "7"}`,
+		`{"groupId": "\ud800"}`, `{"groupId": "\ud83d\ude00"}`, `{"groupId": "\ufffd"}`, "{\"groupId\": \"\uFFFD\\\\ud800\"}",
 	} {
 		f.Add([]byte(s))
 	}
