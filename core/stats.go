@@ -428,6 +428,9 @@ func (r *opRun) scan(ctx context.Context, node Node, sc Scanner, pageSize int, o
 			return bo.Next()
 		})
 	}
+	// No quick retries (nil answers): a listing is out for long, so the
+	// node answers others while it is, whatever cut it (a proxy's or a
+	// load balancer's timeout); the backoff alone says when to resume.
 	_, err := retry(ctx, r.c.cfg.Clock, nil, fresh, func(ctx context.Context, attempt int) (struct{}, error) {
 		progress := false
 		err := r.stream(ctx, node, attempt > 0, func(ctx context.Context, w *watch) error {
